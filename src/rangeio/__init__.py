@@ -1,0 +1,41 @@
+"""rangeio: HTTP byte ranges done right: random-access files, range streams, crash-safe downloads."""
+
+from rangeio._core.headers import RangeSpec
+from rangeio._core.options import Timeout
+from rangeio._core.ranges import ByteRange, RangeSet
+from rangeio._core.retry import RetryPolicy
+from rangeio._core.stats import Stats
+from rangeio._sync.file import HttpFile, open
+from rangeio.errors import (
+    HeaderParseError,
+    HTTPStatusError,
+    NetworkError,
+    NetworkTimeoutError,
+    ProtocolError,
+    RangeioError,
+    RangeNotSupportedError,
+    RemoteChangedError,
+    UrlError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ByteRange",
+    "HTTPStatusError",
+    "HeaderParseError",
+    "HttpFile",
+    "NetworkError",
+    "NetworkTimeoutError",
+    "ProtocolError",
+    "RangeNotSupportedError",
+    "RangeSet",
+    "RangeSpec",
+    "RangeioError",
+    "RemoteChangedError",
+    "RetryPolicy",
+    "Stats",
+    "Timeout",
+    "UrlError",
+    "open",
+]

@@ -1,0 +1,368 @@
+"""The state machine for getting one byte range: redirects, retries, resuming cut bodies, length checks.
+
+A shell drives it with a loop (see ``rangeio/_sync/remote.py``)::
+
+    while (request := exchange.next_request(now)) is not None:
+        send it; feed exchange.on_response(...), then on_data(...) per chunk, then on_end();
+        on a transport error feed exchange.on_error(exc); sleep whatever a Wait says.
+
+The machine does no I/O and never sleeps; every decision about the bytes lives here so that the
+sync and async shells cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rangeio._core.headers import RangeSpec, format_range
+from rangeio._core.identity import Identity
+from rangeio._core.ranges import ByteRange
+from rangeio._core.redirects import (
+    MAX_REDIRECTS,
+    ResolvedUrl,
+    expiry_of,
+    headers_for,
+    is_downgrade,
+    next_hop,
+)
+from rangeio._core.retry import RetryPolicy
+from rangeio._core.validate import (
+    Changed,
+    Failure,
+    Full,
+    Partial,
+    Redirect,
+    Unsatisfiable,
+    Verdict,
+    judge,
+)
+from rangeio.errors import (
+    NetworkError,
+    ProtocolError,
+    RangeioError,
+    RangeNotSupportedError,
+)
+
+# Sent on every request: we splice byte offsets, so the body must be the file's own bytes.
+# §12.5.3 identity, and RFC 9111 §5.2.1.6 no-transform so that proxies do not recompress either.
+BASE_HEADERS: Mapping[str, str] = {
+    "Accept-Encoding": "identity",
+    "Cache-Control": "no-transform",
+}
+# Statuses from a remembered (post-redirect) URL that suggest it went stale: retry from the
+# original URL once before believing them.
+_STALE_URL_STATUSES = frozenset({401, 403, 404, 410})
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Sleep this long, then ask for the next request."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBody:
+    """Read the body and feed it to ``on_data``; ``expected`` is its length when known."""
+
+    expected: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Discard this response's body (a redirect or retry follows); ask for the next request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The exchange is over. ``range`` is where ``data`` sits in the file; ``full`` is True when the
+    server sent the whole file (200) instead of a range."""
+
+    data: bytearray
+    range: ByteRange
+    total: int | None
+    identity: Identity
+    full: bool
+    unsatisfiable: bool
+    url: ResolvedUrl
+
+
+Action = Wait | ReadBody | Skip
+
+
+class RangeExchange:
+    """Fetch ``spec`` (or the whole file when ``spec`` is None) from one resource.
+
+    ``pinned`` is the identity every response must agree with (None at open, when the first
+    response defines it). ``max_full_body`` bounds a 200 answer to a range request: larger ones
+    raise RangeNotSupportedError instead of being buffered.
+    """
+
+    def __init__(
+        self,
+        spec: RangeSpec | None,
+        *,
+        first_url: str,
+        target: ResolvedUrl,
+        user_headers: Mapping[str, str],
+        pinned: Identity | None,
+        retry: RetryPolicy,
+        max_full_body: int | None,
+        method: str = "GET",
+        allow_downgrade: bool = False,
+    ) -> None:
+        self._spec = spec
+        self._resume_spec: RangeSpec | None = spec
+        self._first_url = first_url
+        self._target = target
+        self._url = target.url
+        self._user_headers = user_headers
+        self._pinned = pinned
+        self._retry = retry
+        self._max_full_body = max_full_body
+        self._method = method
+        self._allow_downgrade = allow_downgrade
+        self._failures = 0
+        self._redirects = 0
+        self._redirected = False
+        self._tried_first_url = target.url == first_url
+        self._buffer = bytearray()
+        self._range_start = 0
+        self._verdict: Partial | Full | None = None
+        self._expected: int | None = None
+        self._received = 0
+        self._result: Result | None = None
+        self.requests_sent = 0
+        self.retries = 0
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def next_request(self, now: float) -> Request | None:
+        if self._result is not None:
+            return None
+        if not self._redirected and not self._target.usable(now):
+            self._url = self._first_url
+        headers = headers_for(self._url, self._first_url, self._user_headers)
+        headers.update(BASE_HEADERS)
+        if self._resume_spec is not None:
+            headers["Range"] = format_range(self._resume_spec)
+        if self._pinned is not None:
+            headers.update(self._pinned.precondition_headers())
+        self.requests_sent += 1
+        self._received = 0
+        self._expected = None
+        self._verdict = None
+        return Request(self._method, self._url, headers)
+
+    @property
+    def result(self) -> Result:
+        if self._result is None:
+            raise RuntimeError("exchange has not finished")
+        return self._result
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None
+
+    # -- responses --------------------------------------------------------------------------
+
+    def on_response(self, status: int, headers: Mapping[str, str], now: float) -> Action:
+        requested = () if self._resume_spec is None else (self._resume_spec,)
+        verdict = judge(requested, status, headers, self._pinned, now=now)
+        if isinstance(verdict, Redirect):
+            return self._follow(verdict)
+        if isinstance(verdict, Failure):
+            return self._after_failure(verdict)
+        if isinstance(verdict, Unsatisfiable):
+            return self._unsatisfiable(verdict, now)
+        if isinstance(verdict, Partial):
+            self._verdict = verdict
+            self._expected = verdict.range.length
+            if not self._buffer:
+                self._range_start = verdict.range.start
+            return self._read(verdict.range.length, now)
+        if isinstance(verdict, Full):
+            return self._full(verdict, now)
+        raise verdict.error()
+
+    def _read(self, expected: int | None, now: float) -> Action:
+        if self._method == "HEAD":
+            self._finish(now)
+            return Skip()
+        return ReadBody(expected)
+
+    def _full(self, verdict: Full, now: float) -> Action:
+        if verdict.range_ignored and self._max_full_body is not None:
+            if verdict.length is not None and verdict.length > self._max_full_body:
+                raise RangeNotSupportedError(
+                    f"server ignores Range and the whole file ({verdict.length} bytes) exceeds "
+                    f"the cache budget of {self._max_full_body} bytes"
+                )
+        # A 200 restarts the body from byte 0 whatever was received before.
+        self._buffer = bytearray()
+        self._range_start = 0
+        self._verdict = verdict
+        self._expected = verdict.length
+        return self._read(verdict.length, now)
+
+    def _follow(self, verdict: Redirect) -> Action:
+        self._redirects += 1
+        if self._redirects > MAX_REDIRECTS:
+            raise NetworkError(
+                f"more than {MAX_REDIRECTS} redirects, starting at {self._first_url}"
+            )
+        target = next_hop(self._url, verdict.location)
+        if is_downgrade(self._url, target) and not self._allow_downgrade:
+            raise NetworkError(f"refusing redirect from https to http: {target}")
+        self._url = target
+        self._redirected = True
+        return Skip()
+
+    def _after_failure(self, verdict: Failure) -> Action:
+        if verdict.status in _STALE_URL_STATUSES and not self._tried_first_url:
+            # A remembered redirect target (say a presigned URL) may have expired: start over
+            # from the URL the user gave, once, without counting it as a failure.
+            self._tried_first_url = True
+            self._url = self._first_url
+            return Skip()
+        if verdict.is_transient:
+            return self._retry_or_raise(verdict.error(), verdict.retry_after)
+        raise verdict.error()
+
+    def _unsatisfiable(self, verdict: Unsatisfiable, now: float) -> Action:
+        if self._spec is not None and verdict.total == 0:
+            # An empty file: every range is unsatisfiable (§14.1.1) and there is nothing to read.
+            self._verdict = None
+            self._result = Result(
+                bytearray(),
+                ByteRange(0, 0),
+                0,
+                (self._pinned or Identity()).merged(Identity(size=0)),
+                full=False,
+                unsatisfiable=True,
+                url=self._resolved(now),
+            )
+            return Skip()
+        raise verdict.error()
+
+    def _retry_or_raise(self, error: RangeioError, retry_after: float | None = None) -> Action:
+        self._failures += 1
+        delay = self._retry.delay(self._failures, retry_after)
+        if delay is None:
+            raise error
+        self.retries += 1
+        return Wait(delay)
+
+    # -- body -------------------------------------------------------------------------------
+
+    def on_data(self, chunk: bytes | bytearray | memoryview) -> None:
+        size = len(chunk)
+        if self._expected is not None and self._received + size > self._expected:
+            # Bytes past the declared length are not the file's bytes: §8.6, a message with
+            # more content than its framing says is broken. Nothing of this response is kept.
+            raise ProtocolError(
+                f"body longer than its declared {self._expected} bytes from {self._url}"
+            )
+        if (
+            self._expected is None
+            and self._max_full_body is not None
+            and len(self._buffer) + size > self._max_full_body
+        ):
+            raise RangeNotSupportedError(
+                f"body of unknown length exceeds the cache budget of {self._max_full_body} bytes"
+            )
+        self._buffer += chunk
+        self._received += size
+
+    def on_end(self, now: float) -> Action | None:
+        """The body ended cleanly (as far as the transport knows). None means the exchange is
+        done; otherwise the body was short and a resume follows."""
+        if self._expected is not None and self._received < self._expected:
+            return self._cut()
+        self._finish(now)
+        return None
+
+    def on_error(self, error: NetworkError) -> Action:
+        """The transport failed (connect, read, reset). A cut body is resumed where it stopped."""
+        if self._verdict is not None and self._received:
+            return self._cut(error)
+        return self._retry_or_raise(error)
+
+    def _cut(self, error: NetworkError | None = None) -> Action:
+        verdict = self._verdict
+        assert verdict is not None
+        if isinstance(verdict, Partial):
+            # Resume from the first byte not yet received; the pinned identity (If-Match) keeps
+            # the two halves from coming from different versions.
+            start = self._range_start + len(self._buffer)
+            stop = verdict.range.stop
+            self._resume_spec = RangeSpec.closed(start, stop)
+            if self._pinned is None:
+                self._pinned = verdict.identity
+        else:
+            # A cut 200 is restarted in full: a server that ignored Range will ignore it again.
+            self._buffer = bytearray()
+        self._verdict = None
+        return self._retry_or_raise(
+            error or NetworkError(f"connection closed before the body ended, from {self._url}")
+        )
+
+    def _finish(self, now: float) -> None:
+        verdict = self._verdict
+        if isinstance(verdict, Partial):
+            identity = verdict.identity
+            if self._pinned is not None:
+                identity = self._pinned.merged(identity)
+            total = verdict.total
+            span = ByteRange(self._range_start, self._range_start + len(self._buffer))
+            full = False
+        elif isinstance(verdict, Full):
+            size = len(self._buffer) if self._method == "GET" else verdict.length
+            identity = verdict.identity
+            if verdict.length is None and size is not None:
+                identity = identity.merged(Identity(size=size))
+            if self._pinned is not None:
+                conflict = self._pinned.conflict_with(identity)
+                if conflict is not None:
+                    raise Changed(conflict).error()
+                identity = self._pinned.merged(identity)
+            total = size
+            span = ByteRange(0, len(self._buffer))
+            full = True
+        else:
+            raise RuntimeError("finish without a verdict")
+        self._result = Result(
+            self._buffer,
+            span,
+            total,
+            identity,
+            full=full,
+            unsatisfiable=False,
+            url=self._resolved(now),
+        )
+
+    def _resolved(self, now: float) -> ResolvedUrl:
+        if not self._redirected:
+            return self._target if self._url == self._target.url else ResolvedUrl(self._url)
+        return ResolvedUrl(self._url, expiry_of(self._url, now))
+
+
+__all__ = [
+    "BASE_HEADERS",
+    "Action",
+    "RangeExchange",
+    "ReadBody",
+    "Request",
+    "Result",
+    "Skip",
+    "Verdict",
+    "Wait",
+]

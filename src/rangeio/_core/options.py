@@ -1,0 +1,96 @@
+"""The options every front end accepts, checked once, with the reasons for their defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from rangeio._core.planner import MiB, ReadPolicy
+from rangeio._core.retry import RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Seconds to wait for a connection and between two reads of the body.
+
+    Defaults follow the common cloud-SDK choice (botocore: 60 s each); 10 s to connect is
+    plenty on any working network and fails fast on a dead host.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+
+    @classmethod
+    def coerce(cls, value: Timeout | float | tuple[float, float] | None) -> Timeout:
+        if value is None:
+            return cls()
+        if isinstance(value, Timeout):
+            return value
+        if isinstance(value, tuple):
+            return cls(float(value[0]), float(value[1]))
+        return cls(float(value), float(value))
+
+
+@dataclass(frozen=True, slots=True)
+class FileOptions:
+    """Options of ``HttpFile`` / ``AsyncHttpFile``.
+
+    - ``prefetch_bytes`` 1 MiB: the open request also fetches this much, from the end by default
+      because Parquet, zip and HDF5 keep their index there.
+    - ``cache_bytes`` 64 MiB: enough for the metadata and working set of typical columnar reads,
+      small enough for a laptop with many files open.
+    - ``max_concurrency`` 8: many servers and CDNs start failing above 12 to 16 concurrent range
+      requests per client.
+    """
+
+    prefetch_bytes: int = 1 * MiB
+    prefetch_direction: str = "END"
+    cache_bytes: int = 64 * MiB
+    headers: Mapping[str, str] = field(default_factory=dict)
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: Timeout = field(default_factory=Timeout)
+    max_concurrency: int = 8
+    policy: ReadPolicy = field(default_factory=ReadPolicy)
+    allow_https_downgrade: bool = False
+    multipart: bool = False
+
+    @classmethod
+    def from_kwargs(cls, **options: Any) -> FileOptions:
+        policy_names = {f.name for f in fields(ReadPolicy)}
+        own_names = {f.name for f in fields(cls)}
+        policy_args = {k: options.pop(k) for k in list(options) if k in policy_names}
+        unknown = set(options) - own_names
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        if "retries" in options:
+            options["retries"] = _coerce_retries(options["retries"])
+        if "timeout" in options:
+            options["timeout"] = Timeout.coerce(options["timeout"])
+        if "headers" in options:
+            options["headers"] = dict(options["headers"] or {})
+        made = cls(**options)
+        if policy_args:
+            made = replace(made, policy=replace(made.policy, **policy_args))
+        made.check()
+        return made
+
+    def check(self) -> None:
+        if self.prefetch_bytes < 0:
+            raise ValueError("prefetch_bytes must be >= 0")
+        if self.prefetch_direction.upper() not in ("END", "START"):
+            raise ValueError("prefetch_direction must be 'END' or 'START'")
+        if self.cache_bytes < 0:
+            raise ValueError("cache_bytes must be >= 0")
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+
+
+def _coerce_retries(value: RetryPolicy | int | None) -> RetryPolicy:
+    if value is None:
+        return RetryPolicy(attempts=1)
+    if isinstance(value, RetryPolicy):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError("retries must be a RetryPolicy or a number of retries >= 0")
+    return RetryPolicy(attempts=value + 1)

@@ -1,0 +1,87 @@
+"""Redirect rules: where the next hop goes, which headers may follow it, and when a URL expires."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+from rangeio.errors import UrlError
+
+# Credentials that must never reach another origin (RFC 9110 §15.4: a client SHOULD strip them).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Browsers stop at 20; curl at 50. Twenty hops is already far beyond any sane CDN chain.
+MAX_REDIRECTS = 20
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UrlError(
+            f"only http and https URLs are supported, not {parts.scheme or 'none'!r}: {url}"
+        )
+    if not parts.hostname:
+        raise UrlError(f"URL has no host: {url}")
+    return url
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def next_hop(current: str, location: str) -> str:
+    """The absolute URL a Location header points to (§10.2.2 allows relative references)."""
+    return check_url(urljoin(current, location.strip()))
+
+
+def is_downgrade(current: str, target: str) -> bool:
+    return urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme.lower() == "http"
+
+
+def headers_for(target: str, first_url: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """The caller's headers as they may be sent to ``target``: credentials only to the origin
+    they were given for."""
+    if origin(target) == origin(first_url):
+        return dict(headers)
+    return {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedUrl:
+    """Where range requests go after redirects, and until when that is trusted."""
+
+    url: str
+    expires_at: float | None = None
+
+    def usable(self, now: float, margin: float = 5.0) -> bool:
+        return self.expires_at is None or now + margin < self.expires_at
+
+
+def expiry_of(url: str, now: float) -> float | None:
+    """When a presigned URL stops working, in epoch seconds, or None if it does not say.
+
+    Understands AWS SigV4 (X-Amz-Date + X-Amz-Expires), Google (X-Goog-Date + X-Goog-Expires) and
+    the epoch ``Expires=`` of SigV2 and CloudFront.
+    """
+    query = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    for prefix in ("x-amz-", "x-goog-"):
+        lifetime = query.get(prefix + "expires")
+        if lifetime is not None and lifetime.isdigit():
+            signed = query.get(prefix + "date")
+            start = _parse_iso_basic(signed) if signed else None
+            return (start if start is not None else now) + int(lifetime)
+    expires = query.get("expires")
+    if expires is not None and expires.isdigit():
+        return float(int(expires))
+    return None
+
+
+def _parse_iso_basic(text: str) -> float | None:
+    try:
+        return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,65 @@
+"""When to retry and how long to wait: backoff with jitter that honours Retry-After (RFC 9110 §10.2.3)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+
+# Statuses that say "try again": §15.5.9 408, RFC 8470 425, RFC 6585 429, §15.6 500/502/503/504.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry a failed exchange.
+
+    ``attempts`` counts every try, so 1 means no retry. The delay before retry n (1-based) is
+    ``backoff * 2**(n-1)`` capped at ``max_backoff``, scaled by a random factor in
+    ``[1 - jitter, 1]`` so that many clients do not retry in step. A server's Retry-After wins over
+    the backoff, but never beyond ``max_retry_after``: a server asking for an hour is treated as
+    a failure rather than a reason to hang the caller.
+    """
+
+    attempts: int = 4
+    backoff: float = 0.1
+    max_backoff: float = 5.0
+    jitter: float = 0.5
+    max_retry_after: float = 30.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError("jitter must be within [0, 1]")
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float | None:
+        """Seconds to wait after the ``failures``-th failure, or None when it is time to give up."""
+        if failures >= self.attempts:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        base: float = min(self.max_backoff, self.backoff * 2.0 ** (failures - 1))
+        spread: float = self.rng.random()
+        return base * (1.0 - self.jitter * spread)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds from ``now`` (epoch seconds): delay-seconds or an HTTP-date (§10.2.3).
+    Unparseable values are ignored, as the header is only advice."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(int(text[:10]))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)

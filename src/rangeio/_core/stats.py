@@ -1,0 +1,17 @@
+"""Counters a file keeps about its traffic, shared by every cursor of that file."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    bytes_fetched: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    retries: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

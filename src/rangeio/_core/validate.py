@@ -1,0 +1,308 @@
+"""The one place a response is judged: request + status + headers in, a typed verdict out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rangeio._core.headers import (
+    ContentRange,
+    RangeSpec,
+    parse_content_length,
+    parse_content_range,
+)
+from rangeio._core.identity import Identity
+from rangeio._core.ranges import ByteRange
+from rangeio._core.retry import TRANSIENT_STATUSES, parse_retry_after
+from rangeio.errors import (
+    HeaderParseError,
+    HTTPStatusError,
+    ProtocolError,
+    RangeioError,
+    RangeNotSupportedError,
+    RemoteChangedError,
+)
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class Verdict:
+    """Base of every verdict. ``error()`` is the typed exception a shell raises when it cannot use
+    the verdict; verdicts that carry bytes have no error."""
+
+    def error(self) -> RangeioError:
+        raise TypeError(f"{type(self).__name__} is not a failure")
+
+
+@dataclass(frozen=True, slots=True)
+class Partial(Verdict):
+    """206 whose Content-Range is exactly the bytes asked for; the body holds ``range``."""
+
+    range: ByteRange
+    total: int | None
+    identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
+class Multipart(Verdict):
+    """206 multipart/byteranges answering a multi-range request (§14.6); parts are checked one by
+    one by the multipart parser."""
+
+    boundary: str
+    identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
+class Full(Verdict):
+    """200 with the whole representation. ``range_ignored`` is True when a Range was sent (§14.2
+    lets a server ignore it); ``length`` is None for a body of unknown length."""
+
+    length: int | None
+    identity: Identity
+    range_ignored: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unsatisfiable(Verdict):
+    """416: no byte of the range exists; ``total`` from ``Content-Range: bytes */L`` if sent."""
+
+    total: int | None
+
+    def error(self) -> RangeioError:
+        return HTTPStatusError(
+            f"range not satisfiable (size {self.total if self.total is not None else 'unknown'})",
+            status=416,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Changed(Verdict):
+    reason: str
+
+    def error(self) -> RangeioError:
+        return RemoteChangedError(f"remote file changed: {self.reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded(Verdict):
+    """A Content-Encoding other than identity: the body is not the bytes of the file (§8.4), and
+    ranges of an encoded stream cannot be spliced."""
+
+    encoding: str
+
+    def error(self) -> RangeioError:
+        return RangeNotSupportedError(
+            f"server sent Content-Encoding {self.encoding!r} despite Accept-Encoding: identity"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect(Verdict):
+    status: int
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure(Verdict):
+    status: int
+    is_transient: bool
+    retry_after: float | None
+    reason: str
+
+    def error(self) -> RangeioError:
+        return HTTPStatusError(
+            f"HTTP {self.status}: {self.reason}",
+            status=self.status,
+            is_transient=self.is_transient,
+            retry_after=self.retry_after,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed(Verdict):
+    """The server broke a protocol rule; nothing in the body may be used."""
+
+    reason: str
+
+    def error(self) -> RangeioError:
+        return ProtocolError(self.reason)
+
+
+def judge(
+    requested: Sequence[RangeSpec],
+    status: int,
+    headers: Mapping[str, str],
+    pinned: Identity | None,
+    *,
+    now: float,
+) -> Verdict:
+    """Judge one response. ``requested`` is the Range that was sent (empty for a plain GET);
+    ``headers`` are folded (lower-case names); ``now`` is epoch seconds, for Retry-After dates."""
+    if status in _REDIRECT_STATUSES:
+        location = headers.get("location")
+        if not location:
+            return Malformed(f"redirect {status} without a Location header")
+        return Redirect(status, location)
+    if status == 412:
+        # We only send preconditions built from the pinned identity, so failing one means the
+        # file is no longer that version (§13.1.1).
+        return Changed("precondition failed (412): the ETag no longer matches")
+    if status == 416:
+        return _judge_416(requested, headers, pinned)
+    if status not in (200, 206):
+        return Failure(
+            status,
+            status in TRANSIENT_STATUSES,
+            parse_retry_after(headers.get("retry-after"), now),
+            _reason_for(status),
+        )
+
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return Encoded(encoding)
+    try:
+        length = parse_content_length(headers.get("content-length"))
+        if status == 206:
+            return _judge_206(requested, headers, length, pinned)
+    except HeaderParseError as exc:
+        return Malformed(str(exc))
+
+    identity = Identity.from_headers(headers, length)
+    conflict = pinned.conflict_with(identity) if pinned is not None else None
+    if conflict is not None:
+        return Changed(conflict)
+    return Full(length, identity, range_ignored=bool(requested))
+
+
+def _judge_206(
+    requested: Sequence[RangeSpec],
+    headers: Mapping[str, str],
+    length: int | None,
+    pinned: Identity | None,
+) -> Verdict:
+    if not requested:
+        return Malformed("206 Partial Content answering a request without Range")
+    content_type = headers.get("content-type", "")
+    if content_type.lower().lstrip().startswith("multipart/byteranges"):
+        if len(requested) < 2:
+            # §14.6 lets a server send one range as multipart; we never ask that, so we refuse it
+            # rather than carry a second body format through the single-range paths.
+            return Malformed("multipart/byteranges answering a single-range request")
+        boundary = _boundary(content_type)
+        if boundary is None:
+            return Malformed("multipart/byteranges without a usable boundary parameter")
+        identity = Identity.from_headers(headers, None)
+        conflict = pinned.conflict_with(identity) if pinned is not None else None
+        return Changed(conflict) if conflict else Multipart(boundary, identity)
+
+    raw = headers.get("content-range")
+    if raw is None:
+        return Malformed("206 without Content-Range")
+    content_range = parse_content_range(raw)
+    if content_range.range is None:
+        return Malformed(f"206 with an unsatisfied Content-Range {raw!r}")
+    identity = Identity.from_headers(headers, content_range.total)
+    conflict = pinned.conflict_with(identity) if pinned is not None else None
+    if conflict is not None:
+        return Changed(conflict)
+    if len(requested) != 1:
+        # §14.6 allows one part to answer several ranges when they coalesce; we only send
+        # multi-range requests whose parts are far apart, so any single range must cover all.
+        return _check_covers(requested, content_range, length, identity)
+    expected = expected_range(requested[0], content_range.total, pinned)
+    if expected is None:
+        return Malformed(f"cannot check Content-Range {raw!r}: the size is unknown")
+    if content_range.range != expected:
+        return Malformed(
+            f"Content-Range {raw!r} does not match the requested "
+            f"{requested[0].header_value()} (expected {expected})"
+        )
+    if length is not None and length != expected.length:
+        return Malformed(f"Content-Length {length} does not match Content-Range {raw!r}")
+    return Partial(expected, content_range.total, identity)
+
+
+def expected_range(spec: RangeSpec, total: int | None, pinned: Identity | None) -> ByteRange | None:
+    """The exact bytes a correct 206 answers ``spec`` with, given what is known of the size."""
+    size = total if total is not None else (pinned.size if pinned is not None else None)
+    if size is not None:
+        return spec.resolve(size)
+    if spec.start is not None and spec.stop is not None:
+        # Size unknown (`/*`): a closed range can only be answered in full.
+        return ByteRange(spec.start, spec.stop)
+    return None
+
+
+def _check_covers(
+    requested: Sequence[RangeSpec],
+    content_range: ContentRange,
+    length: int | None,
+    identity: Identity,
+) -> Verdict:
+    got = content_range.range
+    assert got is not None
+    for spec in requested:
+        want = expected_range(spec, content_range.total, None)
+        if want is None or not got.contains(want):
+            return Malformed(
+                f"single-part 206 {got} does not cover requested {spec.header_value()}"
+            )
+    if length is not None and length != got.length:
+        return Malformed(f"Content-Length {length} does not match Content-Range {got}")
+    return Partial(got, content_range.total, identity)
+
+
+def _judge_416(
+    requested: Sequence[RangeSpec], headers: Mapping[str, str], pinned: Identity | None
+) -> Verdict:
+    raw = headers.get("content-range")
+    if raw is None:
+        return Unsatisfiable(None)
+    try:
+        content_range = parse_content_range(raw)
+    except HeaderParseError as exc:
+        return Malformed(str(exc))
+    if content_range.range is not None:
+        return Malformed(f"416 with a satisfied Content-Range {raw!r}")
+    if content_range.total is not None:
+        for spec in requested:
+            if spec.resolve(content_range.total) is not None:
+                return Malformed(
+                    f"416 for {spec.header_value()}, which lies inside the file of "
+                    f"{content_range.total} bytes"
+                )
+    if pinned is not None and pinned.size is not None and content_range.total is not None:
+        if pinned.size != content_range.total:
+            return Changed(f"size changed from {pinned.size} to {content_range.total}")
+    return Unsatisfiable(content_range.total)
+
+
+def _boundary(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "boundary":
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            # RFC 2046 §5.1.1: 1 to 70 characters.
+            return value if 0 < len(value) <= 70 else None
+    return None
+
+
+def _reason_for(status: int) -> str:
+    reasons = {
+        400: "bad request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not found",
+        405: "method not allowed",
+        408: "request timeout",
+        410: "gone",
+        429: "too many requests",
+        500: "internal server error",
+        501: "not implemented",
+        502: "bad gateway",
+        503: "service unavailable",
+        504: "gateway timeout",
+    }
+    return reasons.get(status, "unexpected status")

@@ -1,0 +1,1 @@
+"""The synchronous front end: HttpFile and the shell that drives the core over a transport."""

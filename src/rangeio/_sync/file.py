@@ -1,0 +1,144 @@
+"""HttpFile: a real binary file object over HTTP ranges (io.BufferedReader over a raw range reader)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from rangeio._core.options import FileOptions
+from rangeio._core.planner import AccessPattern
+from rangeio._core.stats import Stats
+from rangeio._sync.remote import RemoteFile
+
+# The buffered layer's own buffer. Small reads are served from it in C (that is what makes
+# cached read(64) fast). A refill asks the raw reader for exactly this much, and the raw reader
+# cannot tell a refill from a user's read, so it equals the planner's 8 KiB minimum request:
+# a random small read then costs one 8 KiB request, not a buffer's worth.
+BUFFER_BYTES = 8 * 1024
+
+
+class RawHttpReader(io.RawIOBase):
+    """One cursor over a RemoteFile. Reads may be short; the buffered layer loops."""
+
+    def __init__(self, remote: RemoteFile, *, owns_remote: bool = True) -> None:
+        super().__init__()
+        self._remote = remote
+        self._owns_remote = owns_remote
+        self._pos = 0
+        self._pattern = AccessPattern(remote.options.policy)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        # A read larger than the buffer comes here directly, and its tail (under one buffer)
+        # follows through a refill: fetch that tail in the same request.
+        slack = BUFFER_BYTES if len(view) > BUFFER_BYTES else 0
+        n = self._remote.readinto(self._pos, view, self._pattern, slack)
+        self._pos += n
+        return n
+
+    def readall(self) -> bytes:
+        remaining = max(self._remote.size - self._pos, 0)
+        out = bytearray(remaining)
+        view = memoryview(out)
+        done = 0
+        while done < remaining:
+            n = self.readinto(view[done:])
+            if n == 0:
+                break
+            done += n
+        return bytes(out[:done])
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._remote.size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if pos < 0:
+            raise OSError(22, f"negative seek position {pos}")
+        self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        return self._pos
+
+    def close(self) -> None:
+        if not self.closed and self._owns_remote:
+            self._remote.close()
+        super().close()
+
+
+class HttpFile(io.BufferedReader):
+    """A read-only, seekable binary file over HTTP byte ranges.
+
+    Opening costs one request (a range that also reveals the size and pins the file's identity).
+    Every byte served comes from a validated response of that same version.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        mode: str = "rb",
+        *,
+        client: Any = None,
+        **options: Any,
+    ) -> None:
+        if mode not in ("rb", "r"):
+            raise ValueError(f"HttpFile is read-only binary: mode must be 'rb', not {mode!r}")
+        remote = RemoteFile(url, client=client, options=FileOptions.from_kwargs(**options))
+        self._remote = remote
+        super().__init__(RawHttpReader(remote), BUFFER_BYTES)
+
+    @property
+    def url(self) -> str:
+        return self._remote.url
+
+    @property
+    def name(self) -> str:
+        return self._remote.url
+
+    @property
+    def mode(self) -> str:
+        return "rb"
+
+    @property
+    def size(self) -> int:
+        return self._remote.size
+
+    @property
+    def stats(self) -> Stats:
+        return self._remote.stats
+
+    @property
+    def etag(self) -> str | None:
+        identity = self._remote.identity
+        return identity.etag.header_value() if identity and identity.etag else None
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Read several ``(start, stop)`` ranges at once: close ranges are merged, the rest
+        fetched concurrently. Ranges past the end are clamped, as ``read`` does."""
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        return self._remote.read_ranges(ranges)
+
+    def __repr__(self) -> str:
+        return f"<rangeio.HttpFile url={self.url!r} size={self.size}>"
+
+
+def open(url: str, mode: str = "rb", *, client: Any = None, **options: Any) -> HttpFile:  # noqa: A001
+    """Open ``url`` as a read-only binary file. See HttpFile for the options."""
+    return HttpFile(url, mode, client=client, **options)

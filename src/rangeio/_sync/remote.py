@@ -1,0 +1,271 @@
+"""The sync shell around the core: runs exchanges over a transport and fills the shared cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from rangeio._core.cache import ByteCache
+from rangeio._core.exchange import Action, RangeExchange, ReadBody, Result, Wait
+from rangeio._core.headers import RangeSpec
+from rangeio._core.identity import Identity
+from rangeio._core.options import FileOptions
+from rangeio._core.planner import AccessPattern, opening_specs, plan_read, plan_vectored
+from rangeio._core.ranges import ByteRange
+from rangeio._core.redirects import ResolvedUrl, check_url
+from rangeio._core.stats import Stats
+from rangeio._transport import Transport, make_transport
+from rangeio.errors import (
+    HTTPStatusError,
+    NetworkError,
+    ProtocolError,
+    RangeNotSupportedError,
+)
+
+# A refused suffix range (`bytes=-N`) at open falls back to a prefix range. 501: not
+# implemented; 400/405: servers that choke on the syntax.
+_SUFFIX_REFUSALS = frozenset({400, 405, 501})
+
+
+class RemoteFile:
+    """What all cursors on one URL share: transport, pinned identity, cache, stats.
+
+    The cache and counters are guarded by one lock; network exchanges run outside it.
+    """
+
+    def __init__(self, url: str, *, client: Any = None, options: FileOptions) -> None:
+        self.url = check_url(url)
+        self.options = options
+        self.transport: Transport = make_transport(client)
+        self.cache = ByteCache(options.cache_bytes)
+        self.stats = Stats()
+        self.identity: Identity | None = None
+        self.size = 0
+        self.target = ResolvedUrl(url)
+        self.whole_file_cached = False
+        self.closed = False
+        self._lock = threading.RLock()
+        try:
+            self._open()
+        except BaseException:
+            self.transport.close()
+            raise
+
+    # -- exchanges --------------------------------------------------------------------------
+
+    def exchange(self, spec: RangeSpec | None, *, method: str = "GET") -> Result:
+        """Run one exchange to completion: redirects, retries and resumes included."""
+        exchange = RangeExchange(
+            spec,
+            first_url=self.url,
+            target=self.target,
+            user_headers=self.options.headers,
+            pinned=self.identity,
+            retry=self.options.retries,
+            max_full_body=self.options.cache_bytes,
+            method=method,
+            allow_downgrade=self.options.allow_https_downgrade,
+        )
+        timeout = self.options.timeout
+        fetched = 0
+        try:
+            while (request := exchange.next_request(time.time())) is not None:
+                action: Action | None
+                try:
+                    response = self.transport.send(request, timeout)
+                except NetworkError as exc:
+                    action = exchange.on_error(exc)
+                else:
+                    try:
+                        action = exchange.on_response(response.status, response.headers, time.time())
+                        if isinstance(action, ReadBody):
+                            try:
+                                for chunk in response.iter_raw():
+                                    exchange.on_data(chunk)
+                                    fetched += len(chunk)
+                                action = exchange.on_end(time.time())
+                            except NetworkError as exc:
+                                action = exchange.on_error(exc)
+                    finally:
+                        response.close()
+                if isinstance(action, Wait):
+                    time.sleep(action.seconds)
+        finally:
+            with self._lock:
+                self.stats.requests += exchange.requests_sent
+                self.stats.retries += exchange.retries
+                self.stats.bytes_fetched += fetched
+        return exchange.result
+
+    def fetch_many(self, ranges: Sequence[ByteRange]) -> list[Result]:
+        """Fetch several ranges, concurrently up to ``max_concurrency``."""
+        specs = [RangeSpec.of(r) for r in ranges]
+        if len(specs) <= 1 or self.options.max_concurrency == 1:
+            return [self.exchange(s) for s in specs]
+        workers = min(self.options.max_concurrency, len(specs))
+        with ThreadPoolExecutor(workers, thread_name_prefix="rangeio") as pool:
+            return list(pool.map(self.exchange, specs))
+
+    # -- open -------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        specs = opening_specs(self.options.prefetch_bytes, self.options.prefetch_direction)
+        result: Result | None = None
+        for i, spec in enumerate(specs):
+            try:
+                result = self.exchange(spec)
+                break
+            except (HTTPStatusError, ProtocolError) as exc:
+                refused = isinstance(exc, ProtocolError) or exc.status in _SUFFIX_REFUSALS
+                if not (spec.is_suffix and refused and i + 1 < len(specs)):
+                    raise
+        assert result is not None
+        if result.total is None and not result.full:
+            result = self._learn_size(result)
+        self._adopt(result)
+
+    def _learn_size(self, first: Result) -> Result:
+        """The server sent `bytes a-b/*`: ask for the size with a HEAD (Content-Length)."""
+        self.identity = first.identity
+        head = self.exchange(None, method="HEAD")
+        if head.total is None:
+            raise RangeNotSupportedError("server does not tell the file's size (`/*` totals)")
+        identity = first.identity.merged(Identity(size=head.total))
+        return Result(
+            first.data,
+            first.range,
+            head.total,
+            identity,
+            full=False,
+            unsatisfiable=False,
+            url=first.url,
+        )
+
+    def _adopt(self, result: Result) -> None:
+        self.target = result.url
+        if result.full:
+            self.size = len(result.data)
+            self.identity = result.identity.merged(Identity(size=self.size))
+            # The server ignores Range; the whole body fit the budget (the exchange checked),
+            # so it is kept for good and every read is served from it.
+            self.cache.insert(0, result.data, pin=True)
+            self.whole_file_cached = True
+            return
+        assert result.total is not None
+        self.size = result.total
+        self.identity = result.identity.merged(Identity(size=result.total))
+        self.cache.insert(result.range.start, result.data)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def readinto(self, pos: int, out: memoryview, pattern: AccessPattern, slack: int = 0) -> int:
+        """Copy bytes at ``pos`` into ``out``; may return fewer than asked (never 0 before EOF).
+
+        ``slack`` is extra read-ahead the caller knows it will want (the buffered layer reads the
+        tail of a large read through its buffer right after)."""
+        self._check_open()
+        if pos >= self.size or not len(out):
+            return 0
+        # A raw read never asks for more than half the cache at once, so the bytes it needs can
+        # always stay cached while it copies them; the buffered layer loops for the rest.
+        span = min(len(out), self.size - pos, max(self.options.cache_bytes // 2, 1))
+        want = ByteRange(pos, pos + span)
+        with self._lock:
+            readahead = max(pattern.observe(want), slack)
+            got = self.cache.read_into(pos, out[:span])
+            if got:
+                self.stats.cache_hits += 1
+                return got
+            self.stats.cache_misses += 1
+            plan = plan_read(want, self.cache, self.size, self.options.policy, readahead)
+        self._fill(plan, protect=want)
+        with self._lock:
+            got = self.cache.read_into(pos, out[:span])
+        if got == 0:
+            # The plan covered `pos`, so an empty copy means the cache could not hold it.
+            if self.options.cache_bytes == 0:
+                return self._read_uncached(want, out)
+            raise RuntimeError(f"cache did not keep the bytes at {pos}")
+        return got
+
+    def _read_uncached(self, want: ByteRange, out: memoryview) -> int:
+        result = self.exchange(RangeSpec.of(want))
+        n = len(result.data)
+        out[:n] = result.data
+        return n
+
+    def _fill(self, plan: Sequence[ByteRange], *, protect: ByteRange) -> None:
+        for result in self.fetch_many(plan):
+            self._check_result(result)
+            with self._lock:
+                self.cache.insert(result.range.start, result.data, protect=protect)
+
+    def _check_result(self, result: Result) -> None:
+        if result.full:
+            # The server answered a range with the whole file after answering ranges before:
+            # usable bytes, but we keep only what the cache budget allows.
+            if len(result.data) != self.size:
+                raise ProtocolError("server sent a full body whose size differs from the file's")
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        self._check_open()
+        wanted = [_checked_range(r, self.size) for r in ranges]
+        outputs = [bytearray(len(w)) for w in wanted]
+        holes: list[ByteRange] = []
+        with self._lock:
+            # Copy what is cached now: fetching the rest may evict it.
+            for want, out in zip(wanted, outputs):
+                for gap in self._copy_cached(want, out):
+                    holes.append(gap)
+            plan = plan_vectored(holes, self.cache, self.size, self.options.policy)
+            if holes:
+                self.stats.cache_misses += 1
+            else:
+                self.stats.cache_hits += 1
+        results = self.fetch_many(plan)
+        for result in results:
+            self._check_result(result)
+            for want, out in zip(wanted, outputs):
+                part = want.intersection(result.range)
+                if part is not None:
+                    src = memoryview(result.data)[part.start - result.range.start :]
+                    out[part.start - want.start : part.stop - want.start] = src[: part.length]
+        with self._lock:
+            for result in results:
+                self.cache.insert(result.range.start, result.data)
+        return [bytes(o) for o in outputs]
+
+    def _copy_cached(self, want: ByteRange, out: bytearray) -> list[ByteRange]:
+        view = memoryview(out)
+        gaps = self.cache.missing(want)
+        pos = want.start
+        for gap in [*gaps, ByteRange(want.stop, want.stop)]:
+            while pos < gap.start:
+                n = self.cache.read_into(pos, view[pos - want.start : gap.start - want.start])
+                if n == 0:
+                    raise RuntimeError("cache lost bytes it just reported")
+                pos += n
+            pos = gap.stop
+        return gaps
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.transport.close()
+        with self._lock:
+            self.cache.clear()
+
+
+def _checked_range(r: tuple[int, int], size: int) -> ByteRange:
+    start, stop = r
+    if start < 0 or stop < start:
+        raise ValueError(f"invalid range ({start}, {stop}): need 0 <= start <= stop")
+    return ByteRange(min(start, size), min(stop, size))

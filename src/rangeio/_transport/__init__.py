@@ -1,0 +1,46 @@
+"""Transport adapters: pick one for the client the user passed (or none), by type."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rangeio._transport.base import RawResponse, Transport
+
+
+def make_transport(client: Any = None) -> Transport:
+    """A transport for ``client``. With no client, rangeio creates and owns a urllib3 pool;
+    a client the user passes is borrowed and never closed."""
+    if client is None:
+        from rangeio._transport._urllib3 import Urllib3Transport
+
+        return Urllib3Transport()
+    # Checked through sys.modules so that an optional library the user does not use is
+    # never imported.
+    if _is_module_type(client, "urllib3", "PoolManager"):
+        from rangeio._transport._urllib3 import Urllib3Transport
+
+        return Urllib3Transport(client)
+    if _is_module_type(client, "requests", "Session"):
+        from rangeio._transport._requests import RequestsTransport
+
+        return RequestsTransport(client)
+    if _is_module_type(client, "httpx", "Client"):
+        from rangeio._transport._httpx import HttpxTransport
+
+        return HttpxTransport(client)
+    if isinstance(client, Transport):
+        return client
+    raise TypeError(
+        f"unsupported client {type(client).__qualname__}: pass a urllib3.PoolManager, "
+        "requests.Session or httpx.Client"
+    )
+
+
+def _is_module_type(obj: Any, module: str, name: str) -> bool:
+    mod = sys.modules.get(module)
+    cls = getattr(mod, name, None) if mod is not None else None
+    return isinstance(cls, type) and isinstance(obj, cls)
+
+
+__all__ = ["RawResponse", "Transport", "make_transport"]

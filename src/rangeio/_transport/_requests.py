@@ -1,0 +1,39 @@
+"""Transport over a borrowed requests.Session, reading the raw urllib3 stream underneath."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from rangeio._core.exchange import Request
+from rangeio._core.options import Timeout
+from rangeio._transport._urllib3 import Urllib3Response
+from rangeio.errors import NetworkError, NetworkTimeoutError
+
+
+class RequestsTransport:
+    owned = False
+
+    def __init__(self, session: requests.Session) -> None:
+        self._session = session
+
+    def send(self, request: Request, timeout: Timeout) -> Urllib3Response:
+        try:
+            response: Any = self._session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                stream=True,
+                allow_redirects=False,
+                timeout=(timeout.connect, timeout.read),
+            )
+        except requests.Timeout as exc:
+            raise NetworkTimeoutError(f"timed out talking to {request.url}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise NetworkError(f"{type(exc).__name__} talking to {request.url}: {exc}") from exc
+        # response.raw is the urllib3 response; reading it directly skips requests' decoding.
+        return Urllib3Response(response.raw, request.url)
+
+    def close(self) -> None:
+        """The session is borrowed: the caller closes it."""

@@ -1,0 +1,38 @@
+"""The transport protocol: send one request, hand back status, folded headers and raw body bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from rangeio._core.exchange import Request
+from rangeio._core.options import Timeout
+
+# Body chunks are read in pieces this large: big enough that Python overhead per chunk is
+# negligible at loopback speed, small enough that a cut connection loses little.
+CHUNK_BYTES = 256 * 1024
+
+
+class RawResponse(Protocol):
+    status: int
+    headers: dict[str, str]  # folded: lower-case names, repeated fields joined
+
+    def iter_raw(self) -> Iterator[bytes]:
+        """The body exactly as sent (no content decoding). Transport failures surface as
+        rangeio.errors.NetworkError with the original exception as __cause__."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; safe to call early (the connection is then dropped)."""
+        ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    def send(self, request: Request, timeout: Timeout) -> RawResponse:
+        """Send without following redirects or decoding; raise NetworkError on failure."""
+        ...
+
+    def close(self) -> None:
+        """Close what the transport owns; a borrowed client is left open."""
+        ...

@@ -1,0 +1,69 @@
+"""The typed errors rangeio raises; every failure a user can see is one of these."""
+
+from __future__ import annotations
+
+
+class RangeioError(Exception):
+    """Base class of every error rangeio raises on purpose."""
+
+
+class NetworkError(RangeioError, OSError):
+    """The exchange with the server failed: connection, timeout, or an unusable answer."""
+
+
+class UrlError(RangeioError, ValueError):
+    """The URL cannot be used: a scheme other than http/https, or no host."""
+
+
+class HeaderParseError(RangeioError, ValueError):
+    """A Range or Content-Range header (or a multipart part header) is malformed."""
+
+
+class RangeNotSupportedError(NetworkError):
+    """The server will not serve byte ranges in a way rangeio can use; `.reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RemoteChangedError(RangeioError):
+    """The remote file is not the version pinned at open; versions are never mixed."""
+
+
+class HTTPStatusError(NetworkError):
+    """The server answered with a status that is not a usable answer to the request."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        is_transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.is_transient = is_transient
+        self.retry_after = retry_after
+
+
+class ProtocolError(NetworkError):
+    """The server broke an HTTP rule, e.g. a Content-Range that does not match the request."""
+
+
+class NetworkTimeoutError(NetworkError, TimeoutError):
+    """Connecting or reading took longer than the configured timeout."""
+
+
+__all__ = [
+    "HTTPStatusError",
+    "HeaderParseError",
+    "NetworkError",
+    "NetworkTimeoutError",
+    "ProtocolError",
+    "RangeNotSupportedError",
+    "RangeioError",
+    "RemoteChangedError",
+    "UrlError",
+]

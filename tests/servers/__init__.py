@@ -1,0 +1,1 @@
+"""Real servers the tests run against: nginx, started from a generated config."""
