@@ -28,7 +28,10 @@ def server() -> Iterator[FaultServer]:
 
 
 def fetch(
-    server: FaultServer, path: str = PATH, headers: dict[str, str] | None = None, method: str = "GET"
+    server: FaultServer,
+    path: str = PATH,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
 ) -> Response:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
@@ -150,7 +153,8 @@ def test_empty_file_any_range_is_416(range_value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "range_value", ["bytes=5-1", "items=0-1", "bytes=x-y", "bytes=", "bytes=-", "0-5", "bytes=1-2-3"]
+    "range_value",
+    ["bytes=5-1", "items=0-1", "bytes=x-y", "bytes=", "bytes=-", "0-5", "bytes=1-2-3"],
 )
 def test_malformed_range_is_ignored(server: FaultServer, range_value: str) -> None:
     status, _, body = fetch(server, headers={"Range": range_value})
@@ -263,7 +267,9 @@ def test_bad_request_gets_400(server: FaultServer) -> None:
 def test_post_body_is_consumed_and_connection_kept(server: FaultServer) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     conn.request("POST", PATH, body=b"x" * 1000)
-    assert conn.getresponse().read() and True
+    resp = conn.getresponse()
+    assert (resp.status, resp.getheader("allow")) == (405, "GET, HEAD")
+    resp.read()
     conn.request("GET", PATH)
     assert conn.getresponse().read() == DATA
     conn.close()
@@ -295,7 +301,11 @@ def test_content_length_too_large_then_fin(server: FaultServer) -> None:
     raw, error = raw_exchange(server, get_request(PATH, "Range: bytes=0-9"))
     status, headers, body = split_response(raw)
     assert error is None
-    assert (status, headers["content-length"], headers["content-range"]) == (206, "14", "bytes 0-9/26")
+    assert (status, headers["content-length"], headers["content-range"]) == (
+        206,
+        "14",
+        "bytes 0-9/26",
+    )
     assert body == DATA[:10]
 
 
@@ -456,6 +466,29 @@ def test_path_faults_override_global_and_clear(server: FaultServer) -> None:
 def test_faults_redirect_for_missing_path(server: FaultServer) -> None:
     server.set_faults("/old", Faults(redirect_to=PATH))
     assert fetch(server, "/old")[1]["location"] == PATH
+
+
+@pytest.mark.parametrize("status", [204, 304, 429])
+def test_status_without_or_with_body(server: FaultServer, status: int) -> None:
+    server.faults = Faults(status=status, times=1)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", PATH)
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.status == status
+    assert (body == b"") == (status in (204, 304))
+    conn.request("GET", PATH)  # the connection survived the injected answer
+    assert conn.getresponse().read() == DATA
+    conn.close()
+
+
+def test_faults_validation() -> None:
+    with pytest.raises(ValueError):
+        Faults(redirect_status=304)
+    with pytest.raises(ValueError):
+        Faults(status=100)
+    with pytest.raises(ValueError):
+        Faults(change_after=0)
 
 
 def test_times_counts_across_paths_for_global(server: FaultServer) -> None:

@@ -9,7 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
-NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
+NGINX_CANDIDATES = (
+    "nginx",
+    "/usr/sbin/nginx",
+    "/usr/local/sbin/nginx",
+    "/usr/local/nginx/sbin/nginx",
+)
 
 CONFIG = """
 worker_processes 1;

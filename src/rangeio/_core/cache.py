@@ -11,7 +11,7 @@ Buffer = bytes | bytearray
 
 # Adjacent segments are joined while the result stays this small: it keeps the segment count (and
 # so lookups) low for many small reads, while a long sequential read never re-copies big buffers.
-DEFAULT_MERGE_LIMIT = 256 * 1024
+DEFAULT_MERGE_LIMIT = 64 * 1024
 
 
 class ByteCache:

@@ -86,7 +86,7 @@ class Result:
     """The exchange is over. ``range`` is where ``data`` sits in the file; ``full`` is True when the
     server sent the whole file (200) instead of a range."""
 
-    data: bytearray
+    data: bytes
     range: ByteRange
     total: int | None
     identity: Identity
@@ -134,7 +134,7 @@ class RangeExchange:
         self._redirects = 0
         self._redirected = False
         self._tried_first_url = target.url == first_url
-        self._buffer = bytearray()
+        self._buffer = _Chunks()
         self._range_start = 0
         self._verdict: Partial | Full | None = None
         self._expected: int | None = None
@@ -186,7 +186,7 @@ class RangeExchange:
         if isinstance(verdict, Partial):
             self._verdict = verdict
             self._expected = verdict.range.length
-            if not self._buffer:
+            if not len(self._buffer):
                 self._range_start = verdict.range.start
             return self._read(verdict.range.length, now)
         if isinstance(verdict, Full):
@@ -207,7 +207,7 @@ class RangeExchange:
                     f"the cache budget of {self._max_full_body} bytes"
                 )
         # A 200 restarts the body from byte 0 whatever was received before.
-        self._buffer = bytearray()
+        self._buffer = _Chunks()
         self._range_start = 0
         self._verdict = verdict
         self._expected = verdict.length
@@ -242,7 +242,7 @@ class RangeExchange:
             # An empty file: every range is unsatisfiable (§14.1.1) and there is nothing to read.
             self._verdict = None
             self._result = Result(
-                bytearray(),
+                b"",
                 ByteRange(0, 0),
                 0,
                 (self._pinned or Identity()).merged(Identity(size=0)),
@@ -279,8 +279,16 @@ class RangeExchange:
             raise RangeNotSupportedError(
                 f"body of unknown length exceeds the cache budget of {self._max_full_body} bytes"
             )
-        self._buffer += chunk
+        self._buffer.append(chunk)
         self._received += size
+
+    def take(self) -> tuple[int, bytes]:
+        """Hand over the body bytes received so far and where they start, for a caller that
+        consumes the body as it streams. Resume offsets are unaffected."""
+        data, start = self._buffer.join(), self._range_start
+        self._range_start += len(data)
+        self._buffer = _Chunks()
+        return start, data
 
     def on_end(self, now: float) -> Action | None:
         """The body ended cleanly (as far as the transport knows). None means the exchange is
@@ -309,7 +317,7 @@ class RangeExchange:
                 self._pinned = verdict.identity
         else:
             # A cut 200 is restarted in full: a server that ignored Range will ignore it again.
-            self._buffer = bytearray()
+            self._buffer = _Chunks()
         self._verdict = None
         return self._retry_or_raise(
             error or NetworkError(f"connection closed before the body ended, from {self._url}")
@@ -325,7 +333,8 @@ class RangeExchange:
             span = ByteRange(self._range_start, self._range_start + len(self._buffer))
             full = False
         elif isinstance(verdict, Full):
-            size = len(self._buffer) if self._method == "GET" else verdict.length
+            received = self._range_start + len(self._buffer)
+            size = received if self._method == "GET" else verdict.length
             identity = verdict.identity
             if verdict.length is None and size is not None:
                 identity = identity.merged(Identity(size=size))
@@ -335,12 +344,12 @@ class RangeExchange:
                     raise Changed(conflict).error()
                 identity = self._pinned.merged(identity)
             total = size
-            span = ByteRange(0, len(self._buffer))
+            span = ByteRange(self._range_start, received)
             full = True
         else:
             raise RuntimeError("finish without a verdict")
         self._result = Result(
-            self._buffer,
+            self._buffer.join(),
             span,
             total,
             identity,
@@ -353,6 +362,30 @@ class RangeExchange:
         if not self._redirected:
             return self._target if self._url == self._target.url else ResolvedUrl(self._url)
         return ResolvedUrl(self._url, expiry_of(self._url, now))
+
+
+class _Chunks:
+    """Body bytes as received, joined once when handed over: no copy per chunk, and none at all
+    for a body that arrived as one chunk."""
+
+    __slots__ = ("_chunks", "_size")
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, chunk: bytes | bytearray | memoryview) -> None:
+        # Adapters may hand out a buffer they reuse; only immutable bytes are kept as they are.
+        self._chunks.append(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        self._size += len(chunk)
+
+    def join(self) -> bytes:
+        if len(self._chunks) == 1:
+            return self._chunks[0]
+        return b"".join(self._chunks)
 
 
 __all__ = [

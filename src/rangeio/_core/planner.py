@@ -27,7 +27,7 @@ class ReadPolicy:
       again rather than paid for with an extra round trip.
     - ``coalesce_gap_bytes`` 1 MiB: vectored reads merge ranges this close, as object_store's
       ``coalesce_ranges`` does.
-    - ``stream_after`` 3: after this many back-to-back sequential reads the file switches to
+    - ``stream_after`` 2: after this many back-to-back sequential reads the file switches to
       one streaming request instead of growing discrete ones.
     """
 
@@ -36,7 +36,7 @@ class ReadPolicy:
     max_request_bytes: int = 8 * MiB
     gap_fill_bytes: int = 64 * KiB
     coalesce_gap_bytes: int = 1 * MiB
-    stream_after: int = 3
+    stream_after: int = 2
 
     def __post_init__(self) -> None:
         if self.minimum_range_request_bytes < 1:
@@ -54,24 +54,31 @@ class AccessPattern:
     ``readahead_max``); any other read resets it to zero, so random access pays no read-ahead.
     """
 
-    __slots__ = ("_policy", "_last_stop", "window", "sequential_run")
+    __slots__ = ("_policy", "_last_start", "_last_stop", "window", "sequential_run")
 
     def __init__(self, policy: ReadPolicy) -> None:
         self._policy = policy
+        self._last_start: int | None = None
         self._last_stop: int | None = None
         self.window = 0
         self.sequential_run = 0
 
     def observe(self, want: ByteRange) -> int:
         """Record a read and return the read-ahead (bytes past ``want.stop``) it deserves."""
-        if self._last_stop is not None and want.start == self._last_stop:
+        last_start, last_stop = self._last_start, self._last_stop
+        if last_start is not None and last_stop is not None and last_start < want.start < last_stop:
+            # The previous read came back short and this one picks up where it stopped: the
+            # same logical read, so the pattern does not change.
+            self._last_stop = max(last_stop, want.stop)
+            return self.window
+        if last_stop is not None and want.start == last_stop:
             self.sequential_run += 1
             first = self._policy.minimum_range_request_bytes
             self.window = min(self._policy.readahead_max, max(first, self.window * 2))
         else:
             self.sequential_run = 0
             self.window = 0
-        self._last_stop = want.stop
+        self._last_start, self._last_stop = want.start, want.stop
         return self.window
 
     @property

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rangeio._core.options import FileOptions
-from rangeio._core.planner import AccessPattern
 from rangeio._core.stats import Stats
-from rangeio._sync.remote import RemoteFile
+from rangeio._sync.remote import Cursor, RemoteFile
 
 # The buffered layer's own buffer. Small reads are served from it in C (that is what makes
 # cached read(64) fast). A refill asks the raw reader for exactly this much, and the raw reader
@@ -26,7 +25,7 @@ class RawHttpReader(io.RawIOBase):
         self._remote = remote
         self._owns_remote = owns_remote
         self._pos = 0
-        self._pattern = AccessPattern(remote.options.policy)
+        self._cursor = Cursor(remote)
 
     def readable(self) -> bool:
         return True
@@ -39,7 +38,7 @@ class RawHttpReader(io.RawIOBase):
         # A read larger than the buffer comes here directly, and its tail (under one buffer)
         # follows through a refill: fetch that tail in the same request.
         slack = BUFFER_BYTES if len(view) > BUFFER_BYTES else 0
-        n = self._remote.readinto(self._pos, view, self._pattern, slack)
+        n = self._remote.readinto(self._pos, view, self._cursor, slack)
         self._pos += n
         return n
 
@@ -77,8 +76,10 @@ class RawHttpReader(io.RawIOBase):
         return self._pos
 
     def close(self) -> None:
-        if not self.closed and self._owns_remote:
-            self._remote.close()
+        if not self.closed:
+            self._cursor.drop_stream()
+            if self._owns_remote:
+                self._remote.close()
         super().close()
 
 

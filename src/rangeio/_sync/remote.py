@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,9 +56,8 @@ class RemoteFile:
 
     # -- exchanges --------------------------------------------------------------------------
 
-    def exchange(self, spec: RangeSpec | None, *, method: str = "GET") -> Result:
-        """Run one exchange to completion: redirects, retries and resumes included."""
-        exchange = RangeExchange(
+    def new_exchange(self, spec: RangeSpec | None, *, method: str = "GET") -> RangeExchange:
+        return RangeExchange(
             spec,
             first_url=self.url,
             target=self.target,
@@ -69,8 +68,11 @@ class RemoteFile:
             method=method,
             allow_downgrade=self.options.allow_https_downgrade,
         )
+
+    def drive(self, exchange: RangeExchange) -> Generator[None, None, None]:
+        """Run ``exchange`` over the transport, yielding after every body chunk so that a
+        caller can consume a streaming body; closing the generator drops the connection."""
         timeout = self.options.timeout
-        fetched = 0
         try:
             while (request := exchange.next_request(time.time())) is not None:
                 action: Action | None
@@ -80,12 +82,15 @@ class RemoteFile:
                     action = exchange.on_error(exc)
                 else:
                     try:
-                        action = exchange.on_response(response.status, response.headers, time.time())
+                        action = exchange.on_response(
+                            response.status, response.headers, time.time()
+                        )
                         if isinstance(action, ReadBody):
                             try:
                                 for chunk in response.iter_raw():
                                     exchange.on_data(chunk)
-                                    fetched += len(chunk)
+                                    self._count_bytes(len(chunk))
+                                    yield
                                 action = exchange.on_end(time.time())
                             except NetworkError as exc:
                                 action = exchange.on_error(exc)
@@ -97,7 +102,17 @@ class RemoteFile:
             with self._lock:
                 self.stats.requests += exchange.requests_sent
                 self.stats.retries += exchange.retries
-                self.stats.bytes_fetched += fetched
+                exchange.requests_sent = exchange.retries = 0
+
+    def _count_bytes(self, n: int) -> None:
+        with self._lock:
+            self.stats.bytes_fetched += n
+
+    def exchange(self, spec: RangeSpec | None, *, method: str = "GET") -> Result:
+        """Run one exchange to completion: redirects, retries and resumes included."""
+        exchange = self.new_exchange(spec, method=method)
+        for _ in self.drive(exchange):
+            pass
         return exchange.result
 
     def fetch_many(self, ranges: Sequence[ByteRange]) -> list[Result]:
@@ -161,7 +176,7 @@ class RemoteFile:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def readinto(self, pos: int, out: memoryview, pattern: AccessPattern, slack: int = 0) -> int:
+    def readinto(self, pos: int, out: memoryview, cursor: Cursor, slack: int = 0) -> int:
         """Copy bytes at ``pos`` into ``out``; may return fewer than asked (never 0 before EOF).
 
         ``slack`` is extra read-ahead the caller knows it will want (the buffered layer reads the
@@ -174,14 +189,18 @@ class RemoteFile:
         span = min(len(out), self.size - pos, max(self.options.cache_bytes // 2, 1))
         want = ByteRange(pos, pos + span)
         with self._lock:
-            readahead = max(pattern.observe(want), slack)
+            readahead = max(cursor.pattern.observe(want), slack)
             got = self.cache.read_into(pos, out[:span])
             if got:
                 self.stats.cache_hits += 1
                 return got
             self.stats.cache_misses += 1
             plan = plan_read(want, self.cache, self.size, self.options.policy, readahead)
-        self._fill(plan, protect=want)
+        if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
+            self._stream_into_cache(cursor, want)
+        else:
+            cursor.drop_stream()
+            self._fill(plan, protect=want)
         with self._lock:
             got = self.cache.read_into(pos, out[:span])
         if got == 0:
@@ -190,6 +209,17 @@ class RemoteFile:
                 return self._read_uncached(want, out)
             raise RuntimeError(f"cache did not keep the bytes at {pos}")
         return got
+
+    def _stream_into_cache(self, cursor: Cursor, want: ByteRange) -> None:
+        """Serve a sequential reader from one open-ended streaming response instead of a chain
+        of growing requests: one round trip, then the bytes flow at the link's speed."""
+        stream = cursor.stream
+        if stream is None or stream.position != want.start:
+            cursor.drop_stream()
+            stream = cursor.stream = Stream(self, ByteRange(want.start, self.size))
+        stream.pump_until(want.stop, protect=want)
+        if stream.finished:
+            cursor.drop_stream()
 
     def _read_uncached(self, want: ByteRange, out: memoryview) -> int:
         result = self.exchange(RangeSpec.of(want))
@@ -262,6 +292,45 @@ class RemoteFile:
         self.transport.close()
         with self._lock:
             self.cache.clear()
+
+
+class Stream:
+    """A streaming range response whose bytes go into the cache as the reader reaches them."""
+
+    def __init__(self, remote: RemoteFile, span: ByteRange) -> None:
+        self._remote = remote
+        self._exchange = remote.new_exchange(RangeSpec.of(span))
+        self._steps = remote.drive(self._exchange)
+        self.position = span.start
+        self.finished = False
+
+    def pump_until(self, stop: int, *, protect: ByteRange) -> None:
+        while self.position < stop and not self.finished:
+            try:
+                next(self._steps)
+            except StopIteration:
+                self.finished = True
+            start, data = self._exchange.take()
+            if data:
+                with self._remote._lock:
+                    self._remote.cache.insert(start, data, protect=protect)
+                self.position = start + len(data)
+
+    def close(self) -> None:
+        self._steps.close()
+
+
+class Cursor:
+    """Per-reader state: the access pattern and the stream it may be consuming."""
+
+    def __init__(self, remote: RemoteFile) -> None:
+        self.pattern = AccessPattern(remote.options.policy)
+        self.stream: Stream | None = None
+
+    def drop_stream(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
 
 
 def _checked_range(r: tuple[int, int], size: int) -> ByteRange:

@@ -10,7 +10,7 @@ from rangeio._core.options import Timeout
 
 # Body chunks are read in pieces this large: big enough that Python overhead per chunk is
 # negligible at loopback speed, small enough that a cut connection loses little.
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 1024 * 1024
 
 
 class RawResponse(Protocol):

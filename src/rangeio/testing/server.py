@@ -18,6 +18,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+try:  # POSIX only; used to wait for the peer's ACKs before a reset
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows
+    fcntl = termios = None  # type: ignore[assignment]
+
 try:
     import h11
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -35,6 +41,7 @@ _RECV_SIZE = 65536
 # truncated answer, short enough that a client which never closes does not pin a thread.
 _CLOSE_GRACE = 1.0
 _JOIN_TIMEOUT = 2.0
+_REDIRECT_STATUSES = frozenset({300, 301, 302, 303, 307, 308})
 _RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
 
 
@@ -46,6 +53,24 @@ class Faults:
     ``refuse_head`` or ``on_head``. ``times`` limits it to the first ``times`` requests it
     applies to (counted across all paths for the global Faults); after that the server
     behaves normally. Body and framing faults touch only 200 and 206 answers to GET.
+
+    - ``ignore_range``: answer range requests with 200 and the whole body.
+    - ``content_range_shift``: move Content-Range's first and last by this much (body is true).
+    - ``content_length_delta``: > 0 declares more than is sent, then closes; < 0 declares
+      and sends fewer bytes, keeping the connection.
+    - ``truncate_after``: send this many body bytes, then close (FIN).
+    - ``reset_after``: send this many body bytes, then reset (RST); 0 resets before answering.
+    - ``gzip``: gzip the body, with Content-Encoding: gzip (Content-Range stays identity).
+    - ``status`` and ``retry_after``: answer with this status and Retry-After.
+    - ``redirect_to`` and ``redirect_status``: redirect there (absolute or relative).
+    - ``suffix_501``: answer suffix ranges (``bytes=-N``) with 501.
+    - ``always_416``: answer every request that has a Range header with 416.
+    - ``star_total``: Content-Range totals are ``*``.
+    - ``refuse_head``: HEAD gets 405.
+    - ``delay``: seconds to wait before answering.
+    - ``chunked``: Transfer-Encoding: chunked, no Content-Length.
+    - ``change_after``: after this many GETs of a path, its content changes once (reversed).
+    - ``on_head``: HEAD gets ``delay``, ``reset_after=0``, ``status`` and ``redirect_to`` too.
     """
 
     times: int | None = None
@@ -79,8 +104,11 @@ class Faults:
             raise ValueError("change_after must be >= 1")
         if self.delay < 0:
             raise ValueError("delay must be >= 0")
-        if not 300 <= self.redirect_status <= 399:
-            raise ValueError("redirect_status must be a 3xx status")
+        if self.redirect_status not in _REDIRECT_STATUSES:
+            raise ValueError(f"redirect_status must be one of {sorted(_REDIRECT_STATUSES)}")
+        # h11 sends 1xx only as interim answers, so they cannot stand in for the answer.
+        if self.status is not None and not 200 <= self.status <= 599:
+            raise ValueError("status must be in 200..599")
 
     def applies_to(self, method: str) -> bool:
         if method == "GET":
@@ -195,7 +223,8 @@ class FaultServer:
     def start(self) -> FaultServer:
         if self._listener is not None:
             raise RuntimeError("FaultServer already started")
-        listener = socket.create_server((self._host, 0))
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        listener = socket.create_server((self._host, 0), family=family)
         listener.setblocking(False)
         self._listener = listener
         self._wake_r, self._wake_w = socket.socketpair()
@@ -442,8 +471,6 @@ class FaultServer:
 
     def _read_request(self, sock: socket.socket, conn: h11.Connection) -> RecordedRequest:
         event = self._next_event(sock, conn)
-        if isinstance(event, h11.ConnectionClosed):
-            raise _ConnectionDone
         if not isinstance(event, h11.Request):
             raise _ConnectionDone
         # Request bodies mean nothing here, but must be consumed to reach the next request.
@@ -580,6 +607,8 @@ def _early_fault_reply(method: str, faults: Faults) -> _Reply | None:
         return _text_reply(faults.redirect_status, "moved", [("Location", faults.redirect_to)])
     if faults.status is not None:
         extra = [("Retry-After", faults.retry_after)] if faults.retry_after is not None else []
+        if faults.status in (204, 304):  # statuses that cannot carry a body
+            return _Reply(faults.status, extra)
         return _text_reply(faults.status, "injected status", extra)
     return None
 
@@ -797,10 +826,7 @@ def _pieces(payload: bytes, chunked: bool) -> Iterator[bytes]:
 
 
 def _unacknowledged_bytes(sock: socket.socket) -> int:
-    try:
-        import fcntl
-        import termios
-    except ImportError:  # pragma: no cover - not on POSIX
+    if fcntl is None or termios is None:  # pragma: no cover - not on POSIX
         return 0
     try:
         raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
