@@ -32,7 +32,8 @@ class ByteRange:
         return self.start <= other.start and other.stop <= self.stop
 
     def overlaps(self, other: ByteRange) -> bool:
-        return self.start < other.stop and other.start < self.stop
+        # An empty range holds no byte, so it overlaps nothing (as `intersection` agrees).
+        return max(self.start, other.start) < min(self.stop, other.stop)
 
     def intersection(self, other: ByteRange) -> ByteRange | None:
         start, stop = max(self.start, other.start), min(self.stop, other.stop)

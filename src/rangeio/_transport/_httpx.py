@@ -9,7 +9,6 @@ import httpx
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
-from rangeio._transport.base import CHUNK_BYTES
 from rangeio.errors import NetworkError, NetworkTimeoutError
 
 
@@ -28,7 +27,9 @@ class HttpxResponse:
 
     def iter_raw(self) -> Iterator[bytes]:
         try:
-            yield from self._response.iter_raw(CHUNK_BYTES)
+            # No chunk_size: httpx would hold bytes back to fill a chunk, and lose them if the
+            # connection then drops; we want every received byte so a resume starts after it.
+            yield from self._response.iter_raw()
         except httpx.HTTPError as exc:
             raise map_httpx_error(exc, self._url) from exc
 
