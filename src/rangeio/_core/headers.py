@@ -20,6 +20,9 @@ _CONTENT_RANGE = re.compile(
 )
 _RANGE_SPEC = re.compile(rf"\s*(?P<first>{_DIGITS})?\s*-\s*(?P<last>{_DIGITS})?\s*", re.ASCII)
 _RANGE_UNIT = re.compile(r"\s*bytes\s*=(?P<specs>.*)", re.ASCII | re.IGNORECASE | re.DOTALL)
+# What `\s` matches under re.ASCII. str.strip() with no argument also eats Unicode spaces such as
+# U+00A0, which are not HTTP whitespace: they would turn garbage into an accepted empty element.
+_SPACE = " \t\n\r\f\v"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,7 @@ def parse_range(value: str) -> list[RangeSpec]:
         raise HeaderParseError(f"Range header is not a bytes range: {value[:80]!r}")
     specs: list[RangeSpec] = []
     for part in unit.group("specs").split(","):
-        if not part.strip():
+        if not part.strip(_SPACE):
             # §5.6.1 list syntax allows empty elements; they carry nothing.
             continue
         m = _RANGE_SPEC.fullmatch(part)
@@ -159,7 +162,7 @@ def parse_content_length(value: str | None) -> int | None:
     """Content-Length (§8.6); a list of identical values is tolerated, as the RFC allows."""
     if value is None:
         return None
-    values = {v.strip() for v in value.split(",")}
+    values = {v.strip(_SPACE) for v in value.split(",")}
     if len(values) != 1:
         raise HeaderParseError(f"conflicting Content-Length values: {value[:80]!r}")
     (text,) = values

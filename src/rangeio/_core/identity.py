@@ -98,6 +98,8 @@ class Identity:
 
     def if_range_value(self) -> str | None:
         """The validator for If-Range (§13.1.5): a strong ETag, else Last-Modified."""
-        if self.etag is not None and self.etag.usable_as_precondition:
-            return self.etag.header_value()
+        if self.etag is not None:
+            # §13.1.5: a date may only be sent when the client has no entity tag at all; a weak
+            # or unquoted tag rules out both forms, so no If-Range is possible.
+            return self.etag.header_value() if self.etag.usable_as_precondition else None
         return self.last_modified
