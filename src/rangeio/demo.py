@@ -27,7 +27,13 @@ def _sample_parquet() -> bytes | None:
     except ImportError:
         return None
     n = 400_000
-    table = pa.table({"id": range(n), "score": [i * 0.25 for i in range(n)], "tag": [f"t{i % 97}" for i in range(n)]})
+    table = pa.table(
+        {
+            "id": range(n),
+            "score": [i * 0.25 for i in range(n)],
+            "tag": [f"t{i % 97}" for i in range(n)],
+        }
+    )
     buf = io.BytesIO()
     pq.write_table(table, buf, row_group_size=100_000)
     return buf.getvalue()
@@ -47,7 +53,9 @@ def main() -> None:
             names = archive.namelist()
             member = archive.read("logs/day-1234.txt")
             assert member == b"entry 1234\n" * 50
-            print(f"zip: {len(names)} members listed, one read, archive is {f.size / 2**20:.1f} MiB")
+            print(
+                f"zip: {len(names)} members listed, one read, archive is {f.size / 2**20:.1f} MiB"
+            )
             rows.append(("zip listing + 1 member", f.stats.requests, f.stats.bytes_fetched, "ok"))
 
         if parquet is not None:
@@ -58,8 +66,12 @@ def main() -> None:
                 meta = pf.metadata
                 group = pf.read_row_group(2, columns=["id", "score"])
                 assert group.column("id")[0].as_py() == 200_000
-                print(f"parquet: {meta.num_rows} rows in {meta.num_row_groups} row groups; read 2 columns of one")
-                rows.append(("parquet footer + 2 columns", f.stats.requests, f.stats.bytes_fetched, "ok"))
+                print(
+                    f"parquet: {meta.num_rows} rows in {meta.num_row_groups} row groups; read 2 columns of one"
+                )
+                rows.append(
+                    ("parquet footer + 2 columns", f.stats.requests, f.stats.bytes_fetched, "ok")
+                )
         else:
             rows.append(("parquet (install pyarrow)", 0, 0, "skipped"))
 

@@ -9,13 +9,12 @@ import httpx
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
-from rangeio.errors import NetworkError, NetworkTimeoutError
+from rangeio._transport.base import network_error
+from rangeio.errors import NetworkError
 
 
 def map_httpx_error(exc: Exception, url: str) -> NetworkError:
-    if isinstance(exc, httpx.TimeoutException):
-        return NetworkTimeoutError(f"timed out talking to {url}: {exc}")
-    return NetworkError(f"{type(exc).__name__} talking to {url}: {exc}")
+    return network_error(exc, url, timed_out=isinstance(exc, httpx.TimeoutException))
 
 
 class HttpxResponse:

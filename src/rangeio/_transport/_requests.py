@@ -9,7 +9,7 @@ import requests
 from rangeio._core.exchange import Request
 from rangeio._core.options import Timeout
 from rangeio._transport._urllib3 import Urllib3Response
-from rangeio.errors import NetworkError, NetworkTimeoutError
+from rangeio._transport.base import network_error
 
 
 class RequestsTransport:
@@ -28,10 +28,9 @@ class RequestsTransport:
                 allow_redirects=False,
                 timeout=(timeout.connect, timeout.read),
             )
-        except requests.Timeout as exc:
-            raise NetworkTimeoutError(f"timed out talking to {request.url}: {exc}") from exc
         except requests.RequestException as exc:
-            raise NetworkError(f"{type(exc).__name__} talking to {request.url}: {exc}") from exc
+            timed_out = isinstance(exc, requests.Timeout)
+            raise network_error(exc, request.url, timed_out=timed_out) from exc
         # response.raw is the urllib3 response; reading it directly skips requests' decoding.
         return Urllib3Response(response.raw, request.url)
 

@@ -11,8 +11,8 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
-from rangeio._transport.base import CHUNK_BYTES
-from rangeio.errors import NetworkError, NetworkTimeoutError
+from rangeio._transport.base import CHUNK_BYTES, network_error
+from rangeio.errors import NetworkError
 
 # Enough pooled connections per host for read_ranges' concurrency; more would be dropped with a
 # warning after each use.
@@ -20,9 +20,7 @@ POOL_MAXSIZE = 16
 
 
 def map_urllib3_error(exc: Exception, url: str) -> NetworkError:
-    if isinstance(exc, Urllib3TimeoutError):
-        return NetworkTimeoutError(f"timed out talking to {url}: {exc}")
-    return NetworkError(f"{type(exc).__name__} talking to {url}: {exc}")
+    return network_error(exc, url, timed_out=isinstance(exc, Urllib3TimeoutError))
 
 
 class Urllib3Response:

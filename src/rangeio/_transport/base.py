@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from rangeio._core.exchange import Request
 from rangeio._core.options import Timeout
+from rangeio.errors import NetworkError, NetworkTimeoutError
 
 # Body chunks are read in pieces up to this large: per-chunk Python overhead is then negligible
 # at loopback speed. A cut connection loses nothing: what was received is still handed over.
@@ -36,3 +37,10 @@ class Transport(Protocol):
     def close(self) -> None:
         """Close what the transport owns; a borrowed client is left open."""
         ...
+
+
+def network_error(exc: BaseException, url: str, *, timed_out: bool) -> NetworkError:
+    """The typed error for a client library's exception; the caller chains it as __cause__."""
+    if timed_out:
+        return NetworkTimeoutError(f"timed out talking to {url}: {exc}")
+    return NetworkError(f"{type(exc).__name__} talking to {url}: {exc}")
