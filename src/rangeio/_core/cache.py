@@ -162,12 +162,15 @@ class ByteCache:
             ):
                 self._remove_at(i)
                 data = bytes(data) + bytes(right_data)
-        self._starts.insert(i, start)
+        self._place(start, data)
+        if pin:
+            self._pinned.add(start)
+
+    def _place(self, start: int, data: Buffer) -> None:
+        self._starts.insert(bisect_right(self._starts, start), start)
         self._data[start] = data
         self._lru[start] = None
         self.size += len(data)
-        if pin:
-            self._pinned.add(start)
 
     def _remove_at(self, i: int) -> None:
         start = self._starts.pop(i)
@@ -183,12 +186,19 @@ class ByteCache:
                 break
             if start in self._pinned:
                 continue
-            seg = ByteRange(start, start + len(self._data[start]))
-            if seg.overlaps(protect):
+            data = self._data[start]
+            seg = ByteRange(start, start + len(data))
+            keep = seg.intersection(protect)
+            if keep == seg:
                 continue
-            i = bisect_right(self._starts, start) - 1
-            self.evicted_bytes += len(seg)
-            self._remove_at(i)
+            self._remove_at(bisect_right(self._starts, start) - 1)
+            self.evicted_bytes += len(seg) - (len(keep) if keep else 0)
+            if keep is not None:
+                # A segment reaching past the protected range (a merge, a read-ahead) keeps only
+                # its protected bytes: the budget is exceeded by at most the read in progress.
+                self._place(
+                    keep.start, bytes(memoryview(data)[keep.start - start : keep.stop - start])
+                )
 
     def clear(self) -> None:
         self._starts.clear()

@@ -12,12 +12,13 @@ sync and async shells cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rangeio._core.headers import RangeSpec, format_range
 from rangeio._core.identity import Identity
-from rangeio._core.ranges import ByteRange
+from rangeio._core.multipart import MultipartParser, Part
+from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.redirects import (
     MAX_REDIRECTS,
     ResolvedUrl,
@@ -31,10 +32,12 @@ from rangeio._core.validate import (
     Changed,
     Failure,
     Full,
+    Multipart,
     Partial,
     Redirect,
     Unsatisfiable,
     Verdict,
+    expected_range,
     judge,
 )
 from rangeio.errors import (
@@ -93,13 +96,18 @@ class Result:
     full: bool
     unsatisfiable: bool
     url: ResolvedUrl
+    # Every (offset, bytes) piece received, in arrival order: one for a single range, one per
+    # part for multipart/byteranges (where ``data`` and ``range`` are empty).
+    pieces: tuple[tuple[int, bytes], ...] = ()
+    multipart: bool = False
 
 
 Action = Wait | ReadBody | Skip
 
 
 class RangeExchange:
-    """Fetch ``spec`` (or the whole file when ``spec`` is None) from one resource.
+    """Fetch ``spec`` (or the whole file when ``spec`` is None) from one resource. A sequence of
+    closed specs asks for several ranges in one multipart/byteranges request (§14.6).
 
     ``pinned`` is the identity every response must agree with (None at open, when the first
     response defines it). ``max_full_body`` bounds a 200 answer to a range request: larger ones
@@ -108,7 +116,7 @@ class RangeExchange:
 
     def __init__(
         self,
-        spec: RangeSpec | None,
+        spec: RangeSpec | Sequence[RangeSpec] | None,
         *,
         first_url: str,
         target: ResolvedUrl,
@@ -119,8 +127,19 @@ class RangeExchange:
         method: str = "GET",
         allow_downgrade: bool = False,
     ) -> None:
+        specs: tuple[RangeSpec, ...]
+        if spec is None:
+            specs = ()
+        elif isinstance(spec, RangeSpec):
+            specs = (spec,)
+        else:
+            specs = tuple(spec)
+            if not specs or any(s.start is None or s.stop is None for s in specs):
+                raise ValueError("several ranges must all be closed ranges")
         self._spec = spec
-        self._resume_spec: RangeSpec | None = spec
+        self._resume_specs = specs
+        self._parser: MultipartParser | None = None
+        self._parts: list[Part] = []
         self._first_url = first_url
         self._target = target
         self._url = target.url
@@ -136,7 +155,7 @@ class RangeExchange:
         self._tried_first_url = target.url == first_url
         self._buffer = _Chunks()
         self._range_start = 0
-        self._verdict: Partial | Full | None = None
+        self._verdict: Partial | Full | Multipart | None = None
         self._expected: int | None = None
         self._received = 0
         self._result: Result | None = None
@@ -152,14 +171,15 @@ class RangeExchange:
             self._url = self._first_url
         headers = headers_for(self._url, self._first_url, self._user_headers)
         headers.update(BASE_HEADERS)
-        if self._resume_spec is not None:
-            headers["Range"] = format_range(self._resume_spec)
+        if self._resume_specs:
+            headers["Range"] = format_range(self._resume_specs)
         if self._pinned is not None:
             headers.update(self._pinned.precondition_headers())
         self.requests_sent += 1
         self._received = 0
         self._expected = None
         self._verdict = None
+        self._parser = None
         return Request(self._method, self._url, headers)
 
     @property
@@ -175,8 +195,7 @@ class RangeExchange:
     # -- responses --------------------------------------------------------------------------
 
     def on_response(self, status: int, headers: Mapping[str, str], now: float) -> Action:
-        requested = () if self._resume_spec is None else (self._resume_spec,)
-        verdict = judge(requested, status, headers, self._pinned, now=now)
+        verdict = judge(self._resume_specs, status, headers, self._pinned, now=now)
         if isinstance(verdict, Redirect):
             return self._follow(verdict)
         if isinstance(verdict, Failure):
@@ -191,6 +210,16 @@ class RangeExchange:
             return self._read(verdict.range.length, now)
         if isinstance(verdict, Full):
             return self._full(verdict, now)
+        if isinstance(verdict, Multipart):
+            size = self._pinned.size if self._pinned is not None else None
+            wanted = [
+                r
+                for r in (expected_range(s, size, self._pinned) for s in self._resume_specs)
+                if r is not None
+            ]
+            self._parser = MultipartParser(verdict.boundary, wanted, size)
+            self._verdict = verdict
+            return self._read(None, now)
         raise verdict.error()
 
     def _read(self, expected: int | None, now: float) -> Action:
@@ -208,6 +237,7 @@ class RangeExchange:
                 )
         # A 200 restarts the body from byte 0 whatever was received before.
         self._buffer = _Chunks()
+        self._parts = []
         self._range_start = 0
         self._verdict = verdict
         self._expected = verdict.length
@@ -265,6 +295,10 @@ class RangeExchange:
 
     def on_data(self, chunk: bytes | bytearray | memoryview) -> None:
         size = len(chunk)
+        if self._parser is not None:
+            self._parser.feed(chunk)
+            self._received += size
+            return
         if self._expected is not None and self._received + size > self._expected:
             # Bytes past the declared length are not the file's bytes: §8.6, a message with
             # more content than its framing says is broken. Nothing of this response is kept.
@@ -295,36 +329,81 @@ class RangeExchange:
         done; otherwise the body was short and a resume follows."""
         if self._expected is not None and self._received < self._expected:
             return self._cut()
+        if self._parser is not None:
+            if not self._parser.finished:
+                return self._cut()
+            self._parts.extend(self._parser.end())
+            self._parser = None
         self._finish(now)
         return None
 
-    def on_error(self, error: NetworkError) -> Action:
+    def on_error(self, error: NetworkError, now: float = 0.0) -> Action:
         """The transport failed (connect, read, reset). A cut body is resumed where it stopped."""
         if self._verdict is not None and self._received:
-            return self._cut(error)
+            return self._cut(error, now)
         return self._retry_or_raise(error)
 
-    def _cut(self, error: NetworkError | None = None) -> Action:
+    def _cut(self, error: NetworkError | None = None, now: float = 0.0) -> Action:
         verdict = self._verdict
         assert verdict is not None
-        if isinstance(verdict, Partial):
+        if isinstance(verdict, Multipart):
+            # Keep the parts that arrived whole; ask again only for the rest.
+            assert self._parser is not None
+            self._parts.extend(self._parser.parts)
+            self._parser = None
+            remaining = self._ranges_still_missing()
+            if not remaining:
+                self._verdict = verdict
+                self._finish(now)
+                return Skip()
+            self._resume_specs = tuple(RangeSpec.of(r) for r in remaining)
+            if self._pinned is None:
+                self._pinned = verdict.identity
+        elif isinstance(verdict, Partial):
             # Resume from the first byte not yet received; the pinned identity (If-Match) keeps
             # the two halves from coming from different versions.
             start = self._range_start + len(self._buffer)
             stop = verdict.range.stop
-            self._resume_spec = RangeSpec.closed(start, stop)
+            self._resume_specs = (RangeSpec.closed(start, stop),)
             if self._pinned is None:
                 self._pinned = verdict.identity
         else:
             # A cut 200 is restarted in full: a server that ignored Range will ignore it again.
             self._buffer = _Chunks()
+            self._parts = []
         self._verdict = None
         return self._retry_or_raise(
             error or NetworkError(f"connection closed before the body ended, from {self._url}")
         )
 
+    def _ranges_still_missing(self) -> list[ByteRange]:
+        size = self._pinned.size if self._pinned is not None else None
+        have = RangeSet(p.range for p in self._parts)
+        missing: list[ByteRange] = []
+        for spec in self._resume_specs:
+            want = expected_range(spec, size, self._pinned)
+            if want is not None:
+                missing.extend(have.gaps(want))
+        return missing
+
     def _finish(self, now: float) -> None:
         verdict = self._verdict
+        if isinstance(verdict, Multipart):
+            identity = verdict.identity
+            if self._pinned is not None:
+                identity = self._pinned.merged(identity)
+            self._result = Result(
+                b"",
+                ByteRange(0, 0),
+                identity.size,
+                identity,
+                full=False,
+                unsatisfiable=False,
+                url=self._resolved(now),
+                pieces=tuple((p.range.start, p.data) for p in self._parts),
+                multipart=True,
+            )
+            return
         if isinstance(verdict, Partial):
             identity = verdict.identity
             if self._pinned is not None:
@@ -348,14 +427,19 @@ class RangeExchange:
             full = True
         else:
             raise RuntimeError("finish without a verdict")
+        data = self._buffer.join()
+        pieces = [(p.range.start, p.data) for p in self._parts]
+        pieces.append((span.start, data))
         self._result = Result(
-            self._buffer.join(),
+            data,
             span,
             total,
             identity,
             full=full,
             unsatisfiable=False,
             url=self._resolved(now),
+            pieces=tuple(pieces),
+            multipart=bool(self._parts),
         )
 
     def _resolved(self, now: float) -> ResolvedUrl:

@@ -40,6 +40,9 @@ class FileOptions:
       because Parquet, zip and HDF5 keep their index there.
     - ``cache_bytes`` 64 MiB: enough for the metadata and working set of typical columnar reads,
       small enough for a laptop with many files open.
+    - ``multipart`` "auto": ``read_ranges`` asks for several ranges in one multipart/byteranges
+      request; the first such request is the probe, and a server that answers otherwise is
+      remembered and served range by range. True insists (errors are raised), False never asks.
     - ``max_concurrency`` 8: many servers and CDNs start failing above 12 to 16 concurrent range
       requests per client.
     """
@@ -53,7 +56,7 @@ class FileOptions:
     max_concurrency: int = 8
     policy: ReadPolicy = field(default_factory=ReadPolicy)
     allow_https_downgrade: bool = False
-    multipart: bool = False
+    multipart: bool | str = "auto"
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> FileOptions:
@@ -82,6 +85,8 @@ class FileOptions:
             raise ValueError("prefetch_direction must be 'END' or 'START'")
         if self.cache_bytes < 0:
             raise ValueError("cache_bytes must be >= 0")
+        if self.multipart not in (True, False, "auto"):
+            raise ValueError("multipart must be True, False or 'auto'")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
 

@@ -27,6 +27,10 @@ class ReadPolicy:
       again rather than paid for with an extra round trip.
     - ``coalesce_gap_bytes`` 1 MiB: vectored reads merge ranges this close, as object_store's
       ``coalesce_ranges`` does.
+    - ``multipart_gap_bytes`` 16 KiB: with multipart/byteranges a separate range costs only a
+      part header (~100 bytes), not a round trip, so only near-adjacent ranges are merged.
+    - ``max_ranges_per_request`` 100: Apache's MaxRanges defaults to 200 and header limits are
+      often 8 KiB; 100 ranges keep the Range header near 2 KiB.
     - ``stream_after`` 2: after this many back-to-back sequential reads the file switches to
       one streaming request instead of growing discrete ones.
     """
@@ -36,6 +40,8 @@ class ReadPolicy:
     max_request_bytes: int = 8 * MiB
     gap_fill_bytes: int = 64 * KiB
     coalesce_gap_bytes: int = 1 * MiB
+    multipart_gap_bytes: int = 16 * KiB
+    max_ranges_per_request: int = 100
     stream_after: int = 2
 
     def __post_init__(self) -> None:
@@ -112,12 +118,35 @@ def plan_vectored(
     cache: ByteCache,
     size: int,
     policy: ReadPolicy,
+    *,
+    multipart: bool = False,
 ) -> list[ByteRange]:
-    """Requests for a vectored read: every missing byte of every range, close gaps merged."""
+    """Requests for a vectored read: every missing byte of every range, close gaps merged
+    (more eagerly when each range would be a request of its own than when they share one
+    multipart request)."""
     gaps: list[ByteRange] = []
     for want in wanted:
         gaps.extend(cache.missing(want.clamp(size)))
-    return _bounded(coalesce(gaps, policy.coalesce_gap_bytes), policy)
+    gap = policy.multipart_gap_bytes if multipart else policy.coalesce_gap_bytes
+    return _bounded(coalesce(gaps, gap), policy)
+
+
+def group_for_multipart(ranges: list[ByteRange], policy: ReadPolicy) -> list[list[ByteRange]]:
+    """Ranges grouped into multipart requests: at most ``max_ranges_per_request`` ranges and
+    about ``max_request_bytes`` bytes each, so one failure never costs much."""
+    groups: list[list[ByteRange]] = []
+    current: list[ByteRange] = []
+    current_bytes = 0
+    for r in ranges:
+        full = len(current) >= policy.max_ranges_per_request
+        if current and (full or current_bytes + r.length > policy.max_request_bytes):
+            groups.append(current)
+            current, current_bytes = [], 0
+        current.append(r)
+        current_bytes += r.length
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _bounded(ranges: list[ByteRange], policy: ReadPolicy) -> list[ByteRange]:

@@ -16,7 +16,13 @@ MAX_REDIRECTS = 20
 
 
 def check_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        # Reading the port validates it (a number within 0-65535): better a typed error now than
+        # a bare ValueError from origin() in the middle of an exchange.
+        _ = parts.port
+    except ValueError as exc:
+        raise UrlError(f"malformed URL {url!r}: {exc}") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise UrlError(
             f"only http and https URLs are supported, not {parts.scheme or 'none'!r}: {url}"
@@ -35,7 +41,11 @@ def origin(url: str) -> tuple[str, str, int]:
 
 def next_hop(current: str, location: str) -> str:
     """The absolute URL a Location header points to (§10.2.2 allows relative references)."""
-    return check_url(urljoin(current, location.strip()))
+    try:
+        target = urljoin(current, location.strip())
+    except ValueError as exc:
+        raise UrlError(f"malformed redirect Location {location!r}: {exc}") from None
+    return check_url(target)
 
 
 def is_downgrade(current: str, target: str) -> bool:
@@ -70,14 +80,19 @@ def expiry_of(url: str, now: float) -> float | None:
     query = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
     for prefix in ("x-amz-", "x-goog-"):
         lifetime = query.get(prefix + "expires")
-        if lifetime is not None and lifetime.isdigit():
+        if lifetime is not None and _is_digits(lifetime):
             signed = query.get(prefix + "date")
             start = _parse_iso_basic(signed) if signed else None
             return (start if start is not None else now) + int(lifetime)
     expires = query.get("expires")
-    if expires is not None and expires.isdigit():
+    if expires is not None and _is_digits(expires):
         return float(int(expires))
     return None
+
+
+def _is_digits(text: str) -> bool:
+    # str.isdigit() alone accepts characters such as "²" that int() refuses.
+    return text.isascii() and text.isdigit()
 
 
 def _parse_iso_basic(text: str) -> float | None:

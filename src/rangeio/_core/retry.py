@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 
 # Statuses that say "try again": §15.5.9 408, RFC 8470 425, RFC 6585 429, §15.6 500/502/503/504.
@@ -55,11 +56,18 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     text = value.strip()
     if text.isascii() and text.isdigit():
-        return float(int(text[:10]))
+        # Leading zeros go first: cutting the digits before would read "000000000060" as 0.
+        # Past ten digits the delay is centuries, so the exact value no longer matters.
+        digits = text.lstrip("0") or "0"
+        return float(int(digits)) if len(digits) <= 10 else float(10**10)
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:
         return None
+    if when.tzinfo is None:
+        # asctime dates and `-0000` parse as naive datetimes, which .timestamp() would read as
+        # local time; every HTTP-date is in GMT (§5.6.7).
+        when = when.replace(tzinfo=timezone.utc)
     return max(0.0, when.timestamp() - now)

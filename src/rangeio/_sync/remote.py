@@ -13,7 +13,13 @@ from rangeio._core.exchange import Action, RangeExchange, ReadBody, Result, Wait
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
 from rangeio._core.options import FileOptions
-from rangeio._core.planner import AccessPattern, opening_specs, plan_read, plan_vectored
+from rangeio._core.planner import (
+    AccessPattern,
+    group_for_multipart,
+    opening_specs,
+    plan_read,
+    plan_vectored,
+)
 from rangeio._core.ranges import ByteRange
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
@@ -46,6 +52,8 @@ class RemoteFile:
         self.size = 0
         self.target = ResolvedUrl(url)
         self.whole_file_cached = False
+        # None until a multi-range request has shown whether the server answers multipart.
+        self.multipart_support: bool | None = None
         self.closed = False
         self._lock = threading.RLock()
         try:
@@ -56,7 +64,9 @@ class RemoteFile:
 
     # -- exchanges --------------------------------------------------------------------------
 
-    def new_exchange(self, spec: RangeSpec | None, *, method: str = "GET") -> RangeExchange:
+    def new_exchange(
+        self, spec: RangeSpec | Sequence[RangeSpec] | None, *, method: str = "GET"
+    ) -> RangeExchange:
         return RangeExchange(
             spec,
             first_url=self.url,
@@ -108,7 +118,9 @@ class RemoteFile:
         with self._lock:
             self.stats.bytes_fetched += n
 
-    def exchange(self, spec: RangeSpec | None, *, method: str = "GET") -> Result:
+    def exchange(
+        self, spec: RangeSpec | Sequence[RangeSpec] | None, *, method: str = "GET"
+    ) -> Result:
         """Run one exchange to completion: redirects, retries and resumes included."""
         exchange = self.new_exchange(spec, method=method)
         for _ in self.drive(exchange):
@@ -248,25 +260,53 @@ class RemoteFile:
         with self._lock:
             # Copy what is cached now: fetching the rest may evict it.
             for want, out in zip(wanted, outputs):
-                for gap in self._copy_cached(want, out):
-                    holes.append(gap)
-            plan = plan_vectored(holes, self.cache, self.size, self.options.policy)
+                holes.extend(self._copy_cached(want, out))
             if holes:
                 self.stats.cache_misses += 1
             else:
                 self.stats.cache_hits += 1
-        results = self.fetch_many(plan)
+        results = self._fetch_vectored(holes)
         for result in results:
             self._check_result(result)
-            for want, out in zip(wanted, outputs):
-                part = want.intersection(result.range)
-                if part is not None:
-                    src = memoryview(result.data)[part.start - result.range.start :]
-                    out[part.start - want.start : part.stop - want.start] = src[: part.length]
+            for start, data in result.pieces:
+                _scatter(start, data, wanted, outputs)
         with self._lock:
             for result in results:
-                self.cache.insert(result.range.start, result.data)
+                for start, data in result.pieces:
+                    self.cache.insert(start, data)
         return [bytes(o) for o in outputs]
+
+    def _fetch_vectored(self, holes: list[ByteRange]) -> list[Result]:
+        policy = self.options.policy
+        if self.options.multipart is not False and self.multipart_support is not False:
+            plan = plan_vectored(holes, self.cache, self.size, policy, multipart=True)
+            if len(plan) >= 2:
+                groups = group_for_multipart(plan, policy)
+                try:
+                    results = self._run_concurrently(groups)
+                except (RangeNotSupportedError, ProtocolError):
+                    if self.options.multipart is True or self.multipart_support:
+                        raise
+                    results = None
+                if results is not None:
+                    answered = [r for g, r in zip(groups, results) if len(g) > 1]
+                    if self.multipart_support is None and answered:
+                        self.multipart_support = all(r.multipart for r in answered)
+                    return results
+                self.multipart_support = False
+        plan = plan_vectored(holes, self.cache, self.size, policy)
+        return self.fetch_many(plan)
+
+    def _run_concurrently(self, groups: list[list[ByteRange]]) -> list[Result]:
+        def one(group: list[ByteRange]) -> Result:
+            specs = [RangeSpec.of(r) for r in group]
+            return self.exchange(specs[0] if len(specs) == 1 else specs)
+
+        if len(groups) == 1:
+            return [one(groups[0])]
+        workers = min(self.options.max_concurrency, len(groups))
+        with ThreadPoolExecutor(workers, thread_name_prefix="rangeio") as pool:
+            return list(pool.map(one, groups))
 
     def _copy_cached(self, want: ByteRange, out: bytearray) -> list[ByteRange]:
         view = memoryview(out)
@@ -331,6 +371,17 @@ class Cursor:
         if self.stream is not None:
             self.stream.close()
             self.stream = None
+
+
+def _scatter(start: int, data: bytes, wanted: list[ByteRange], outputs: list[bytearray]) -> None:
+    """Copy the parts of ``data`` (which sits at ``start``) that the wanted ranges ask for."""
+    got = ByteRange(start, start + len(data))
+    view = memoryview(data)
+    for want, out in zip(wanted, outputs):
+        part = want.intersection(got)
+        if part is not None:
+            src = view[part.start - start : part.stop - start]
+            out[part.start - want.start : part.stop - want.start] = src
 
 
 def _checked_range(r: tuple[int, int], size: int) -> ByteRange:
