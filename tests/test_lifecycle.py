@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import rangeio
-from rangeio.testing import FaultServer, Faults
+from rangeio.testing import Faults, FaultServer
 
 DATA = "/data.bin"
 
