@@ -84,17 +84,20 @@ class ByteCache:
     def read_into(self, pos: int, out: memoryview) -> int:
         """Copy cached bytes from ``pos`` into ``out`` until ``out`` is full or a hole; returns
         the count. Touches every segment it reads so that LRU order follows use."""
-        done = 0
-        want = len(out)
-        i = self._index_at(pos)
+        starts = self._starts
+        i = bisect_right(starts, pos) - 1
         if i < 0:
             return 0
-        while done < want and i < len(self._starts):
-            start = self._starts[i]
-            if start > pos + done:
-                break
+        want = len(out)
+        done = 0
+        count = len(starts)
+        while done < want and i < count:
+            start = starts[i]
+            at = pos + done
             data = self._data[start]
-            offset = pos + done - start
+            offset = at - start
+            if offset < 0 or offset >= len(data):
+                break
             n = min(len(data) - offset, want - done)
             out[done : done + n] = memoryview(data)[offset : offset + n]
             done += n

@@ -71,20 +71,25 @@ class AccessPattern:
 
     def observe(self, want: ByteRange) -> int:
         """Record a read and return the read-ahead (bytes past ``want.stop``) it deserves."""
+        return self.observe_span(want.start, want.stop)
+
+    def observe_span(self, start: int, stop: int) -> int:
+        """``observe`` for plain offsets: the cached-read hot path makes no range object."""
         last_start, last_stop = self._last_start, self._last_stop
-        if last_start is not None and last_stop is not None and last_start < want.start < last_stop:
+        if last_start is not None and last_stop is not None and last_start < start < last_stop:
             # The previous read came back short and this one picks up where it stopped: the
             # same logical read, so the pattern does not change.
-            self._last_stop = max(last_stop, want.stop)
+            if stop > last_stop:
+                self._last_stop = stop
             return self.window
-        if last_stop is not None and want.start == last_stop:
+        if start == last_stop:
             self.sequential_run += 1
             first = self._policy.minimum_range_request_bytes
             self.window = min(self._policy.readahead_max, max(first, self.window * 2))
         else:
             self.sequential_run = 0
             self.window = 0
-        self._last_start, self._last_stop = want.start, want.stop
+        self._last_start, self._last_stop = start, stop
         return self.window
 
     @property

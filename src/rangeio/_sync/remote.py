@@ -47,6 +47,7 @@ class RemoteFile:
         self.options = options
         self.transport: Transport = make_transport(client)
         self.cache = ByteCache(options.cache_bytes)
+        self._max_span = max(options.cache_bytes // 2, 1)
         self.stats = Stats()
         self.identity: Identity | None = None
         self.size = 0
@@ -193,28 +194,32 @@ class RemoteFile:
 
         ``slack`` is extra read-ahead the caller knows it will want (the buffered layer reads the
         tail of a large read through its buffer right after)."""
-        self._check_open()
-        if pos >= self.size or not len(out):
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        size = self.size
+        if pos >= size or not len(out):
             return 0
         # A raw read never asks for more than half the cache at once, so the bytes it needs can
         # always stay cached while it copies them; the buffered layer loops for the rest.
-        span = min(len(out), self.size - pos, max(self.options.cache_bytes // 2, 1))
-        want = ByteRange(pos, pos + span)
+        span = min(len(out), size - pos, self._max_span)
+        if span < len(out):
+            out = out[:span]
         with self._lock:
-            readahead = max(cursor.pattern.observe(want), slack)
-            got = self.cache.read_into(pos, out[:span])
+            readahead = cursor.pattern.observe_span(pos, pos + span)
+            got = self.cache.read_into(pos, out)
             if got:
                 self.stats.cache_hits += 1
                 return got
             self.stats.cache_misses += 1
-            plan = plan_read(want, self.cache, self.size, self.options.policy, readahead)
+            want = ByteRange(pos, pos + span)
+            plan = plan_read(want, self.cache, size, self.options.policy, max(readahead, slack))
         if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
             self._stream_into_cache(cursor, want)
         else:
             cursor.drop_stream()
             self._fill(plan, protect=want)
         with self._lock:
-            got = self.cache.read_into(pos, out[:span])
+            got = self.cache.read_into(pos, out)
         if got == 0:
             # The plan covered `pos`, so an empty copy means the cache could not hold it.
             if self.options.cache_bytes == 0:
