@@ -29,7 +29,7 @@ class Sizes:
     random_reads: int = 200
     random_read_bytes: int = 4 * KiB
     sequential_piece: int = 1 * MiB
-    sequential_repeats: int = 3
+    sequential_repeats: int = 7
     read64_calls: int = 1_000_000
     read64_seconds: float = 3.0  # time cap for slow libraries
 
@@ -132,20 +132,24 @@ class Servers:
 
     def __init__(self, fixtures: Fixtures, delay_ms: float) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="rangeio-bench-")
-        nginx_class = load_nginx_class()
-        self.nginx = nginx_class(Path(self.tmp.name))
         files = {"big.bin": fixtures.big}
         if fixtures.zip is not None:
             files["many.zip"] = fixtures.zip.data
         if fixtures.parquet is not None:
             files["table.parquet"] = fixtures.parquet.data
-        for name, data in files.items():
-            self.nginx.add_file(name, data)
-        self.nginx.start()
+        try:
+            self.nginx = load_nginx_class()(Path(self.tmp.name))
+            for name, data in files.items():
+                self.nginx.add_file(name, data)
+            self.nginx.start()
+        except BaseException:
+            self.tmp.cleanup()
+            raise
         try:
             self.proxy = ProxyProcess(self.nginx.port, delay_ms)
         except BaseException:
             self.nginx.stop()
+            self.tmp.cleanup()
             raise
         for name in files:
             fixtures.urls[name] = f"{self.proxy.origin}/{name}"

@@ -7,7 +7,9 @@ carried over from the previous run.
 
 from __future__ import annotations
 
+import importlib
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,8 +47,9 @@ def fsspec_library() -> Library | str:
     try:
         import aiohttp
         import fsspec
-        from fsspec.implementations.http import HTTPFileSystem
-    except Exception as exc:  # noqa: BLE001 - any import failure means "unavailable"
+
+        importlib.import_module("fsspec.implementations.http")  # fails without aiohttp
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
 
     def open_(url: str) -> Opened:
@@ -59,7 +62,9 @@ def fsspec_library() -> Library | str:
 
         return Opened(f, close, extra={"fs": fs})
 
-    return Library("fsspec", open_, "fsspec", f"{fsspec.__version__} (aiohttp {aiohttp.__version__})")
+    return Library(
+        "fsspec", open_, "fsspec", f"{fsspec.__version__} (aiohttp {aiohttp.__version__})"
+    )
 
 
 def new_fsspec_filesystem() -> Any:
@@ -81,7 +86,14 @@ def hctef_library() -> Library | str:
     """hctef's sync HttpFile with its defaults (1 MiB blocks, disk cache in a fresh dir)."""
     try:
         import hctef
-    except Exception as exc:  # noqa: BLE001 - any import failure means "unavailable"
+    except ImportError as exc:
+        # hctef declares Python >= 3.12, but its sync HttpFile runs on 3.11 (only hctef.aio
+        # uses 3.12 syntax), so pip needs to be told to install it anyway.
+        hint = ""
+        if sys.version_info < (3, 12):
+            hint = "; on Python < 3.12: pip install --ignore-requires-python hctef"
+        return f"{type(exc).__name__}: {exc}{hint}"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
 
     def open_(url: str) -> Opened:
