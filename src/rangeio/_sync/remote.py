@@ -84,40 +84,36 @@ class RemoteFile:
         """Run ``exchange`` over the transport, yielding after every body chunk so that a
         caller can consume a streaming body; closing the generator drops the connection."""
         timeout = self.options.timeout
-        try:
-            while (request := exchange.next_request(time.time())) is not None:
-                action: Action | None
+        while (request := exchange.next_request(time.time())) is not None:
+            action: Action | None
+            self._count(requests=1)
+            try:
+                response = self.transport.send(request, timeout)
+            except NetworkError as exc:
+                action = exchange.on_error(exc)
+            else:
                 try:
-                    response = self.transport.send(request, timeout)
-                except NetworkError as exc:
-                    action = exchange.on_error(exc)
-                else:
-                    try:
-                        action = exchange.on_response(
-                            response.status, response.headers, time.time()
-                        )
-                        if isinstance(action, ReadBody):
-                            try:
-                                for chunk in response.iter_raw():
-                                    exchange.on_data(chunk)
-                                    self._count_bytes(len(chunk))
-                                    yield
-                                action = exchange.on_end(time.time())
-                            except NetworkError as exc:
-                                action = exchange.on_error(exc)
-                    finally:
-                        response.close()
-                if isinstance(action, Wait):
-                    time.sleep(action.seconds)
-        finally:
-            with self._lock:
-                self.stats.requests += exchange.requests_sent
-                self.stats.retries += exchange.retries
-                exchange.requests_sent = exchange.retries = 0
+                    action = exchange.on_response(response.status, response.headers, time.time())
+                    if isinstance(action, ReadBody):
+                        try:
+                            for chunk in response.iter_raw():
+                                exchange.on_data(chunk)
+                                self._count(fetched=len(chunk))
+                                yield
+                            action = exchange.on_end(time.time())
+                        except NetworkError as exc:
+                            action = exchange.on_error(exc)
+                finally:
+                    response.close()
+            if isinstance(action, Wait):
+                time.sleep(action.seconds)
+                self._count(retries=1)
 
-    def _count_bytes(self, n: int) -> None:
+    def _count(self, *, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
         with self._lock:
-            self.stats.bytes_fetched += n
+            self.stats.requests += requests
+            self.stats.bytes_fetched += fetched
+            self.stats.retries += retries
 
     def exchange(
         self, spec: RangeSpec | Sequence[RangeSpec] | None, *, method: str = "GET"
@@ -233,7 +229,10 @@ class RemoteFile:
         stream = cursor.stream
         if stream is None or stream.position != want.start:
             cursor.drop_stream()
-            stream = cursor.stream = Stream(self, ByteRange(want.start, self.size))
+            with self._lock:
+                # Stop where cached bytes begin (the open's prefetch, say): they need no transfer.
+                first_gap = self.cache.missing(ByteRange(want.start, self.size))[0]
+            stream = cursor.stream = Stream(self, first_gap)
         stream.pump_until(want.stop, protect=want)
         if stream.finished:
             cursor.drop_stream()

@@ -33,7 +33,10 @@ class Urllib3Response:
 
     def iter_raw(self) -> Iterator[bytes]:
         try:
-            yield from self._response.stream(CHUNK_BYTES, decode_content=False)
+            # read1: hand over what has arrived (one socket read) instead of blocking until a
+            # whole chunk is filled, so a streaming reader never waits on bytes it did not ask for.
+            while chunk := self._response.read1(CHUNK_BYTES, decode_content=False):
+                yield chunk
         except (Urllib3HTTPError, OSError) as exc:
             raise map_urllib3_error(exc, self._url) from exc
         self._finished = True
