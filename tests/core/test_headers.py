@@ -309,7 +309,21 @@ def test_parse_content_length(text: str | None, expected: int | None) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", " ", "42, 43", "42,", ",42", "-1", "+5", "1e3", "4 2", "abc", BIG, "\u0664\u0662", "\u00a042"],
+    [
+        "",
+        " ",
+        "42, 43",
+        "42,",
+        ",42",
+        "-1",
+        "+5",
+        "1e3",
+        "4 2",
+        "abc",
+        BIG,
+        "\u0664\u0662",
+        "\u00a042",
+    ],
 )
 def test_parse_content_length_refuses(text: str) -> None:
     with pytest.raises(HeaderParseError):

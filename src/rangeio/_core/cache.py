@@ -138,6 +138,15 @@ class ByteCache:
             else:
                 piece = bytes(view[gap.start - start : gap.stop - start])
             self._add(gap.start, piece, pin)
+        if pin:
+            # Bytes of the span that were cached before are kept for good as well; otherwise
+            # "pinned" would depend on what happened to be cached already. A segment reaching
+            # past the span is pinned whole rather than copied to cut it.
+            i = max(bisect_right(self._starts, span.start) - 1, 0)
+            while i < len(self._starts) and self._starts[i] < span.stop:
+                if self._starts[i] + len(self._data[self._starts[i]]) > span.start:
+                    self._pinned.add(self._starts[i])
+                i += 1
         self._evict(protect if protect is not None else span)
 
     def _add(self, start: int, data: Buffer, pin: bool) -> None:

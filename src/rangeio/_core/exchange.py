@@ -169,6 +169,9 @@ class RangeExchange:
             return None
         if not self._redirected and not self._target.usable(now):
             self._url = self._first_url
+            # This is the fallback already: a 404 from the first URL is the final answer, not
+            # a reason to "retry from the first URL" once more.
+            self._tried_first_url = True
         headers = headers_for(self._url, self._first_url, self._user_headers)
         headers.update(BASE_HEADERS)
         if self._resume_specs:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from rangeio._core.cache import ByteCache
 from rangeio._core.headers import RangeSpec
-from rangeio._core.ranges import ByteRange, coalesce, split
+from rangeio._core.ranges import ByteRange, RangeSet, coalesce
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -23,8 +23,8 @@ class ReadPolicy:
       reads; it bounds the waste when a "sequential" run stops.
     - ``max_request_bytes`` 8 MiB: a single miss never turns into a giant request, and a cut
       response loses little.
-    - ``gap_fill_bytes`` 64 KiB: within one read, cached islands smaller than this are fetched
-      again rather than paid for with an extra round trip.
+    - ``gap_fill_bytes`` 64 KiB: within one read, cached islands of at most this many bytes are
+      fetched again rather than paid for with an extra round trip.
     - ``coalesce_gap_bytes`` 1 MiB: vectored reads merge ranges this close, as object_store's
       ``coalesce_ranges`` does.
     - ``multipart_gap_bytes`` 16 KiB: with multipart/byteranges a separate range costs only a
@@ -115,7 +115,7 @@ def plan_read(
     stop = max(want.stop + readahead, want.start + policy.minimum_range_request_bytes)
     target = ByteRange(want.start, min(size, stop))
     gaps = cache.missing(target)
-    return _bounded(coalesce(gaps, policy.gap_fill_bytes), policy)
+    return _bounded(coalesce(gaps, policy.gap_fill_bytes), RangeSet(gaps), policy)
 
 
 def plan_vectored(
@@ -133,7 +133,7 @@ def plan_vectored(
     for want in wanted:
         gaps.extend(cache.missing(want.clamp(size)))
     gap = policy.multipart_gap_bytes if multipart else policy.coalesce_gap_bytes
-    return _bounded(coalesce(gaps, gap), policy)
+    return _bounded(coalesce(gaps, gap), RangeSet(gaps), policy)
 
 
 def group_for_multipart(ranges: list[ByteRange], policy: ReadPolicy) -> list[list[ByteRange]]:
@@ -154,10 +154,22 @@ def group_for_multipart(ranges: list[ByteRange], policy: ReadPolicy) -> list[lis
     return groups
 
 
-def _bounded(ranges: list[ByteRange], policy: ReadPolicy) -> list[ByteRange]:
+def _bounded(ranges: list[ByteRange], needed: RangeSet, policy: ReadPolicy) -> list[ByteRange]:
     out: list[ByteRange] = []
     for r in ranges:
-        out.extend(split(r, policy.max_request_bytes))
+        pos = r.start
+        while pos < r.stop:
+            piece = ByteRange(pos, min(pos + policy.max_request_bytes, r.stop))
+            # A cut can fall inside filler that coalescing added (a cached island, the gap
+            # between vectored ranges): every request starts and ends on a byte that is needed,
+            # so none is spent on filler alone.
+            holes = needed.gaps(piece)
+            if holes and holes[0].start == piece.start:
+                pos = holes[0].stop
+                continue
+            stop = holes[-1].start if holes and holes[-1].stop == piece.stop else piece.stop
+            out.append(ByteRange(piece.start, stop))
+            pos = piece.stop
     return out
 
 

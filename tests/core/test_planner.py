@@ -1,0 +1,296 @@
+"""The read planner: plan_read, plan_vectored, AccessPattern and the opening request."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rangeio._core.cache import ByteCache
+from rangeio._core.headers import RangeSpec
+from rangeio._core.planner import (
+    AccessPattern,
+    KiB,
+    MiB,
+    ReadPolicy,
+    opening_specs,
+    plan_read,
+    plan_vectored,
+)
+from rangeio._core.ranges import ByteRange
+
+SETTINGS = settings(max_examples=200, deadline=None)
+N = 200
+
+
+def cached_set(cache: ByteCache) -> set[int]:
+    return {i for seg in cache.segments() for i in range(seg.start, seg.stop)}
+
+
+def span_set(r: ByteRange) -> set[int]:
+    return set(range(r.start, r.stop))
+
+
+def runs(ints: set[int]) -> list[ByteRange]:
+    out: list[ByteRange] = []
+    for i in sorted(ints):
+        if out and out[-1].stop == i:
+            out[-1] = ByteRange(out[-1].start, i + 1)
+        else:
+            out.append(ByteRange(i, i + 1))
+    return out
+
+
+@st.composite
+def caches(draw: st.DrawFn) -> ByteCache:
+    cache = ByteCache(10 * N, merge_limit=draw(st.integers(1, 64)))
+    for _ in range(draw(st.integers(0, 8))):
+        start = draw(st.integers(0, N - 1))
+        length = draw(st.integers(1, 40))
+        cache.insert(start, bytes(min(length, N - start)))
+    return cache
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> ReadPolicy:
+    minimum = draw(st.integers(1, 40))
+    return ReadPolicy(
+        minimum_range_request_bytes=minimum,
+        readahead_max=draw(st.integers(0, 80)),
+        max_request_bytes=draw(st.integers(minimum, 90)),
+        gap_fill_bytes=draw(st.integers(0, 20)),
+        coalesce_gap_bytes=draw(st.integers(0, 30)),
+        stream_after=draw(st.integers(1, 5)),
+    )
+
+
+@st.composite
+def wants(draw: st.DrawFn) -> ByteRange:
+    start = draw(st.integers(0, N + 10))
+    return ByteRange(start, start + draw(st.integers(0, 60)))
+
+
+def assert_sorted_disjoint(requests: list[ByteRange]) -> None:
+    assert all(r for r in requests), "no empty requests"
+    for a, b in zip(requests, requests[1:]):
+        assert a.stop <= b.start, f"requests overlap or are out of order: {requests}"
+
+
+def cached_runs_inside(requests: list[ByteRange], cached: set[int]) -> list[ByteRange]:
+    return [run for r in requests for run in runs(span_set(r) & cached)]
+
+
+# -- plan_read ------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    want=wants(),
+    cache=caches(),
+    size=st.integers(0, N),
+    policy=policies(),
+    readahead=st.integers(0, 50),
+)
+def test_plan_read_properties(
+    want: ByteRange, cache: ByteCache, size: int, policy: ReadPolicy, readahead: int
+) -> None:
+    cached = cached_set(cache)
+    requests = plan_read(want, cache, size, policy, readahead)
+    assert_sorted_disjoint(requests)
+    clamped = want.clamp(size)
+    if not (span_set(clamped) - cached):
+        assert requests == [], "nothing to fetch when the read is cached (or past the end)"
+        return
+    assert requests, "missing bytes need a request"
+    asked = {i for r in requests for i in range(r.start, r.stop)}
+    assert all(r.stop <= size for r in requests), "never past the size"
+    assert all(len(r) <= policy.max_request_bytes for r in requests)
+    # The target: the read, its read-ahead, and at least minimum_range_request_bytes.
+    stop = min(size, max(want.stop + readahead, want.start + policy.minimum_range_request_bytes))
+    target = span_set(ByteRange(clamped.start, stop))
+    assert target - cached <= asked, "every missing byte of the target is asked for"
+    assert asked <= target, "nothing beyond the target is asked for"
+    for island in cached_runs_inside(requests, cached):
+        assert len(island) <= policy.gap_fill_bytes, f"re-fetches cached {island}"
+    for r in requests:
+        # Filling an island is fine, but no request starts or ends on a cached byte, nor is a
+        # round trip spent on cached bytes alone (a split can land inside an island).
+        assert r.start not in cached and r.stop - 1 not in cached, f"{r} has cached ends"
+    for a, b in zip(requests, requests[1:]):
+        if b.start - a.stop <= policy.gap_fill_bytes:
+            assert b.start - a.start >= policy.max_request_bytes, f"{a} and {b} should merge"
+
+
+def test_plan_read_examples() -> None:
+    policy = ReadPolicy(
+        minimum_range_request_bytes=10, max_request_bytes=25, gap_fill_bytes=4, readahead_max=100
+    )
+    cache = ByteCache(1000)
+    cache.insert(20, bytes(3))  # a small island: re-fetched
+    cache.insert(40, bytes(10))  # a big one: skipped
+    assert plan_read(ByteRange(0, 5), cache, 100, policy) == [ByteRange(0, 10)]
+    assert plan_read(ByteRange(0, 5), cache, 7, policy) == [ByteRange(0, 7)]
+    assert plan_read(ByteRange(10, 60), cache, 100, policy) == [
+        ByteRange(10, 35),
+        ByteRange(35, 40),
+        ByteRange(50, 60),
+    ]
+    assert plan_read(ByteRange(0, 5), cache, 100, policy, readahead=30) == [
+        ByteRange(0, 25),
+        ByteRange(25, 35),
+    ]
+    assert plan_read(ByteRange(40, 50), cache, 100, policy) == []
+    # A split landing inside a re-fetched island does not make a request of cached bytes only.
+    tight = ReadPolicy(minimum_range_request_bytes=1, max_request_bytes=2, gap_fill_bytes=4)
+    assert plan_read(ByteRange(18, 26), cache, 100, tight) == [
+        ByteRange(18, 20),
+        ByteRange(23, 25),
+        ByteRange(25, 26),
+    ]
+    assert plan_read(ByteRange(100, 120), cache, 100, policy) == []
+    assert plan_read(ByteRange(5, 5), cache, 100, policy) == []
+
+
+# -- AccessPattern --------------------------------------------------------------------------
+
+
+def test_access_pattern_doubles_on_sequential_reads_and_resets_on_seek() -> None:
+    policy = ReadPolicy(minimum_range_request_bytes=8 * KiB, readahead_max=64 * KiB)
+    pattern = AccessPattern(policy)
+    pos = 0
+    windows = []
+    for _ in range(7):
+        windows.append(pattern.observe(ByteRange(pos, pos + 100)))
+        pos += 100
+    assert windows == [0, 8 * KiB, 16 * KiB, 32 * KiB, 64 * KiB, 64 * KiB, 64 * KiB]
+    assert pattern.sequential_run == 6
+    assert pattern.window == 64 * KiB
+    # A seek: back to no read-ahead at all.
+    assert pattern.observe(ByteRange(10_000, 10_100)) == 0
+    assert pattern.sequential_run == 0
+    assert pattern.observe(ByteRange(10_100, 10_200)) == 8 * KiB
+    # Re-reading the same bytes is not sequential either.
+    assert pattern.observe(ByteRange(10_100, 10_200)) == 0
+
+
+def test_access_pattern_streaming_threshold() -> None:
+    pattern = AccessPattern(ReadPolicy(stream_after=3))
+    assert not pattern.is_streaming
+    pattern.observe(ByteRange(0, 10))
+    for i in range(1, 4):
+        assert not pattern.is_streaming
+        pattern.observe(ByteRange(i * 10, i * 10 + 10))
+    assert pattern.is_streaming
+    pattern.observe(ByteRange(0, 10))
+    assert not pattern.is_streaming
+
+
+def test_access_pattern_respects_readahead_max_below_minimum() -> None:
+    pattern = AccessPattern(ReadPolicy(minimum_range_request_bytes=100, readahead_max=0))
+    assert [pattern.observe(ByteRange(i, i + 1)) for i in range(5)] == [0, 0, 0, 0, 0]
+
+
+@SETTINGS
+@given(policy=policies(), steps=st.lists(st.tuples(st.booleans(), st.integers(1, 30)), max_size=20))
+def test_access_pattern_window_bounds(policy: ReadPolicy, steps: list[tuple[bool, int]]) -> None:
+    pattern = AccessPattern(policy)
+    pos = 0
+    previous = 0
+    for sequential, length in steps:
+        if not sequential:
+            pos += 1000
+        window = pattern.observe(ByteRange(pos, pos + length))
+        assert 0 <= window <= policy.readahead_max
+        if sequential and pos > 0:
+            assert window >= min(previous, policy.readahead_max), "sequential never shrinks"
+        elif not sequential:
+            assert window == 0
+        previous = window
+        pos += length
+
+
+# -- plan_vectored --------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    wanted=st.lists(wants(), max_size=6),
+    cache=caches(),
+    size=st.integers(0, N),
+    policy=policies(),
+)
+def test_plan_vectored_properties(
+    wanted: list[ByteRange], cache: ByteCache, size: int, policy: ReadPolicy
+) -> None:
+    cached = cached_set(cache)
+    requests = plan_vectored(wanted, cache, size, policy)
+    assert_sorted_disjoint(requests)
+    needed = {i for w in wanted for i in range(w.start, min(w.stop, size))} - cached
+    asked = {i for r in requests for i in range(r.start, r.stop)}
+    assert needed <= asked
+    for r in requests:
+        assert r.start in needed and r.stop - 1 in needed, f"{r} starts or ends on filler"
+    assert all(r.stop <= size and len(r) <= policy.max_request_bytes for r in requests)
+    # Only the gaps between needed bytes are filled, and only when short.
+    for filler in runs(asked - needed):
+        assert len(filler) <= policy.coalesce_gap_bytes
+        assert filler.start - 1 in needed and filler.stop in needed
+    # Requests close enough to merge are apart only because one would exceed the maximum.
+    for a, b in zip(requests, requests[1:]):
+        if b.start - a.stop <= policy.coalesce_gap_bytes:
+            assert b.start - a.start >= policy.max_request_bytes, f"{a} and {b} should merge"
+
+
+def test_plan_vectored_example() -> None:
+    policy = ReadPolicy(minimum_range_request_bytes=1, max_request_bytes=50, coalesce_gap_bytes=10)
+    cache = ByteCache(1000)
+    cache.insert(100, bytes(20))
+    got = plan_vectored(
+        [ByteRange(0, 10), ByteRange(15, 20), ByteRange(40, 45), ByteRange(100, 130)],
+        cache,
+        125,
+        policy,
+    )
+    assert got == [ByteRange(0, 20), ByteRange(40, 45), ByteRange(120, 125)]
+    # Pieces of filler alone are never requested, however the split falls.
+    tight = ReadPolicy(minimum_range_request_bytes=1, max_request_bytes=3, coalesce_gap_bytes=30)
+    got = plan_vectored([ByteRange(0, 3), ByteRange(20, 23)], cache, 125, tight)
+    assert got == [ByteRange(0, 3), ByteRange(20, 23)]
+
+
+# -- opening and policy ---------------------------------------------------------------------
+
+
+def test_opening_specs() -> None:
+    assert opening_specs(1 * MiB, "END") == [RangeSpec.suffix(MiB), RangeSpec.closed(0, MiB)]
+    assert opening_specs(100, "end") == [RangeSpec.suffix(100), RangeSpec.closed(0, 100)]
+    assert opening_specs(100, "START") == [RangeSpec.closed(0, 100)]
+    assert opening_specs(100, "start") == [RangeSpec.closed(0, 100)]
+    assert opening_specs(0, "END") == [RangeSpec.closed(0, 1)]
+    assert opening_specs(-5, "START") == [RangeSpec.closed(0, 1)]
+    with pytest.raises(ValueError):
+        opening_specs(100, "MIDDLE")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"minimum_range_request_bytes": 0},
+        {"minimum_range_request_bytes": 100, "max_request_bytes": 99},
+        {"readahead_max": -1},
+        {"gap_fill_bytes": -1},
+        {"coalesce_gap_bytes": -1},
+    ],
+)
+def test_read_policy_validation(kwargs: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        ReadPolicy(**kwargs)
+
+
+def test_read_policy_defaults() -> None:
+    policy = ReadPolicy()
+    assert policy.minimum_range_request_bytes == 8 * KiB
+    assert policy.readahead_max == 2 * MiB
+    assert policy.max_request_bytes == 8 * MiB
+    assert policy.gap_fill_bytes == 64 * KiB
+    assert policy.coalesce_gap_bytes == 1 * MiB
