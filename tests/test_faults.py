@@ -73,7 +73,7 @@ def test_truncated_body_resumes_from_received_bytes(fault_server: FaultServer, c
         fault_server.faults = Faults(truncate_after=3000, times=1)
         fault_server.clear_log()
         f.seek(100_000)
-        assert f.read(8192) == data[100_000:108_192]
+        assert f.read(4096) == data[100_000:104_096]
         ranges = [r.range for r in fault_server.requests]
         assert ranges == ["bytes=100000-108191", "bytes=103000-108191"]
         assert f.stats.retries == 1

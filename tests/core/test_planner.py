@@ -60,7 +60,7 @@ def policies(draw: st.DrawFn) -> ReadPolicy:
         max_request_bytes=draw(st.integers(minimum, 90)),
         gap_fill_bytes=draw(st.integers(0, 20)),
         coalesce_gap_bytes=draw(st.integers(0, 30)),
-        stream_after=draw(st.integers(1, 5)),
+        stream_after_bytes=draw(st.integers(1, 100)),
     )
 
 
@@ -174,15 +174,41 @@ def test_access_pattern_doubles_on_sequential_reads_and_resets_on_seek() -> None
 
 
 def test_access_pattern_streaming_threshold() -> None:
-    pattern = AccessPattern(ReadPolicy(stream_after=3))
+    pattern = AccessPattern(ReadPolicy(stream_after_bytes=35))
     assert not pattern.is_streaming
-    pattern.observe(ByteRange(0, 10))
-    for i in range(1, 4):
-        assert not pattern.is_streaming
-        pattern.observe(ByteRange(i * 10, i * 10 + 10))
+    pattern.observe(ByteRange(100, 110))
+    for i in range(1, 3):
+        pattern.observe(ByteRange(100 + i * 10, 110 + i * 10))
+        assert not pattern.is_streaming  # 20, then 30 bytes read in the run
+    pattern.observe(ByteRange(130, 140))
     assert pattern.is_streaming
-    pattern.observe(ByteRange(0, 10))
+    pattern.observe(ByteRange(500, 510))
     assert not pattern.is_streaming
+
+
+def test_a_big_read_from_byte_zero_streams_at_once() -> None:
+    pattern = AccessPattern(ReadPolicy(stream_after_bytes=1000))
+    pattern.observe(ByteRange(0, 1000))
+    assert pattern.is_streaming
+    pattern.observe(ByteRange(5000, 6000))  # the same size elsewhere is a random read
+    assert not pattern.is_streaming
+
+
+def test_lean_after_two_random_reads_and_back_when_reads_continue() -> None:
+    policy = ReadPolicy(minimum_range_request_bytes=8 * KiB)
+    pattern = AccessPattern(policy)
+    pattern.observe(ByteRange(10_000, 14_096))
+    assert pattern.minimum_request == 8 * KiB
+    pattern.observe(ByteRange(90_000, 94_096))
+    assert pattern.lean and pattern.minimum_request == 0
+    pattern.observe(ByteRange(50_000, 54_096))
+    assert pattern.lean
+    # The caller wanted more than one buffer: the next raw read continues the lean one.
+    pattern.observe(ByteRange(54_096, 58_192))
+    assert not pattern.lean
+    pattern.observe(ByteRange(10, 20))
+    pattern.observe(ByteRange(700_000, 700_100))
+    assert not pattern.lean and pattern.minimum_request == 8 * KiB
 
 
 def test_access_pattern_respects_readahead_max_below_minimum() -> None:

@@ -31,8 +31,10 @@ class ReadPolicy:
       part header (~100 bytes), not a round trip, so only near-adjacent ranges are merged.
     - ``max_ranges_per_request`` 100: Apache's MaxRanges defaults to 200 and header limits are
       often 8 KiB; 100 ranges keep the Range header near 2 KiB.
-    - ``stream_after`` 2: after this many back-to-back sequential reads the file switches to
-      one streaming request instead of growing discrete ones.
+    - ``stream_after_bytes`` 1 MiB: once a sequential run has read this much (or a single read
+      of this size starts at byte 0, as a copy does), the reader switches to one streaming
+      request instead of a chain of growing ones. Abandoning a stream wastes what the network
+      had in flight, so it is only started after a run big enough to make that small.
     """
 
     minimum_range_request_bytes: int = 8 * KiB
@@ -42,7 +44,7 @@ class ReadPolicy:
     coalesce_gap_bytes: int = 1 * MiB
     multipart_gap_bytes: int = 16 * KiB
     max_ranges_per_request: int = 100
-    stream_after: int = 2
+    stream_after_bytes: int = 1 * MiB
 
     def __post_init__(self) -> None:
         if self.minimum_range_request_bytes < 1:
@@ -54,20 +56,40 @@ class ReadPolicy:
 
 
 class AccessPattern:
-    """Tracks whether reads are sequential and sizes the read-ahead accordingly.
+    """Tracks how one reader moves through the file and sizes its requests accordingly.
 
-    A read that starts where the previous one stopped doubles the window (up to
-    ``readahead_max``); any other read resets it to zero, so random access pays no read-ahead.
+    - A read that starts where the previous one stopped doubles the read-ahead window (up to
+      ``readahead_max``); any other read resets it to zero, so random access pays no read-ahead.
+    - After two random reads in a row the reader is *lean*: a miss fetches just what was asked,
+      without padding to ``minimum_range_request_bytes``. If a lean read is followed at once by
+      its own continuation (the caller wanted more than one buffer), padding comes back for good.
+    - A long sequential run switches to streaming (see ``ReadPolicy.stream_after_bytes``).
     """
 
-    __slots__ = ("_policy", "_last_start", "_last_stop", "window", "sequential_run")
+    __slots__ = (
+        "_policy",
+        "_last_start",
+        "_last_stop",
+        "_random_streak",
+        "_lean_blocked",
+        "_was_lean",
+        "window",
+        "sequential_run",
+        "run_bytes",
+        "is_streaming",
+    )
 
     def __init__(self, policy: ReadPolicy) -> None:
         self._policy = policy
         self._last_start: int | None = None
         self._last_stop: int | None = None
+        self._random_streak = 0
+        self._lean_blocked = False
+        self._was_lean = False
         self.window = 0
         self.sequential_run = 0
+        self.run_bytes = 0
+        self.is_streaming = False
 
     def observe(self, want: ByteRange) -> int:
         """Record a read and return the read-ahead (bytes past ``want.stop``) it deserves."""
@@ -80,21 +102,38 @@ class AccessPattern:
             # The previous read came back short and this one picks up where it stopped: the
             # same logical read, so the pattern does not change.
             if stop > last_stop:
+                self.run_bytes += stop - last_stop
                 self._last_stop = stop
             return self.window
+        policy = self._policy
         if start == last_stop:
+            if self._was_lean:
+                self._lean_blocked = True
             self.sequential_run += 1
-            first = self._policy.minimum_range_request_bytes
-            self.window = min(self._policy.readahead_max, max(first, self.window * 2))
+            self.run_bytes += stop - start
+            self._random_streak = 0
+            first = policy.minimum_range_request_bytes
+            self.window = min(policy.readahead_max, max(first, self.window * 2))
         else:
             self.sequential_run = 0
+            self.run_bytes = stop - start
+            self._random_streak += 1
             self.window = 0
+        self._was_lean = self.lean
+        self.is_streaming = (
+            self.sequential_run > 0 and self.run_bytes >= policy.stream_after_bytes
+        ) or (start == 0 and stop - start >= policy.stream_after_bytes)
         self._last_start, self._last_stop = start, stop
         return self.window
 
     @property
-    def is_streaming(self) -> bool:
-        return self.sequential_run >= self._policy.stream_after
+    def lean(self) -> bool:
+        return self._random_streak >= 2 and not self._lean_blocked
+
+    @property
+    def minimum_request(self) -> int:
+        """The smallest request a miss should make now."""
+        return 0 if self.lean else self._policy.minimum_range_request_bytes
 
 
 def plan_read(
@@ -103,6 +142,7 @@ def plan_read(
     size: int,
     policy: ReadPolicy,
     readahead: int = 0,
+    minimum: int | None = None,
 ) -> list[ByteRange]:
     """Requests that make ``want`` (plus read-ahead) cached; empty when it already is.
 
@@ -112,7 +152,9 @@ def plan_read(
     want = want.clamp(size)
     if not want or not cache.missing(want):
         return []
-    stop = max(want.stop + readahead, want.start + policy.minimum_range_request_bytes)
+    if minimum is None:
+        minimum = policy.minimum_range_request_bytes
+    stop = max(want.stop + readahead, want.start + minimum)
     target = ByteRange(want.start, min(size, stop))
     gaps = cache.missing(target)
     return _bounded(coalesce(gaps, policy.gap_fill_bytes), RangeSet(gaps), policy)

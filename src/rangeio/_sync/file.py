@@ -12,9 +12,9 @@ from rangeio._sync.remote import Cursor, RemoteFile
 
 # The buffered layer's own buffer. Small reads are served from it in C (that is what makes
 # cached read(64) fast). A refill asks the raw reader for exactly this much, and the raw reader
-# cannot tell a refill from a user's read, so it equals the planner's 8 KiB minimum request:
-# a random small read then costs one 8 KiB request, not a buffer's worth.
-BUFFER_BYTES = 8 * 1024
+# cannot tell a refill from a user's read of the same size, so it is one page: a lean random
+# reader (see AccessPattern) then fetches 4 KiB for a 4 KiB read, not a buffer's worth.
+BUFFER_BYTES = 4 * 1024
 
 
 class RawHttpReader(io.RawIOBase):

@@ -208,7 +208,14 @@ class RemoteFile:
                 return got
             self.stats.cache_misses += 1
             want = ByteRange(pos, pos + span)
-            plan = plan_read(want, self.cache, size, self.options.policy, max(readahead, slack))
+            plan = plan_read(
+                want,
+                self.cache,
+                size,
+                self.options.policy,
+                max(readahead, slack),
+                cursor.pattern.minimum_request,
+            )
         if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
             self._stream_into_cache(cursor, want)
         else:
