@@ -222,3 +222,22 @@ def test_connection_refused_is_typed() -> None:
     with pytest.raises(rangeio.NetworkError) as info:
         rangeio.open(f"http://127.0.0.1:{free_port()}/x", retries=0)
     assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("cache_bytes", [0, 100_000, 256 * 1024])
+def test_small_cache_budgets(
+    nginx: Nginx, sample_files: dict[str, bytes], cache_bytes: int
+) -> None:
+    """Streams and plans stay correct when the cache evicts the open's prefetch under them."""
+    data = sample_files["data.bin"]
+    with rangeio.open(nginx.url("data.bin"), cache_bytes=cache_bytes) as f:
+        pieces = []
+        while chunk := f.read(64 * 1024):
+            pieces.append(chunk)
+        assert b"".join(pieces) == data
+        f.seek(1234)
+        assert f.read(10) == data[1234:1244]
+        assert f.read_ranges([(5, 10), (3_000_000, 3_000_010)]) == [
+            data[5:10],
+            data[3_000_000:3_000_010],
+        ]

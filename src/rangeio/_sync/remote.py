@@ -47,7 +47,10 @@ class RemoteFile:
         self.options = options
         self.transport: Transport = make_transport(client)
         self.cache = ByteCache(options.cache_bytes)
-        self._max_span = max(options.cache_bytes // 2, 1)
+        # A raw read never asks for more than half the cache (but at least 64 KiB, which the
+        # cache may hold beyond a tiny budget while the read copies it), so the bytes it needs
+        # stay cached until copied; the buffered layer loops for the rest.
+        self._max_span = max(options.cache_bytes // 2, 64 * 1024)
         self.stats = Stats()
         self.identity: Identity | None = None
         self.size = 0
@@ -195,8 +198,6 @@ class RemoteFile:
         size = self.size
         if pos >= size or not len(out):
             return 0
-        # A raw read never asks for more than half the cache at once, so the bytes it needs can
-        # always stay cached while it copies them; the buffered layer loops for the rest.
         span = min(len(out), size - pos, self._max_span)
         if span < len(out):
             out = out[:span]
@@ -224,25 +225,27 @@ class RemoteFile:
         with self._lock:
             got = self.cache.read_into(pos, out)
         if got == 0:
-            # The plan covered `pos`, so an empty copy means the cache could not hold it.
-            if self.options.cache_bytes == 0:
-                return self._read_uncached(want, out)
-            raise RuntimeError(f"cache did not keep the bytes at {pos}")
+            # Only a zero budget can drop bytes a read protects; fetch straight into `out`.
+            return self._read_uncached(want, out)
         return got
 
     def _stream_into_cache(self, cursor: Cursor, want: ByteRange) -> None:
         """Serve a sequential reader from one open-ended streaming response instead of a chain
         of growing requests: one round trip, then the bytes flow at the link's speed."""
-        stream = cursor.stream
-        if stream is None or stream.position != want.start:
-            cursor.drop_stream()
-            with self._lock:
-                # Stop where cached bytes begin (the open's prefetch, say): they need no transfer.
-                first_gap = self.cache.missing(ByteRange(want.start, self.size))[0]
-            stream = cursor.stream = Stream(self, first_gap)
-        stream.pump_until(want.stop, protect=want)
-        if stream.finished:
-            cursor.drop_stream()
+        # A stream that already ended (it reached cached bytes, or the end) is replaced once.
+        for _ in range(2):
+            stream = cursor.stream
+            if stream is None or stream.finished or stream.position != want.start:
+                cursor.drop_stream()
+                with self._lock:
+                    # Stop where cached bytes begin (the open's prefetch, say): no transfer needed.
+                    first_gap = self.cache.missing(ByteRange(want.start, self.size))[0]
+                stream = cursor.stream = Stream(self, first_gap)
+            stream.pump_until(want.stop, protect=want)
+            if stream.finished:
+                cursor.drop_stream()
+            if stream.position > want.start:
+                return
 
     def _read_uncached(self, want: ByteRange, out: memoryview) -> int:
         result = self.exchange(RangeSpec.of(want))
