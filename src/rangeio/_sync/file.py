@@ -8,7 +8,9 @@ from typing import Any
 
 from rangeio._core.options import FileOptions
 from rangeio._core.stats import Stats
-from rangeio._sync.remote import Cursor, RemoteFile
+from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
+from rangeio._sync.runner import SyncRunner
+from rangeio._transport import make_transport
 
 # The buffered layer's own buffer. Small reads are served from it in C (that is what makes
 # cached read(64) fast). A refill asks the raw reader for exactly this much, and the raw reader
@@ -20,9 +22,10 @@ BUFFER_BYTES = 4 * 1024
 class RawHttpReader(io.RawIOBase):
     """One cursor over a RemoteFile. Reads may be short; the buffered layer loops."""
 
-    def __init__(self, remote: RemoteFile, *, owns_remote: bool = True) -> None:
+    def __init__(self, remote: RemoteFile, runner: SyncRunner, *, owns_remote: bool = True) -> None:
         super().__init__()
         self._remote = remote
+        self._runner = runner
         self._owns_remote = owns_remote
         self._pos = 0
         self._cursor = Cursor(remote)
@@ -35,10 +38,12 @@ class RawHttpReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        # A read larger than the buffer comes here directly, and its tail (under one buffer)
-        # follows through a refill: fetch that tail in the same request.
-        slack = BUFFER_BYTES if len(view) > BUFFER_BYTES else 0
-        n = self._remote.readinto(self._pos, view, self._cursor, slack)
+        n = self._remote.read_cached(self._pos, view, self._cursor)
+        if n is None:
+            # A read larger than the buffer comes here directly, and its tail (under one
+            # buffer) follows through a refill: fetch that tail in the same request.
+            slack = BUFFER_BYTES if len(view) > BUFFER_BYTES else 0
+            n = self._runner.run(self._remote.read_missing(self._pos, view, self._cursor, slack))
         self._pos += n
         return n
 
@@ -57,18 +62,8 @@ class RawHttpReader(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self._remote.size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if pos < 0:
-            raise OSError(22, f"negative seek position {pos}")
-        self._pos = pos
-        return pos
+        self._pos = resolve_seek(self._pos, self._remote.size, offset, whence)
+        return self._pos
 
     def tell(self) -> int:
         if self.closed:
@@ -77,9 +72,12 @@ class RawHttpReader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._cursor.drop_stream()
-            if self._owns_remote:
-                self._remote.close()
+            try:
+                self._runner.run(self._cursor.drop_stream())
+            finally:
+                if self._owns_remote:
+                    self._remote.mark_closed()
+                    self._runner.close()
         super().close()
 
 
@@ -100,9 +98,30 @@ class HttpFile(io.BufferedReader):
     ) -> None:
         if mode not in ("rb", "r"):
             raise ValueError(f"HttpFile is read-only binary: mode must be 'rb', not {mode!r}")
-        remote = RemoteFile(url, client=client, options=FileOptions.from_kwargs(**options))
+        file_options = FileOptions.from_kwargs(**options)
+        remote = RemoteFile(url, file_options)
+        runner = SyncRunner(make_transport(client), file_options.max_concurrency)
+        try:
+            runner.run(remote.open())
+        except BaseException:
+            runner.close()
+            raise
+        self._setup(remote, runner, owns_remote=True)
+
+    def _setup(self, remote: RemoteFile, runner: SyncRunner, *, owns_remote: bool) -> None:
         self._remote = remote
-        super().__init__(RawHttpReader(remote), BUFFER_BYTES)
+        self._runner = runner
+        super().__init__(RawHttpReader(remote, runner, owns_remote=owns_remote), BUFFER_BYTES)
+
+    def clone(self) -> HttpFile:
+        """An independent cursor (own position and access pattern) sharing this file's
+        connection pool, cache, pinned identity, in-flight fetches and concurrency limit.
+        Closing the clone leaves this file open; closing this file closes every clone."""
+        if self.closed or self._remote.closed:
+            raise ValueError("I/O operation on closed file.")
+        twin = HttpFile.__new__(HttpFile)
+        twin._setup(self._remote, self._runner, owns_remote=False)
+        return twin
 
     @property
     def url(self) -> str:
@@ -132,9 +151,9 @@ class HttpFile(io.BufferedReader):
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """Read several ``(start, stop)`` ranges at once: close ranges are merged, the rest
         fetched concurrently. Ranges past the end are clamped, as ``read`` does."""
-        if self.closed:
+        if self.closed or self._remote.closed:
             raise ValueError("I/O operation on closed file.")
-        return self._remote.read_ranges(ranges)
+        return self._runner.run(self._remote.read_ranges(ranges))
 
     def __repr__(self) -> str:
         return f"<rangeio.HttpFile url={self.url!r} size={self.size}>"

@@ -1,17 +1,17 @@
-"""The sync shell around the core: runs exchanges over a transport and fills the shared cache."""
+"""RemoteFile: what every cursor on one URL shares, and the programs that read it (sync and async)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
 from rangeio._core.cache import ByteCache
 from rangeio._core.exchange import Action, RangeExchange, ReadBody, Result, Wait
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
+from rangeio._core.inflight import InflightTable
 from rangeio._core.options import FileOptions
 from rangeio._core.planner import (
     AccessPattern,
@@ -23,7 +23,18 @@ from rangeio._core.planner import (
 from rangeio._core.ranges import ByteRange
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
-from rangeio._transport import Transport, make_transport
+from rangeio._engine.ops import (
+    DELIVERED,
+    Abandon,
+    Advance,
+    Close,
+    Join,
+    NextChunk,
+    Program,
+    Send,
+    Sleep,
+    Spawn,
+)
 from rangeio.errors import (
     HTTPStatusError,
     NetworkError,
@@ -34,23 +45,27 @@ from rangeio.errors import (
 # A refused suffix range (`bytes=-N`) at open falls back to a prefix range. 501: not
 # implemented; 400/405: servers that choke on the syntax.
 _SUFFIX_REFUSALS = frozenset({400, 405, 501})
+# A raw read never asks for more than half the cache (but at least this much, which the cache
+# may hold beyond a tiny budget while the read copies it), so the bytes it needs stay cached
+# until copied; callers loop for the rest.
+_MIN_SPAN = 64 * 1024
+# A stream started by a single big read covers this many reads of that size at first.
+_FIRST_STREAM_READS = 8
 
 
 class RemoteFile:
-    """What all cursors on one URL share: transport, pinned identity, cache, stats.
+    """What all cursors on one URL share: pinned identity, cache, in-flight fetches, stats.
 
-    The cache and counters are guarded by one lock; network exchanges run outside it.
+    Methods returning ``Program`` do no I/O themselves: a runner executes the operations they
+    yield. The cache, the in-flight table and the counters are guarded by one lock, never held
+    across an operation that waits (Spawn alone may be yielded under it: it never blocks).
     """
 
-    def __init__(self, url: str, *, client: Any = None, options: FileOptions) -> None:
+    def __init__(self, url: str, options: FileOptions) -> None:
         self.url = check_url(url)
         self.options = options
-        self.transport: Transport = make_transport(client)
         self.cache = ByteCache(options.cache_bytes)
-        # A raw read never asks for more than half the cache (but at least 64 KiB, which the
-        # cache may hold beyond a tiny budget while the read copies it), so the bytes it needs
-        # stay cached until copied; the buffered layer loops for the rest.
-        self._max_span = max(options.cache_bytes // 2, 64 * 1024)
+        self._max_span = max(options.cache_bytes // 2, _MIN_SPAN)
         self.stats = Stats()
         self.identity: Identity | None = None
         self.size = 0
@@ -60,11 +75,8 @@ class RemoteFile:
         self.multipart_support: bool | None = None
         self.closed = False
         self._lock = threading.RLock()
-        try:
-            self._open()
-        except BaseException:
-            self.transport.close()
-            raise
+        self._inflight = InflightTable()
+        self._handles: dict[int, Any] = {}
 
     # -- exchanges --------------------------------------------------------------------------
 
@@ -83,33 +95,37 @@ class RemoteFile:
             allow_downgrade=self.options.allow_https_downgrade,
         )
 
-    def drive(self, exchange: RangeExchange) -> Generator[None, None, None]:
-        """Run ``exchange`` over the transport, yielding after every body chunk so that a
-        caller can consume a streaming body; closing the generator drops the connection."""
+    def drive(self, exchange: RangeExchange) -> Program[None]:
+        """Run ``exchange`` over the transport, yielding DELIVERED after every body chunk so
+        that a stream can hand bytes to its reader as they arrive."""
         timeout = self.options.timeout
         while (request := exchange.next_request(time.time())) is not None:
             action: Action | None
             self._count(requests=1)
             try:
-                response = self.transport.send(request, timeout)
+                response = yield Send(request, timeout)
             except NetworkError as exc:
                 action = exchange.on_error(exc)
             else:
+                # No `finally: yield` here: a program being closed must not yield. A response
+                # left open that way is closed by the runner, which tracks every response.
                 try:
                     action = exchange.on_response(response.status, response.headers, time.time())
                     if isinstance(action, ReadBody):
                         try:
-                            for chunk in response.iter_raw():
+                            while (chunk := (yield NextChunk(response))) is not None:
                                 exchange.on_data(chunk)
                                 self._count(fetched=len(chunk))
-                                yield
+                                yield DELIVERED
                             action = exchange.on_end(time.time())
                         except NetworkError as exc:
                             action = exchange.on_error(exc)
-                finally:
-                    response.close()
+                except Exception:
+                    yield Close(response)
+                    raise
+                yield Close(response)
             if isinstance(action, Wait):
-                time.sleep(action.seconds)
+                yield Sleep(action.seconds)
                 self._count(retries=1)
 
     def _count(self, *, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
@@ -120,30 +136,31 @@ class RemoteFile:
 
     def exchange(
         self, spec: RangeSpec | Sequence[RangeSpec] | None, *, method: str = "GET"
-    ) -> Result:
+    ) -> Program[Result]:
         """Run one exchange to completion: redirects, retries and resumes included."""
         exchange = self.new_exchange(spec, method=method)
-        for _ in self.drive(exchange):
-            pass
+        yield from _without_pauses(self.drive(exchange))
         return exchange.result
 
-    def fetch_many(self, ranges: Sequence[ByteRange]) -> list[Result]:
-        """Fetch several ranges, concurrently up to ``max_concurrency``."""
-        specs = [RangeSpec.of(r) for r in ranges]
-        if len(specs) <= 1 or self.options.max_concurrency == 1:
-            return [self.exchange(s) for s in specs]
-        workers = min(self.options.max_concurrency, len(specs))
-        with ThreadPoolExecutor(workers, thread_name_prefix="rangeio") as pool:
-            return list(pool.map(self.exchange, specs))
+    def _run_all(self, programs: list[Program[Result]]) -> Program[list[Result]]:
+        """Run programs concurrently (the runner bounds it by ``max_concurrency``)."""
+        if len(programs) == 1:
+            return [(yield from programs[0])]
+        handles = []
+        for program in programs:
+            handles.append((yield Spawn(program)))
+        results: list[Result] = yield Join(handles)
+        return results
 
     # -- open -------------------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def open(self) -> Program[None]:
+        """The one request that opens the file: size, identity and prefetch at once."""
         specs = opening_specs(self.options.prefetch_bytes, self.options.prefetch_direction)
         result: Result | None = None
         for i, spec in enumerate(specs):
             try:
-                result = self.exchange(spec)
+                result = yield from self.exchange(spec)
                 break
             except (HTTPStatusError, ProtocolError) as exc:
                 refused = isinstance(exc, ProtocolError) or exc.status in _SUFFIX_REFUSALS
@@ -151,13 +168,13 @@ class RemoteFile:
                     raise
         assert result is not None
         if result.total is None and not result.full:
-            result = self._learn_size(result)
+            result = yield from self._learn_size(result)
         self._adopt(result)
 
-    def _learn_size(self, first: Result) -> Result:
+    def _learn_size(self, first: Result) -> Program[Result]:
         """The server sent `bytes a-b/*`: ask for the size with a HEAD (Content-Length)."""
         self.identity = first.identity
-        head = self.exchange(None, method="HEAD")
+        head = yield from self.exchange(None, method="HEAD")
         if head.total is None:
             raise RangeNotSupportedError("server does not tell the file's size (`/*` totals)")
         identity = first.identity.merged(Identity(size=head.total))
@@ -188,85 +205,114 @@ class RemoteFile:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def readinto(self, pos: int, out: memoryview, cursor: Cursor, slack: int = 0) -> int:
-        """Copy bytes at ``pos`` into ``out``; may return fewer than asked (never 0 before EOF).
-
-        ``slack`` is extra read-ahead the caller knows it will want (the buffered layer reads the
-        tail of a large read through its buffer right after)."""
+    def read_cached(self, pos: int, out: memoryview, cursor: Cursor) -> int | None:
+        """The no-I/O fast path: copy cached bytes at ``pos`` into ``out``. Returns the count
+        (0 at EOF), or None when the bytes must be fetched first (call ``readinto``)."""
         if self.closed:
             raise ValueError("I/O operation on closed file.")
         size = self.size
         if pos >= size or not len(out):
             return 0
         span = min(len(out), size - pos, self._max_span)
-        if span < len(out):
-            out = out[:span]
         with self._lock:
-            readahead = cursor.pattern.observe_span(pos, pos + span)
-            got = self.cache.read_into(pos, out)
+            cursor.readahead = cursor.pattern.observe_span(pos, pos + span)
+            got = self.cache.read_into(pos, out[:span] if span < len(out) else out)
             if got:
                 self.stats.cache_hits += 1
                 return got
+        return None
+
+    def read_missing(
+        self, pos: int, out: memoryview, cursor: Cursor, slack: int = 0
+    ) -> Program[int]:
+        """After ``read_cached`` said None: fetch and copy bytes at ``pos`` into ``out``; may
+        return fewer than asked (never 0 before EOF).
+
+        ``slack`` is extra read-ahead the caller knows it will want (the buffered layer reads the
+        tail of a large read through its buffer right after)."""
+        span = min(len(out), self.size - pos, self._max_span)
+        out = out[:span]
+        want = ByteRange(pos, pos + span)
+        with self._lock:
             self.stats.cache_misses += 1
-            want = ByteRange(pos, pos + span)
             plan = plan_read(
                 want,
                 self.cache,
-                size,
+                self.size,
                 self.options.policy,
-                max(readahead, slack),
+                max(cursor.readahead, slack),
                 cursor.pattern.minimum_request,
             )
         if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
-            self._stream_into_cache(cursor, want)
+            yield from self._stream_into_cache(cursor, want)
         else:
-            cursor.drop_stream()
-            self._fill(plan, protect=want)
+            yield from cursor.drop_stream()
+            yield from self._fill(plan, protect=want)
         with self._lock:
             got = self.cache.read_into(pos, out)
         if got == 0:
             # Only a zero budget can drop bytes a read protects; fetch straight into `out`.
-            return self._read_uncached(want, out)
+            result = yield from self.exchange(RangeSpec.of(want))
+            got = len(result.data)
+            out[:got] = result.data
         return got
 
-    def _stream_into_cache(self, cursor: Cursor, want: ByteRange) -> None:
-        """Serve a sequential reader from one open-ended streaming response instead of a chain
-        of growing requests: one round trip, then the bytes flow at the link's speed."""
+    def _stream_into_cache(self, cursor: Cursor, want: ByteRange) -> Program[None]:
+        """Serve a sequential reader from one streaming response instead of a chain of growing
+        requests: one round trip, then the bytes flow at the link's speed."""
         # A stream that already ended (it reached cached bytes, or the end) is replaced once.
         for _ in range(2):
             stream = cursor.stream
             if stream is None or stream.finished or stream.position != want.start:
-                cursor.drop_stream()
+                yield from cursor.drop_stream()
+                stop = self.size
+                if cursor.pattern.sequential_run == 0:
+                    # Triggered by one big read from byte 0 alone: that may be all the caller
+                    # wants, so this first stream is bounded; a run that goes on streams freely.
+                    stop = min(stop, want.start + _FIRST_STREAM_READS * want.length)
                 with self._lock:
                     # Stop where cached bytes begin (the open's prefetch, say): no transfer needed.
-                    first_gap = self.cache.missing(ByteRange(want.start, self.size))[0]
-                stream = cursor.stream = Stream(self, first_gap)
-            stream.pump_until(want.stop, protect=want)
+                    span = self.cache.missing(ByteRange(want.start, stop))[0]
+                stream = cursor.stream = Stream(self, span)
+            yield from stream.pump_until(want.stop, protect=want)
             if stream.finished:
-                cursor.drop_stream()
+                yield from cursor.drop_stream()
             if stream.position > want.start:
                 return
 
-    def _read_uncached(self, want: ByteRange, out: memoryview) -> int:
-        result = self.exchange(RangeSpec.of(want))
-        n = len(result.data)
-        out[:n] = result.data
-        return n
+    def _fill(self, plan: Sequence[ByteRange], *, protect: ByteRange) -> Program[None]:
+        """Make ``plan`` cached. Parts another reader is already fetching are waited for, not
+        fetched again; our own fetches are shared with any reader that comes while they run."""
+        waits: list[Any] = []
+        with self._lock:
+            claim = self._inflight.claim(plan)
+            waits.extend(self._handles[i] for i in claim.wait_for)
+            for r in claim.fetch:
+                fetch_id = self._inflight.add(r)
+                handle = yield Spawn(self._fetch_into_cache(fetch_id, r, protect))
+                self._handles[fetch_id] = handle
+                waits.append(handle)
+        if waits:
+            yield Join(waits)
 
-    def _fill(self, plan: Sequence[ByteRange], *, protect: ByteRange) -> None:
-        for result in self.fetch_many(plan):
+    def _fetch_into_cache(self, fetch_id: int, r: ByteRange, protect: ByteRange) -> Program[None]:
+        try:
+            result = yield from self.exchange(RangeSpec.of(r))
             self._check_result(result)
             with self._lock:
                 self.cache.insert(result.range.start, result.data, protect=protect)
+        finally:
+            with self._lock:
+                self._inflight.done(fetch_id)
+                self._handles.pop(fetch_id, None)
 
     def _check_result(self, result: Result) -> None:
-        if result.full:
-            # The server answered a range with the whole file after answering ranges before:
-            # usable bytes, but we keep only what the cache budget allows.
-            if len(result.data) != self.size:
-                raise ProtocolError("server sent a full body whose size differs from the file's")
+        if result.full and len(result.data) != self.size:
+            # A 200 answering a range after ranges were answered: usable only if it is the
+            # same file, which its size at least must say.
+            raise ProtocolError("server sent a full body whose size differs from the file's")
 
-    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> Program[list[bytes]]:
         self._check_open()
         wanted = [_checked_range(r, self.size) for r in ranges]
         outputs = [bytearray(len(w)) for w in wanted]
@@ -279,7 +325,7 @@ class RemoteFile:
                 self.stats.cache_misses += 1
             else:
                 self.stats.cache_hits += 1
-        results = self._fetch_vectored(holes)
+        results = yield from self._fetch_vectored(holes)
         for result in results:
             self._check_result(result)
             for start, data in result.pieces:
@@ -290,37 +336,31 @@ class RemoteFile:
                     self.cache.insert(start, data)
         return [bytes(o) for o in outputs]
 
-    def _fetch_vectored(self, holes: list[ByteRange]) -> list[Result]:
+    def _fetch_vectored(self, holes: list[ByteRange]) -> Program[list[Result]]:
         policy = self.options.policy
         if self.options.multipart is not False and self.multipart_support is not False:
             plan = plan_vectored(holes, self.cache, self.size, policy, multipart=True)
             if len(plan) >= 2:
                 groups = group_for_multipart(plan, policy)
                 try:
-                    results = self._run_concurrently(groups)
+                    results = yield from self._run_all([self._exchange_group(g) for g in groups])
                 except (RangeNotSupportedError, ProtocolError):
                     if self.options.multipart is True or self.multipart_support:
                         raise
-                    results = None
-                if results is not None:
+                    self.multipart_support = False
+                else:
                     answered = [r for g, r in zip(groups, results) if len(g) > 1]
                     if self.multipart_support is None and answered:
                         self.multipart_support = all(r.multipart for r in answered)
                     return results
-                self.multipart_support = False
         plan = plan_vectored(holes, self.cache, self.size, policy)
-        return self.fetch_many(plan)
+        if not plan:
+            return []
+        return (yield from self._run_all([self.exchange(RangeSpec.of(r)) for r in plan]))
 
-    def _run_concurrently(self, groups: list[list[ByteRange]]) -> list[Result]:
-        def one(group: list[ByteRange]) -> Result:
-            specs = [RangeSpec.of(r) for r in group]
-            return self.exchange(specs[0] if len(specs) == 1 else specs)
-
-        if len(groups) == 1:
-            return [one(groups[0])]
-        workers = min(self.options.max_concurrency, len(groups))
-        with ThreadPoolExecutor(workers, thread_name_prefix="rangeio") as pool:
-            return list(pool.map(one, groups))
+    def _exchange_group(self, group: list[ByteRange]) -> Program[Result]:
+        specs = [RangeSpec.of(r) for r in group]
+        return (yield from self.exchange(specs[0] if len(specs) == 1 else specs))
 
     def _copy_cached(self, want: ByteRange, out: bytearray) -> list[ByteRange]:
         view = memoryview(out)
@@ -339,11 +379,8 @@ class RemoteFile:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
 
-    def close(self) -> None:
-        if self.closed:
-            return
+    def mark_closed(self) -> None:
         self.closed = True
-        self.transport.close()
         with self._lock:
             self.cache.clear()
 
@@ -354,15 +391,14 @@ class Stream:
     def __init__(self, remote: RemoteFile, span: ByteRange) -> None:
         self._remote = remote
         self._exchange = remote.new_exchange(RangeSpec.of(span))
-        self._steps = remote.drive(self._exchange)
+        self._program = remote.drive(self._exchange)
         self.position = span.start
         self.finished = False
 
-    def pump_until(self, stop: int, *, protect: ByteRange) -> None:
+    def pump_until(self, stop: int, *, protect: ByteRange) -> Program[None]:
         while self.position < stop and not self.finished:
-            try:
-                next(self._steps)
-            except StopIteration:
+            paused = yield Advance(self._program)
+            if not paused:
                 self.finished = True
             start, data = self._exchange.take()
             if data:
@@ -370,8 +406,8 @@ class Stream:
                     self._remote.cache.insert(start, data, protect=protect)
                 self.position = start + len(data)
 
-    def close(self) -> None:
-        self._steps.close()
+    def close(self) -> Program[None]:
+        yield Abandon(self._program)
 
 
 class Cursor:
@@ -379,12 +415,34 @@ class Cursor:
 
     def __init__(self, remote: RemoteFile) -> None:
         self.pattern = AccessPattern(remote.options.policy)
+        self.readahead = 0
         self.stream: Stream | None = None
 
-    def drop_stream(self) -> None:
+    def drop_stream(self) -> Program[None]:
         if self.stream is not None:
-            self.stream.close()
-            self.stream = None
+            stream, self.stream = self.stream, None
+            yield from stream.close()
+
+
+def _without_pauses(program: Program[None]) -> Program[None]:
+    """Run a streaming program straight through, swallowing its DELIVERED pause points."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = program.throw(error) if error is not None else program.send(value)
+        except StopIteration:
+            return
+        value, error = None, None
+        if op is DELIVERED:
+            continue
+        try:
+            value = yield op
+        except GeneratorExit:
+            program.close()
+            raise
+        except BaseException as exc:  # thrown in by the runner: hand it to the program
+            error = exc
 
 
 def _scatter(start: int, data: bytes, wanted: list[ByteRange], outputs: list[bytearray]) -> None:
@@ -403,3 +461,18 @@ def _checked_range(r: tuple[int, int], size: int) -> ByteRange:
     if start < 0 or stop < start:
         raise ValueError(f"invalid range ({start}, {stop}): need 0 <= start <= stop")
     return ByteRange(min(start, size), min(stop, size))
+
+
+def resolve_seek(pos: int, size: int, offset: int, whence: int) -> int:
+    """The new position for ``seek(offset, whence)``, as io.RawIOBase defines it."""
+    if whence == 0:
+        new = offset
+    elif whence == 1:
+        new = pos + offset
+    elif whence == 2:
+        new = size + offset
+    else:
+        raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+    if new < 0:
+        raise OSError(22, f"negative seek position {new}")
+    return new

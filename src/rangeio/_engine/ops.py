@@ -1,0 +1,88 @@
+"""The operations engine programs yield: the only I/O a program can ask for, run by a runner.
+
+Engine code is written once as generator "programs" that ``yield`` these operations and get their
+results sent back (or their exceptions thrown in). ``rangeio/_sync/runner.py`` runs them by
+blocking; ``rangeio/_async/runner.py`` runs them with ``await``. So sync and async share every
+line of logic, and neither shell is generated from the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from rangeio._core.exchange import Request
+from rangeio._core.options import Timeout
+
+T = TypeVar("T")
+
+
+class Op:
+    """Base of every operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Send(Op):
+    """Send a request; the result is the transport's response (status, headers, body)."""
+
+    request: Request
+    timeout: Timeout
+
+
+@dataclass(frozen=True, slots=True)
+class NextChunk(Op):
+    """The next raw body chunk of ``response``, or None at the end of the body."""
+
+    response: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Op):
+    """Release ``response``; an unread body drops the connection."""
+
+    response: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep(Op):
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn(Op):
+    """Start ``program`` concurrently (bounded by the file's concurrency); the result is a handle
+    for Join. Never blocks, so it may be yielded while a lock is held."""
+
+    program: Program[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Join(Op):
+    """Wait for spawned programs; the result is their results in order, or the first error.
+    Cancelling the waiter (async) never cancels the programs: other readers may share them."""
+
+    handles: Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Advance(Op):
+    """Run the suspended ``program`` until it yields Delivered (result True) or ends (False)."""
+
+    program: Program[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Abandon(Op):
+    """Stop a suspended ``program`` for good and drop any response it has open."""
+
+    program: Program[Any]
+
+
+class Delivered(Op):
+    """Yielded by a streaming program after each body chunk: a pause point for Advance."""
+
+
+DELIVERED = Delivered()
+
+Program = Generator[Op, Any, T]
