@@ -135,4 +135,8 @@ class SyncRunner:
 
 def _close_all(opened: list[_Live]) -> None:
     while opened:
-        opened.pop().response.close()
+        live = opened.pop()
+        try:
+            live.response.close()
+        except Exception:  # closing is best effort: the connection is dropped either way
+            pass

@@ -17,6 +17,8 @@ def make_transport(client: Any = None) -> Transport:
         return Urllib3Transport()
     # Checked through sys.modules so that an optional library the user does not use is
     # never imported.
+    if _is_module_type(client, "niquests", "AsyncSession"):
+        raise TypeError("niquests.AsyncSession is an async client: use rangeio.aio")
     if _is_module_type(client, "urllib3", "PoolManager"):
         from rangeio._transport._urllib3 import Urllib3Transport
 
@@ -29,11 +31,15 @@ def make_transport(client: Any = None) -> Transport:
         from rangeio._transport._httpx import HttpxTransport
 
         return HttpxTransport(client)
+    if _is_module_type(client, "niquests", "Session"):
+        from rangeio._transport._niquests import NiquestsTransport
+
+        return NiquestsTransport(client)
     if isinstance(client, Transport):
         return client
     raise TypeError(
         f"unsupported client {type(client).__qualname__}: pass a urllib3.PoolManager, "
-        "requests.Session or httpx.Client"
+        "requests.Session, httpx.Client or niquests.Session"
     )
 
 

@@ -1,0 +1,1 @@
+"""The asynchronous front end: AsyncHttpFile, its runner, and the async transport adapters."""

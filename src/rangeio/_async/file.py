@@ -1,0 +1,179 @@
+"""AsyncHttpFile: the async random-access file, on the same engine as HttpFile."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from rangeio._async.runner import AsyncRunner
+from rangeio._async.transports import make_async_transport
+from rangeio._core.options import FileOptions
+from rangeio._core.stats import Stats
+from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
+
+
+class AsyncHttpFile:
+    """A read-only, seekable async file over HTTP byte ranges.
+
+    Use ``async with AsyncHttpFile(url) as f`` or ``await f.open()`` / ``await f.close()``.
+    ``seek`` and ``tell`` do no I/O. ``clone()`` gives another cursor on the same file.
+    """
+
+    def __init__(self, url: str, *, client: Any = None, **options: Any) -> None:
+        self._url = url
+        self._client = client
+        self._options = FileOptions.from_kwargs(**options)
+        self._remote: RemoteFile | None = None
+        self._runner: AsyncRunner | None = None
+        self._cursor: Cursor | None = None
+        self._owns_remote = True
+        self._pos = 0
+        self._closed = False
+
+    async def open(self) -> AsyncHttpFile:
+        if self._remote is not None:
+            return self
+        if self._closed:
+            raise ValueError("I/O operation on closed file.")
+        remote = RemoteFile(self._url, self._options)
+        runner = AsyncRunner(make_async_transport(self._client), self._options.max_concurrency)
+        try:
+            await runner.run(remote.open())
+        except BaseException:
+            await runner.aclose()
+            raise
+        self._remote, self._runner, self._cursor = remote, runner, Cursor(remote)
+        return self
+
+    async def __aenter__(self) -> AsyncHttpFile:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close this cursor; closing the file that opened the connection closes its clones."""
+        if self._closed:
+            return
+        self._closed = True
+        remote, runner, cursor = self._remote, self._runner, self._cursor
+        if remote is None or runner is None or cursor is None:
+            return
+        try:
+            await runner.run(cursor.drop_stream())
+        finally:
+            if self._owns_remote:
+                remote.mark_closed()
+                await runner.aclose()
+
+    def clone(self) -> AsyncHttpFile:
+        """An independent cursor sharing the session, cache, pinned identity, in-flight
+        fetches and concurrency limit. Closing it never closes the parent's session."""
+        remote, runner = self._live()
+        twin = AsyncHttpFile.__new__(AsyncHttpFile)
+        twin._url, twin._client, twin._options = self._url, self._client, self._options
+        twin._remote, twin._runner, twin._cursor = remote, runner, Cursor(remote)
+        twin._owns_remote = False
+        twin._pos = 0
+        twin._closed = False
+        return twin
+
+    def _live(self) -> tuple[RemoteFile, AsyncRunner]:
+        if self._closed or (self._remote is not None and self._remote.closed):
+            raise ValueError("I/O operation on closed file.")
+        if self._remote is None or self._runner is None:
+            raise ValueError("file is not open: use `async with` or `await f.open()`")
+        return self._remote, self._runner
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or (self._remote is not None and self._remote.closed)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def size(self) -> int:
+        return self._live()[0].size
+
+    @property
+    def stats(self) -> Stats:
+        return self._live()[0].stats
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        remote, _ = self._live()
+        self._pos = resolve_seek(self._pos, remote.size, offset, whence)
+        return self._pos
+
+    def tell(self) -> int:
+        self._live()
+        return self._pos
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    async def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the current position; returns the count (short only at EOF)."""
+        remote, runner = self._live()
+        assert self._cursor is not None
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view):
+            part = view[done:]
+            n = remote.read_cached(self._pos, part, self._cursor)
+            if n is None:
+                n = await runner.run(remote.read_missing(self._pos, part, self._cursor))
+            if n == 0:
+                break
+            self._pos += n
+            done += n
+        return done
+
+    async def read(self, n: int = -1) -> bytes:
+        remote, _ = self._live()
+        if n is None or n < 0:
+            n = max(remote.size - self._pos, 0)
+        buffer = bytearray(n)
+        got = await self.readinto(buffer)
+        del buffer[got:]
+        return bytes(buffer)
+
+    async def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Read several ``(start, stop)`` ranges at once (merged, multipart, or concurrent)."""
+        remote, runner = self._live()
+        return await runner.run(remote.read_ranges(ranges))
+
+    def __repr__(self) -> str:
+        return f"<rangeio.aio.AsyncHttpFile url={self._url!r}>"
+
+
+class _OpenContext:
+    """``async with rangeio.aio.open(url) as f`` and ``f = await rangeio.aio.open(url)``."""
+
+    def __init__(self, file: AsyncHttpFile) -> None:
+        self._file = file
+
+    def __await__(self) -> Any:
+        return self._file.open().__await__()
+
+    async def __aenter__(self) -> AsyncHttpFile:
+        return await self._file.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._file.close()
+
+
+def open(url: str, *, client: Any = None, **options: Any) -> _OpenContext:  # noqa: A001
+    """Open ``url`` as an async file: ``async with rangeio.aio.open(url) as f: ...``."""
+    return _OpenContext(AsyncHttpFile(url, client=client, **options))

@@ -1,0 +1,246 @@
+"""Async transport adapters (aiohttp, httpx.AsyncClient, niquests.AsyncSession), raw bytes only."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, runtime_checkable
+
+from rangeio._core.exchange import Request
+from rangeio._core.headers import fold_headers
+from rangeio._core.options import Timeout
+from rangeio._transport.base import network_error
+from rangeio.errors import NetworkError
+
+
+class AsyncRawResponse(Protocol):
+    status: int
+    headers: dict[str, str]  # folded: lower-case names, repeated fields joined
+
+    def iter_raw(self) -> AsyncIterator[bytes]:
+        """The body exactly as sent; failures surface as NetworkError (cause chained)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncTransport(Protocol):
+    async def send(self, request: Request, timeout: Timeout) -> AsyncRawResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+# -- aiohttp ---------------------------------------------------------------------------------
+
+
+class AiohttpResponse:
+    def __init__(self, response: Any, url: str) -> None:
+        self._response = response
+        self._url = url
+        self.status: int = response.status
+        self.headers = fold_headers(response.headers.items())
+        self._finished = False
+
+    async def iter_raw(self) -> AsyncIterator[bytes]:
+        import aiohttp
+
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
+            raise network_error(exc, self._url, timed_out=timed_out) from exc
+        self._finished = True
+
+    async def aclose(self) -> None:
+        if self._finished:
+            self._response.release()
+        else:
+            # An unread body would poison the connection for the next request: drop it.
+            self._response.close()
+
+
+class AiohttpTransport:
+    """Over an aiohttp.ClientSession; rangeio creates (and owns) one when none is given.
+    Every request passes auto_decompress=False, so stored-gzip objects stay bytes."""
+
+    def __init__(self, session: Any = None) -> None:
+        self.owned = session is None
+        self._session = session
+
+    async def send(self, request: Request, timeout: Timeout) -> AiohttpResponse:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout.connect, sock_read=timeout.read
+        )
+        try:
+            response = await self._session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=client_timeout,
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
+            raise network_error(exc, request.url, timed_out=timed_out) from exc
+        return AiohttpResponse(response, request.url)
+
+    async def aclose(self) -> None:
+        if self.owned and self._session is not None:
+            await self._session.close()
+
+
+# -- httpx -----------------------------------------------------------------------------------
+
+
+class HttpxAsyncResponse:
+    def __init__(self, response: Any, url: str) -> None:
+        self._response = response
+        self._url = url
+        self.status: int = response.status_code
+        self.headers = fold_headers(response.headers.multi_items())
+
+    async def iter_raw(self) -> AsyncIterator[bytes]:
+        import httpx
+
+        try:
+            # No chunk_size: httpx would hold bytes back to fill a chunk and lose them on a cut.
+            async for chunk in self._response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            raise network_error(exc, self._url, timed_out=timed_out) from exc
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxAsyncTransport:
+    owned = False
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    async def send(self, request: Request, timeout: Timeout) -> HttpxAsyncResponse:
+        import httpx
+
+        try:
+            built = self._client.build_request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                timeout=httpx.Timeout(timeout.read, connect=timeout.connect),
+            )
+            response = await self._client.send(built, stream=True, follow_redirects=False)
+        except httpx.HTTPError as exc:
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            raise network_error(exc, request.url, timed_out=timed_out) from exc
+        return HttpxAsyncResponse(response, request.url)
+
+    async def aclose(self) -> None:
+        """The client is borrowed: the caller closes it."""
+
+
+# -- niquests --------------------------------------------------------------------------------
+
+
+class NiquestsAsyncResponse:
+    def __init__(self, response: Any, url: str) -> None:
+        self._response = response
+        self._url = url
+        self.status: int = response.status_code
+        self.headers = fold_headers(response.headers.items())
+
+    async def iter_raw(self) -> AsyncIterator[bytes]:
+        import niquests
+
+        try:
+            async for chunk in await self._response.iter_raw(-1):
+                yield chunk
+        except niquests.RequestException as exc:
+            timed_out = isinstance(exc, niquests.Timeout)
+            raise network_error(exc, self._url, timed_out=timed_out) from exc
+
+    async def aclose(self) -> None:
+        await self._response.close()
+
+
+class NiquestsAsyncTransport:
+    owned = False
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    async def send(self, request: Request, timeout: Timeout) -> NiquestsAsyncResponse:
+        import niquests
+
+        try:
+            response = await self._session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                stream=True,
+                allow_redirects=False,
+                timeout=(timeout.connect, timeout.read),
+            )
+        except niquests.RequestException as exc:
+            timed_out = isinstance(exc, niquests.Timeout)
+            raise network_error(exc, request.url, timed_out=timed_out) from exc
+        return NiquestsAsyncResponse(response, request.url)
+
+    async def aclose(self) -> None:
+        """The session is borrowed: the caller closes it."""
+
+
+def make_async_transport(client: Any = None) -> AsyncTransport:
+    """An async transport for ``client``. With none: aiohttp if installed, then httpx."""
+    if client is None:
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            return AiohttpTransport()
+        try:
+            import httpx
+        except ImportError:
+            raise ImportError(
+                "rangeio.aio needs an async HTTP client: pip install rangeio[aiohttp] "
+                "(or rangeio[httpx])"
+            ) from None
+        return _OwnedHttpx(httpx.AsyncClient())
+    if _is_type(client, "aiohttp", "ClientSession"):
+        return AiohttpTransport(client)
+    if _is_type(client, "httpx", "AsyncClient"):
+        return HttpxAsyncTransport(client)
+    if _is_type(client, "niquests", "AsyncSession"):
+        return NiquestsAsyncTransport(client)
+    if isinstance(client, AsyncTransport):
+        return client
+    raise TypeError(
+        f"unsupported async client {type(client).__qualname__}: pass an aiohttp.ClientSession, "
+        "httpx.AsyncClient or niquests.AsyncSession"
+    )
+
+
+class _OwnedHttpx(HttpxAsyncTransport):
+    owned = True
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _is_type(obj: Any, module: str, name: str) -> bool:
+    mod = sys.modules.get(module)
+    cls = getattr(mod, name, None) if mod is not None else None
+    return isinstance(cls, type) and isinstance(obj, cls)
+
+
+__all__ = ["AsyncRawResponse", "AsyncTransport", "NetworkError", "make_async_transport"]

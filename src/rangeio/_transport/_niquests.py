@@ -1,0 +1,57 @@
+"""Transport over a borrowed niquests.Session, reading bodies with iter_raw (never decoded)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import niquests
+
+from rangeio._core.exchange import Request
+from rangeio._core.headers import fold_headers
+from rangeio._core.options import Timeout
+from rangeio._transport.base import network_error
+
+
+class NiquestsResponse:
+    def __init__(self, response: Any, url: str) -> None:
+        self._response = response
+        self._url = url
+        self.status: int = response.status_code
+        self.headers = fold_headers(response.headers.items())
+
+    def iter_raw(self) -> Iterator[bytes]:
+        try:
+            # -1: chunks as they arrive, so a cut body loses nothing already received.
+            yield from self._response.iter_raw(-1)
+        except niquests.RequestException as exc:
+            timed_out = isinstance(exc, niquests.Timeout)
+            raise network_error(exc, self._url, timed_out=timed_out) from exc
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class NiquestsTransport:
+    owned = False
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def send(self, request: Request, timeout: Timeout) -> NiquestsResponse:
+        try:
+            response = self._session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                stream=True,
+                allow_redirects=False,
+                timeout=(timeout.connect, timeout.read),
+            )
+        except niquests.RequestException as exc:
+            timed_out = isinstance(exc, niquests.Timeout)
+            raise network_error(exc, request.url, timed_out=timed_out) from exc
+        return NiquestsResponse(response, request.url)
+
+    def close(self) -> None:
+        """The session is borrowed: the caller closes it."""
