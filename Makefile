@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# niquests' urllib3-future would overwrite urllib3 itself; this keeps the two apart.
+	URLLIB3_NO_OVERRIDE=1 $(PY) -m pip install --quiet --no-binary urllib3-future niquests
+	$(PY) -c "import urllib3, sys; sys.exit('urllib3 was replaced by urllib3-future' if hasattr(urllib3, 'AsyncPoolManager') else 0)"
 	touch $(STAMP)
 
 demo: $(STAMP)

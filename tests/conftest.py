@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from rangeio.testing import FaultServer
+from tests.adapters import ALL_ADAPTERS, SYNC_ADAPTERS, Opener, opener_for, sync_client
 from tests.servers.nginx import Nginx
-
-ADAPTERS = ["urllib3", "requests", "httpx"]
 
 
 def make_bytes(n: int, seed: int = 1) -> bytes:
@@ -94,19 +93,17 @@ def fault_server(sample_files: dict[str, bytes]) -> Iterator[FaultServer]:
         yield server
 
 
-@pytest.fixture(params=ADAPTERS)
+@pytest.fixture(params=SYNC_ADAPTERS)
 def client(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A client of each supported library; urllib3 means "none given" (rangeio's own pool)."""
-    name = request.param
-    if name == "urllib3":
-        yield None
-    elif name == "requests":
-        import requests
+    """A client of each sync library; urllib3 means "none given" (rangeio's own pool)."""
+    client, close = sync_client(request.param)
+    try:
+        yield client
+    finally:
+        close()
 
-        with requests.Session() as session:
-            yield session
-    else:
-        import httpx
 
-        with httpx.Client() as c:
-            yield c
+@pytest.fixture(params=ALL_ADAPTERS)
+def opener(request: pytest.FixtureRequest) -> Iterator[Opener]:
+    """Opens files through each adapter, sync and async: ``opener(url, **options)``."""
+    yield from opener_for(request.param)

@@ -11,6 +11,7 @@ import pytest
 
 import rangeio
 from rangeio.testing import FaultServer
+from tests.adapters import Opener
 from tests.servers.nginx import Nginx
 
 
@@ -21,9 +22,9 @@ def url_of(request: pytest.FixtureRequest, nginx: Nginx, fault_server: FaultServ
     return lambda name: fault_server.url("/" + name)
 
 
-def test_reads_match_source(url_of: Any, client: Any, sample_files: dict[str, bytes]) -> None:
+def test_reads_match_source(url_of: Any, opener: Opener, sample_files: dict[str, bytes]) -> None:
     data = sample_files["data.bin"]
-    with rangeio.open(url_of("data.bin"), client=client) as f:
+    with opener(url_of("data.bin")) as f:
         assert f.size == len(data)
         assert f.stats.requests == 1
         assert f.read(10) == data[:10]
@@ -38,13 +39,20 @@ def test_reads_match_source(url_of: Any, client: Any, sample_files: dict[str, by
         buf = bytearray(50)
         assert f.readinto(buf) == 50
         assert bytes(buf) == data[-100:-50]
-        assert f.read1(10) == data[-50:-40]
         f.seek(0)
         assert f.read() == data
-        assert f.readable() and f.seekable() and not f.writable()
     assert f.closed
     with pytest.raises(ValueError):
         f.read(1)
+
+
+def test_sync_file_protocol(url_of: Any, client: Any, sample_files: dict[str, bytes]) -> None:
+    data = sample_files["data.bin"]
+    with rangeio.open(url_of("data.bin"), client=client) as f:
+        f.seek(-50, io.SEEK_END)
+        assert f.read1(10) == data[-50:-40]
+        assert f.readable() and f.seekable() and not f.writable()
+        assert f.name == f.url
 
 
 def test_readline_and_iteration(url_of: Any, client: Any, sample_files: dict[str, bytes]) -> None:
@@ -54,7 +62,7 @@ def test_readline_and_iteration(url_of: Any, client: Any, sample_files: dict[str
         assert list(f) == [line + b"\n" for line in csv.split(b"\n")[1:-1]]
 
 
-def test_read_ranges(url_of: Any, client: Any, sample_files: dict[str, bytes]) -> None:
+def test_read_ranges(url_of: Any, opener: Opener, sample_files: dict[str, bytes]) -> None:
     data = sample_files["data.bin"]
     wanted = [
         (0, 10),
@@ -63,7 +71,7 @@ def test_read_ranges(url_of: Any, client: Any, sample_files: dict[str, bytes]) -
         (3_000_000, 3_000_001),
         (len(data) - 3, len(data) + 50),
     ]
-    with rangeio.open(url_of("data.bin"), client=client, prefetch_bytes=0) as f:
+    with opener(url_of("data.bin"), prefetch_bytes=0) as f:
         got = f.read_ranges(wanted)
         assert got == [data[a:b] for a, b in wanted]
         with pytest.raises(ValueError):
@@ -96,12 +104,12 @@ def test_open_request_shape(
     assert [r.range for r in fault_server.requests] == [expected_range]
 
 
-def test_empty_and_small_files(url_of: Any, client: Any, sample_files: dict[str, bytes]) -> None:
-    with rangeio.open(url_of("empty.bin"), client=client) as f:
+def test_empty_and_small_files(url_of: Any, opener: Opener, sample_files: dict[str, bytes]) -> None:
+    with opener(url_of("empty.bin")) as f:
         assert f.size == 0
         assert f.read() == b""
         assert f.read(10) == b""
-    with rangeio.open(url_of("small.bin"), client=client) as f:
+    with opener(url_of("small.bin")) as f:
         assert f.size == 100
         assert f.read() == sample_files["small.bin"]
         assert f.stats.requests == 1

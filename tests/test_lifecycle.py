@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 import rangeio
 from rangeio.testing import Faults, FaultServer
@@ -12,14 +11,13 @@ from rangeio.testing import Faults, FaultServer
 DATA = "/data.bin"
 
 
-def test_borrowed_client_stays_open(fault_server: FaultServer, client: Any) -> None:
+def test_borrowed_client_stays_open(fault_server: FaultServer, opener: Opener) -> None:
     data = fault_server.get_file(DATA)
-    with rangeio.open(fault_server.url(DATA), client=client) as f:
+    with opener(fault_server.url(DATA)) as f:
         f.read(10)
-    if client is not None:
-        # The client still works after the file closed: rangeio did not close it.
-        with rangeio.open(fault_server.url(DATA), client=client) as g:
-            assert g.read(10) == data[:10]
+    # The client still works after the file closed: rangeio did not close it.
+    with opener(fault_server.url(DATA)) as g:
+        assert g.read(10) == data[:10]
 
 
 def test_requests_session_headers_and_raw_bytes(fault_server: FaultServer) -> None:

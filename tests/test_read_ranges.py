@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
 
@@ -23,11 +22,11 @@ def spread(size: int, count: int = 60, length: int = 4096, seed: int = 3) -> lis
 
 
 def test_nginx_multipart_is_one_request(
-    nginx: Nginx, client: Any, sample_files: dict[str, bytes]
+    nginx: Nginx, opener: Opener, sample_files: dict[str, bytes]
 ) -> None:
     data = sample_files["data.bin"]
     wanted = spread(len(data))
-    with rangeio.open(nginx.url("data.bin"), client=client, prefetch_bytes=0) as f:
+    with opener(nginx.url("data.bin"), prefetch_bytes=0) as f:
         assert f.read_ranges(wanted) == [data[a:b] for a, b in wanted]
         assert f.stats.requests == 2  # the open probe, then one multipart request
         assert f.stats.bytes_fetched < 60 * 4096 * 2  # gaps under 16 KiB are merged
@@ -45,13 +44,11 @@ def test_multipart_groups_bound_range_count(fault_server: FaultServer) -> None:
     assert len(counts) >= 3 and max(counts) <= 100
 
 
-def test_server_without_multipart_falls_back(fault_server: FaultServer, client: Any) -> None:
+def test_server_without_multipart_falls_back(fault_server: FaultServer, opener: Opener) -> None:
     """A server that answers multi-range requests with 200 (S3 does) is remembered."""
     data = fault_server.get_file(DATA)
     wanted = spread(len(data))
-    with rangeio.open(
-        fault_server.url(DATA), client=client, prefetch_bytes=0, cache_bytes=1 << 20
-    ) as f:
+    with opener(fault_server.url(DATA), prefetch_bytes=0, cache_bytes=1 << 20) as f:
         fault_server.faults = Faults(ignore_range=True, times=1)
         assert f.read_ranges(wanted) == [data[a:b] for a, b in wanted]
         assert f._remote.multipart_support is False
@@ -69,10 +66,12 @@ def test_multipart_false_never_asks(fault_server: FaultServer) -> None:
     assert all("," not in (r.range or "") for r in fault_server.requests)
 
 
-def test_cut_multipart_resumes_missing_parts_only(fault_server: FaultServer, client: Any) -> None:
+def test_cut_multipart_resumes_missing_parts_only(
+    fault_server: FaultServer, opener: Opener
+) -> None:
     data = fault_server.get_file(DATA)
     wanted = spread(len(data), count=20)
-    with rangeio.open(fault_server.url(DATA), client=client, prefetch_bytes=0, retries=2) as f:
+    with opener(fault_server.url(DATA), prefetch_bytes=0, retries=2) as f:
         fault_server.faults = Faults(truncate_after=30_000, times=1)
         fault_server.clear_log()
         assert f.read_ranges(wanted) == [data[a:b] for a, b in wanted]
