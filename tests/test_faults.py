@@ -8,6 +8,7 @@ import pytest
 
 import rangeio
 from rangeio.testing import Faults, FaultServer
+from tests.adapters import Opener
 
 DATA = "/data.bin"
 FAST_RETRY = rangeio.RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.05)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import rangeio
 from rangeio.testing import Faults, FaultServer
+from tests.adapters import Opener
 
 DATA = "/data.bin"
 

@@ -8,6 +8,7 @@ import pytest
 
 import rangeio
 from rangeio.testing import Faults, FaultServer
+from tests.adapters import Opener
 from tests.servers.nginx import Nginx
 
 DATA = "/data.bin"
