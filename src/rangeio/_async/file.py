@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from rangeio._async.runner import AsyncRunner
 from rangeio._async.transports import make_async_transport
 from rangeio._core.options import FileOptions
 from rangeio._core.stats import Stats
+from rangeio._engine.ops import Program
 from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
+
+T = TypeVar("T")
 
 
 class AsyncHttpFile:
@@ -125,7 +129,7 @@ class AsyncHttpFile:
 
     async def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` from the current position; returns the count (short only at EOF)."""
-        remote, runner = self._live()
+        remote, _ = self._live()
         assert self._cursor is not None
         view = memoryview(buffer).cast("B")
         done = 0
@@ -133,7 +137,7 @@ class AsyncHttpFile:
             part = view[done:]
             n = remote.read_cached(self._pos, part, self._cursor)
             if n is None:
-                n = await runner.run(remote.read_missing(self._pos, part, self._cursor))
+                n = await self._run(remote.read_missing(self._pos, part, self._cursor))
             if n == 0:
                 break
             self._pos += n
@@ -151,8 +155,21 @@ class AsyncHttpFile:
 
     async def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """Read several ``(start, stop)`` ranges at once (merged, multipart, or concurrent)."""
+        remote, _ = self._live()
+        return await self._run(remote.read_ranges(ranges))
+
+    async def _run(self, program: Program[T]) -> T:
         remote, runner = self._live()
-        return await runner.run(remote.read_ranges(ranges))
+        try:
+            return await runner.run(program)
+        except asyncio.CancelledError:
+            # The file was closed under us (its fetches cancelled): say so plainly, unless this
+            # task itself is being cancelled, which must propagate.
+            task = asyncio.current_task()
+            own = task is not None and getattr(task, "cancelling", lambda: 1)() > 0
+            if remote.closed and not own:
+                raise ValueError("I/O operation on closed file.") from None
+            raise
 
     def __repr__(self) -> str:
         return f"<rangeio.aio.AsyncHttpFile url={self._url!r}>"

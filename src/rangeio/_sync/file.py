@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
+from concurrent.futures import CancelledError
+from typing import Any, TypeVar
 
 from rangeio._core.options import FileOptions
 from rangeio._core.stats import Stats
+from rangeio._engine.ops import Program
 from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
 from rangeio._sync.runner import SyncRunner
 from rangeio._transport import make_transport
@@ -17,6 +19,8 @@ from rangeio._transport import make_transport
 # cannot tell a refill from a user's read of the same size, so it is one page: a lean random
 # reader (see AccessPattern) then fetches 4 KiB for a 4 KiB read, not a buffer's worth.
 BUFFER_BYTES = 4 * 1024
+
+T = TypeVar("T")
 
 
 class RawHttpReader(io.RawIOBase):
@@ -43,9 +47,18 @@ class RawHttpReader(io.RawIOBase):
             # A read larger than the buffer comes here directly, and its tail (under one
             # buffer) follows through a refill: fetch that tail in the same request.
             slack = BUFFER_BYTES if len(view) > BUFFER_BYTES else 0
-            n = self._runner.run(self._remote.read_missing(self._pos, view, self._cursor, slack))
+            n = self._run(self._remote.read_missing(self._pos, view, self._cursor, slack))
         self._pos += n
         return n
+
+    def _run(self, program: Program[T]) -> T:
+        try:
+            return self._runner.run(program)
+        except CancelledError:
+            # Another thread closed the file and its pool cancelled our fetch.
+            if self._remote.closed:
+                raise ValueError("I/O operation on closed file.") from None
+            raise
 
     def readall(self) -> bytes:
         remaining = max(self._remote.size - self._pos, 0)
