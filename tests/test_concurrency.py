@@ -193,3 +193,27 @@ def test_sync_close_while_another_thread_reads(fault_server: FaultServer) -> Non
     assert not reader.is_alive()
     # Either the read finished first, or it failed with the closed-file error: never a hang.
     assert isinstance(outcome[0], (bytes, ValueError, rangeio.NetworkError))
+
+
+def test_no_async_client_installed_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from rangeio._async.transports import make_async_transport
+
+    real_import = builtins.__import__
+
+    def refuse(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in ("aiohttp", "httpx"):
+            raise ImportError(f"no module named {name}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", refuse)
+    with pytest.raises(ImportError, match=r"rangeio\[aiohttp\]"):
+        make_async_transport(None)
+
+
+def test_async_client_given_to_sync_open_is_refused() -> None:
+    import niquests
+
+    with pytest.raises(TypeError, match="rangeio.aio"):
+        rangeio.open("http://127.0.0.1:9/x", client=niquests.AsyncSession())

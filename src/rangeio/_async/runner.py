@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-from rangeio._async.transports import AsyncRawResponse, AsyncTransport
-from rangeio._engine.ops import (
-    DELIVERED,
-    Abandon,
-    Advance,
-    Close,
-    Join,
-    NextChunk,
-    Op,
-    Program,
-    Send,
-    Sleep,
-    Spawn,
-)
+from rangeio._async.transports import AsyncTransport
+from rangeio._engine import ops
+from rangeio._engine.runner import Live, Responses, Stepper
 
 T = TypeVar("T")
-
-
-class _Live:
-    """A response in flight: what the program sees (status, headers) plus its chunk iterator."""
-
-    __slots__ = ("response", "status", "headers", "chunks")
-
-    def __init__(self, response: AsyncRawResponse) -> None:
-        self.response = response
-        self.status = response.status
-        self.headers = response.headers
-        self.chunks: AsyncIterator[bytes] = response.iter_raw()
 
 
 class AsyncRunner:
@@ -45,81 +21,69 @@ class AsyncRunner:
         self.transport = transport
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._suspended: dict[int, list[_Live]] = {}
+        self._responses = Responses()
 
-    async def run(self, program: Program[T]) -> T:
-        opened: list[_Live] = []
+    async def run(self, program: ops.Program[T]) -> T:
+        opened: list[Live] = []
         try:
-            _, value = await self._step(program, opened, pause=False)
-            return value  # type: ignore[no-any-return]
+            stepper = await self._drive(Stepper(program, pause=False), opened)
+            result: T = stepper.result
+            return result
         finally:
             await _close_all(opened)
 
-    async def _step(
-        self, program: Program[Any], opened: list[_Live], *, pause: bool
-    ) -> tuple[bool, Any]:
-        """Run ``program`` until it ends -> (False, value), or with ``pause`` until it yields
-        DELIVERED -> (True, None). An operation's error is thrown back into the program."""
-        value: Any = None
-        error: Exception | None = None
-        while True:
+    async def _drive(self, stepper: Stepper, opened: list[Live]) -> Stepper:
+        while (op := stepper.next_op()) is not None:
             try:
-                op = program.throw(error) if error is not None else program.send(value)
-            except StopIteration as stop:
-                return False, stop.value
-            value, error = None, None
-            if op is DELIVERED:
-                if pause:
-                    return True, None
-                continue
-            try:
-                value = await self._do(op, opened)
+                stepper.succeeded(await self._do(op, opened))
             except Exception as exc:
-                error = exc
+                stepper.failed(exc)
+        return stepper
 
-    async def _do(self, op: Op, opened: list[_Live]) -> Any:
-        if isinstance(op, NextChunk):
+    async def _do(self, op: ops.Op, opened: list[Live]) -> Any:
+        if isinstance(op, ops.NextChunk):
             return await anext(op.response.chunks, None)
-        if isinstance(op, Send):
-            live = _Live(await self.transport.send(op.request, op.timeout))
+        if isinstance(op, ops.Send):
+            response = await self.transport.send(op.request, op.timeout)
+            live = Live(response, response.iter_raw())
             opened.append(live)
             return live
-        if isinstance(op, Close):
+        if isinstance(op, ops.Close):
             if op.response in opened:
                 opened.remove(op.response)
             await op.response.response.aclose()
-            return None
-        if isinstance(op, Sleep):
+        elif isinstance(op, ops.Sleep):
             await asyncio.sleep(op.seconds)
-            return None
-        if isinstance(op, Spawn):
+        elif isinstance(op, ops.Spawn):
             task = asyncio.ensure_future(self._limited(op.program))
             self._tasks.add(task)
             task.add_done_callback(self._forget)
             return task
-        if isinstance(op, Join):
+        elif isinstance(op, ops.Join):
             gathered = asyncio.gather(*op.handles)
-            # If nobody is left to await the gather (the waiter was cancelled), its error
-            # must not be reported as "never retrieved".
+            # If the waiter is cancelled nobody awaits the gather: its error must not be
+            # reported as "never retrieved".
             gathered.add_done_callback(_consume)
             return await asyncio.shield(gathered)
-        if isinstance(op, Advance):
-            state = self._suspended.setdefault(id(op.program), [])
+        elif isinstance(op, ops.Advance):
             try:
-                paused, _ = await self._step(op.program, state, pause=True)
+                stepper = await self._drive(
+                    Stepper(op.program, pause=True), self._responses.of_suspended(op.program)
+                )
             except BaseException:
-                await _close_all(self._suspended.pop(id(op.program), []))
+                await _close_all(self._responses.release_suspended(op.program))
                 raise
-            if not paused:
-                await _close_all(self._suspended.pop(id(op.program), []))
-            return paused
-        if isinstance(op, Abandon):
+            if not stepper.paused:
+                await _close_all(self._responses.release_suspended(op.program))
+            return stepper.paused
+        elif isinstance(op, ops.Abandon):
             op.program.close()
-            await _close_all(self._suspended.pop(id(op.program), []))
-            return None
-        raise TypeError(f"unknown operation {op!r}")
+            await _close_all(self._responses.release_suspended(op.program))
+        else:
+            raise TypeError(f"unknown operation {op!r}")
+        return None
 
-    async def _limited(self, program: Program[Any]) -> Any:
+    async def _limited(self, program: ops.Program[Any]) -> Any:
         async with self._slots:
             return await self.run(program)
 
@@ -132,9 +96,7 @@ class AsyncRunner:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for state in self._suspended.values():
-            await _close_all(state)
-        self._suspended.clear()
+        await _close_all(self._responses.release_all())
         await self.transport.aclose()
 
 
@@ -143,7 +105,7 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def _close_all(opened: list[_Live]) -> None:
+async def _close_all(opened: list[Live]) -> None:
     while opened:
         live = opened.pop()
         try:

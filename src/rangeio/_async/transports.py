@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
-from rangeio._transport.base import network_error
+from rangeio._transport.base import is_instance_of, network_error, session_request_kwargs
 from rangeio.errors import NetworkError
 
 
@@ -183,12 +182,7 @@ class NiquestsAsyncTransport:
 
         try:
             response = await self._session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                stream=True,
-                allow_redirects=False,
-                timeout=(timeout.connect, timeout.read),
+                request.method, request.url, **session_request_kwargs(request, timeout)
             )
         except niquests.RequestException as exc:
             timed_out = isinstance(exc, niquests.Timeout)
@@ -216,11 +210,11 @@ def make_async_transport(client: Any = None) -> AsyncTransport:
                 "(or rangeio[httpx])"
             ) from None
         return _OwnedHttpx(httpx.AsyncClient())
-    if _is_type(client, "aiohttp", "ClientSession"):
+    if is_instance_of(client, "aiohttp", "ClientSession"):
         return AiohttpTransport(client)
-    if _is_type(client, "httpx", "AsyncClient"):
+    if is_instance_of(client, "httpx", "AsyncClient"):
         return HttpxAsyncTransport(client)
-    if _is_type(client, "niquests", "AsyncSession"):
+    if is_instance_of(client, "niquests", "AsyncSession"):
         return NiquestsAsyncTransport(client)
     if isinstance(client, AsyncTransport):
         return client
@@ -235,12 +229,6 @@ class _OwnedHttpx(HttpxAsyncTransport):
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _is_type(obj: Any, module: str, name: str) -> bool:
-    mod = sys.modules.get(module)
-    cls = getattr(mod, name, None) if mod is not None else None
-    return isinstance(cls, type) and isinstance(obj, cls)
 
 
 __all__ = ["AsyncRawResponse", "AsyncTransport", "NetworkError", "make_async_transport"]

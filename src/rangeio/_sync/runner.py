@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from rangeio._engine.ops import (
-    DELIVERED,
-    Abandon,
-    Advance,
-    Close,
-    Join,
-    NextChunk,
-    Op,
-    Program,
-    Send,
-    Sleep,
-    Spawn,
-)
-from rangeio._transport import RawResponse, Transport
+from rangeio._engine import ops
+from rangeio._engine.runner import Live, Responses, Stepper
+from rangeio._transport import Transport
 
 T = TypeVar("T")
-
-
-class _Live:
-    """A response in flight: what the program sees (status, headers) plus its chunk iterator."""
-
-    __slots__ = ("response", "status", "headers", "chunks")
-
-    def __init__(self, response: RawResponse) -> None:
-        self.response = response
-        self.status = response.status
-        self.headers = response.headers
-        self.chunks: Iterator[bytes] = response.iter_raw()
 
 
 class SyncRunner:
@@ -47,72 +23,60 @@ class SyncRunner:
         self._max_concurrency = max_concurrency
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        # Responses still open in programs paused by Advance, by program.
-        self._suspended: dict[int, list[_Live]] = {}
+        self._responses = Responses()
 
-    def run(self, program: Program[T]) -> T:
-        opened: list[_Live] = []
+    def run(self, program: ops.Program[T]) -> T:
+        opened: list[Live] = []
         try:
-            _, value = self._step(program, opened, pause=False)
-            return value  # type: ignore[no-any-return]
+            result: T = self._drive(Stepper(program, pause=False), opened).result
+            return result
         finally:
             _close_all(opened)
 
-    def _step(self, program: Program[Any], opened: list[_Live], *, pause: bool) -> tuple[bool, Any]:
-        """Run ``program`` until it ends -> (False, value), or with ``pause`` until it yields
-        DELIVERED -> (True, None). An operation's error is thrown back into the program."""
-        value: Any = None
-        error: Exception | None = None
-        while True:
+    def _drive(self, stepper: Stepper, opened: list[Live]) -> Stepper:
+        while (op := stepper.next_op()) is not None:
             try:
-                op = program.throw(error) if error is not None else program.send(value)
-            except StopIteration as stop:
-                return False, stop.value
-            value, error = None, None
-            if op is DELIVERED:
-                if pause:
-                    return True, None
-                continue
-            try:
-                value = self._do(op, opened)
+                stepper.succeeded(self._do(op, opened))
             except Exception as exc:
-                error = exc
+                stepper.failed(exc)
+        return stepper
 
-    def _do(self, op: Op, opened: list[_Live]) -> Any:
-        if isinstance(op, NextChunk):
+    def _do(self, op: ops.Op, opened: list[Live]) -> Any:
+        if isinstance(op, ops.NextChunk):
             return next(op.response.chunks, None)
-        if isinstance(op, Send):
-            live = _Live(self.transport.send(op.request, op.timeout))
+        if isinstance(op, ops.Send):
+            response = self.transport.send(op.request, op.timeout)
+            live = Live(response, response.iter_raw())
             opened.append(live)
             return live
-        if isinstance(op, Close):
+        if isinstance(op, ops.Close):
             if op.response in opened:
                 opened.remove(op.response)
             op.response.response.close()
-            return None
-        if isinstance(op, Sleep):
+        elif isinstance(op, ops.Sleep):
             time.sleep(op.seconds)
-            return None
-        if isinstance(op, Spawn):
+        elif isinstance(op, ops.Spawn):
             return self._executor().submit(self.run, op.program)
-        if isinstance(op, Join):
+        elif isinstance(op, ops.Join):
             handles: list[Future[Any]] = list(op.handles)
             return [h.result() for h in handles]
-        if isinstance(op, Advance):
-            state = self._suspended.setdefault(id(op.program), [])
+        elif isinstance(op, ops.Advance):
             try:
-                paused, _ = self._step(op.program, state, pause=True)
+                stepper = self._drive(
+                    Stepper(op.program, pause=True), self._responses.of_suspended(op.program)
+                )
             except BaseException:
-                _close_all(self._suspended.pop(id(op.program), []))
+                _close_all(self._responses.release_suspended(op.program))
                 raise
-            if not paused:
-                _close_all(self._suspended.pop(id(op.program), []))
-            return paused
-        if isinstance(op, Abandon):
+            if not stepper.paused:
+                _close_all(self._responses.release_suspended(op.program))
+            return stepper.paused
+        elif isinstance(op, ops.Abandon):
             op.program.close()
-            _close_all(self._suspended.pop(id(op.program), []))
-            return None
-        raise TypeError(f"unknown operation {op!r}")
+            _close_all(self._responses.release_suspended(op.program))
+        else:
+            raise TypeError(f"unknown operation {op!r}")
+        return None
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -127,13 +91,11 @@ class SyncRunner:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-        for state in self._suspended.values():
-            _close_all(state)
-        self._suspended.clear()
+        _close_all(self._responses.release_all())
         self.transport.close()
 
 
-def _close_all(opened: list[_Live]) -> None:
+def _close_all(opened: list[Live]) -> None:
     while opened:
         live = opened.pop()
         try:

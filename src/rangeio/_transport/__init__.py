@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from rangeio._transport.base import RawResponse, Transport
+from rangeio._transport.base import RawResponse, Transport, is_instance_of
 
 
 def make_transport(client: Any = None) -> Transport:
@@ -17,21 +16,21 @@ def make_transport(client: Any = None) -> Transport:
         return Urllib3Transport()
     # Checked through sys.modules so that an optional library the user does not use is
     # never imported.
-    if _is_module_type(client, "niquests", "AsyncSession"):
+    if is_instance_of(client, "niquests", "AsyncSession"):
         raise TypeError("niquests.AsyncSession is an async client: use rangeio.aio")
-    if _is_module_type(client, "urllib3", "PoolManager"):
+    if is_instance_of(client, "urllib3", "PoolManager"):
         from rangeio._transport._urllib3 import Urllib3Transport
 
         return Urllib3Transport(client)
-    if _is_module_type(client, "requests", "Session"):
+    if is_instance_of(client, "requests", "Session"):
         from rangeio._transport._requests import RequestsTransport
 
         return RequestsTransport(client)
-    if _is_module_type(client, "httpx", "Client"):
+    if is_instance_of(client, "httpx", "Client"):
         from rangeio._transport._httpx import HttpxTransport
 
         return HttpxTransport(client)
-    if _is_module_type(client, "niquests", "Session"):
+    if is_instance_of(client, "niquests", "Session"):
         from rangeio._transport._niquests import NiquestsTransport
 
         return NiquestsTransport(client)
@@ -41,12 +40,6 @@ def make_transport(client: Any = None) -> Transport:
         f"unsupported client {type(client).__qualname__}: pass a urllib3.PoolManager, "
         "requests.Session, httpx.Client or niquests.Session"
     )
-
-
-def _is_module_type(obj: Any, module: str, name: str) -> bool:
-    mod = sys.modules.get(module)
-    cls = getattr(mod, name, None) if mod is not None else None
-    return isinstance(cls, type) and isinstance(obj, cls)
 
 
 __all__ = ["RawResponse", "Transport", "make_transport"]

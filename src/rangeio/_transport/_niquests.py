@@ -10,7 +10,7 @@ import niquests
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
-from rangeio._transport.base import network_error
+from rangeio._transport.base import network_error, session_request_kwargs
 
 
 class NiquestsResponse:
@@ -41,12 +41,7 @@ class NiquestsTransport:
     def send(self, request: Request, timeout: Timeout) -> NiquestsResponse:
         try:
             response = self._session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                stream=True,
-                allow_redirects=False,
-                timeout=(timeout.connect, timeout.read),
+                request.method, request.url, **session_request_kwargs(request, timeout)
             )
         except niquests.RequestException as exc:
             timed_out = isinstance(exc, niquests.Timeout)

@@ -9,7 +9,7 @@ import requests
 from rangeio._core.exchange import Request
 from rangeio._core.options import Timeout
 from rangeio._transport._urllib3 import Urllib3Response
-from rangeio._transport.base import network_error
+from rangeio._transport.base import network_error, session_request_kwargs
 
 
 class RequestsTransport:
@@ -21,12 +21,7 @@ class RequestsTransport:
     def send(self, request: Request, timeout: Timeout) -> Urllib3Response:
         try:
             response: Any = self._session.request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                stream=True,
-                allow_redirects=False,
-                timeout=(timeout.connect, timeout.read),
+                request.method, request.url, **session_request_kwargs(request, timeout)
             )
         except requests.RequestException as exc:
             timed_out = isinstance(exc, requests.Timeout)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from rangeio._core.exchange import Request
 from rangeio._core.options import Timeout
@@ -44,3 +45,22 @@ def network_error(exc: BaseException, url: str, *, timed_out: bool) -> NetworkEr
     if timed_out:
         return NetworkTimeoutError(f"timed out talking to {url}: {exc}")
     return NetworkError(f"{type(exc).__name__} talking to {url}: {exc}")
+
+
+def session_request_kwargs(request: Request, timeout: Timeout) -> dict[str, Any]:
+    """Keyword arguments for a requests-style ``session.request`` (requests, niquests): stream
+    the body, follow no redirect (the exchange does, to judge every hop)."""
+    return {
+        "headers": request.headers,
+        "stream": True,
+        "allow_redirects": False,
+        "timeout": (timeout.connect, timeout.read),
+    }
+
+
+def is_instance_of(obj: Any, module: str, name: str) -> bool:
+    """isinstance against ``module.name`` without importing an optional library the user
+    does not use (only if it is imported already can ``obj`` be one of its types)."""
+    mod = sys.modules.get(module)
+    cls = getattr(mod, name, None) if mod is not None else None
+    return isinstance(cls, type) and isinstance(obj, cls)

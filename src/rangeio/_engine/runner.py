@@ -1,0 +1,77 @@
+"""What the sync and async runners share: stepping a program, and which responses are open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rangeio._engine.ops import DELIVERED, Op, Program
+
+
+class Live:
+    """A response in flight: what the program sees (status, headers) plus its chunk iterator
+    (a plain iterator for the sync runner, an async one for the async runner)."""
+
+    __slots__ = ("response", "status", "headers", "chunks")
+
+    def __init__(self, response: Any, chunks: Any) -> None:
+        self.response = response
+        self.status: int = response.status
+        self.headers: dict[str, str] = response.headers
+        self.chunks = chunks
+
+
+class Stepper:
+    """Drives one program: ``next_op`` sends the last result (or throws the last error) in and
+    returns the next operation to run, or None once the program has ended (``result`` holds its
+    value) or, when pausing, has yielded DELIVERED (``paused`` is then True)."""
+
+    __slots__ = ("_program", "_pause", "_value", "_error", "result", "paused")
+
+    def __init__(self, program: Program[Any], *, pause: bool) -> None:
+        self._program = program
+        self._pause = pause
+        self._value: Any = None
+        self._error: Exception | None = None
+        self.result: Any = None
+        self.paused = False
+
+    def next_op(self) -> Op | None:
+        while True:
+            value, error = self._value, self._error
+            self._value = self._error = None
+            try:
+                op = self._program.throw(error) if error is not None else self._program.send(value)
+            except StopIteration as stop:
+                self.result = stop.value
+                return None
+            if op is not DELIVERED:
+                return op
+            if self._pause:
+                self.paused = True
+                return None
+
+    def succeeded(self, value: Any) -> None:
+        self._value = value
+
+    def failed(self, error: Exception) -> None:
+        """An operation's error goes back into the program, which may handle it."""
+        self._error = error
+
+
+class Responses:
+    """Open responses of running programs and of programs paused by Advance, so that whatever
+    ends a program (an error, a close, a cancellation) its connections are dropped."""
+
+    def __init__(self) -> None:
+        self._suspended: dict[int, list[Live]] = {}
+
+    def of_suspended(self, program: Program[Any]) -> list[Live]:
+        return self._suspended.setdefault(id(program), [])
+
+    def release_suspended(self, program: Program[Any]) -> list[Live]:
+        return self._suspended.pop(id(program), [])
+
+    def release_all(self) -> list[Live]:
+        everything = [live for state in self._suspended.values() for live in state]
+        self._suspended.clear()
+        return everything
