@@ -20,12 +20,10 @@ from rangeio._core.identity import Identity
 from rangeio._core.multipart import MultipartParser, Part
 from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.redirects import (
-    MAX_REDIRECTS,
     ResolvedUrl,
     expiry_of,
+    follow,
     headers_for,
-    is_downgrade,
-    next_hop,
 )
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.validate import (
@@ -248,14 +246,13 @@ class RangeExchange:
 
     def _follow(self, verdict: Redirect) -> Action:
         self._redirects += 1
-        if self._redirects > MAX_REDIRECTS:
-            raise NetworkError(
-                f"more than {MAX_REDIRECTS} redirects, starting at {self._first_url}"
-            )
-        target = next_hop(self._url, verdict.location)
-        if is_downgrade(self._url, target) and not self._allow_downgrade:
-            raise NetworkError(f"refusing redirect from https to http: {target}")
-        self._url = target
+        self._url = follow(
+            self._url,
+            verdict.location,
+            self._redirects,
+            self._first_url,
+            allow_downgrade=self._allow_downgrade,
+        )
         self._redirected = True
         return Skip()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-from rangeio.errors import UrlError
+from rangeio.errors import NetworkError, UrlError
 
 # Credentials that must never reach another origin (RFC 9110 §15.4: a client SHOULD strip them).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -50,6 +50,17 @@ def next_hop(current: str, location: str) -> str:
 
 def is_downgrade(current: str, target: str) -> bool:
     return urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme.lower() == "http"
+
+
+def follow(current: str, location: str, hops: int, first_url: str, *, allow_downgrade: bool) -> str:
+    """The URL to request after the ``hops``-th redirect from ``current`` to ``location``:
+    bounded in number (a loop ends with a typed error) and never https -> http unless allowed."""
+    if hops > MAX_REDIRECTS:
+        raise NetworkError(f"more than {MAX_REDIRECTS} redirects, starting at {first_url}")
+    target = next_hop(current, location)
+    if is_downgrade(current, target) and not allow_downgrade:
+        raise NetworkError(f"refusing redirect from https to http: {target}")
+    return target
 
 
 def headers_for(target: str, first_url: str, headers: Mapping[str, str]) -> dict[str, str]:
