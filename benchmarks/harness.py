@@ -128,12 +128,8 @@ def measure(
     return row
 
 
-class Verified:
-    """A file wrapper that checks every byte a read returns against the source.
-
-    It forwards read/readinto/seek/tell and tracks the position itself (asking the file after
-    each seek). A short read before EOF counts as a mismatch: these are buffered files.
-    """
+class _Checked:
+    """Position tracking and the byte check that Verified and AsyncVerified share."""
 
     def __init__(self, inner: Any, source: bytes, library: str) -> None:
         self._inner = inner
@@ -141,6 +137,38 @@ class Verified:
         self._library = library
         self._pos = inner.tell()
         self.bytes_checked = 0
+
+    def _check(self, data: bytes | memoryview, asked: int | None) -> None:
+        pos = self._pos
+        size = len(self._source)
+        n = len(data)
+        expected_len = max(size - pos, 0) if asked is None or asked < 0 else min(asked, size - pos)
+        if n != max(expected_len, 0):
+            raise VerificationError(
+                f"{self._library}: read({asked}) at {pos} returned {n} bytes, expected {expected_len}"
+            )
+        if data != self._source[pos : pos + n]:
+            raise VerificationError(
+                f"{self._library}: bytes {pos}..{pos + n} differ from the source"
+            )
+        self._pos = pos + n
+        self.bytes_checked += n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._inner.seek(offset, whence)
+        self._pos = self._inner.tell()
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class Verified(_Checked):
+    """A file wrapper that checks every byte a read returns against the source.
+
+    It forwards read/readinto/seek/tell and tracks the position itself (asking the file after
+    each seek). A short read before EOF counts as a mismatch: these are buffered files.
+    """
 
     # what zipfile and pyarrow look at
     mode = "rb"
@@ -165,22 +193,6 @@ class Verified:
     def close(self) -> None:
         pass  # the measured body closes the inner file itself
 
-    def _check(self, data: bytes | memoryview, asked: int | None) -> None:
-        pos = self._pos
-        size = len(self._source)
-        n = len(data)
-        expected_len = max(size - pos, 0) if asked is None or asked < 0 else min(asked, size - pos)
-        if n != max(expected_len, 0):
-            raise VerificationError(
-                f"{self._library}: read({asked}) at {pos} returned {n} bytes, expected {expected_len}"
-            )
-        if data != self._source[pos : pos + n]:
-            raise VerificationError(
-                f"{self._library}: bytes {pos}..{pos + n} differ from the source"
-            )
-        self._pos = pos + n
-        self.bytes_checked += n
-
     def read(self, size: int | None = -1) -> bytes:
         data = self._inner.read() if size is None or size < 0 else self._inner.read(size)
         self._check(data, size)
@@ -197,13 +209,37 @@ class Verified:
         self._check(view[:n], len(view))
         return n
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._inner.seek(offset, whence)
-        self._pos = self._inner.tell()
-        return self._pos
 
-    def tell(self) -> int:
-        return self._pos
+class AsyncVerified(_Checked):
+    """Verified for an async file (a rangeio.aio or hctef.aio cursor): ``await read(n)``,
+    with the same checks; seek and tell stay synchronous, as on those cursors."""
+
+    async def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            data = await self._inner.read()
+        else:
+            data = await self._inner.read(size)
+        self._check(data, size)
+        return bytes(data)
+
+
+def check_slice(library: str, source: bytes, start: int, stop: int, got: bytes) -> None:
+    """``got`` must be exactly ``source[start:stop]``."""
+    if got != source[start:stop]:
+        raise VerificationError(
+            f"{library}: range {start}..{stop} differs from the source "
+            f"({len(got)} bytes for {stop - start})"
+        )
+
+
+def check_ranges(
+    library: str, source: bytes, ranges: list[tuple[int, int]], got: list[bytes]
+) -> None:
+    """A vectored read's results: one per ``(start, stop)`` range, in order, each exact."""
+    if len(got) != len(ranges):
+        raise VerificationError(f"{library}: {len(got)} results for {len(ranges)} ranges")
+    for (start, stop), data in zip(ranges, got):
+        check_slice(library, source, start, stop, data)
 
 
 def check_equal(library: str, what: str, got: Any, expected: Any) -> None:

@@ -1,4 +1,4 @@
-"""Benchmark rangeio's HttpFile against fsspec's HTTPFileSystem and hctef, on loopback.
+"""Benchmark rangeio (sync and async) against fsspec's HTTP filesystem and hctef, on loopback.
 
 nginx serves generated files on 127.0.0.1; a delaying proxy (benchmarks/proxy.py, its own
 process) sits in front and adds --delay-ms to every request, and counts requests and response
@@ -7,11 +7,13 @@ bytes the same way for every library. See benchmarks/README.md.
     .venv/bin/python benchmarks/run.py            # full run, a few minutes
     .venv/bin/python benchmarks/run.py --quick    # smaller files, a smoke run
     .venv/bin/python benchmarks/run.py --only zip,tail
+    .venv/bin/python benchmarks/run.py --only async-cursors,async-read-ranges   # or 8,9
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import platform
 import sys
@@ -28,9 +30,13 @@ if str(HERE) not in sys.path:
 
 from fixtures import Fixtures, Servers, Sizes, make_big, make_parquet, make_zip  # noqa: E402
 from harness import MiB  # noqa: E402
-from peers import Library, Peers, find_peers  # noqa: E402
+from peers import AsyncLibrary, Library, Peers, find_peers  # noqa: E402
 from report import print_scenario, scenario_json  # noqa: E402
-from scenarios import SCENARIOS, Context, Scenario  # noqa: E402
+from scenarios import SCENARIOS as SYNC_SCENARIOS  # noqa: E402
+from scenarios import Context, Scenario  # noqa: E402
+from scenarios_async import ASYNC_SCENARIOS  # noqa: E402
+
+SCENARIOS = {**SYNC_SCENARIOS, **ASYNC_SCENARIOS}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,7 +101,23 @@ def smoke_check(lib: Library, url: str, source: bytes) -> str | None:
     return None
 
 
-def check_peers(peers: Peers, url: str, source: bytes) -> None:
+async def smoke_check_async(lib: AsyncLibrary, url: str, source: bytes) -> str | None:
+    """smoke_check for an async file."""
+    try:
+        opened = await lib.open(url)
+        try:
+            opened.file.seek(MiB)
+            got = await opened.file.read(16)
+        finally:
+            await opened.close()
+    except Exception as exc:
+        return f"smoke test failed: {type(exc).__name__}: {exc}"
+    if got != source[MiB : MiB + 16]:
+        return "smoke test read wrong bytes"
+    return None
+
+
+def check_peers(peers: Peers, url: str, source: bytes, *, asynchronous: bool) -> None:
     for attr in ("fsspec", "hctef"):
         lib: Library | None = getattr(peers, attr)
         if lib is None:
@@ -104,6 +126,11 @@ def check_peers(peers: Peers, url: str, source: bytes) -> None:
         if reason is not None:
             peers.unavailable[attr] = reason
             setattr(peers, attr, None)
+    if asynchronous and peers.hctef_aio is not None:
+        reason = asyncio.run(smoke_check_async(peers.hctef_aio, url, source))
+        if reason is not None:
+            peers.unavailable["hctef async"] = reason
+            peers.hctef_aio = None
 
 
 def versions(peers: Peers) -> dict[str, str]:
@@ -138,14 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     servers = Servers(fixtures, args.delay_ms)
     scenarios: list[Scenario] = []
     try:
-        check_peers(peers, fixtures.urls["big.bin"], fixtures.big)
+        any_async = any(key in ASYNC_SCENARIOS for key in args.scenarios)
+        check_peers(peers, fixtures.urls["big.bin"], fixtures.big, asynchronous=any_async)
         print(
             f"nginx on 127.0.0.1:{servers.nginx.port}, delaying proxy on "
             f"127.0.0.1:{servers.proxy.port} (+{args.delay_ms:g} ms per request)"
         )
         for key, value in versions(peers).items():
             print(f"  {key}: {value}")
-        for name in ("fsspec", "hctef"):
+        # hctef.aio matters only to the async scenarios: no line about it otherwise.
+        for name in ("fsspec", "hctef", *(["hctef async"] if any_async else [])):
             if name in peers.unavailable:
                 print(f"{name}: unavailable ({peers.unavailable[name]})")
         print(flush=True)

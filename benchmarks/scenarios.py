@@ -1,4 +1,7 @@
-"""The seven scenarios. Each returns a Scenario: one Row per library, targets judged on rangeio."""
+"""The seven sync scenarios. Each returns a Scenario: one Row per library, targets judged on rangeio.
+
+The async ones (8 and up) are in scenarios_async.py; run.py puts both registries together.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fixtures import SEED, Fixtures, Sizes
-from harness import Meter, MiB, Row, VerificationError, Verified, check_equal, measure
+from harness import (
+    Meter,
+    MiB,
+    Row,
+    VerificationError,
+    Verified,
+    check_equal,
+    check_ranges,
+    measure,
+)
 from peers import Library, Peers, close_fsspec, new_fsspec_filesystem, rangeio_library
 from proxy import ProxyProcess
 
@@ -209,16 +221,11 @@ def scenario_vectored(ctx: Context) -> Scenario:
     offsets = random_offsets(sizes, len(ctx.big))
     length = sizes.random_read_bytes
     ranges = [(off, off + length) for off in offsets]
-    expected = [ctx.big[a:b] for a, b in ranges]
     url = ctx.url("big.bin")
     rows: list[Row] = []
 
     def check_all(library: str, got: list[bytes]) -> None:
-        if len(got) != len(expected):
-            raise VerificationError(f"{library}: {len(got)} results for {len(expected)} ranges")
-        for (a, b), g, e in zip(ranges, got, expected):
-            if g != e:
-                raise VerificationError(f"{library}: range {a}..{b} differs from the source")
+        check_ranges(library, ctx.big, ranges, got)
 
     def rangeio_body(lib: Library) -> Callable[[Meter, Row], None]:
         def body(meter: Meter, row: Row) -> None:

@@ -1,16 +1,22 @@
 """rangeio: HTTP byte ranges done right: random-access files, range streams, crash-safe downloads."""
 
+from rangeio._core.download import DownloadPolicy
 from rangeio._core.headers import RangeSpec
 from rangeio._core.options import Timeout
 from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.stats import Stats
+from rangeio._engine.download import DownloadResult, HaulResult
+from rangeio._sync.download import download, haul
 from rangeio._sync.file import HttpFile, open
 from rangeio.errors import (
+    ChecksumMismatchError,
+    DownloadLockedError,
     HeaderParseError,
     HTTPStatusError,
     NetworkError,
     NetworkTimeoutError,
+    PartialDownloadError,
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
@@ -21,6 +27,14 @@ from rangeio.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChecksumMismatchError",
+    "DownloadLockedError",
+    "DownloadPolicy",
+    "DownloadResult",
+    "HaulResult",
+    "PartialDownloadError",
+    "download",
+    "haul",
     "ByteRange",
     "HTTPStatusError",
     "HeaderParseError",

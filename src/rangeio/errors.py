@@ -16,7 +16,7 @@ class UrlError(RangeioError, ValueError):
 
 
 class HeaderParseError(RangeioError, ValueError):
-    """A Range or Content-Range header (or a multipart part header) is malformed."""
+    """A Range or Content-Range header (or a multipart part header, or a digest header) is malformed."""
 
 
 class RangeNotSupportedError(NetworkError):
@@ -56,11 +56,41 @@ class NetworkTimeoutError(NetworkError, TimeoutError):
     """Connecting or reading took longer than the configured timeout."""
 
 
+class PartialDownloadError(NetworkError):
+    """The transfer stopped before the end; ``bytes_done`` of ``total`` (None: unknown) are durable
+    on disk, so trying again resumes instead of starting over."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, bytes_done: int, total: int | None) -> None:
+        super().__init__(message)
+        self.bytes_done = bytes_done
+        self.total = total
+
+
+class ChecksumMismatchError(RangeioError):
+    """The downloaded bytes do not hash to the digest the server announced; ``expected`` and
+    ``actual`` are lower-case hex, ``algorithm`` is ``sha256``, ``sha512`` or ``md5``."""
+
+    def __init__(self, message: str, *, expected: str, actual: str, algorithm: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+        self.algorithm = algorithm
+
+
+class DownloadLockedError(RangeioError):
+    """Another process (or another download in this one) holds the lock on the destination."""
+
+
 __all__ = [
+    "ChecksumMismatchError",
+    "DownloadLockedError",
     "HTTPStatusError",
     "HeaderParseError",
     "NetworkError",
     "NetworkTimeoutError",
+    "PartialDownloadError",
     "ProtocolError",
     "RangeNotSupportedError",
     "RangeioError",

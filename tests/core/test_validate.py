@@ -172,9 +172,9 @@ MALFORMED_206: list[tuple[str, Sequence[RangeSpec], dict[str, str], Identity | N
     ),
     ("suffix with unknown total", [RangeSpec.suffix(10)], H(content_range="bytes 90-99/*"), None),
     (
-        "open-ended with unknown total",
+        "open-ended with unknown total, wrong start",
         [RangeSpec.open_ended(5)],
-        H(content_range="bytes 5-99/*"),
+        H(content_range="bytes 6-99/*"),
         None,
     ),
     ("suffix resolved wrongly", [RangeSpec.suffix(100)], H(content_range="bytes 0-99/1000"), None),
@@ -552,3 +552,10 @@ def test_judge_always_returns_a_verdict(
         assert status == 206 and requested
         if len(requested) == 1 and verdict.total is not None:
             assert verdict.range == requested[0].resolve(verdict.total)
+
+
+def test_open_ended_with_unknown_total_checks_the_start() -> None:
+    """A resumed download (`bytes=N-`) of a file whose size the server does not tell."""
+    verdict = judge([RangeSpec.open_ended(5)], 206, H(content_range="bytes 5-99/*"), None, now=0)
+    assert isinstance(verdict, Partial)
+    assert verdict.range == ByteRange(5, 100) and verdict.total is None

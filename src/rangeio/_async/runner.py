@@ -52,6 +52,8 @@ class AsyncRunner:
             if op.response in opened:
                 opened.remove(op.response)
             await op.response.response.aclose()
+        elif isinstance(op, ops.Blocking):
+            return await asyncio.to_thread(op.function, *op.args)
         elif isinstance(op, ops.Sleep):
             await asyncio.sleep(op.seconds)
         elif isinstance(op, ops.Spawn):

@@ -209,7 +209,13 @@ def _judge_206(
         # §14.6 allows one part to answer several ranges when they coalesce; we only send
         # multi-range requests whose parts are far apart, so any single range must cover all.
         return _check_covers(requested, content_range, length, identity)
-    expected = expected_range(requested[0], content_range.total, pinned)
+    spec = requested[0]
+    expected = expected_range(spec, content_range.total, pinned)
+    if expected is None and spec.start is not None and spec.stop is None:
+        # `bytes=N-` answered with `a-b/*`: the size is unknown, so only the start can be
+        # checked; the body length then comes from b (and is checked as the body streams).
+        if content_range.range.start == spec.start:
+            expected = content_range.range
     if expected is None:
         return Malformed(f"cannot check Content-Range {raw!r}: the size is unknown")
     if content_range.range != expected:

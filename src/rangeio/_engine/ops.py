@@ -8,7 +8,7 @@ line of logic, and neither shell is generated from the other.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -77,6 +77,15 @@ class Abandon(Op):
     """Stop a suspended ``program`` for good and drop any response it has open."""
 
     program: Program[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Blocking(Op):
+    """Call ``function(*args)`` (disk I/O, hashing) and return its result: directly in the sync
+    runner, on a worker thread in the async one so that the event loop never blocks."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...] = ()
 
 
 class Delivered(Op):

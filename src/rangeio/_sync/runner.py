@@ -53,6 +53,8 @@ class SyncRunner:
             if op.response in opened:
                 opened.remove(op.response)
             op.response.response.close()
+        elif isinstance(op, ops.Blocking):
+            return op.function(*op.args)
         elif isinstance(op, ops.Sleep):
             time.sleep(op.seconds)
         elif isinstance(op, ops.Spawn):

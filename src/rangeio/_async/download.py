@@ -1,0 +1,77 @@
+"""rangeio.aio.haul and rangeio.aio.download: the same downloads, run by the asyncio runner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rangeio._async.runner import AsyncRunner
+from rangeio._async.transports import make_async_transport
+from rangeio._core.download import DownloadPolicy
+from rangeio._core.options import Timeout
+from rangeio._core.retry import NO_RETRY, RetryPolicy
+from rangeio._engine import download as engine
+from rangeio._engine.download import DownloadResult, HaulResult, Progress
+from rangeio._engine.ops import Program
+
+
+async def haul(
+    url: str,
+    client: Any = None,
+    *,
+    dest: str | Path,
+    headers: Mapping[str, str] | None = None,
+    sha256: str | None = None,
+    timeout: Timeout | float | tuple[float, float] | None = None,
+    policy: DownloadPolicy | None = None,
+) -> HaulResult:
+    """Async twin of rangeio.haul: one call = one HTTP request."""
+    job = engine.new_job(
+        url, dest, headers=headers, sha256=sha256, timeout=timeout, retries=NO_RETRY, policy=policy
+    )
+    return await _run(job, client, engine.haul(job))
+
+
+async def download(
+    url: str,
+    dest: str | Path,
+    *,
+    client: Any = None,
+    connections: int = 1,
+    sha256: str | None = None,
+    retries: RetryPolicy | int | None = None,
+    on_progress: Progress | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: Timeout | float | tuple[float, float] | None = None,
+    policy: DownloadPolicy | None = None,
+) -> DownloadResult:
+    """Async twin of rangeio.download; file I/O runs on worker threads, never on the loop."""
+    job = engine.new_job(
+        url,
+        dest,
+        headers=headers,
+        sha256=sha256,
+        timeout=timeout,
+        retries=retries,
+        policy=policy,
+        on_progress=on_progress,
+        connections=connections,
+    )
+    return await _run(job, client, engine.download(job))
+
+
+async def _run(
+    job: engine.DownloadJob, client: Any, program: Program[DownloadResult]
+) -> DownloadResult:
+    runner = AsyncRunner(make_async_transport(client), max_concurrency=1)
+    await asyncio.to_thread(job.files.lock.acquire)
+    done = False
+    try:
+        result = await runner.run(program)
+        done = True
+        return result
+    finally:
+        await asyncio.to_thread(job.files.lock.release, remove_file=done)
+        await runner.aclose()

@@ -1,0 +1,225 @@
+"""Download decisions: what a resume may trust, how it asks (§13.1.5 If-Range), how answers are read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rangeio._core.control import (
+    ControlRecord,
+    Segment,
+    is_complete,
+    tail_digest,
+    tail_range,
+)
+from rangeio._core.headers import RangeSpec
+from rangeio._core.identity import ETag, Identity
+from rangeio._core.planner import MiB
+from rangeio._core.ranges import ByteRange
+from rangeio._core.validate import (
+    Changed,
+    Failure,
+    Full,
+    Multipart,
+    Partial,
+    Redirect,
+    Unsatisfiable,
+    judge,
+)
+from rangeio.errors import ProtocolError, RangeioError
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadPolicy:
+    """How often progress is made durable, and how work is split.
+
+    - ``checkpoint_bytes`` 8 MiB / ``checkpoint_seconds`` 1 s: a crash re-fetches at most this
+      much; each checkpoint costs an fdatasync and a small atomic write, so not more often.
+    - ``min_segment_bytes`` 4 MiB: below that a parallel connection costs more in round trips
+      and checkpoints than it gains (aria2's default split size is 20 MiB; ours is smaller
+      because checkpoints are per segment, not per piece).
+    """
+
+    checkpoint_bytes: int = 8 * MiB
+    checkpoint_seconds: float = 1.0
+    min_segment_bytes: int = 4 * MiB
+
+    def checkpoint_due(self, bytes_since: int, seconds_since: float) -> bool:
+        return bytes_since >= self.checkpoint_bytes or (
+            bytes_since > 0 and seconds_since >= self.checkpoint_seconds
+        )
+
+
+# -- what is on disk -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What a new attempt starts from. ``record`` is None for a fresh start; ``reason`` says why
+    old progress was discarded (for the log), or why the download counts as done."""
+
+    kind: str  # "fresh" | "resume" | "done"
+    record: ControlRecord | None
+    reason: str = ""
+
+
+def assess(
+    url: str,
+    record: ControlRecord | None,
+    record_error: str | None,
+    part_size: int | None,
+    dest_exists: bool,
+    tails: Mapping[int, bytes],
+) -> Assessment:
+    """Decide from the facts on disk. ``tails`` maps a segment's start to the bytes of its
+    ``tail_range`` as read back from ``.part`` now.
+
+    - A finished destination with no ``.part`` is done, whatever a stale record says: the crash
+      came after the rename, so finalising again is all that is left.
+    - A corrupt record, a ``.part`` shorter than the record's cursors, or a tail whose hash
+      differs all mean the partial data cannot be trusted: start afresh.
+    """
+    if dest_exists and part_size is None:
+        return Assessment("done", record, "destination already complete")
+    if record_error is not None:
+        return Assessment("fresh", None, f"control record unusable ({record_error})")
+    if record is None:
+        return Assessment(
+            "fresh", None, "no previous progress" if part_size is None else "no record"
+        )
+    if record.url != url:
+        return Assessment("fresh", None, "control record is for another URL")
+    if part_size is None:
+        return Assessment("fresh", None, ".part file is missing")
+    highest = max((s.cursor for s in record.segments), default=0)
+    if part_size < highest:
+        return Assessment("fresh", None, f".part has {part_size} bytes, record says {highest}")
+    for segment in record.segments:
+        if segment.cursor == segment.start:
+            continue
+        tail = tails.get(segment.start)
+        if tail is None or tail_digest(tail) != segment.tail_sha256:
+            return Assessment("fresh", None, f"tail of segment at {segment.start} does not verify")
+    return Assessment("resume", record)
+
+
+def tails_to_check(record: ControlRecord) -> list[tuple[int, ByteRange]]:
+    """(segment start, byte range) of every tail a resume must read back and verify."""
+    return [(s.start, tail_range(s)) for s in record.segments if s.cursor > s.start]
+
+
+# -- asking ----------------------------------------------------------------------------------
+
+
+def identity_of(record: ControlRecord) -> Identity:
+    return Identity(ETag.parse(record.etag), record.last_modified, record.total)
+
+
+def resume_headers(
+    segment: Segment, record: ControlRecord | None, *, to_end: bool = False
+) -> dict[str, str]:
+    """Range and If-Range for continuing ``segment``.
+
+    §13.1.5: If-Range takes a strong ETag, or else a Last-Modified date; with it a changed file
+    comes back whole (200) and is restarted, never spliced. Without either validator the answer's
+    validators and size are compared instead.
+    """
+    spec = segment_spec(segment, to_end=to_end)
+    headers: dict[str, str] = {"Range": "bytes=" + spec.header_value()}
+    if record is not None and segment.cursor > 0:
+        validator = identity_of(record).if_range_value()
+        if validator is not None:
+            headers["If-Range"] = validator
+    return headers
+
+
+def segment_spec(segment: Segment, *, to_end: bool = False) -> RangeSpec:
+    """The Range for the rest of ``segment``: open-ended (``bytes=N-``) when it runs to the end
+    of the file (a single-connection download), closed for a parallel segment."""
+    if segment.stop is None or to_end:
+        return RangeSpec.open_ended(segment.cursor)
+    return RangeSpec.closed(segment.cursor, segment.stop)
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """206 at our cursor: append ``range`` (its stop may be unknown: ``bytes a-b/*`` says b)."""
+
+    range: ByteRange
+    total: int | None
+    identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """200: the whole file follows; old progress must be reset durably before it is written."""
+
+    length: int | None
+    identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    """416 ``*/L`` with L our cursor: every byte is already here (§15.5.17)."""
+
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Our partial data is not of the file the server has now: discard it and start again."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    location: str
+
+
+Answer = Resume | Restart | Complete | Reset | Hop
+
+
+def read_answer(
+    spec: RangeSpec | None,
+    status: int,
+    headers: Mapping[str, str],
+    pinned: Identity | None,
+    cursor: int,
+    *,
+    now: float,
+) -> Answer:
+    """Interpret a response to a download request; typed errors for what no retry can fix
+    except by the caller's decision (gzip, 404, broken framing)."""
+    requested: Sequence[RangeSpec] = () if spec is None else (spec,)
+    verdict = judge(requested, status, headers, pinned, now=now)
+    if isinstance(verdict, Redirect):
+        return Hop(verdict.location)
+    if isinstance(verdict, Partial):
+        return Resume(verdict.range, verdict.total, verdict.identity)
+    if isinstance(verdict, Full):
+        return Restart(verdict.length, verdict.identity)
+    if isinstance(verdict, Unsatisfiable):
+        if verdict.total is not None and verdict.total == cursor and cursor > 0:
+            return Complete(verdict.total)
+        return Reset(f"server says the range is unsatisfiable (size {verdict.total})")
+    if isinstance(verdict, Changed):
+        return Reset(verdict.reason)
+    if isinstance(verdict, Multipart):
+        raise ProtocolError("multipart answer to a single-range download request")
+    if isinstance(verdict, Failure):
+        raise verdict.error()
+    error: RangeioError = verdict.error()
+    raise error
+
+
+def single_segment(cursor: int, total: int | None, tail: bytes) -> Segment:
+    """The segment of a one-connection download with ``cursor`` bytes durable."""
+    return Segment(0, cursor, total, tail_digest(tail))
+
+
+def finished(record: ControlRecord | None) -> bool:
+    return record is not None and is_complete(record)

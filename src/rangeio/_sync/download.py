@@ -1,0 +1,78 @@
+"""rangeio.haul and rangeio.download: crash-safe downloads, run by the blocking runner."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rangeio._core.download import DownloadPolicy
+from rangeio._core.options import Timeout
+from rangeio._core.retry import NO_RETRY, RetryPolicy
+from rangeio._engine import download as engine
+from rangeio._engine.download import DownloadResult, HaulResult, Progress
+from rangeio._engine.ops import Program
+from rangeio._sync.runner import SyncRunner
+from rangeio._transport import make_transport
+
+
+def haul(
+    url: str,
+    client: Any = None,
+    *,
+    dest: str | Path,
+    headers: Mapping[str, str] | None = None,
+    sha256: str | None = None,
+    timeout: Timeout | float | tuple[float, float] | None = None,
+    policy: DownloadPolicy | None = None,
+) -> HaulResult:
+    """One call = one HTTP request: complete ``dest``, or raise PartialDownloadError (retryable;
+    its ``bytes_done`` are durable and the next call resumes from them). The client is
+    borrowed, never closed."""
+    job = engine.new_job(
+        url, dest, headers=headers, sha256=sha256, timeout=timeout, retries=NO_RETRY, policy=policy
+    )
+    return _run(job, client, engine.haul(job))
+
+
+def download(
+    url: str,
+    dest: str | Path,
+    *,
+    client: Any = None,
+    connections: int = 1,
+    sha256: str | None = None,
+    retries: RetryPolicy | int | None = None,
+    on_progress: Progress | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: Timeout | float | tuple[float, float] | None = None,
+    policy: DownloadPolicy | None = None,
+) -> DownloadResult:
+    """Download ``url`` to ``dest``, resuming after failures (backoff, Retry-After honoured),
+    verifying ``sha256`` and any digest headers. ``dest`` only ever receives the complete,
+    verified file; progress lives in ``<dest>.part`` and ``<dest>.part.ctrl`` until then."""
+    job = engine.new_job(
+        url,
+        dest,
+        headers=headers,
+        sha256=sha256,
+        timeout=timeout,
+        retries=retries,
+        policy=policy,
+        on_progress=on_progress,
+        connections=connections,
+    )
+    return _run(job, client, engine.download(job))
+
+
+def _run(job: engine.DownloadJob, client: Any, program: Program[DownloadResult]) -> DownloadResult:
+    runner = SyncRunner(make_transport(client), max_concurrency=1)
+    job.files.lock.acquire()
+    done = False
+    try:
+        result = runner.run(program)
+        done = True
+        return result
+    finally:
+        job.files.lock.release(remove_file=done)
+        runner.close()
