@@ -137,6 +137,18 @@ class Opener:
         self._run(file.open())
         return AsyncFacade(self._loop, file)
 
+    def download(self, url: str, dest: Any, **options: Any) -> Any:
+        """rangeio.download (or rangeio.aio.download) through this adapter."""
+        if not self.is_async:
+            return rangeio.download(url, dest, client=self.client, **options)
+        return self._run(rangeio.aio.download(url, dest, client=self.client, **options))
+
+    def haul(self, url: str, dest: Any, **options: Any) -> Any:
+        """rangeio.haul (or rangeio.aio.haul) through this adapter: one request."""
+        if not self.is_async:
+            return rangeio.haul(url, self.client, dest=dest, **options)
+        return self._run(rangeio.aio.haul(url, self.client, dest=dest, **options))
+
     def close(self) -> None:
         for closer in reversed(self._closers):
             closer()

@@ -36,7 +36,7 @@ class AsyncRunner:
         while (op := stepper.next_op()) is not None:
             try:
                 stepper.succeeded(await self._do(op, opened))
-            except Exception as exc:
+            except BaseException as exc:  # cancellation too: the program's cleanup runs first
                 stepper.failed(exc)
         return stepper
 

@@ -48,6 +48,12 @@ class AiohttpResponse:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
+        except aiohttp.ClientPayloadError as exc:
+            # aiohttp raises for a short body before handing over what it had buffered; those
+            # bytes are valid, and a resume should not fetch them again.
+            for chunk in _drain_buffered(self._response.content):
+                yield chunk
+            raise network_error(exc, self._url, timed_out=False) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
             raise network_error(exc, self._url, timed_out=timed_out) from exc
@@ -59,6 +65,19 @@ class AiohttpResponse:
         else:
             # An unread body would poison the connection for the next request: drop it.
             self._response.close()
+
+
+def _drain_buffered(content: Any) -> list[bytes]:
+    """Bytes an aiohttp StreamReader holds but will no longer return (its buffer is private,
+    hence the defensive access: with another layout nothing is recovered, which is safe)."""
+    buffer = getattr(content, "_buffer", None)
+    chunks: list[bytes] = []
+    while buffer:
+        try:
+            chunks.append(bytes(buffer.popleft()))
+        except (AttributeError, IndexError, TypeError):
+            break
+    return chunks
 
 
 class AiohttpTransport:

@@ -196,6 +196,10 @@ def read_answer(
     except by the caller's decision (gzip, 404, broken framing)."""
     requested: Sequence[RangeSpec] = () if spec is None else (spec,)
     verdict = judge(requested, status, headers, pinned, now=now)
+    if status == 416 and not isinstance(verdict, Unsatisfiable):
+        # A 416 that contradicts our progress (a range inside the file, a broken total): our
+        # partial data cannot be reconciled with this server's view, so start again.
+        return Reset(f"unexpected 416: {getattr(verdict, 'reason', verdict)}")
     if isinstance(verdict, Redirect):
         return Hop(verdict.location)
     if isinstance(verdict, Partial):

@@ -161,8 +161,13 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     response, answer = yield from _ask(job, spec, record, segment, pinned, cursor)
     if isinstance(answer, Complete):
         yield Close(response)
-        fd = yield Blocking(files.reopen)
-        return (yield from _finish(job, fd, answer.total, record, response.headers, whole=False))
+        fd = _File((yield Blocking(files.reopen)))
+        try:
+            return (
+                yield from _finish(job, fd, answer.total, record, response.headers, whole=False)
+            )
+        finally:
+            yield Blocking(fd.close)
     if isinstance(answer, Reset):
         yield Close(response)
         yield Blocking(files.discard)
@@ -172,13 +177,13 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     if isinstance(answer, Restart):
         total = answer.length
         record = _record(job, answer.identity, total, 0, b"")
-        fd = yield Blocking(files.begin, (record, total))
+        fd = _File((yield Blocking(files.begin, (record, total))))
         offset, end, tail = 0, total, bytearray()
     else:
         assert isinstance(answer, Resume) and record is not None
         total = answer.total if answer.total is not None else record.total
         record = _record(job, identity_of(record).merged(answer.identity), total, cursor, tail)
-        fd = yield Blocking(files.reopen)
+        fd = _File((yield Blocking(files.reopen)))
         offset, end = cursor, answer.range.stop
     try:
         offset = yield from _receive(job, response, fd, record, offset, end, tail)
@@ -192,9 +197,8 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
             job, fd, final_total, record, response.headers, whole=isinstance(answer, Restart)
         )
         return result
-    except BaseException:
-        yield Blocking(close_fd, (fd,))
-        raise
+    finally:
+        yield Blocking(fd.close)
 
 
 def _ask(
@@ -239,7 +243,7 @@ def _ask(
 def _receive(
     job: DownloadJob,
     response: Any,
-    fd: int,
+    fd: _File,
     record: control.ControlRecord,
     offset: int,
     end: int | None,
@@ -252,10 +256,8 @@ def _receive(
         while (chunk := (yield NextChunk(response))) is not None:
             if end is not None and offset + len(chunk) > end:
                 # Bytes past the declared length are not the file's: none of them is written.
-                raise ProtocolError(
-                    f"body longer than its declared {end - record.segments[0].cursor} bytes"
-                )
-            yield Blocking(pwrite_all, (fd, chunk, offset))
+                raise ProtocolError(f"body longer than declared: more than {end} bytes in all")
+            yield Blocking(pwrite_all, (fd.fd, chunk, offset))
             offset += len(chunk)
             job.transferred += len(chunk)
             _keep_tail(tail, chunk)
@@ -263,22 +265,22 @@ def _receive(
                 job.on_progress(offset, record.total)
             now = time.monotonic()
             if job.policy.checkpoint_due(offset - last_offset, now - last_time):
-                yield Blocking(files.checkpoint, (fd, _advance(record, offset, tail)))
+                yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
                 last_offset, last_time = offset, now
     except NetworkError as exc:
-        yield Blocking(files.checkpoint, (fd, _advance(record, offset, tail)))
+        yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
         raise _partial(exc, offset, record) from exc
     except ProtocolError:
-        yield Blocking(files.checkpoint, (fd, _advance(record, offset, tail)))
+        yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
         raise
     if offset > last_offset:
-        yield Blocking(files.checkpoint, (fd, _advance(record, offset, tail)))
+        yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
     return offset
 
 
 def _finish(
     job: DownloadJob,
-    fd: int,
+    fd: _File,
     total: int,
     record: control.ControlRecord | None,
     headers: Mapping[str, str],
@@ -289,10 +291,7 @@ def _finish(
     files = job.files
     expected = digests.from_headers(headers, body_is_representation=whole)
     algorithms = tuple(sorted({"sha256", *(e.algorithm for e in expected)}))
-    try:
-        hashes = yield Blocking(files.finish, (fd, total, algorithms))
-    finally:
-        yield Blocking(close_fd, (fd,))
+    hashes = yield Blocking(files.finish, (fd.fd, total, algorithms))
     if job.sha256 is not None and hashes["sha256"] != job.sha256:
         raise ChecksumMismatchError(
             f"SHA-256 of {job.url} is {hashes['sha256']}, expected {job.sha256}; "
@@ -323,20 +322,41 @@ def _record(
         total=total,
         etag=etag if identity.etag is None or identity.etag.quoted else None,
         last_modified=identity.last_modified,
-        segments=(single_segment(cursor, total, bytes(tail)),),
+        segments=_segments(cursor, total, tail),
     )
 
 
 def _advance(record: control.ControlRecord, offset: int, tail: bytearray) -> control.ControlRecord:
-    segment = single_segment(offset, record.total, bytes(tail))
     return control.ControlRecord(
         url=record.url,
         total=record.total,
         etag=record.etag,
         last_modified=record.last_modified,
-        segments=(segment,),
+        segments=_segments(offset, record.total, tail),
         generation=record.generation + 1,
     )
+
+
+def _segments(
+    cursor: int, total: int | None, tail: bytes | bytearray
+) -> tuple[control.Segment, ...]:
+    # An empty file has no bytes to track, so no segment (a segment is never empty).
+    if total == 0:
+        return ()
+    return (single_segment(cursor, total, bytes(tail)),)
+
+
+class _File:
+    """The open ``.part``; closing twice is harmless (error paths and normal ends meet)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._open = True
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            close_fd(self.fd)
 
 
 def _keep_tail(tail: bytearray, chunk: bytes) -> None:

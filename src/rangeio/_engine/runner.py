@@ -31,7 +31,7 @@ class Stepper:
         self._program = program
         self._pause = pause
         self._value: Any = None
-        self._error: Exception | None = None
+        self._error: BaseException | None = None
         self.result: Any = None
         self.paused = False
 
@@ -53,8 +53,10 @@ class Stepper:
     def succeeded(self, value: Any) -> None:
         self._value = value
 
-    def failed(self, error: Exception) -> None:
-        """An operation's error goes back into the program, which may handle it."""
+    def failed(self, error: BaseException) -> None:
+        """An operation's error goes back into the program, which may handle it; an
+        interruption (KeyboardInterrupt, cancellation) is thrown in too, so that the program's
+        cleanup (closing files) runs before it propagates."""
         self._error = error
 
 

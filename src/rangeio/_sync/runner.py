@@ -37,7 +37,7 @@ class SyncRunner:
         while (op := stepper.next_op()) is not None:
             try:
                 stepper.succeeded(self._do(op, opened))
-            except Exception as exc:
+            except BaseException as exc:  # the program's own cleanup runs, then it re-raises
                 stepper.failed(exc)
         return stepper
 

@@ -70,6 +70,9 @@ class Faults:
     - ``delay``: seconds to wait before answering.
     - ``chunked``: Transfer-Encoding: chunked, no Content-Length.
     - ``change_after``: after this many GETs of a path, its content changes once (reversed).
+    - ``throttle``: send the body at most this many bytes per second (in 16 KiB pieces), so a
+      client can be interrupted mid-body at a moment of the test's choosing.
+    - ``extra_headers``: add these response headers (digests, say) to 200 and 206 answers.
     - ``on_head``: HEAD gets ``delay``, ``reset_after=0``, ``status`` and ``redirect_to`` too.
     """
 
@@ -89,6 +92,8 @@ class Faults:
     star_total: bool = False
     refuse_head: bool = False
     delay: float = 0.0
+    throttle: float = 0.0
+    extra_headers: tuple[tuple[str, str], ...] = ()
     chunked: bool = False
     change_after: int | None = None
     on_head: bool = False
@@ -104,6 +109,8 @@ class Faults:
             raise ValueError("change_after must be >= 1")
         if self.delay < 0:
             raise ValueError("delay must be >= 0")
+        if self.throttle < 0:
+            raise ValueError("throttle must be >= 0")
         if self.redirect_status not in _REDIRECT_STATUSES:
             raise ValueError(f"redirect_status must be one of {sorted(_REDIRECT_STATUSES)}")
         # h11 sends 1xx only as interim answers, so they cannot stand in for the answer.
@@ -466,7 +473,10 @@ class FaultServer:
             return "reset"
         reply = self._answer(request, faults, get_number)
         plan = _plan_wire(reply, request.method, faults)
-        self._transmit(sock, conn, plan)
+        if faults is not None and faults.throttle and request.method == "GET":
+            self._transmit_slowly(sock, conn, plan, faults.throttle)
+        else:
+            self._transmit(sock, conn, plan)
         return plan.ending
 
     def _read_request(self, sock: socket.socket, conn: h11.Connection) -> RecordedRequest:
@@ -509,6 +519,22 @@ class FaultServer:
         if plan.ending == "keep":
             out.append(conn.send(h11.EndOfMessage()))
         sock.sendall(b"".join(data for data in out if data))
+
+    def _transmit_slowly(
+        self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan, rate: float
+    ) -> None:
+        head = h11.Response(
+            status_code=plan.status, headers=plan.headers, reason=_reason(plan.status)
+        )
+        sock.sendall(conn.send(head) or b"")
+        step = 16 * 1024
+        for piece in _pieces(plan.payload, plan.chunked):
+            for i in range(0, len(piece), step):
+                sock.sendall(conn.send(h11.Data(data=piece[i : i + step])) or b"")
+                if self._stopping.wait(min(step, len(piece) - i) / rate):
+                    raise _ConnectionDone
+        if plan.ending == "keep":
+            sock.sendall(conn.send(h11.EndOfMessage()) or b"")
 
     def _close(self, sock: socket.socket, ending: _Ending) -> None:
         with self._lock:
@@ -779,6 +805,8 @@ def _plan_wire(reply: _Reply, method: str, faults: Faults | None) -> _WirePlan:
     headers = [*reply.headers, ("Date", email.utils.formatdate(usegmt=True))]
     body = reply.body
     faulty = faults is not None and method == "GET" and reply.status in (200, 206)
+    if faulty and faults is not None:
+        headers.extend(faults.extra_headers)
     if faulty and faults is not None and faults.gzip:
         body = gzip.compress(body, mtime=0)
         headers.append(("Content-Encoding", "gzip"))
