@@ -1,0 +1,120 @@
+"""Downloads survive SIGKILL at random moments and a full disk, with bounded re-fetching."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import rangeio
+from rangeio.testing import Faults, FaultServer
+
+CHECKPOINT = 256 * 1024
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import rangeio
+    if sys.argv[3] != "0":
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+        limit = int(sys.argv[3])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    def progress(done, total):
+        print(done, flush=True)
+
+    policy = rangeio.DownloadPolicy(checkpoint_bytes=int(sys.argv[4]))
+    try:
+        rangeio.download(sys.argv[1], sys.argv[2], policy=policy, on_progress=progress, retries=0)
+    except OSError as exc:
+        print("error", type(exc).__name__, getattr(exc, "errno", None), flush=True)
+        sys.exit(3)
+    print("done", flush=True)
+    """
+)
+
+
+def child(url: str, dest: Path, *, fsize_limit: int = 0) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, url, str(dest), str(fsize_limit), str(CHECKPOINT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+
+
+def resume_starts(server: FaultServer) -> list[int]:
+    starts = []
+    for request in server.requests:
+        value = request.range
+        starts.append(int(value.split("=")[1].split("-")[0]) if value else 0)
+    return starts
+
+
+def test_sigkill_at_random_moments(tmp_path: Path) -> None:
+    rng = random.Random(1234)
+    data = random.Random(99).randbytes(12 * 1024 * 1024)
+    dest = tmp_path / "out.bin"
+    kills = 0
+    refetched: list[int] = []
+    with FaultServer({"/big.bin": data}) as server:
+        # 1 MiB/s: twelve seconds of body in all, far more than 30 short-lived attempts use,
+        # so every kill lands while bytes are flowing (or before the request).
+        server.faults = Faults(throttle=1024 * 1024)
+        deadline = time.monotonic() + 60
+        while kills < 30 and time.monotonic() < deadline:
+            before = len(server.requests)
+            proc = child(server.url("/big.bin"), dest)
+            time.sleep(rng.uniform(0.2, 0.55))
+            proc.send_signal(signal.SIGKILL)
+            out, _ = proc.communicate(timeout=10)
+            if "done" in out:
+                break  # finished before the kill: nothing left to resume
+            kills += 1
+            printed = [int(line) for line in out.split() if line.isdigit()]
+            if printed and len(server.requests) > before:
+                refetched.append(printed[-1])
+            assert not dest.exists()  # never a partial file at the destination
+        server.clear_faults()
+        server.clear_log()
+        result = rangeio.download(server.url("/big.bin"), dest)
+        assert dest.read_bytes() == data
+        assert result.sha256 == rangeio.download(server.url("/big.bin"), dest).sha256
+        # The last kill's progress was resumed, not thrown away: at most one flush interval
+        # (plus the chunk in flight) was fetched again.
+        start = resume_starts(server)[0]
+        if refetched:
+            assert refetched[-1] - start <= CHECKPOINT + 256 * 1024
+            assert start > 0
+    assert kills >= 30
+
+
+def test_disk_full_then_resume(tmp_path: Path) -> None:
+    data = random.Random(7).randbytes(3 * 1024 * 1024)
+    dest = tmp_path / "out.bin"
+    with FaultServer({"/f.bin": data}) as server:
+        proc = child(server.url("/f.bin"), dest, fsize_limit=1024 * 1024)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 3, out
+        assert "error" in out and str(27) in out  # EFBIG: the file size limit, as a full disk
+        assert not dest.exists()
+        rangeio.download(server.url("/f.bin"), dest)
+        assert dest.read_bytes() == data
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="needs posix_fallocate")
+def test_preallocated_part_is_trimmed(tmp_path: Path) -> None:
+    data = random.Random(8).randbytes(500_000)
+    with FaultServer({"/f.bin": data}) as server:
+        dest = tmp_path / "out.bin"
+        rangeio.download(server.url("/f.bin"), dest)
+        assert dest.stat().st_size == len(data)
