@@ -307,3 +307,58 @@ def test_progress_callback(fault_server: FaultServer, tmp_path: Path) -> None:
     )
     assert seen and seen[-1] == (len(data), len(data))
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+# -- parallel segments -----------------------------------------------------------------------
+
+SEGMENTS = rangeio.DownloadPolicy(min_segment_bytes=256 * 1024, checkpoint_bytes=128 * 1024)
+
+
+def test_parallel_download(fault_server: FaultServer, opener: Opener, tmp_path: Path) -> None:
+    data = fault_server.get_file(DATA)
+    dest = tmp_path / "out.bin"
+    fault_server.faults = Faults(throttle=8 * 1024 * 1024)  # slow enough for steals to happen
+    result = opener.download(fault_server.url(DATA), dest, connections=4, policy=SEGMENTS)
+    assert dest.read_bytes() == data and result.sha256 == hashlib.sha256(data).hexdigest()
+    seen = ranges_seen(fault_server)
+    assert seen[0] == "bytes=0-" and len(seen) >= 4
+    assert all(r is not None and r.startswith("bytes=") for r in seen)
+    assert result.bytes_transferred <= len(data) + 4 * 1024 * 1024  # cut-off bodies waste little
+    assert sidecars(dest) == []
+
+
+def test_parallel_resume_after_interruption(fault_server: FaultServer, tmp_path: Path) -> None:
+    data = fault_server.get_file(DATA)
+    dest = tmp_path / "out.bin"
+    fault_server.faults = Faults(throttle=8 * 1024 * 1024, reset_after=200_000, times=3)
+    with pytest.raises(rangeio.PartialDownloadError) as info:
+        rangeio.download(fault_server.url(DATA), dest, connections=4, policy=SEGMENTS, retries=0)
+    assert info.value.bytes_done > 0
+    record = control.decode((tmp_path / "out.bin.part.ctrl").read_bytes())
+    assert len(record.segments) > 1  # every segment's cursor is in the record
+    fault_server.clear_faults()
+    fault_server.clear_log()
+    result = rangeio.download(fault_server.url(DATA), dest, connections=4, policy=SEGMENTS)
+    assert dest.read_bytes() == data
+    assert result.bytes_reused == info.value.bytes_done
+    starts = {int((r or "bytes=0-").split("=")[1].split("-")[0]) for r in ranges_seen(fault_server)}
+    resumed = {s.cursor for s in record.segments if s.cursor < (s.stop or 0)}
+    assert resumed & starts  # it asked for the bytes after each segment's durable cursor
+
+
+def test_parallel_falls_back_when_range_is_ignored(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
+    data = fault_server.get_file(DATA)
+    fault_server.faults = Faults(ignore_range=True)
+    result = rangeio.download(fault_server.url(DATA), tmp_path / "o.bin", connections=4)
+    assert (tmp_path / "o.bin").read_bytes() == data and result.requests == 1
+
+
+def test_parallel_change_restarts_cleanly(fault_server: FaultServer, tmp_path: Path) -> None:
+    data = fault_server.get_file(DATA)
+    fault_server.faults = Faults(throttle=8 * 1024 * 1024, change_after=2)
+    dest = tmp_path / "o.bin"
+    rangeio.download(fault_server.url(DATA), dest, connections=4, policy=SEGMENTS, retries=FAST)
+    final = fault_server.get_file(DATA)
+    assert dest.read_bytes() == final and final != data

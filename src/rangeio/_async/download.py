@@ -65,7 +65,7 @@ async def download(
 async def _run(
     job: engine.DownloadJob, client: Any, program: Program[DownloadResult]
 ) -> DownloadResult:
-    runner = AsyncRunner(make_async_transport(client), max_concurrency=1)
+    runner = AsyncRunner(make_async_transport(client), max_concurrency=job.connections)
     await asyncio.to_thread(job.files.lock.acquire)
     done = False
     try:

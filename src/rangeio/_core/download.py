@@ -207,7 +207,7 @@ def read_answer(
     if isinstance(verdict, Full):
         return Restart(verdict.length, verdict.identity)
     if isinstance(verdict, Unsatisfiable):
-        if verdict.total is not None and verdict.total == cursor and cursor > 0:
+        if verdict.total is not None and verdict.total == cursor:
             return Complete(verdict.total)
         return Reset(f"server says the range is unsatisfiable (size {verdict.total})")
     if isinstance(verdict, Changed):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,21 @@ from rangeio._core.download import (
     single_segment,
 )
 from rangeio._core.exchange import BASE_HEADERS, Request
+from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
 from rangeio._core.options import Timeout
 from rangeio._core.redirects import check_url, follow, headers_for
 from rangeio._core.retry import RetryPolicy
+from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, pwrite_all
-from rangeio._engine.ops import Blocking, Close, NextChunk, Program, Send, Sleep
+from rangeio._engine.ops import Blocking, Close, Join, NextChunk, Program, Send, Sleep, Spawn
 from rangeio.errors import (
     ChecksumMismatchError,
     HTTPStatusError,
     NetworkError,
     PartialDownloadError,
     ProtocolError,
+    RemoteChangedError,
 )
 
 log = logging.getLogger("rangeio.download")
@@ -73,6 +77,7 @@ class DownloadJob:
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     policy: DownloadPolicy = field(default_factory=DownloadPolicy)
     on_progress: Progress | None = None
+    connections: int = 1
     allow_https_downgrade: bool = False
     requests: int = 0
     transferred: int = 0
@@ -119,6 +124,7 @@ def new_job(
         retries,
         policy or DownloadPolicy(),
         on_progress,
+        connections,
     )
 
 
@@ -127,6 +133,8 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
     failures = 0
     while True:
         try:
+            if job.connections > 1:
+                return (yield from parallel(job))
             return (yield from haul(job))
         except PartialDownloadError as exc:
             failures += 1
@@ -158,7 +166,8 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     spec = segment_spec(segment, to_end=True) if cursor else None
     pinned = identity_of(record) if record is not None and cursor else None
 
-    response, answer = yield from _ask(job, spec, record, segment, pinned, cursor)
+    ranged = resume_headers(segment, record, to_end=True) if cursor else {}
+    response, answer = yield from _ask(job, spec, ranged, pinned, cursor, record)
     if isinstance(answer, Complete):
         yield Close(response)
         fd = _File((yield Blocking(files.reopen)))
@@ -204,18 +213,18 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
 def _ask(
     job: DownloadJob,
     spec: Any,
-    record: control.ControlRecord | None,
-    segment: control.Segment,
+    ranged: Mapping[str, str],
     pinned: Identity | None,
     cursor: int,
+    record: control.ControlRecord | None,
 ) -> Program[tuple[Any, Any]]:
-    """Send the request (following redirects) and read what the answer means."""
+    """Send the request (following redirects) and read what the answer means. ``ranged`` holds
+    the Range and If-Range headers (none for a fresh whole-file GET)."""
     url, hops = job.url, 0
     while True:
         headers = headers_for(url, job.url, job.headers)
         headers.update(BASE_HEADERS)
-        if cursor:
-            headers.update(resume_headers(segment, record, to_end=True))
+        headers.update(ranged)
         job.requests += 1
         try:
             response = yield Send(Request("GET", url, headers), job.timeout)
@@ -391,3 +400,253 @@ def _result(
         bytes_reused=job.reused or 0,
         elapsed=time.monotonic() - job.started,
     )
+
+
+# -- parallel segments -----------------------------------------------------------------------
+
+
+class _Shared:
+    """What the workers of one parallel attempt share. Its lock guards the segment table (held
+    only for table updates, never across I/O); checkpoints are serialised by their own lock."""
+
+    def __init__(
+        self, job: DownloadJob, table: SegmentTable, fd: _File, record: control.ControlRecord
+    ) -> None:
+        self.job = job
+        self.table = table
+        self.fd = fd
+        self.record = record
+        self.lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()
+        self.errors: list[BaseException] = []
+        self._last_bytes = table.durable_candidates
+        self._last_time = time.monotonic()
+
+    def checkpoint_due(self) -> bool:
+        with self.lock:
+            progress = self.table.durable_candidates - self._last_bytes
+            return self.job.policy.checkpoint_due(progress, time.monotonic() - self._last_time)
+
+    def checkpoint(self) -> None:
+        """Snapshot the cursors, then fdatasync, then write the record: it never claims bytes
+        the sync did not cover (writes happen before their cursor moves)."""
+        with self._checkpoint_lock:
+            with self.lock:
+                segments = self.table.snapshot()
+                self._last_bytes = self.table.durable_candidates
+                self._last_time = time.monotonic()
+            record = replace(self.record, segments=segments, generation=self.record.generation + 1)
+            self.job.files.checkpoint(self.fd.fd, record)
+            self.record = record
+
+
+def parallel(job: DownloadJob) -> Program[DownloadResult]:
+    """One attempt with up to ``job.connections`` connections, each on its own segment; an
+    idle connection takes half of the largest remaining segment. A server that ignores Range
+    gets one connection."""
+    files = job.files
+    assessment, tails = yield Blocking(files.inspect, (job.url,))
+    if assessment.kind == "done":
+        size, sha = yield Blocking(files.finish_done)
+        return _result(job, size, sha, assessment.record)
+    record = assessment.record
+    if (
+        assessment.kind == "fresh"
+        or record is None
+        or record.total is None
+        or len(record.segments) == 0
+    ):
+        if assessment.kind == "fresh" and assessment.reason != "no previous progress":
+            log.warning("restarting download of %s: %s", job.url, assessment.reason)
+        yield Blocking(files.discard)
+        if job.reused is None:
+            job.reused = 0
+        return (yield from _parallel_fresh(job))
+    if job.reused is None:
+        job.reused = control.durable_bytes(record)
+    table = SegmentTable(list(record.segments), record.total, job.policy.min_segment_bytes, tails)
+    fd = _File((yield Blocking(files.reopen)))
+    try:
+        return (yield from _run_workers(_Shared(job, table, fd, record), first=None))
+    finally:
+        yield Blocking(fd.close)
+
+
+def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
+    """The first request (``bytes=0-``) learns the size and version; its body becomes the
+    first segment, which the other connections split."""
+    spec = RangeSpec.open_ended(0)
+    response, answer = yield from _ask(job, spec, {"Range": "bytes=0-"}, None, 0, None)
+    files = job.files
+    if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
+        # Range ignored (200) or size unknown: one connection streams it all.
+        total = answer.length if isinstance(answer, Restart) else None
+        record = _record(job, answer.identity, total, 0, b"")
+        fd = _File((yield Blocking(files.begin, (record, total))))
+        try:
+            end = total if isinstance(answer, Restart) else answer.range.stop
+            offset = yield from _receive(job, response, fd, record, 0, end, bytearray())
+            yield Close(response)
+            if end is not None and offset < end:
+                raise PartialDownloadError(
+                    f"connection closed after {offset} of {end} bytes",
+                    bytes_done=offset,
+                    total=total,
+                )
+            return (
+                yield from _finish(
+                    job,
+                    fd,
+                    total if total is not None else offset,
+                    record,
+                    response.headers,
+                    whole=isinstance(answer, Restart),
+                )
+            )
+        finally:
+            yield Blocking(fd.close)
+    if isinstance(answer, Complete):  # an empty file
+        yield Close(response)
+        record = _record(job, Identity(), 0, 0, b"")
+        fd = _File((yield Blocking(files.begin, (record, 0))))
+        try:
+            return (yield from _finish(job, fd, 0, record, response.headers, whole=False))
+        finally:
+            yield Blocking(fd.close)
+    if not isinstance(answer, Resume):
+        yield Close(response)
+        raise PartialDownloadError(f"could not start: {answer}", bytes_done=0, total=None)
+    total = answer.total
+    assert total is not None
+    record = _record(job, answer.identity, total, 0, b"")
+    fd = _File((yield Blocking(files.begin, (record, total))))
+    try:
+        table = SegmentTable([], total, job.policy.min_segment_bytes, {})
+        shared = _Shared(job, table, fd, record)
+        with shared.lock:
+            first_slot = table.claim()
+        return (yield from _run_workers(shared, first=(response, first_slot)))
+    finally:
+        yield Blocking(fd.close)
+
+
+def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
+    job = shared.job
+    count = initial_workers(job.connections, shared.table.total, shared.table.min_segment)
+    handles = []
+    if first is not None:
+        handles.append((yield Spawn(_worker(shared, first))))
+        count -= 1
+    for _ in range(max(count, 0 if first is not None else 1)):
+        handles.append((yield Spawn(_worker(shared, None))))
+    yield Join(handles)  # workers never raise: errors are collected in shared.errors
+    changed = [e for e in shared.errors if isinstance(e, RemoteChangedError)]
+    if changed:
+        # Segments of two versions must never be joined: drop all progress, then retry.
+        yield Blocking(job.files.discard)
+        raise PartialDownloadError(
+            f"remote file changed during a parallel download, progress discarded: {changed[0]}",
+            bytes_done=0,
+            total=None,
+        ) from changed[0]
+    yield Blocking(shared.checkpoint)
+    if not shared.table.done:
+        error = shared.errors[0] if shared.errors else None
+        if isinstance(error, (ProtocolError, ChecksumMismatchError)) or (
+            error is not None and not isinstance(error, (NetworkError, PartialDownloadError))
+        ):
+            raise error
+        done = control.durable_bytes(shared.record)
+        raise PartialDownloadError(
+            f"parallel download stopped after {done} durable bytes: {error}",
+            bytes_done=done,
+            total=shared.table.total,
+        ) from error
+    return (yield from _finish(job, shared.fd, shared.table.total, shared.record, {}, whole=False))
+
+
+def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[None]:
+    """Claim segments until none is left; errors are recorded for the coordinator, so that it
+    waits for every worker before touching the file again."""
+    job = shared.job
+    failures = 0
+    while not shared.errors:
+        response: Any = None
+        if first is not None:
+            response, slot = first
+            first = None
+        else:
+            with shared.lock:
+                slot = shared.table.claim()
+        if slot is None:
+            if response is not None:
+                yield Close(response)
+            return
+        try:
+            if response is None:
+                response = yield from _open_segment(shared, slot)
+            yield from _fill_segment(shared, slot, response)
+            failures = 0
+        except NetworkError as exc:
+            failures += 1
+            delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
+            if delay is None:
+                shared.errors.append(exc)
+            else:
+                yield Sleep(delay)
+        except Exception as exc:
+            shared.errors.append(exc)
+        finally:
+            with shared.lock:
+                shared.table.release(slot)
+
+
+def _open_segment(shared: _Shared, slot: int) -> Program[Any]:
+    with shared.lock:
+        cursor, stop = shared.table.span(slot)
+    record = shared.record
+    ranged = {"Range": f"bytes={cursor}-{stop - 1}"}
+    validator = identity_of(record).if_range_value()
+    if validator is not None:
+        ranged["If-Range"] = validator
+    spec = RangeSpec.closed(cursor, stop)
+    response, answer = yield from _ask(
+        shared.job, spec, ranged, identity_of(record), cursor, record
+    )
+    if isinstance(answer, Resume) and answer.range.start == cursor:
+        return response
+    yield Close(response)
+    # A 200 here means the file changed (If-Range failed) or Range stopped being honoured:
+    # either way the segments cannot be trusted to fit together any more.
+    raise RemoteChangedError(f"parallel segment request answered with {type(answer).__name__}")
+
+
+def _fill_segment(shared: _Shared, slot: int, response: Any) -> Program[None]:
+    job = shared.job
+    try:
+        while (chunk := (yield NextChunk(response))) is not None:
+            with shared.lock:
+                cursor, stop = shared.table.span(slot)
+            room = stop - cursor
+            if room <= 0:
+                break  # another connection took the rest of this segment
+            piece = chunk[:room]
+            yield Blocking(pwrite_all, (shared.fd.fd, piece, cursor))
+            with shared.lock:
+                shared.table.advance(slot, piece)
+            job.transferred += len(piece)
+            if job.on_progress is not None:
+                job.on_progress(shared.table.durable_candidates, shared.table.total)
+            if shared.checkpoint_due():
+                yield Blocking(shared.checkpoint)
+            if len(piece) < len(chunk):
+                break
+    except Exception:
+        yield Close(response)
+        raise
+    yield Close(response)
+    with shared.lock:
+        cursor, stop = shared.table.span(slot)
+    if cursor < stop and not shared.errors:
+        # The body ended early but cleanly: a cut connection, to be resumed.
+        raise NetworkError(f"connection closed at {cursor}, segment ends at {stop}")

@@ -66,7 +66,7 @@ def download(
 
 
 def _run(job: engine.DownloadJob, client: Any, program: Program[DownloadResult]) -> DownloadResult:
-    runner = SyncRunner(make_transport(client), max_concurrency=1)
+    runner = SyncRunner(make_transport(client), max_concurrency=job.connections)
     job.files.lock.acquire()
     done = False
     try:
