@@ -362,3 +362,37 @@ def test_parallel_change_restarts_cleanly(fault_server: FaultServer, tmp_path: P
     rangeio.download(fault_server.url(DATA), dest, connections=4, policy=SEGMENTS, retries=FAST)
     final = fault_server.get_file(DATA)
     assert dest.read_bytes() == final and final != data
+
+
+# -- against nginx -----------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_nginx_download_resume_and_parallel(
+    nginx: Any, opener: Opener, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["data.bin"]
+    url = nginx.url("data.bin")
+    dest = tmp_path / "out.bin"
+    seen: list[int] = []
+
+    def stop_midway(done: int, total: int | None) -> None:
+        seen.append(done)
+        if done > 1_000_000:
+            raise _Stop  # an interruption after some checkpoints, as a crash would be
+
+    with pytest.raises(_Stop):
+        opener.download(url, dest, on_progress=stop_midway, policy=SMALL_CHECKPOINTS)
+    record = control.decode((tmp_path / "out.bin.part.ctrl").read_bytes())
+    durable = control.durable_bytes(record)
+    assert 0 < durable <= seen[-1]
+    assert record.etag is not None and not record.etag.startswith("W/")  # nginx: strong ETag
+    result = opener.download(url, dest)
+    assert dest.read_bytes() == data
+    assert result.bytes_reused == durable and result.bytes_transferred == len(data) - durable
+    parallel_dest = tmp_path / "parallel.bin"
+    result = opener.download(url, parallel_dest, connections=4, policy=SEGMENTS)
+    assert parallel_dest.read_bytes() == data and result.requests >= 2

@@ -279,8 +279,11 @@ def _receive(
     except NetworkError as exc:
         yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
         raise _partial(exc, offset, record) from exc
-    except ProtocolError:
-        yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
+    except BaseException as exc:
+        # Anything else that stops us (a bad body, Ctrl-C, a progress callback raising) keeps
+        # the progress made; but not a failed write or sync: that must never be checkpointed.
+        if not isinstance(exc, (OSError, GeneratorExit)):
+            yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
         raise
     if offset > last_offset:
         yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
