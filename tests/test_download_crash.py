@@ -7,7 +7,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -17,34 +16,13 @@ import rangeio
 from rangeio.testing import Faults, FaultServer
 
 CHECKPOINT = 256 * 1024
-CHILD = textwrap.dedent(
-    """
-    import os, signal, sys
-    import rangeio
-    if sys.argv[3] != "0":
-        import resource
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
-        limit = int(sys.argv[3])
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    def progress(done, total):
-        print(done, flush=True)
-
-    policy = rangeio.DownloadPolicy(checkpoint_bytes=int(sys.argv[4]))
-    try:
-        rangeio.download(sys.argv[1], sys.argv[2], policy=policy, on_progress=progress, retries=0)
-    except OSError as exc:
-        print("error", type(exc).__name__, getattr(exc, "errno", None), flush=True)
-        sys.exit(3)
-    print("done", flush=True)
-    """
-)
 
 
 def child(url: str, dest: Path, *, fsize_limit: int = 0) -> subprocess.Popen[str]:
+    script = Path(__file__).with_name("crash_child.py")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, url, str(dest), str(fsize_limit), str(CHECKPOINT)],
+        [sys.executable, str(script), url, str(dest), str(fsize_limit), str(CHECKPOINT)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
