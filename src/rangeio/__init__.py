@@ -7,8 +7,10 @@ from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.stats import Stats
 from rangeio._engine.download import DownloadResult, HaulResult
+from rangeio._engine.streams import RangeOverlapError
 from rangeio._sync.download import download, haul
 from rangeio._sync.file import HttpFile, open
+from rangeio._sync.streams import RangeStream
 from rangeio.errors import (
     ChecksumMismatchError,
     DownloadLockedError,
@@ -33,6 +35,8 @@ __all__ = [
     "DownloadResult",
     "HaulResult",
     "PartialDownloadError",
+    "RangeOverlapError",
+    "RangeStream",
     "download",
     "haul",
     "ByteRange",

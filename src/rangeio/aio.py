@@ -1,6 +1,7 @@
-"""rangeio.aio: the async random-access file (AsyncHttpFile), ``open``, ``haul`` and ``download``."""
+"""rangeio.aio: the async faces: AsyncHttpFile and ``open``, RangeStream, ``haul`` and ``download``."""
 
 from rangeio._async.download import download, haul
 from rangeio._async.file import AsyncHttpFile, open
+from rangeio._async.streams import AsyncRangeStream as RangeStream
 
-__all__ = ["AsyncHttpFile", "download", "haul", "open"]
+__all__ = ["AsyncHttpFile", "RangeStream", "download", "haul", "open"]

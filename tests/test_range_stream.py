@@ -1,0 +1,164 @@
+"""RangeStream (sync and async): lazy named ranges, pruning, bounded responses, validation."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+import rangeio
+import rangeio.aio
+from rangeio import ByteRange
+from rangeio.testing import Faults, FaultServer
+
+DATA = "/data.bin"
+
+
+def test_open_learns_size_in_one_request(fault_server: FaultServer, client: Any) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA), client) as rs:
+        assert rs.total_bytes == len(data)
+        assert rs.stats.requests == 1 and len(rs.ranges) == 0
+
+
+def test_ranges_are_lazy_and_named(fault_server: FaultServer, client: Any) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA), client) as rs:
+        header = rs.add((0, 100), name="header")
+        tail = rs.add((-500, 0), name="tail")
+        assert rs.stats.requests == 1  # nothing fetched until read
+        assert rs.read(10) == data[-500:-490]  # the active range is the one added last
+        assert rs.tell() == 10
+        rs.activate("header")
+        assert rs.read() == data[:100] and header.is_consumed()
+        rs.activate("tail")
+        assert rs.read() == data[-490:] and tail.is_consumed()
+        assert rs.stats.requests == 3
+        rs.add((0, 100), name="again")  # already present: no request, active again
+        assert rs.stats.requests == 3 and rs.active.name == "header"
+        header.seek(50)
+        assert header.read(5) == data[50:55]
+        assert [r.name for r in rs.ranges.values()] == ["header", "tail"]
+
+
+def test_abandoned_range_fetches_little(fault_server: FaultServer) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA)) as rs:
+        big = rs.add((0, len(data)))
+        assert big.read(10) == data[:10]
+        big.close()
+        assert rs.stats.bytes_fetched < len(data) // 2
+
+
+@dataclass
+class PyRange:
+    """Shaped like python-ranges' Range (start, end, include_start, include_end)."""
+
+    start: int
+    end: int
+    include_start: bool = True
+    include_end: bool = False
+
+
+def test_python_ranges_style_objects(fault_server: FaultServer) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(
+        fault_server.url(DATA), byte_range=PyRange(10, 19, include_end=True)
+    ) as rs:
+        assert rs.read() == data[10:20]
+        rs.add(ByteRange(30, 40))
+        assert rs.read() == data[30:40]
+
+
+def test_pruning_replant(fault_server: FaultServer) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA)) as rs:
+        rs.add((0, 1000), name="a")
+        assert rs.read(200) == data[:200]
+        rs.add((500, 1500), name="b")
+        assert list(rs.ranges) == [ByteRange(0, 500), ByteRange(500, 1500)]
+        rs.activate("a")
+        assert rs.tell() == 200 and rs.read() == data[200:500]  # the kept head, read on
+        rs.add((100, 200), name="inside")  # splits "a" around it
+        assert ByteRange(0, 100) in rs.ranges and ByteRange(200, 500) in rs.ranges
+
+
+def test_pruning_burn_and_strict(fault_server: FaultServer) -> None:
+    with rangeio.RangeStream(fault_server.url(DATA), pruning_level=1) as rs:
+        rs.add((0, 1000), name="a")
+        rs.add((500, 1500), name="b")
+        assert list(rs.ranges) == [ByteRange(500, 1500)]
+    with rangeio.RangeStream(fault_server.url(DATA), pruning_level=2) as rs:
+        rs.add((0, 1000))
+        with pytest.raises(rangeio.RangeOverlapError):
+            rs.add((999, 1001))
+
+
+def test_500_ranges_keep_few_responses_open(fault_server: FaultServer) -> None:
+    import httpx
+
+    data = fault_server.get_file(DATA)
+    # A small pool, as range-streams users hit: one open response per range would exhaust it.
+    with httpx.Client(limits=httpx.Limits(max_connections=10)) as client:
+        with rangeio.RangeStream(fault_server.url(DATA), client) as rs:
+            spans = [(i * 4000, i * 4000 + 100) for i in range(600)]
+            for i, span in enumerate(spans):
+                rs.add(span, name=f"m{i}")
+            for i, (a, b) in enumerate(spans):
+                response = rs.activate(f"m{i}")
+                assert response.read(40) == data[a : a + 40]  # partly read: stays open
+                assert rs.open_responses <= 8
+            for i, (a, b) in enumerate(spans[:20]):
+                assert rs.activate(f"m{i}").read() == data[a + 40 : b]  # re-requested
+    assert rs.open_responses == 0
+
+
+@pytest.mark.parametrize(
+    ("faults", "error"),
+    [
+        (Faults(ignore_range=True), rangeio.RangeNotSupportedError),
+        (Faults(always_416=True), rangeio.ProtocolError),
+        (Faults(content_range_shift=3), rangeio.ProtocolError),
+        (Faults(gzip=True), rangeio.RangeNotSupportedError),
+    ],
+)
+def test_range_answers_are_validated(
+    fault_server: FaultServer, faults: Faults, error: type
+) -> None:
+    with rangeio.RangeStream(fault_server.url(DATA), retries=0) as rs:
+        rs.add((1000, 2000))
+        fault_server.faults = faults
+        with pytest.raises(error):
+            rs.read()
+
+
+def test_changed_file_is_refused(fault_server: FaultServer) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA)) as rs:
+        rs.add((0, 10))
+        fault_server.replace(DATA, data[::-1])
+        with pytest.raises(rangeio.RemoteChangedError):
+            rs.read()
+
+
+def test_async_range_stream(fault_server: FaultServer) -> None:
+    data = fault_server.get_file(DATA)
+
+    async def main() -> None:
+        async with rangeio.aio.RangeStream(fault_server.url(DATA)) as rs:
+            assert rs.total_bytes == len(data) and rs.stats.requests == 1
+            first = await rs.add((5, 50), name="first")
+            await rs.add((-10, 0), name="last")
+            assert await rs.read() == data[-10:]
+            rs.activate("first")
+            assert await rs.read(5) == data[5:10]
+            assert await first.read() == data[10:50]
+            for i in range(520):
+                await rs.add((10_000 + i * 1000, 10_000 + i * 1000 + 64), name=f"r{i}")
+            for i in range(520):
+                assert await rs.activate(f"r{i}").read(8) == data[10_000 + i * 1000 :][:8]
+                assert rs.open_responses <= 8
+
+    asyncio.run(main())
