@@ -62,6 +62,9 @@ class AsyncRunner:
             task.add_done_callback(self._forget)
             return task
         elif isinstance(op, ops.Join):
+            if len(op.handles) == 1:
+                # The common case (one fetch): no gather, one loop iteration less per miss.
+                return [await asyncio.shield(op.handles[0])]
             gathered = asyncio.gather(*op.handles)
             # If the waiter is cancelled nobody awaits the gather: its error must not be
             # reported as "never retrieved".
