@@ -7,6 +7,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 try:  # POSIX advisory locks; on other systems downloads run unlocked.
     import fcntl
@@ -227,10 +228,15 @@ class PartFiles:
         datasync(fd)
         atomic_write(self.ctrl, control.encode(record))
 
-    def finish(self, fd: int, total: int, algorithms: tuple[str, ...]) -> dict[str, str]:
-        """Make the data durable, trim any preallocation, and hash the whole file."""
+    def finish(
+        self, fd: int, total: int, algorithms: tuple[str, ...], known: dict[str, str] | None
+    ) -> dict[str, str]:
+        """Make the data durable, trim any preallocation, and hash the whole file (unless the
+        hashes were computed as the bytes arrived: then no second pass over the disk)."""
         datasync(fd)
         os.ftruncate(fd, total)
+        if known is not None and set(algorithms) <= set(known):
+            return known
         return hash_file(fd, total, algorithms)
 
     def commit(self) -> None:
@@ -252,7 +258,17 @@ class PartFiles:
 
 
 def hash_file(fd: int, length: int, algorithms: tuple[str, ...]) -> dict[str, str]:
-    hashers = {name: hashlib.new(name) for name in algorithms}
+    hashers = new_hashers(algorithms)
+    hash_into(hashers, fd, length)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
+def new_hashers(algorithms: tuple[str, ...]) -> dict[str, Any]:
+    return {name: hashlib.new(name) for name in algorithms}
+
+
+def hash_into(hashers: dict[str, Any], fd: int, length: int) -> None:
+    """Feed bytes [0, length) of ``fd`` to every hasher."""
     offset = 0
     while offset < length:
         chunk = os.pread(fd, min(READ_CHUNK, length - offset), offset)
@@ -261,7 +277,6 @@ def hash_file(fd: int, length: int, algorithms: tuple[str, ...]) -> dict[str, st
         for hasher in hashers.values():
             hasher.update(chunk)
         offset += len(chunk)
-    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
 def close_fd(fd: int) -> None:

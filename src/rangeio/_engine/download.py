@@ -31,7 +31,7 @@ from rangeio._core.options import Timeout
 from rangeio._core.redirects import check_url, follow, headers_for
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.segments import SegmentTable, initial_workers
-from rangeio._disk import PartFiles, close_fd, pwrite_all
+from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
 from rangeio._engine.ops import Blocking, Close, Join, NextChunk, Program, Send, Sleep, Spawn
 from rangeio.errors import (
     ChecksumMismatchError,
@@ -188,12 +188,14 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
         record = _record(job, answer.identity, total, 0, b"")
         fd = _File((yield Blocking(files.begin, (record, total))))
         offset, end, tail = 0, total, bytearray()
+        yield Blocking(fd.start_hashing, (_algorithms(response.headers, whole=True), 0))
     else:
         assert isinstance(answer, Resume) and record is not None
         total = answer.total if answer.total is not None else record.total
         record = _record(job, identity_of(record).merged(answer.identity), total, cursor, tail)
         fd = _File((yield Blocking(files.reopen)))
         offset, end = cursor, answer.range.stop
+        yield Blocking(fd.start_hashing, (_algorithms(response.headers, whole=False), cursor))
     try:
         offset = yield from _receive(job, response, fd, record, offset, end, tail)
         yield Close(response)
@@ -258,36 +260,76 @@ def _receive(
     end: int | None,
     tail: bytearray,
 ) -> Program[int]:
-    """Stream the body to disk at ``offset``, checkpointing as the policy says."""
+    """Stream the body to disk at ``offset``, checkpointing as the policy says.
+
+    Checkpoints run beside the transfer (one at a time), so an fdatasync never stalls the
+    socket; a crash then loses at most one interval plus what arrived during one checkpoint.
+    """
     files = job.files
+    background = _Background()
     last_offset, last_time = offset, time.monotonic()
     try:
         while (chunk := (yield NextChunk(response))) is not None:
             if end is not None and offset + len(chunk) > end:
                 # Bytes past the declared length are not the file's: none of them is written.
                 raise ProtocolError(f"body longer than declared: more than {end} bytes in all")
-            yield Blocking(pwrite_all, (fd.fd, chunk, offset))
+            yield Blocking(fd.write, (chunk, offset))
             offset += len(chunk)
             job.transferred += len(chunk)
             _keep_tail(tail, chunk)
             if job.on_progress is not None:
                 job.on_progress(offset, record.total)
+            background.raise_failure()
             now = time.monotonic()
-            if job.policy.checkpoint_due(offset - last_offset, now - last_time):
-                yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
+            due = job.policy.checkpoint_due(offset - last_offset, now - last_time)
+            if due and not background.running:
+                snapshot = _advance(record, offset, tail)
+                background.handle = yield Spawn(background.checkpoint(files, fd.fd, snapshot))
                 last_offset, last_time = offset, now
     except NetworkError as exc:
+        yield from background.wait()
         yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
         raise _partial(exc, offset, record) from exc
     except BaseException as exc:
         # Anything else that stops us (a bad body, Ctrl-C, a progress callback raising) keeps
         # the progress made; but not a failed write or sync: that must never be checkpointed.
+        if not isinstance(exc, GeneratorExit):
+            yield from background.wait()
         if not isinstance(exc, (OSError, GeneratorExit)):
             yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
         raise
+    yield from background.wait()
+    background.raise_failure()
     if offset > last_offset:
         yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
     return offset
+
+
+class _Background:
+    """The checkpoint running beside the transfer, if any, and how it ended."""
+
+    def __init__(self) -> None:
+        self.running = False
+        self.handle: Any = None
+        self.failure: BaseException | None = None
+
+    def checkpoint(self, files: PartFiles, fd: int, record: control.ControlRecord) -> Program[None]:
+        self.running = True
+        try:
+            yield Blocking(files.checkpoint, (fd, record))
+        except BaseException as exc:  # reported to the transfer loop, which stops
+            self.failure = exc
+        finally:
+            self.running = False
+
+    def wait(self) -> Program[None]:
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            yield Join([handle])
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
 
 
 def _finish(
@@ -302,8 +344,8 @@ def _finish(
     """Verify the complete ``.part`` (length, SHA-256, header digests), then move it into place."""
     files = job.files
     expected = digests.from_headers(headers, body_is_representation=whole)
-    algorithms = tuple(sorted({"sha256", *(e.algorithm for e in expected)}))
-    hashes = yield Blocking(files.finish, (fd.fd, total, algorithms))
+    algorithms = _algorithms(headers, whole=whole)
+    hashes = yield Blocking(files.finish, (fd.fd, total, algorithms, fd.hashes(total)))
     if job.sha256 is not None and hashes["sha256"] != job.sha256:
         raise ChecksumMismatchError(
             f"SHA-256 of {job.url} is {hashes['sha256']}, expected {job.sha256}; "
@@ -323,6 +365,12 @@ def _finish(
             )
     yield Blocking(files.commit)
     return _result(job, total, hashes["sha256"], record)
+
+
+def _algorithms(headers: Mapping[str, str], *, whole: bool) -> tuple[str, ...]:
+    """SHA-256 always (the result reports it), plus whatever digest headers announce."""
+    expected = digests.from_headers(headers, body_is_representation=whole)
+    return tuple(sorted({"sha256", *(e.algorithm for e in expected)}))
 
 
 def _record(
@@ -359,11 +407,38 @@ def _segments(
 
 
 class _File:
-    """The open ``.part``; closing twice is harmless (error paths and normal ends meet)."""
+    """The open ``.part``; closing twice is harmless (error paths and normal ends meet).
+
+    For a download that arrives in order it also hashes the bytes as they are written, so the
+    whole-file SHA-256 needs no second pass over the disk at the end."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._open = True
+        self._hashers: dict[str, Any] | None = None
+        self._hashed = 0
+
+    def start_hashing(self, algorithms: tuple[str, ...], prefix: int) -> None:
+        """Hash bytes [0, prefix) already on disk; later in-order writes continue the hash."""
+        hashers = new_hashers(algorithms)
+        hash_into(hashers, self.fd, prefix)
+        self._hashers, self._hashed = hashers, prefix
+
+    def write(self, chunk: bytes, offset: int) -> None:
+        pwrite_all(self.fd, chunk, offset)
+        if self._hashers is None:
+            return
+        if offset != self._hashed:
+            self._hashers = None  # out of order: hash the file at the end instead
+            return
+        for hasher in self._hashers.values():
+            hasher.update(chunk)
+        self._hashed += len(chunk)
+
+    def hashes(self, total: int) -> dict[str, str] | None:
+        if self._hashers is None or self._hashed != total:
+            return None
+        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
     def close(self) -> None:
         if self._open:
