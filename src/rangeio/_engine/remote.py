@@ -49,8 +49,6 @@ _SUFFIX_REFUSALS = frozenset({400, 405, 501})
 # may hold beyond a tiny budget while the read copies it), so the bytes it needs stay cached
 # until copied; callers loop for the rest.
 _MIN_SPAN = 64 * 1024
-# A stream started by a single big read covers this many reads of that size at first.
-_FIRST_STREAM_READS = 8
 
 
 class RemoteFile:
@@ -265,14 +263,12 @@ class RemoteFile:
             stream = cursor.stream
             if stream is None or stream.finished or stream.position != want.start:
                 yield from cursor.drop_stream()
-                stop = self.size
-                if cursor.pattern.sequential_run == 0:
-                    # Triggered by one big read from byte 0 alone: that may be all the caller
-                    # wants, so this first stream is bounded; a run that goes on streams freely.
-                    stop = min(stop, want.start + _FIRST_STREAM_READS * want.length)
+                # Unbounded (to the next cached byte): a stream that is abandoned wastes only what
+                # the network had in flight, while a bounded one costs a round trip per bound on
+                # every long copy.
                 with self._lock:
                     # Stop where cached bytes begin (the open's prefetch, say): no transfer needed.
-                    span = self.cache.missing(ByteRange(want.start, stop))[0]
+                    span = self.cache.missing(ByteRange(want.start, self.size))[0]
                 stream = cursor.stream = Stream(self, span)
             yield from stream.pump_until(want.stop, protect=want)
             if stream.finished:
