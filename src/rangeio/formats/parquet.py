@@ -1,0 +1,241 @@
+"""ParquetPlan: read a remote Parquet footer in one suffix read and plan column chunk range reads."""
+
+from __future__ import annotations
+
+import bisect
+import io
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rangeio.formats._common import (
+    FormatError,
+    RangeSource,
+    close_source,
+    open_source,
+    read_exact,
+)
+
+__all__ = ["ParquetPlan"]
+
+MAGIC = b"PAR1"
+_ENCRYPTED_MAGIC = b"PARE"
+_TAIL = struct.Struct("<I4s")  # metadata length, magic: the last 8 bytes
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    """pyarrow and pyarrow.parquet, imported on first use: it is an optional extra."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise ImportError(
+            "rangeio.formats.parquet needs pyarrow: pip install 'rangeio[parquet]'"
+        ) from exc
+    return pyarrow, pyarrow.parquet
+
+
+class ParquetPlan:
+    """A remote Parquet file's metadata, and the byte ranges of its column chunks.
+
+    The footer (metadata, its length and the magic) is at the end of the file, where rangeio's
+    open request prefetches 1 MiB by default: a footer under that costs no request beyond the
+    open; a bigger one costs one more, for its missing part only. The metadata is parsed by
+    pyarrow (``pip install 'rangeio[parquet]'``).
+
+    ``source`` is a URL (opened with ``client`` and ``options`` like ``rangeio.open``) or an
+    open file with ``size`` and ``read_ranges``.
+    """
+
+    def __init__(self, source: str | RangeSource, client: Any = None, **options: Any) -> None:
+        self._pa, self._pq = _pyarrow()
+        self._source, self._owned = open_source(source, client, options)
+        try:
+            self._load()
+        except BaseException:
+            close_source(self._source, self._owned)
+            raise
+
+    def _load(self) -> None:
+        size = self._source.size
+        if size < len(MAGIC) + _TAIL.size:
+            raise FormatError(f"not a Parquet file: {size} bytes is too short")
+        tail = read_exact(self._source, size - _TAIL.size, size, "Parquet footer")
+        length, magic = _TAIL.unpack(tail)
+        if magic == _ENCRYPTED_MAGIC:
+            raise FormatError("Parquet file has an encrypted footer (not supported)")
+        if magic != MAGIC:
+            raise FormatError("not a Parquet file: the footer magic PAR1 is missing")
+        if length > size - len(MAGIC) - _TAIL.size:
+            raise FormatError(f"Parquet footer length {length} exceeds the file ({size} bytes)")
+        self._footer_start = size - _TAIL.size - length
+        self._footer = read_exact(self._source, self._footer_start, size, "Parquet footer")
+        try:
+            self.metadata = self._pq.read_metadata(self._pa.BufferReader(self._footer))
+        except (self._pa.ArrowException, OSError, ValueError) as exc:
+            raise FormatError(f"Parquet metadata cannot be parsed: {exc}") from exc
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    @property
+    def num_row_groups(self) -> int:
+        return int(self.metadata.num_row_groups)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.metadata.num_rows)
+
+    @property
+    def schema(self) -> Any:
+        """The Arrow schema."""
+        return self.metadata.schema.to_arrow_schema()
+
+    def column_paths(self) -> list[str]:
+        """The leaf columns' dotted paths (``a.b`` for nested fields), in file order."""
+        schema = self.metadata.schema
+        return [schema.column(i).path for i in range(len(schema))]
+
+    def _leaves(self, columns: Iterable[str] | None) -> list[int]:
+        """Leaf column indices for ``columns``: a name selects that leaf, or every leaf under
+        it (``a`` selects ``a.b`` and ``a.c``), as pyarrow's ``columns=`` does."""
+        paths = self.column_paths()
+        if columns is None:
+            return list(range(len(paths)))
+        chosen: set[int] = set()
+        for name in columns:
+            found = {i for i, p in enumerate(paths) if p == name or p.startswith(name + ".")}
+            if not found:
+                raise KeyError(f"no column {name!r} in the Parquet file")
+            chosen |= found
+        return sorted(chosen)
+
+    def _row_groups(self, row_groups: Iterable[int] | None) -> list[int]:
+        if row_groups is None:
+            return list(range(self.num_row_groups))
+        out = list(row_groups)
+        for rg in out:
+            if not 0 <= rg < self.num_row_groups:
+                raise IndexError(f"row group {rg} out of range (0..{self.num_row_groups - 1})")
+        return out
+
+    def column_chunk_ranges(
+        self, row_groups: Iterable[int] | None = None, columns: Iterable[str] | None = None
+    ) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each selected column chunk, row group by row group, for
+        ``read_ranges``. A chunk starts at its dictionary page when it has one, else at its
+        first data page, and spans ``total_compressed_size`` bytes. None selects all."""
+        leaves = self._leaves(columns)
+        ranges = []
+        for rg in self._row_groups(row_groups):
+            group = self.metadata.row_group(rg)
+            for leaf in leaves:
+                ranges.append(self._chunk_range(group.column(leaf), rg))
+        return ranges
+
+    def _chunk_range(self, chunk: Any, rg: int) -> tuple[int, int]:
+        start = int(chunk.data_page_offset)
+        dictionary = chunk.dictionary_page_offset if chunk.has_dictionary_page else None
+        # Some writers record a dictionary offset of 0 without one: only an offset before
+        # the data pages is a dictionary page.
+        if dictionary is not None and 0 < dictionary < start:
+            start = int(dictionary)
+        stop = start + int(chunk.total_compressed_size)
+        if start < len(MAGIC) or stop > self._footer_start or stop < start:
+            raise FormatError(
+                f"Parquet column chunk {chunk.path_in_schema!r} of row group {rg} claims bytes "
+                f"{start}..{stop}, outside the data section (4..{self._footer_start})"
+            )
+        return start, stop
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read_columns(self, row_group: int, columns: Sequence[str] | None = None) -> Any:
+        """One row group's columns as a ``pyarrow.Table``: their chunks are fetched with one
+        ``read_ranges`` call, then decoded by pyarrow from memory."""
+        ranges = self.column_chunk_ranges([row_group], columns)
+        datas = self._source.read_ranges(ranges) if ranges else []
+        pieces = [(start, data) for (start, _), data in zip(ranges, datas)]
+        pieces.append((self._footer_start, self._footer))
+        sparse = _SparseFile(self._source.size, pieces)
+        try:
+            reader = self._pq.ParquetFile(sparse, metadata=self.metadata, pre_buffer=False)
+            return reader.read_row_group(
+                row_group, columns=list(columns) if columns is not None else None
+            )
+        except FormatError:
+            raise
+        except (self._pa.ArrowException, OSError, ValueError) as exc:
+            if isinstance(exc.__context__, FormatError):
+                raise exc.__context__ from None
+            raise FormatError(f"Parquet row group {row_group} cannot be decoded: {exc}") from exc
+
+    @property
+    def file(self) -> RangeSource:
+        return self._source
+
+    @property
+    def stats(self) -> Any:
+        return getattr(self._source, "stats", None)
+
+    def close(self) -> None:
+        close_source(self._source, self._owned)
+
+    def __enter__(self) -> ParquetPlan:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<rangeio.formats.parquet.ParquetPlan row_groups={self.num_row_groups} "
+            f"columns={len(self.column_paths())}>"
+        )
+
+
+class _SparseFile(io.RawIOBase):
+    """A read-only file of ``size`` bytes of which only some ranges are present: pyarrow reads
+    the planned chunks from it, and a read of anything else fails loudly instead of quietly
+    costing a request."""
+
+    def __init__(self, size: int, pieces: list[tuple[int, bytes]]) -> None:
+        super().__init__()
+        self._size = size
+        self._pieces = sorted(pieces, key=lambda p: p[0])
+        self._starts = [p[0] for p in self._pieces]
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}
+        if whence not in bases:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        base = bases[whence]
+        if base + offset < 0:
+            raise OSError(22, "negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._size - self._pos)
+        done = 0
+        while done < want:
+            pos = self._pos + done
+            i = bisect.bisect_right(self._starts, pos) - 1
+            start, data = self._pieces[i] if i >= 0 else (0, b"")
+            if not start <= pos < start + len(data):
+                raise FormatError(f"pyarrow read byte {pos}, outside the planned ranges")
+            n = min(want - done, start + len(data) - pos)
+            view[done : done + n] = data[pos - start : pos - start + n]
+            done += n
+        self._pos += done
+        return done
