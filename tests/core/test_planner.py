@@ -320,3 +320,10 @@ def test_read_policy_defaults() -> None:
     assert policy.max_request_bytes == 8 * MiB
     assert policy.gap_fill_bytes == 64 * KiB
     assert policy.coalesce_gap_bytes == 1 * MiB
+
+
+def test_read_ahead_starts_at_the_read_length() -> None:
+    pattern = AccessPattern(ReadPolicy(minimum_range_request_bytes=8 * KiB))
+    pattern.observe(ByteRange(0, 64 * KiB))
+    assert pattern.observe(ByteRange(64 * KiB, 128 * KiB)) == 64 * KiB
+    assert pattern.observe(ByteRange(128 * KiB, 192 * KiB)) == 128 * KiB

@@ -112,7 +112,9 @@ class AccessPattern:
             self.sequential_run += 1
             self.run_bytes += stop - start
             self._random_streak = 0
-            first = policy.minimum_range_request_bytes
+            # At least the read's own length: a reader of 64 KiB pieces wants the next 64 KiB
+            # now, not after the window has doubled up from 8 KiB.
+            first = max(policy.minimum_range_request_bytes, stop - start)
             self.window = min(policy.readahead_max, max(first, self.window * 2))
         else:
             self.sequential_run = 0
