@@ -217,6 +217,17 @@ def _bounded(ranges: list[ByteRange], needed: RangeSet, policy: ReadPolicy) -> l
     return out
 
 
+# Statuses that refuse a suffix range (`bytes=-N`) rather than the file: 501 not implemented;
+# 400/405 from servers that choke on the syntax.
+SUFFIX_REFUSALS = frozenset({400, 405, 501})
+
+
+def suffix_refused(status: int | None) -> bool:
+    """Whether the open should retry with a prefix range. ``None`` stands for a protocol error
+    (a 416 inside the file, a wrong Content-Range): also worth one try without the suffix."""
+    return status is None or status in SUFFIX_REFUSALS
+
+
 def opening_specs(prefetch_bytes: int, direction: str) -> list[RangeSpec]:
     """The request that opens a file, then the fallback if the server refuses it.
 

@@ -19,6 +19,7 @@ from rangeio._core.planner import (
     opening_specs,
     plan_read,
     plan_vectored,
+    suffix_refused,
 )
 from rangeio._core.ranges import ByteRange
 from rangeio._core.redirects import ResolvedUrl, check_url
@@ -42,9 +43,6 @@ from rangeio.errors import (
     RangeNotSupportedError,
 )
 
-# A refused suffix range (`bytes=-N`) at open falls back to a prefix range. 501: not
-# implemented; 400/405: servers that choke on the syntax.
-_SUFFIX_REFUSALS = frozenset({400, 405, 501})
 # A raw read never asks for more than half the cache (but at least this much, which the cache
 # may hold beyond a tiny budget while the read copies it), so the bytes it needs stay cached
 # until copied; callers loop for the rest.
@@ -161,8 +159,8 @@ class RemoteFile:
                 result = yield from self.exchange(spec)
                 break
             except (HTTPStatusError, ProtocolError) as exc:
-                refused = isinstance(exc, ProtocolError) or exc.status in _SUFFIX_REFUSALS
-                if not (spec.is_suffix and refused and i + 1 < len(specs)):
+                status = None if isinstance(exc, ProtocolError) else exc.status
+                if not (spec.is_suffix and suffix_refused(status) and i + 1 < len(specs)):
                     raise
         assert result is not None
         if result.total is None and not result.full:
