@@ -8,6 +8,7 @@ bytes the same way for every library. See benchmarks/README.md.
     .venv/bin/python benchmarks/run.py --quick    # smaller files, a smoke run
     .venv/bin/python benchmarks/run.py --only zip,tail
     .venv/bin/python benchmarks/run.py --only async-cursors,async-read-ranges   # or 8,9
+    .venv/bin/python benchmarks/run.py --only zip-members,conda-metadata        # or 10,11
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from harness import MiB  # noqa: E402
 from peers import AsyncLibrary, Library, Peers, find_peers  # noqa: E402
 from report import print_scenario, scenario_json  # noqa: E402
 from scenarios import SCENARIOS as SYNC_SCENARIOS  # noqa: E402
-from scenarios import Context, Scenario  # noqa: E402
+from scenarios import Scenario  # noqa: E402
 from scenarios_async import ASYNC_SCENARIOS  # noqa: E402
+from scenarios_formats import FORMAT_SCENARIOS, FormatContext, peer_versions  # noqa: E402
+from scenarios_formats import build as build_format_fixtures  # noqa: E402
 
-SCENARIOS = {**SYNC_SCENARIOS, **ASYNC_SCENARIOS}
+SCENARIOS = {**SYNC_SCENARIOS, **ASYNC_SCENARIOS, **FORMAT_SCENARIOS}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -146,6 +149,7 @@ def versions(peers: Peers) -> dict[str, str]:
         out["pyarrow"] = pyarrow.__version__
     except ImportError:
         pass
+    out.update(peer_versions())
     return out
 
 
@@ -161,10 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     if "parquet" in args.scenarios:
         fixtures.parquet = make_parquet(sizes.parquet_row_groups, sizes.parquet_rows_per_group)
 
+    formats = build_format_fixtures(args.scenarios, args.quick)
+
     peers = find_peers()
     servers = Servers(fixtures, args.delay_ms)
     scenarios: list[Scenario] = []
     try:
+        # The format scenarios' files are served by the same nginx, behind the same proxy.
+        for name, data in formats.files().items():
+            servers.nginx.add_file(name, data)
+            formats.urls[name] = f"{servers.proxy.origin}/{name}"
         any_async = any(key in ASYNC_SCENARIOS for key in args.scenarios)
         check_peers(peers, fixtures.urls["big.bin"], fixtures.big, asynchronous=any_async)
         print(
@@ -179,13 +189,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: unavailable ({peers.unavailable[name]})")
         print(flush=True)
 
-        ctx = Context(
+        ctx = FormatContext(
             fixtures,
             servers.proxy,
             peers,
             sizes,
             args.delay_ms,
             progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+            fixtures_formats=formats,
+            quick=args.quick,
         )
         for key in args.scenarios:
             number, scenario_fn = SCENARIOS[key]
