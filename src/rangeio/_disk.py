@@ -267,9 +267,9 @@ def new_hashers(algorithms: tuple[str, ...]) -> dict[str, Any]:
     return {name: hashlib.new(name) for name in algorithms}
 
 
-def hash_into(hashers: dict[str, Any], fd: int, length: int) -> None:
-    """Feed bytes [0, length) of ``fd`` to every hasher."""
-    offset = 0
+def hash_into(hashers: dict[str, Any], fd: int, length: int, start: int = 0) -> None:
+    """Feed bytes [start, length) of ``fd`` to every hasher."""
+    offset = start
     while offset < length:
         chunk = os.pread(fd, min(READ_CHUNK, length - offset), offset)
         if not chunk:

@@ -65,7 +65,8 @@ async def download(
 async def _run(
     job: engine.DownloadJob, client: Any, program: Program[DownloadResult]
 ) -> DownloadResult:
-    runner = AsyncRunner(make_async_transport(client), max_concurrency=job.connections)
+    # One more than the connections: checkpoints and the prefix hash run beside the transfers.
+    runner = AsyncRunner(make_async_transport(client), max_concurrency=job.connections + 1)
     await asyncio.to_thread(job.files.lock.acquire)
     done = False
     try:

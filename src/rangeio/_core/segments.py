@@ -107,6 +107,13 @@ class SegmentTable:
     def done(self) -> bool:
         return all(slot.remaining == 0 for slot in self._slots.values())
 
+    def contiguous_prefix(self) -> int:
+        """How many bytes from 0 are written without a hole (what can be hashed in order)."""
+        for slot in sorted(self._slots.values(), key=lambda s: s.start):
+            if slot.cursor < slot.stop:
+                return slot.cursor
+        return self.total
+
     @property
     def durable_candidates(self) -> int:
         return sum(slot.cursor - slot.start for slot in self._slots.values())

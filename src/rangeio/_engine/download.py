@@ -435,6 +435,10 @@ class _File:
             hasher.update(chunk)
         self._hashed += len(chunk)
 
+    def adopt_hash(self, hashers: dict[str, Any], hashed: int) -> None:
+        """Hashes of bytes [0, hashed) computed elsewhere (the parallel prefix hasher)."""
+        self._hashers, self._hashed = hashers, hashed
+
     def hashes(self, total: int) -> dict[str, str] | None:
         if self._hashers is None or self._hashed != total:
             return None
@@ -611,6 +615,8 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
 def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
     job = shared.job
     count = initial_workers(job.connections, shared.table.total, shared.table.min_segment)
+    prefix = _PrefixHasher()
+    hashing = yield Spawn(prefix.follow(shared))
     handles = []
     if first is not None:
         handles.append((yield Spawn(_worker(shared, first))))
@@ -618,6 +624,9 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     for _ in range(max(count, 0 if first is not None else 1)):
         handles.append((yield Spawn(_worker(shared, None))))
     yield Join(handles)  # workers never raise: errors are collected in shared.errors
+    prefix.stop = True
+    yield Join([hashing])
+    shared.fd.adopt_hash(prefix.hashers, prefix.hashed)
     changed = [e for e in shared.errors if isinstance(e, RemoteChangedError)]
     if changed:
         # Segments of two versions must never be joined: drop all progress, then retry.
@@ -641,6 +650,28 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
             total=shared.table.total,
         ) from error
     return (yield from _finish(job, shared.fd, shared.table.total, shared.record, {}, whole=False))
+
+
+class _PrefixHasher:
+    """Hashes the file's contiguous prefix while parallel segments arrive (from the page cache),
+    so that the SHA-256 is ready, or nearly, when the last segment lands."""
+
+    def __init__(self) -> None:
+        self.hashers = new_hashers(("sha256",))
+        self.hashed = 0
+        self.stop = False
+
+    def follow(self, shared: _Shared) -> Program[None]:
+        while True:
+            with shared.lock:
+                end = shared.table.contiguous_prefix()
+            if end > self.hashed:
+                yield Blocking(hash_into, (self.hashers, shared.fd.fd, end, self.hashed))
+                self.hashed = end
+            elif self.stop or shared.errors:
+                return
+            else:
+                yield Sleep(0.02)
 
 
 def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[None]:

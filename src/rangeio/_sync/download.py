@@ -66,7 +66,8 @@ def download(
 
 
 def _run(job: engine.DownloadJob, client: Any, program: Program[DownloadResult]) -> DownloadResult:
-    runner = SyncRunner(make_transport(client), max_concurrency=job.connections)
+    # One more than the connections: checkpoints and the prefix hash run beside the transfers.
+    runner = SyncRunner(make_transport(client), max_concurrency=job.connections + 1)
     job.files.lock.acquire()
     done = False
     try:
