@@ -74,5 +74,7 @@ async def _run(
         done = True
         return result
     finally:
-        await asyncio.to_thread(job.files.lock.release, remove_file=done)
+        await asyncio.to_thread(
+            job.files.lock.release, remove_file=done or not job.files.part.exists()
+        )
         await runner.aclose()

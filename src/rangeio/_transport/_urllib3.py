@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
 from rangeio._core.exchange import Request
@@ -20,7 +21,10 @@ POOL_MAXSIZE = 16
 
 
 def map_urllib3_error(exc: Exception, url: str) -> NetworkError:
-    return network_error(exc, url, timed_out=isinstance(exc, Urllib3TimeoutError))
+    # urllib3 2 makes NewConnectionError (a refused or failed connect) a subclass of
+    # ConnectTimeoutError; a refusal is not a timeout.
+    timed_out = isinstance(exc, Urllib3TimeoutError) and not isinstance(exc, NewConnectionError)
+    return network_error(exc, url, timed_out=timed_out)
 
 
 class Urllib3Response:

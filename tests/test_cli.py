@@ -1,0 +1,328 @@
+"""The rangeio command line, end to end: `python -m rangeio` in a subprocess against a FaultServer."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from rangeio.testing import FaultServer
+from rangeio.testing.server import Faults
+from tests.conftest import make_bytes
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+DATA = make_bytes(300_000, seed=11)
+SMALL = b"0123456789abcdefghij"
+BIG = make_bytes(2 * 1024 * 1024, seed=12)
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.txt", b"hello\n" * 10)
+        archive.writestr("dir/b.bin", make_bytes(1000, seed=3))
+    return buf.getvalue()
+
+
+ZIP = _zip()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+def rangeio_cli(*args: str, cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "rangeio", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def popen(
+    *args: str, cwd: Path, stdout: int | IO[Any] | None, stderr: int | IO[Any] | None
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rangeio", *args], cwd=cwd, env=_env(), stdout=stdout, stderr=stderr
+    )
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    files = {"/files/data.bin": DATA, "/small.txt": SMALL, "/big.bin": BIG, "/a.zip": ZIP}
+    with FaultServer(files) as srv:
+        yield srv
+
+
+def test_get_saves_the_bytes_and_prints_json(server: FaultServer, tmp_path: Path) -> None:
+    done = rangeio_cli("get", server.url("/files/data.bin"), "--json", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data.bin").read_bytes() == DATA
+    result = json.loads(done.stdout)
+    assert result["path"] == "data.bin"
+    assert result["size"] == len(DATA)
+    assert result["sha256"] == hashlib.sha256(DATA).hexdigest()
+    assert result["etag"] == server.etag("/files/data.bin")
+    assert not (tmp_path / "data.bin.part").exists()
+
+
+def test_get_with_output_and_checksum(server: FaultServer, tmp_path: Path) -> None:
+    digest = hashlib.sha256(SMALL).hexdigest()
+    done = rangeio_cli(
+        "get",
+        server.url("/small.txt"),
+        "-o",
+        "out.txt",
+        "--sha256",
+        digest,
+        "-c",
+        "2",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out.txt").read_bytes() == SMALL
+
+
+def test_exit_code_for_http_404(server: FaultServer, tmp_path: Path) -> None:
+    done = rangeio_cli("get", server.url("/missing"), "-q", "--retries", "0", cwd=tmp_path)
+    assert done.returncode == 22
+    assert b"404" in done.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_exit_code_for_a_bad_url(tmp_path: Path) -> None:
+    assert rangeio_cli("get", "ftp://example.com/x", "-q", cwd=tmp_path).returncode == 3
+    assert rangeio_cli("cat", "not a url", cwd=tmp_path).returncode == 3
+
+
+def test_exit_code_for_connection_refused(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens on the port now.
+    done = rangeio_cli("get", f"http://127.0.0.1:{port}/x", "-q", "--retries", "0", cwd=tmp_path)
+    assert done.returncode == 7, done.stderr
+
+
+def test_exit_code_for_checksum_mismatch(server: FaultServer, tmp_path: Path) -> None:
+    done = rangeio_cli("get", server.url("/small.txt"), "-q", "--sha256", "0" * 64, cwd=tmp_path)
+    assert done.returncode == 50
+    assert not (tmp_path / "small.txt").exists()
+    assert (tmp_path / "small.txt.part").read_bytes() == SMALL
+
+
+def test_usage_errors_exit_2(server: FaultServer, tmp_path: Path) -> None:
+    assert rangeio_cli("get", cwd=tmp_path).returncode == 2
+    assert rangeio_cli("get", server.url("/small.txt"), "-H", "bad", cwd=tmp_path).returncode == 2
+    assert rangeio_cli("cat", server.url("/small.txt"), "-r", "9-2", cwd=tmp_path).returncode == 2
+
+
+def test_refuses_to_overwrite_unless_forced(server: FaultServer, tmp_path: Path) -> None:
+    target = tmp_path / "small.txt"
+    target.write_bytes(b"precious")
+    done = rangeio_cli("get", server.url("/small.txt"), "-q", cwd=tmp_path)
+    assert done.returncode == 73
+    assert target.read_bytes() == b"precious"
+    done = rangeio_cli("get", server.url("/small.txt"), "-q", "-o", "small.txt", cwd=tmp_path)
+    assert done.returncode == 73
+    done = rangeio_cli("get", server.url("/small.txt"), "-q", "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == SMALL
+
+
+def test_content_disposition_cannot_escape_the_directory(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    evil = 'attachment; filename="../../evil.sh"'
+    server.set_faults("/files/data.bin", Faults(extra_headers=(("Content-Disposition", evil),)))
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    done = rangeio_cli("get", server.url("/files/data.bin"), "-q", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert (work / "evil.sh").read_bytes() == DATA
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "evil.sh"]
+
+
+def test_interrupted_get_exits_130_and_resumes(server: FaultServer, tmp_path: Path) -> None:
+    server.faults = Faults(throttle=400_000)
+    child = popen(
+        "get",
+        server.url("/big.bin"),
+        "-q",
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    part = tmp_path / "big.bin.part"
+    deadline = time.monotonic() + 10
+    while not part.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert part.exists(), "the download never started"
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=10)
+    assert child.returncode == 130, stderr
+    assert part.exists()
+    assert not (tmp_path / "big.bin").exists()
+
+    server.faults = None
+    server.clear_log()
+    done = rangeio_cli("get", server.url("/big.bin"), "-q", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "big.bin").read_bytes() == BIG
+    resumes = [
+        r.range for r in server.requests if r.range and re.fullmatch(r"bytes=[1-9]\d*-", r.range)
+    ]
+    assert resumes, [r.range for r in server.requests]
+    assert json.loads(done.stdout)["bytes_reused"] > 0
+
+
+def test_cat_ranges(server: FaultServer, tmp_path: Path) -> None:
+    url = server.url("/small.txt")
+    assert rangeio_cli("cat", url, cwd=tmp_path).stdout == SMALL
+    assert rangeio_cli("cat", url, "-r", "2-5", cwd=tmp_path).stdout == SMALL[2:6]
+    assert rangeio_cli("cat", url, "-r", "-4", cwd=tmp_path).stdout == SMALL[-4:]
+    assert rangeio_cli("cat", url, "-r", "15-", cwd=tmp_path).stdout == SMALL[15:]
+    big = rangeio_cli("cat", server.url("/big.bin"), "-r", "1000-1999999", cwd=tmp_path)
+    assert big.returncode == 0
+    assert big.stdout == BIG[1000:2_000_000]
+
+
+def test_info_json(server: FaultServer, tmp_path: Path) -> None:
+    done = rangeio_cli("info", server.url("/files/data.bin"), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["size"] == len(DATA)
+    assert info["etag"] == server.etag("/files/data.bin")
+    assert info["etag_kind"] == "strong"
+    assert info["last_modified"]
+    assert info["suffix_ranges"] is True
+    assert info["multipart"] is True
+    assert info["requests"] == 2
+
+    server.set_faults("/small.txt", Faults(suffix_501=True))
+    info = json.loads(rangeio_cli("info", server.url("/small.txt"), "--json", cwd=tmp_path).stdout)
+    assert info["size"] == len(SMALL)
+    assert info["suffix_ranges"] is False
+    assert info["multipart"] is None  # too small to ask for two separate ranges
+
+
+def test_zip_ls_and_get(server: FaultServer, tmp_path: Path) -> None:
+    url = server.url("/a.zip")
+    done = rangeio_cli("zip", "ls", url, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    members = json.loads(done.stdout)
+    assert [(m["name"], m["size"]) for m in members] == [("a.txt", 60), ("dir/b.bin", 1000)]
+    text = rangeio_cli("zip", "ls", url, cwd=tmp_path).stdout.decode()
+    assert "dir/b.bin" in text
+    assert rangeio_cli("zip", "get", url, "a.txt", cwd=tmp_path).stdout == b"hello\n" * 10
+    done = rangeio_cli("zip", "get", url, "dir/b.bin", "-o", "b.bin", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "b.bin").read_bytes() == make_bytes(1000, seed=3)
+    assert rangeio_cli("zip", "get", url, "nope", cwd=tmp_path).returncode == 66
+    assert rangeio_cli("zip", "ls", server.url("/small.txt"), cwd=tmp_path).returncode == 65
+
+
+def test_progress_bar_only_on_a_terminal(server: FaultServer, tmp_path: Path) -> None:
+    pytest.importorskip("tqdm")
+    master, slave = os.openpty()
+    try:
+        child = popen(
+            "get",
+            server.url("/files/data.bin"),
+            "-o",
+            "tty.bin",
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+        )
+    finally:
+        os.close(slave)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    assert child.wait(timeout=30) == 0, output
+    assert re.search(rb"100%|B/s", output), output
+    assert (tmp_path / "tty.bin").read_bytes() == DATA
+
+    piped = rangeio_cli("get", server.url("/files/data.bin"), "-o", "pipe.bin", cwd=tmp_path)
+    assert piped.returncode == 0
+    assert b"%" not in piped.stderr and b"B/s" not in piped.stderr
+    quiet = rangeio_cli("get", server.url("/files/data.bin"), "-o", "q.bin", "-q", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == b""
+
+
+def test_help_documents_exit_codes(tmp_path: Path) -> None:
+    done = rangeio_cli("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    assert b"130" in done.stdout and b"refusing to overwrite" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("../../evil.sh", "evil.sh"),
+        ("/etc/passwd", "passwd"),
+        ("..\\..\\win.exe", "win.exe"),
+        ("..", "download"),
+        ("", "download"),
+        (None, "download"),
+        ("a\x00b\x1b[31m\nc.txt", "ab[31mc.txt"),
+        (".bashrc", "bashrc"),
+        ("dir/", "dir"),
+        ("x" * 300 + ".tar.gz", "x" * 197 + ".gz"),
+    ],
+)
+def test_sanitize_filename(raw: str | None, expected: str) -> None:
+    from rangeio.cli import sanitize_filename
+
+    assert sanitize_filename(raw) == expected
+
+
+def test_content_disposition_and_url_names() -> None:
+    from rangeio.cli import content_disposition_filename, url_filename
+
+    assert content_disposition_filename('attachment; filename="a b.txt"') == "a b.txt"
+    assert (
+        content_disposition_filename("attachment; filename*=UTF-8''%C3%A9t%C3%A9.txt") == "été.txt"
+    )
+    assert content_disposition_filename("inline") is None
+    assert url_filename("http://h/dir/na%20me.bin?x=1#f") == "na me.bin"
+    assert url_filename("http://h/") is None
+
+
+def test_plain_progress_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rangeio.cli import Progress
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    stream = io.StringIO()
+    progress = Progress(stream, "x")
+    progress(0, 2048)
+    progress(2048, 2048)
+    progress.close()
+    assert "100.0%" in stream.getvalue() and "B/s" in stream.getvalue()
