@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from rangeio.errors import RangeioError
 
@@ -77,6 +77,35 @@ def close_source(source: RangeSource, owned: bool) -> None:
         close = getattr(source, "close", None)
         if close is not None:
             close()
+
+
+_Holder = TypeVar("_Holder", bound="SourceHolder")
+
+
+class SourceHolder:
+    """What every planner does with its source: expose it, its traffic counters, and close it
+    (only if the planner opened it) as a context manager."""
+
+    _source: RangeSource
+    _owned: bool
+
+    @property
+    def file(self) -> RangeSource:
+        return self._source
+
+    @property
+    def stats(self) -> Any:
+        """The underlying file's traffic counters (requests, bytes_fetched, ...)."""
+        return getattr(self._source, "stats", None)
+
+    def close(self) -> None:
+        close_source(self._source, self._owned)
+
+    def __enter__(self: _Holder) -> _Holder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def read_exact(source: RangeSource, start: int, stop: int, what: str) -> bytes:

@@ -11,6 +11,7 @@ from typing import Any
 from rangeio.formats._common import (
     FormatError,
     RangeSource,
+    SourceHolder,
     close_source,
     open_source,
     read_exact,
@@ -35,7 +36,7 @@ def _pyarrow() -> tuple[Any, Any]:
     return pyarrow, pyarrow.parquet
 
 
-class ParquetPlan:
+class ParquetPlan(SourceHolder):
     """A remote Parquet file's metadata, and the byte ranges of its column chunks.
 
     The footer (metadata, its length and the magic) is at the end of the file, where rangeio's
@@ -168,23 +169,6 @@ class ParquetPlan:
             if isinstance(exc.__context__, FormatError):
                 raise exc.__context__ from None
             raise FormatError(f"Parquet row group {row_group} cannot be decoded: {exc}") from exc
-
-    @property
-    def file(self) -> RangeSource:
-        return self._source
-
-    @property
-    def stats(self) -> Any:
-        return getattr(self._source, "stats", None)
-
-    def close(self) -> None:
-        close_source(self._source, self._owned)
-
-    def __enter__(self) -> ParquetPlan:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

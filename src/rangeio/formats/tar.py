@@ -11,6 +11,7 @@ from rangeio.formats._common import (
     KiB,
     RangeSource,
     ReadAhead,
+    SourceHolder,
     Window,
     close_source,
     decode_text,
@@ -60,7 +61,7 @@ class TarMember:
         return self.type == "5"
 
 
-class TarIndex:
+class TarIndex(SourceHolder):
     """The members of a remote uncompressed tar, found by walking its 512-byte headers.
 
     A header's position is known only once the previous one is read, so the walk reads ahead:
@@ -112,23 +113,6 @@ class TarIndex:
             if len(data) != m.data_range[1] - m.data_range[0]:
                 raise FormatError(f"tar member {m.name!r} is cut short by the file's end")
         return datas
-
-    @property
-    def file(self) -> RangeSource:
-        return self._source
-
-    @property
-    def stats(self) -> Any:
-        return getattr(self._source, "stats", None)
-
-    def close(self) -> None:
-        close_source(self._source, self._owned)
-
-    def __enter__(self) -> TarIndex:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<rangeio.formats.tar.TarIndex members={len(self._members)}>"

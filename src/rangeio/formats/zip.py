@@ -16,6 +16,7 @@ from rangeio.formats._common import (
     KiB,
     MiB,
     RangeSource,
+    SourceHolder,
     StoredInflater,
     ZlibInflater,
     close_source,
@@ -82,7 +83,7 @@ class ZipMember:
     extra_length: int = field(default=0, repr=False, compare=False)
 
 
-class ZipStream:
+class ZipStream(SourceHolder):
     """A remote zip archive, read through byte ranges.
 
     Opening reads the end of central directory record and the whole central directory:
@@ -296,24 +297,6 @@ class ZipStream:
         return io.BufferedReader(raw, 64 * KiB)
 
     # -- the file -------------------------------------------------------------------------
-
-    @property
-    def file(self) -> RangeSource:
-        return self._source
-
-    @property
-    def stats(self) -> Any:
-        """The underlying file's traffic counters (requests, bytes_fetched, ...)."""
-        return getattr(self._source, "stats", None)
-
-    def close(self) -> None:
-        close_source(self._source, self._owned)
-
-    def __enter__(self) -> ZipStream:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<rangeio.formats.zip.ZipStream members={len(self._members)}>"
