@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
+import tempfile
 import zipfile
+from pathlib import Path
 
 import rangeio
-from rangeio.testing import FaultServer
+from rangeio.testing import Faults, FaultServer
 
 
 def _sample_zip(members: int = 2000) -> bytes:
@@ -42,7 +45,8 @@ def _sample_parquet() -> bytes | None:
 def main() -> None:
     rows: list[tuple[str, int, int, str]] = []
     zip_bytes = _sample_zip()
-    files = {"/archive.zip": zip_bytes}
+    big = random.Random(11).randbytes(24 << 20)
+    files = {"/archive.zip": zip_bytes, "/big.bin": big}
     parquet = _sample_parquet()
     if parquet is not None:
         files["/table.parquet"] = parquet
@@ -80,6 +84,29 @@ def main() -> None:
             pieces = f.read_ranges(wanted)
             assert pieces == [zip_bytes[a:b] for a, b in wanted]
             rows.append(("read_ranges: 40 x 4 KiB", f.stats.requests, f.stats.bytes_fetched, "ok"))
+
+        with tempfile.TemporaryDirectory() as tmp:
+            dest = Path(tmp) / "big.bin"
+            # The first attempt is cut after 10 MiB, as a dropped link would be.
+            server.faults = Faults(truncate_after=10 << 20, times=1)
+            first_attempt = 0
+            try:
+                rangeio.haul(server.url("/big.bin"), dest=dest)
+            except rangeio.PartialDownloadError as exc:
+                first_attempt = exc.bytes_done
+                print(f"download: cut after {exc.bytes_done:,} durable bytes; resuming")
+            server.clear_faults()
+            result = rangeio.haul(server.url("/big.bin"), dest=dest)
+            verified = result.sha256 == hashlib.sha256(big).hexdigest()
+            print(
+                f"download: resumed with {result.bytes_reused:,} bytes reused, "
+                f"{result.bytes_transferred:,} transferred, SHA-256 {'verified' if verified else 'WRONG'}"
+            )
+            requests = sum(1 for r in server.requests if r.path == "/big.bin")
+            fetched = first_attempt + result.bytes_transferred
+            rows.append(
+                ("download, cut then resumed", requests, fetched, "ok" if verified else "FAIL")
+            )
 
     print()
     print(f"{'job':<30} {'requests':>8} {'bytes':>12}  check")
