@@ -165,3 +165,9 @@ def test_async_range_stream(fault_server: FaultServer) -> None:
                 assert rs.open_responses <= 8
 
     asyncio.run(main())
+
+
+def test_initial_negative_range(fault_server: FaultServer) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA), byte_range=(-100, 0)) as rs:
+        assert rs.read() == data[-100:]

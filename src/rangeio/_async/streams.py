@@ -13,7 +13,7 @@ from rangeio._core.options import FileOptions
 from rangeio._core.ranges import ByteRange
 from rangeio._core.stats import Stats
 from rangeio._engine.remote import RemoteFile
-from rangeio._engine.streams import RangeResponse, StreamSet
+from rangeio._engine.streams import RangeResponse, StreamSet, asks_nothing
 
 
 class AsyncRangeStream:
@@ -46,8 +46,7 @@ class AsyncRangeStream:
             await runner.aclose()
             raise
         self._runner = runner
-        first = ByteRange(*self._first) if isinstance(self._first, tuple) else self._first
-        if not (isinstance(first, ByteRange) and first.start == first.stop == 0):
+        if not asks_nothing(self._first):
             await self.add(self._first)
         return self
 

@@ -57,6 +57,13 @@ def to_byte_range(value: Any, size: int | None) -> ByteRange:
     return ByteRange(start, stop if size is None else min(stop, size))
 
 
+def asks_nothing(value: Any) -> bool:
+    """The ``[0, 0)`` a RangeStream opens with by default: learn the size, add no range."""
+    if isinstance(value, ByteRange):
+        return value.start == value.stop == 0
+    return isinstance(value, tuple) and tuple(value) == (0, 0)
+
+
 class RangeResponse:
     """One range's response: read it like a file; nothing is fetched until the first read."""
 

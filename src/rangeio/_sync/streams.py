@@ -11,7 +11,7 @@ from rangeio._core.options import FileOptions
 from rangeio._core.ranges import ByteRange
 from rangeio._core.stats import Stats
 from rangeio._engine.remote import RemoteFile
-from rangeio._engine.streams import RangeResponse, StreamSet
+from rangeio._engine.streams import RangeResponse, StreamSet, asks_nothing
 from rangeio._sync.runner import SyncRunner
 from rangeio._transport import make_transport
 
@@ -42,8 +42,7 @@ class RangeStream:
         try:
             self._runner.run(remote.open())
             self._set = StreamSet(remote, pruning_level)
-            first = ByteRange(*byte_range) if isinstance(byte_range, tuple) else byte_range
-            if not (isinstance(first, ByteRange) and first.start == first.stop == 0):
+            if not asks_nothing(byte_range):
                 self.add(byte_range)
         except BaseException:
             self._runner.close()
