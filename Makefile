@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# The docs site must build without a warning (broken links, missing pages).
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir $$(mktemp -d)/rangeio-site
+
 # pytest exits 5 when it collected nothing; that must fail, and it does (non-zero).
-test: lint typecheck
+test: lint typecheck docs
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
