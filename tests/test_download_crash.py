@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -30,6 +31,13 @@ def child(url: str, dest: Path, *, fsize_limit: int = 0) -> subprocess.Popen[str
     )
 
 
+def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The child's first output line (its first progress report), or "" at the deadline."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
+
+
 def resume_starts(server: FaultServer) -> list[int]:
     starts = []
     for request in server.requests:
@@ -52,9 +60,13 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
         while kills < 30 and time.monotonic() < deadline:
             before = len(server.requests)
             proc = child(server.url("/big.bin"), dest)
-            time.sleep(rng.uniform(0.2, 0.55))
+            # Kill at a random moment after the body starts flowing: the interpreter's start-up
+            # time varies too much (a cold CI machine) to aim from the spawn.
+            first = _first_line(proc, timeout=20)
+            time.sleep(rng.uniform(0.0, 0.5))
             proc.send_signal(signal.SIGKILL)
-            out, _ = proc.communicate(timeout=10)
+            rest, _ = proc.communicate(timeout=10)
+            out = first + rest
             if "done" in out:
                 break  # finished before the kill: nothing left to resume
             kills += 1
