@@ -174,6 +174,11 @@ class PartFiles:
         self.ctrl = dest.with_name(dest.name + ".part.ctrl")
         self.lock = DownloadLock(dest.with_name(dest.name + ".part.lock"))
 
+    def unlock(self, finished: bool) -> None:
+        """Release the destination's lock; its file goes too once there is nothing left to
+        protect (the download finished, or never wrote a byte)."""
+        self.lock.release(remove_file=finished or not self.part.exists())
+
     def inspect(self, url: str) -> tuple[Assessment, dict[int, bytes]]:
         """Read what is on disk and let the core decide what it is worth."""
         record: control.ControlRecord | None = None

@@ -74,7 +74,5 @@ async def _run(
         done = True
         return result
     finally:
-        await asyncio.to_thread(
-            job.files.lock.release, remove_file=done or not job.files.part.exists()
-        )
+        await asyncio.to_thread(job.files.unlock, done)
         await runner.aclose()

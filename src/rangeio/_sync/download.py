@@ -75,5 +75,5 @@ def _run(job: engine.DownloadJob, client: Any, program: Program[DownloadResult])
         done = True
         return result
     finally:
-        job.files.lock.release(remove_file=done or not job.files.part.exists())
+        job.files.unlock(done)
         runner.close()
