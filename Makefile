@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(PY) -m rangeio.demo
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

@@ -14,6 +14,7 @@ from rangeio._sync.streams import RangeStream
 from rangeio.errors import (
     ChecksumMismatchError,
     DownloadLockedError,
+    ForkError,
     HeaderParseError,
     HTTPStatusError,
     NetworkError,
@@ -23,6 +24,7 @@ from rangeio.errors import (
     RangeioError,
     RangeNotSupportedError,
     RemoteChangedError,
+    TLSError,
     UrlError,
 )
 
@@ -33,6 +35,7 @@ __all__ = [
     "DownloadLockedError",
     "DownloadPolicy",
     "DownloadResult",
+    "ForkError",
     "HaulResult",
     "PartialDownloadError",
     "RangeOverlapError",
@@ -53,6 +56,7 @@ __all__ = [
     "RemoteChangedError",
     "RetryPolicy",
     "Stats",
+    "TLSError",
     "Timeout",
     "UrlError",
     "open",

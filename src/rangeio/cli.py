@@ -3,7 +3,7 @@
 Commands::
 
     rangeio get URL [-o FILE | -O] [-c N] [--sha256 HEX] [--retries N] [-H 'Name: value']...
-                    [--timeout SECONDS] [-q] [--json] [--force]
+                    [--timeout SECONDS] [--cacert PATH | -k] [-q] [--json] [--force]
     rangeio cat URL [-r START-END | -r START- | -r -N]
     rangeio info URL [--json]
     rangeio zip ls URL [--json]
@@ -32,6 +32,8 @@ Exit codes (curl-like where curl has one):
     50  checksum mismatch (``--sha256`` or a digest header); the data stays in ``.part``
     51  the remote file changed while it was read
     52  the destination is locked by another download
+    60  TLS failed: the server's certificate is not trusted (see --cacert), or a redirect
+        from https to http was refused
     65  the remote file is not a well-formed zip archive
     66  no such zip member
     73  refusing to overwrite an existing file (use ``--force``)
@@ -57,6 +59,7 @@ from typing import IO, Any
 import urllib3
 
 import rangeio
+from rangeio._transport._urllib3 import pool_tls_kwargs
 from rangeio.errors import (
     ChecksumMismatchError,
     DownloadLockedError,
@@ -68,6 +71,7 @@ from rangeio.errors import (
     RangeioError,
     RangeNotSupportedError,
     RemoteChangedError,
+    TLSError,
     UrlError,
 )
 
@@ -86,6 +90,7 @@ EXIT_RANGES = 33
 EXIT_CHECKSUM = 50
 EXIT_CHANGED = 51
 EXIT_LOCKED = 52
+EXIT_TLS = 60
 EXIT_FORMAT = 65
 EXIT_NO_MEMBER = 66
 EXIT_EXISTS = 73
@@ -132,8 +137,8 @@ class RecordingPool(urllib3.PoolManager):
     response headers, which rangeio's file API does not expose (Content-Disposition,
     Last-Modified, redirects)."""
 
-    def __init__(self) -> None:
-        super().__init__(maxsize=16)
+    def __init__(self, verify: Any = True) -> None:
+        super().__init__(maxsize=16, **pool_tls_kwargs(verify))
         self.exchanges: list[Exchange] = []
 
     def urlopen(  # type: ignore[override]
@@ -191,7 +196,8 @@ def url_filename(url: str) -> str | None:
 def remote_filename(url: str, options: dict[str, Any]) -> str:
     """The name ``get`` saves to: the Content-Disposition filename seen by one cheap probe
     (a ``bytes=0-0`` open), else the URL's last path segment; always sanitised."""
-    pool = RecordingPool()
+    options = dict(options)
+    pool = RecordingPool(options.pop("verify", True))
     try:
         # A small cache: a server that ignores Range must not send us a big body here.
         with rangeio.open(url, client=pool, prefetch_bytes=0, cache_bytes=1 << 20, **options):
@@ -244,6 +250,8 @@ def exit_code(exc: BaseException) -> int:
             if isinstance(cause, ConnectionRefusedError):
                 return EXIT_NETWORK
         for cause in _causes(exc):
+            if isinstance(cause, TLSError):
+                return EXIT_TLS
             if isinstance(cause, RangeNotSupportedError):
                 return EXIT_RANGES
             if isinstance(cause, HTTPStatusError):
@@ -387,6 +395,12 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
         options["retries"] = args.retries
     if getattr(args, "timeout", None) is not None:
         options["timeout"] = args.timeout
+    if getattr(args, "cacert", None) is not None:
+        options["verify"] = args.cacert
+    elif getattr(args, "insecure", False):
+        # Asked for explicitly, like curl -k: no warning on every request either.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        options["verify"] = False
     return options
 
 
@@ -494,7 +508,8 @@ def _etag_kind(etag: str | None) -> str | None:
 
 
 def gather_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
-    pool = RecordingPool()
+    options = dict(options)
+    pool = RecordingPool(options.pop("verify", True))
     multipart: bool | None = None
     try:
         with rangeio.open(url, client=pool, prefetch_bytes=1, multipart=True, **options) as f:
@@ -664,6 +679,16 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="connect and read timeout"
+    )
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--cacert", metavar="PATH", help="trust the CA certificates in PATH (PEM) for TLS"
+    )
+    tls.add_argument(
+        "-k",
+        "--insecure",
+        action="store_true",
+        help="do not check the server's TLS certificate (unsafe)",
     )
 
 

@@ -52,6 +52,12 @@ class ProtocolError(NetworkError):
     """The server broke an HTTP rule, e.g. a Content-Range that does not match the request."""
 
 
+class TLSError(NetworkError):
+    """TLS failed or would be lost: the server's certificate is not trusted (or not for this host),
+    the handshake failed, or a redirect from https to http was refused. Never retried: trying
+    again cannot make an untrusted certificate trusted."""
+
+
 class NetworkTimeoutError(NetworkError, TimeoutError):
     """Connecting or reading took longer than the configured timeout."""
 
@@ -83,9 +89,16 @@ class DownloadLockedError(RangeioError):
     """Another process (or another download in this one) holds the lock on the destination."""
 
 
+class ForkError(RangeioError, RuntimeError):
+    """A file opened before ``os.fork()`` was used in the child in a way that cannot be safe
+    there: through a borrowed client (its connections belong to the parent) or an async file
+    (its event loop and session belong to the parent). Open the file again in the child."""
+
+
 __all__ = [
     "ChecksumMismatchError",
     "DownloadLockedError",
+    "ForkError",
     "HTTPStatusError",
     "HeaderParseError",
     "NetworkError",
@@ -95,5 +108,6 @@ __all__ = [
     "RangeNotSupportedError",
     "RangeioError",
     "RemoteChangedError",
+    "TLSError",
     "UrlError",
 ]

@@ -9,8 +9,8 @@ Paths are full ``http://`` or ``https://`` URLs. These forms reach it:
   own http filesystem class, so this form needs aiohttp importable; ``rangeio://`` does not.
 
 Options (``storage_options``) are rangeio's: ``client`` and every option of ``rangeio.open``
-(``prefetch_bytes``, ``cache_bytes``, ``headers``, ``retries``, ``timeout``, ...). With no
-client, the filesystem keeps one urllib3 pool that all its files share.
+(``prefetch_bytes``, ``cache_bytes``, ``headers``, ``retries``, ``timeout``, ``verify``, ...).
+With no client, the filesystem keeps one urllib3 pool that all its files share.
 
 HTTP has no directory listing: ``ls``/``find``/``glob`` answer for a single file URL and raise
 ``NotImplementedError`` for anything that would need a listing.
@@ -24,11 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-import urllib3
 from fsspec import AbstractFileSystem
 
-from rangeio._core.options import FileOptions
+from rangeio._core.options import FileOptions, check_borrowed_tls
 from rangeio._sync.file import HttpFile
+from rangeio._transport._urllib3 import make_pool
 from rangeio.errors import HTTPStatusError
 
 try:  # fsspec >= 2025.10: marks a filesystem that takes the chained path ("rangeio::http://...")
@@ -97,8 +97,11 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
             )
         # target_options (the http filesystem's aiohttp options) are not used: rangeio has its own.
         FileOptions.from_kwargs(**options)  # a wrong option fails here, not at the first open
+        # TLS belongs to the pool the files share: it is built here, once, not per file.
+        verify = options.pop("verify", True)
+        check_borrowed_tls(client, verify)
         self.options: dict[str, Any] = options
-        self.client = client if client is not None else urllib3.PoolManager(maxsize=_POOL_MAXSIZE)
+        self.client = client if client is not None else make_pool(verify, maxsize=_POOL_MAXSIZE)
         self._fo = fo
         self._infos: dict[str, dict[str, Any]] = {}
 

@@ -482,3 +482,39 @@ def test_redirect_to_an_unusable_url_is_a_typed_error(location: str) -> None:
     request(ex)
     with pytest.raises(UrlError):
         ex.on_response(302, {"location": location}, 0.0)
+
+
+def test_target_that_expires_mid_body_is_resolved_again_from_the_first_url() -> None:
+    """The exchange started at the first URL (nothing remembered), was redirected to a
+    presigned target, and the body was cut; by the resume the target has expired (403): the
+    first URL is asked again for a fresh target, and the resume goes on from there."""
+    ex = make(RangeSpec.closed(0, 100))
+    request(ex)
+    assert ex.on_response(302, {"location": "https://cdn.example/v1?Expires=9"}, 0.0) == Skip()
+    assert request(ex).url == "https://cdn.example/v1?Expires=9"
+    assert ex.on_response(206, partial_headers(ByteRange(0, 100)), 0.0) == ReadBody(100)
+    ex.on_data(FILE[:40])
+    assert isinstance(ex.on_end(0.0), Wait)  # cut: resume
+    assert request(ex).headers["Range"] == "bytes=40-99"
+    assert ex.on_response(403, {}, 0.0) == Skip()
+    again = request(ex)
+    assert again.url == URL and again.headers["Range"] == "bytes=40-99"
+    assert again.headers["Authorization"] == "Bearer secret"
+    assert ex.on_response(302, {"location": "https://cdn.example/v2"}, 0.0) == Skip()
+    assert request(ex).url == "https://cdn.example/v2"
+    assert ex.on_response(206, partial_headers(ByteRange(40, 100)), 0.0) == ReadBody(60)
+    ex.on_data(FILE[40:100])
+    assert ex.on_end(0.0) is None
+    assert ex.result.data == FILE[:100] and ex.result.url.url == "https://cdn.example/v2"
+
+
+def test_fresh_target_refused_at_once_is_not_resolved_again() -> None:
+    """A 403 from a target that never answered well is the answer (no loop via the first URL)."""
+    ex = make(RangeSpec.closed(0, 10))
+    request(ex)
+    assert ex.on_response(302, {"location": "https://cdn.example/v1"}, 0.0) == Skip()
+    request(ex)
+    with pytest.raises(HTTPStatusError) as info:
+        ex.on_response(403, {}, 0.0)
+    assert info.value.status == 403
+    assert ex.requests_sent == 2

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 from rangeio._async.file import AsyncHttpFile
 from rangeio._async.transports import AsyncRawResponse, AsyncTransport, make_async_transport
 from rangeio._core.exchange import Request
-from rangeio._core.options import Timeout
+from rangeio._core.options import FileOptions, Timeout
 
 T = TypeVar("T")
 
@@ -90,7 +90,10 @@ async def fetch_many(
     slots = asyncio.Semaphore(concurrency)
     # One transport for all URLs (connection reuse); each file borrows it, and it is closed
     # once, at the end, if we made it.
-    transport = make_async_transport(client)
+    # TLS is the shared transport's: checked with the other options, then applied there once.
+    verify = FileOptions.from_kwargs(**options).verify
+    options.pop("verify", None)
+    transport = make_async_transport(client, verify)
     shared_client = _Borrowed(transport)
 
     async def one(url: str) -> None:

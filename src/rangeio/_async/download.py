@@ -26,12 +26,22 @@ async def haul(
     sha256: str | None = None,
     timeout: Timeout | float | tuple[float, float] | None = None,
     policy: DownloadPolicy | None = None,
+    allow_https_downgrade: bool = False,
+    verify: Any = True,
 ) -> HaulResult:
     """Async twin of rangeio.haul: one call = one HTTP request."""
     job = engine.new_job(
-        url, dest, headers=headers, sha256=sha256, timeout=timeout, retries=NO_RETRY, policy=policy
+        url,
+        dest,
+        headers=headers,
+        sha256=sha256,
+        timeout=timeout,
+        retries=NO_RETRY,
+        policy=policy,
+        allow_https_downgrade=allow_https_downgrade,
+        verify=verify,
     )
-    return await _run(job, client, engine.haul(job))
+    return await _run(job, client, engine.haul(job), verify)
 
 
 async def download(
@@ -46,6 +56,8 @@ async def download(
     headers: Mapping[str, str] | None = None,
     timeout: Timeout | float | tuple[float, float] | None = None,
     policy: DownloadPolicy | None = None,
+    allow_https_downgrade: bool = False,
+    verify: Any = True,
 ) -> DownloadResult:
     """Async twin of rangeio.download; file I/O runs on worker threads, never on the loop."""
     job = engine.new_job(
@@ -58,15 +70,18 @@ async def download(
         policy=policy,
         on_progress=on_progress,
         connections=connections,
+        allow_https_downgrade=allow_https_downgrade,
+        verify=verify,
     )
-    return await _run(job, client, engine.download(job))
+    return await _run(job, client, engine.download(job), verify)
 
 
 async def _run(
-    job: engine.DownloadJob, client: Any, program: Program[DownloadResult]
+    job: engine.DownloadJob, client: Any, program: Program[DownloadResult], verify: Any
 ) -> DownloadResult:
     # One more than the connections: checkpoints and the prefix hash run beside the transfers.
-    runner = AsyncRunner(make_async_transport(client), max_concurrency=job.connections + 1)
+    transport = make_async_transport(client, verify)
+    runner = AsyncRunner(transport, max_concurrency=job.connections + 1)
     await asyncio.to_thread(job.files.lock.acquire)
     done = False
     try:

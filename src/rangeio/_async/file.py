@@ -42,7 +42,9 @@ class AsyncHttpFile:
         if self._closed:
             raise ValueError("I/O operation on closed file.")
         remote = RemoteFile(self._url, self._options)
-        runner = AsyncRunner(make_async_transport(self._client), self._options.max_concurrency)
+        runner = AsyncRunner(
+            make_async_transport(self._client, self._options.verify), self._options.max_concurrency
+        )
         try:
             await runner.run(remote.open())
         except BaseException:

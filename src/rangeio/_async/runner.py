@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, TypeVar
 
 from rangeio._async.transports import AsyncTransport
 from rangeio._engine import ops
 from rangeio._engine.runner import Live, Responses, Stepper
+from rangeio.errors import ForkError
 
 T = TypeVar("T")
 
@@ -22,8 +24,15 @@ class AsyncRunner:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._responses = Responses()
+        self._forks = _forks
 
     async def run(self, program: ops.Program[T]) -> T:
+        if self._forks != _forks:
+            # The session, its connections and the loop it was made on belong to the parent.
+            raise ForkError(
+                "an async file opened before os.fork() cannot be used in the child: "
+                "open it again there"
+            )
         opened: list[Live] = []
         try:
             stepper = await self._drive(Stepper(program, pause=False), opened)
@@ -117,3 +126,17 @@ async def _close_all(opened: list[Live]) -> None:
             await live.response.aclose()
         except Exception:  # closing is best effort: the connection is dropped either way
             pass
+
+
+# How many forks this process is away from the one that started: a runner made before a fork
+# refuses to run after it.
+_forks = 0
+
+
+def _after_fork_in_child() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)

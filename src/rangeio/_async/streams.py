@@ -39,7 +39,9 @@ class AsyncRangeStream:
     async def open(self) -> AsyncRangeStream:
         if self._runner is not None:
             return self
-        runner = AsyncRunner(make_async_transport(self._client), self._options.max_concurrency)
+        runner = AsyncRunner(
+            make_async_transport(self._client, self._options.verify), self._options.max_concurrency
+        )
         try:
             await runner.run(self._remote.open())
         except BaseException:

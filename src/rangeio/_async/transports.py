@@ -8,8 +8,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
-from rangeio._core.options import Timeout
-from rangeio._transport.base import is_instance_of, network_error, session_request_kwargs
+from rangeio._core.options import Timeout, check_borrowed_tls
+from rangeio._transport.base import (
+    is_instance_of,
+    network_error,
+    session_request_kwargs,
+    tls_context,
+)
 from rangeio.errors import NetworkError
 
 
@@ -53,10 +58,10 @@ class AiohttpResponse:
             # bytes are valid, and a resume should not fetch them again.
             for chunk in _drain_buffered(self._response.content):
                 yield chunk
-            raise network_error(exc, self._url, timed_out=False) from exc
+            raise network_error(exc, self._url, timed_out=False, reading=True) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
-            raise network_error(exc, self._url, timed_out=timed_out) from exc
+            raise network_error(exc, self._url, timed_out=timed_out, reading=True) from exc
         self._finished = True
 
     async def aclose(self) -> None:
@@ -84,15 +89,19 @@ class AiohttpTransport:
     """Over an aiohttp.ClientSession; rangeio creates (and owns) one when none is given.
     Every request passes auto_decompress=False, so stored-gzip objects stay bytes."""
 
-    def __init__(self, session: Any = None) -> None:
+    def __init__(self, session: Any = None, *, verify: Any = True) -> None:
         self.owned = session is None
         self._session = session
+        # Resolved now, so that a CA bundle that cannot be loaded fails at once.
+        self._tls = tls_context(verify) if session is None else True
 
     async def send(self, request: Request, timeout: Timeout) -> AiohttpResponse:
         import aiohttp
 
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # The connector needs a running loop, hence created on the first request.
+            connector = aiohttp.TCPConnector(ssl=self._tls)
+            self._session = aiohttp.ClientSession(connector=connector)
         client_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout.connect, sock_read=timeout.read
         )
@@ -134,7 +143,7 @@ class HttpxAsyncResponse:
                 yield chunk
         except httpx.HTTPError as exc:
             timed_out = isinstance(exc, httpx.TimeoutException)
-            raise network_error(exc, self._url, timed_out=timed_out) from exc
+            raise network_error(exc, self._url, timed_out=timed_out, reading=True) from exc
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -184,7 +193,7 @@ class NiquestsAsyncResponse:
                 yield chunk
         except niquests.RequestException as exc:
             timed_out = isinstance(exc, niquests.Timeout)
-            raise network_error(exc, self._url, timed_out=timed_out) from exc
+            raise network_error(exc, self._url, timed_out=timed_out, reading=True) from exc
 
     async def aclose(self) -> None:
         await self._response.close()
@@ -212,15 +221,18 @@ class NiquestsAsyncTransport:
         """The session is borrowed: the caller closes it."""
 
 
-def make_async_transport(client: Any = None) -> AsyncTransport:
-    """An async transport for ``client``. With none: aiohttp if installed, then httpx."""
+def make_async_transport(client: Any = None, verify: Any = True) -> AsyncTransport:
+    """An async transport for ``client``. With none: aiohttp if installed, then httpx, checking
+    TLS as ``verify`` says; a client the user passes is never reconfigured (``verify`` must
+    then be left at True)."""
+    check_borrowed_tls(client, verify)
     if client is None:
         try:
             import aiohttp  # noqa: F401
         except ImportError:
             pass
         else:
-            return AiohttpTransport()
+            return AiohttpTransport(verify=verify)
         try:
             import httpx
         except ImportError:
@@ -228,7 +240,7 @@ def make_async_transport(client: Any = None) -> AsyncTransport:
                 "rangeio.aio needs an async HTTP client: pip install rangeio[aiohttp] "
                 "(or rangeio[httpx])"
             ) from None
-        return _OwnedHttpx(httpx.AsyncClient())
+        return _OwnedHttpx(httpx.AsyncClient(verify=tls_context(verify)))
     if is_instance_of(client, "aiohttp", "ClientSession"):
         return AiohttpTransport(client)
     if is_instance_of(client, "httpx", "AsyncClient"):

@@ -43,6 +43,7 @@ from rangeio.errors import (
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
+    TLSError,
 )
 
 # Sent on every request: we splice byte offsets, so the body must be the file's own bytes.
@@ -137,6 +138,9 @@ class RangeExchange:
         self._spec = spec
         self._resume_specs = specs
         self._parser: MultipartParser | None = None
+        # Whether the multipart body's end is fixed by its framing (Content-Length or chunked)
+        # rather than by the connection closing.
+        self._framed = False
         self._parts: list[Part] = []
         self._first_url = first_url
         self._target = target
@@ -203,6 +207,12 @@ class RangeExchange:
             return self._after_failure(verdict)
         if isinstance(verdict, Unsatisfiable):
             return self._unsatisfiable(verdict, now)
+        if self._url != self._first_url:
+            # This redirect target works. If it later answers 401/403/404/410 (a presigned URL
+            # expiring in the middle of a long body), asking the first URL again is worth one
+            # more try. Bounded: it takes a good answer in between, and the cut that led back
+            # here spent a retry.
+            self._tried_first_url = False
         if isinstance(verdict, Partial):
             self._verdict = verdict
             self._expected = verdict.range.length
@@ -219,6 +229,8 @@ class RangeExchange:
                 if r is not None
             ]
             self._parser = MultipartParser(verdict.boundary, wanted, size)
+            encoding = headers.get("transfer-encoding", "").lower()
+            self._framed = "content-length" in headers or "chunked" in encoding
             self._verdict = verdict
             return self._read(None, now)
         raise verdict.error()
@@ -331,6 +343,11 @@ class RangeExchange:
             return self._cut()
         if self._parser is not None:
             if not self._parser.finished:
+                if self._framed:
+                    # The framing says the whole message arrived (a short one is a transport
+                    # error), so no close delimiter means a malformed body (a wrong boundary,
+                    # say), not a cut one: asking again would get the same bytes.
+                    self._parser.end()
                 return self._cut()
             self._parts.extend(self._parser.end())
             self._parser = None
@@ -339,6 +356,9 @@ class RangeExchange:
 
     def on_error(self, error: NetworkError, now: float = 0.0) -> Action:
         """The transport failed (connect, read, reset). A cut body is resumed where it stopped."""
+        if isinstance(error, TLSError):
+            # An untrusted certificate stays untrusted: retrying only delays the answer.
+            raise error
         if self._verdict is not None and self._received:
             return self._cut(error, now)
         return self._retry_or_raise(error)

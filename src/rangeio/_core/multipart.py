@@ -34,7 +34,13 @@ class MultipartParser:
     """
 
     def __init__(self, boundary: str, requested: Sequence[ByteRange], total: int | None) -> None:
-        self._delimiter = b"\r\n--" + boundary.encode("latin-1")
+        try:
+            encoded = boundary.encode("latin-1")
+        except UnicodeEncodeError:
+            # Some clients (httpx) decode header values as UTF-8, so any character can arrive;
+            # RFC 2046 §5.1.1 allows only ASCII in a boundary, and no body can match this one.
+            raise ProtocolError(f"multipart boundary {boundary[:80]!r} is not ASCII") from None
+        self._delimiter = b"\r\n--" + encoded
         self._requested = sorted(requested)
         self._total = total
         self._max_parts = len(requested)

@@ -45,6 +45,11 @@ class FileOptions:
       remembered and served range by range. True insists (errors are raised), False never asks.
     - ``max_concurrency`` 8: many servers and CDNs start failing above 12 to 16 concurrent range
       requests per client.
+    - ``verify`` True: TLS certificates are checked against the system trust store. A path
+      names a CA bundle (PEM) to trust instead, an ``ssl.SSLContext`` is used as it is, and
+      False turns checking off (an explicit opt-out, like curl's ``-k``). Only the shells turn
+      it into an ``ssl`` object; a client the user passes is never reconfigured, so with one
+      only True is accepted.
     """
 
     prefetch_bytes: int = 1 * MiB
@@ -57,6 +62,8 @@ class FileOptions:
     policy: ReadPolicy = field(default_factory=ReadPolicy)
     allow_https_downgrade: bool = False
     multipart: bool | str = "auto"
+    # bool | str | os.PathLike | ssl.SSLContext; typed Any so the core never imports ssl.
+    verify: Any = True
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> FileOptions:
@@ -89,6 +96,31 @@ class FileOptions:
             raise ValueError("multipart must be True, False or 'auto'")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
+        check_verify(self.verify)
+
+
+def check_verify(verify: Any) -> Any:
+    """``verify`` if it is one of the accepted kinds; a TypeError naming them otherwise. An SSL
+    context is recognised by its ``wrap_socket`` method (the core does not import ssl)."""
+    if isinstance(verify, (bool, str)) or hasattr(verify, "__fspath__"):
+        if isinstance(verify, str) and not verify:
+            raise ValueError("verify must not be an empty path")
+        return verify
+    if callable(getattr(verify, "wrap_socket", None)):
+        return verify
+    raise TypeError(
+        "verify must be True, False, the path of a CA bundle or an ssl.SSLContext, "
+        f"not {type(verify).__qualname__}"
+    )
+
+
+def check_borrowed_tls(client: Any, verify: Any) -> None:
+    """rangeio never reconfigures a client it borrows: TLS settings belong on that client."""
+    if client is not None and verify is not True:
+        raise TypeError(
+            f"verify={verify!r} cannot apply to the {type(client).__qualname__} you passed: "
+            "configure TLS on your client (its CA bundle or SSL context) instead"
+        )
 
 
 def _coerce_retries(value: RetryPolicy | int | None) -> RetryPolicy:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-from rangeio.errors import NetworkError, UrlError
+from rangeio.errors import NetworkError, TLSError, UrlError
 
 # Credentials that must never reach another origin (RFC 9110 §15.4: a client SHOULD strip them).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -59,7 +59,11 @@ def follow(current: str, location: str, hops: int, first_url: str, *, allow_down
         raise NetworkError(f"more than {MAX_REDIRECTS} redirects, starting at {first_url}")
     target = next_hop(current, location)
     if is_downgrade(current, target) and not allow_downgrade:
-        raise NetworkError(f"refusing redirect from https to http: {target}")
+        # The bytes (and any credentials) would travel in clear: a TLS failure, never retried.
+        raise TLSError(
+            f"refusing redirect from https to http: {target} "
+            "(pass allow_https_downgrade=True to allow it)"
+        )
     return target
 
 

@@ -27,7 +27,7 @@ from rangeio._core.download import (
 from rangeio._core.exchange import BASE_HEADERS, Request
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
-from rangeio._core.options import Timeout
+from rangeio._core.options import Timeout, check_verify
 from rangeio._core.redirects import check_url, follow, headers_for
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.segments import SegmentTable, initial_workers
@@ -40,6 +40,7 @@ from rangeio.errors import (
     PartialDownloadError,
     ProtocolError,
     RemoteChangedError,
+    TLSError,
 )
 
 log = logging.getLogger("rangeio.download")
@@ -107,8 +108,12 @@ def new_job(
     policy: DownloadPolicy | None,
     on_progress: Progress | None = None,
     connections: int = 1,
+    allow_https_downgrade: bool = False,
+    verify: Any = True,
 ) -> DownloadJob:
-    """The job for one haul/download call, every argument checked once for both front ends."""
+    """The job for one haul/download call, every argument checked once for both front ends
+    (``verify`` only checked: the shell builds the transport from it)."""
+    check_verify(verify)
     if connections < 1:
         raise ValueError("connections must be >= 1")
     if retries is None:
@@ -125,6 +130,7 @@ def new_job(
         policy or DownloadPolicy(),
         on_progress,
         connections,
+        allow_https_downgrade,
     )
 
 
@@ -180,9 +186,11 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     if isinstance(answer, Reset):
         yield Close(response)
         yield Blocking(files.discard)
+        job.reused = 0  # what an earlier attempt left is gone: nothing of it is reused
+        # Retryable (the next attempt starts afresh), with the change as the cause, as in parallel.
         raise PartialDownloadError(
             f"remote file changed, progress discarded: {answer.reason}", bytes_done=0, total=None
-        )
+        ) from RemoteChangedError(answer.reason)
     if isinstance(answer, Restart):
         total = answer.length
         record = _record(job, answer.identity, total, 0, b"")
@@ -230,6 +238,8 @@ def _ask(
         job.requests += 1
         try:
             response = yield Send(Request("GET", url, headers), job.timeout)
+        except TLSError:
+            raise  # an untrusted certificate stays untrusted: not a resumable interruption
         except NetworkError as exc:
             raise _partial(exc, cursor, record) from exc
         try:
@@ -289,6 +299,9 @@ def _receive(
     except NetworkError as exc:
         yield from background.wait()
         yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
+        if isinstance(exc, ProtocolError):
+            # Our own verdict on the body (longer than declared): a resume would get the same.
+            raise
         raise _partial(exc, offset, record) from exc
     except BaseException as exc:
         # Anything else that stops us (a bad body, Ctrl-C, a progress callback raising) keeps
@@ -639,7 +652,7 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     yield Blocking(shared.checkpoint)
     if not shared.table.done:
         error = shared.errors[0] if shared.errors else None
-        if isinstance(error, (ProtocolError, ChecksumMismatchError)) or (
+        if isinstance(error, (ProtocolError, ChecksumMismatchError, TLSError)) or (
             error is not None and not isinstance(error, (NetworkError, PartialDownloadError))
         ):
             raise error
@@ -696,6 +709,8 @@ def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[No
                 response = yield from _open_segment(shared, slot)
             yield from _fill_segment(shared, slot, response)
             failures = 0
+        except TLSError as exc:
+            shared.errors.append(exc)
         except NetworkError as exc:
             failures += 1
             delay = job.retries.delay(failures, getattr(exc, "retry_after", None))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,6 +75,32 @@ class RemoteFile:
         self._lock = threading.RLock()
         self._inflight = InflightTable()
         self._handles: dict[int, Any] = {}
+        self._lock_taken_for_fork = False
+        _REMOTES.add(self)
+
+    # -- fork -------------------------------------------------------------------------------
+
+    def _before_fork(self) -> None:
+        # Never waits: a thread holding the lock may be mid-change of the cache, and the child
+        # then starts with an empty cache instead of a half-changed one.
+        self._lock_taken_for_fork = self._lock.acquire(blocking=False)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._lock_taken_for_fork:
+            self._lock_taken_for_fork = False
+            self._lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's threads do not exist here: a lock one of them held would never be
+        # released, and the fetches they had in flight would never finish.
+        consistent = self._lock_taken_for_fork
+        self._lock_taken_for_fork = False
+        self._lock = threading.RLock()
+        self._inflight = InflightTable()
+        self._handles = {}
+        if not consistent:
+            self.cache = ByteCache(self.options.cache_bytes)
+            self.whole_file_cached = False
 
     # -- exchanges --------------------------------------------------------------------------
 
@@ -108,14 +136,7 @@ class RemoteFile:
                 try:
                     action = exchange.on_response(response.status, response.headers, time.time())
                     if isinstance(action, ReadBody):
-                        try:
-                            while (chunk := (yield NextChunk(response))) is not None:
-                                exchange.on_data(chunk)
-                                self._count(fetched=len(chunk))
-                                yield DELIVERED
-                            action = exchange.on_end(time.time())
-                        except NetworkError as exc:
-                            action = exchange.on_error(exc)
+                        action = yield from self._read_body(exchange, response)
                 except Exception:
                     yield Close(response)
                     raise
@@ -123,6 +144,25 @@ class RemoteFile:
             if isinstance(action, Wait):
                 yield Sleep(action.seconds)
                 self._count(retries=1)
+        # Where this exchange ended up is where the next ones go: after a presigned target was
+        # refreshed from the URL the user gave, later reads do not each pay that detour again.
+        self.target = exchange.result.url
+
+    def _read_body(self, exchange: RangeExchange, response: Any) -> Program[Action | None]:
+        while True:
+            try:
+                chunk = yield NextChunk(response)
+            except NetworkError as exc:
+                # Only the transport's failures are cuts to resume. What the exchange raises about
+                # the body itself (longer than its Content-Range, a malformed multipart part) is
+                # a ProtocolError too, but retrying cannot fix it, and "resuming" past a body
+                # that overflowed would ask for an empty range.
+                return exchange.on_error(exc)
+            if chunk is None:
+                return exchange.on_end(time.time())
+            exchange.on_data(chunk)
+            self._count(fetched=len(chunk))
+            yield DELIVERED
 
     def _count(self, *, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
         with self._lock:
@@ -279,6 +319,9 @@ class RemoteFile:
         fetched again; our own fetches are shared with any reader that comes while they run."""
         waits: list[Any] = []
         with self._lock:
+            # A fetch may have finished since the plan was made (outside this lock section):
+            # its bytes are cached now and must not be fetched again.
+            plan = _still_missing(plan, self.cache)
             claim = self._inflight.claim(plan)
             waits.extend(self._handles[i] for i in claim.wait_for)
             for r in claim.fetch:
@@ -379,6 +422,25 @@ class RemoteFile:
             self.cache.clear()
 
 
+_REMOTES: weakref.WeakSet[RemoteFile] = weakref.WeakSet()
+
+
+def _each_remote(method: str) -> Any:
+    def hook() -> None:
+        for remote in list(_REMOTES):
+            getattr(remote, method)()
+
+    return hook
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(
+        before=_each_remote("_before_fork"),
+        after_in_parent=_each_remote("_after_fork_in_parent"),
+        after_in_child=_each_remote("_after_fork_in_child"),
+    )
+
+
 class Stream:
     """A streaming range response whose bytes go into the cache as the reader reaches them."""
 
@@ -437,6 +499,17 @@ def _without_pauses(program: Program[None]) -> Program[None]:
             raise
         except BaseException as exc:  # thrown in by the runner: hand it to the program
             error = exc
+
+
+def _still_missing(plan: Sequence[ByteRange], cache: ByteCache) -> list[ByteRange]:
+    """``plan`` trimmed to the bytes the cache still lacks (cached islands inside a piece
+    stay: the planner chose to refetch those rather than pay a round trip)."""
+    out: list[ByteRange] = []
+    for r in plan:
+        gaps = cache.missing(r)
+        if gaps:
+            out.append(ByteRange(gaps[0].start, gaps[-1].stop))
+    return out
 
 
 def _scatter(start: int, data: bytes, wanted: list[ByteRange], outputs: list[bytearray]) -> None:

@@ -73,6 +73,10 @@ class Responses:
     def release_suspended(self, program: Program[Any]) -> list[Live]:
         return self._suspended.pop(id(program), [])
 
+    def program_ids(self) -> set[int]:
+        """The paused programs (by id) that hold responses."""
+        return set(self._suspended)
+
     def release_all(self) -> list[Live]:
         everything = [live for state in self._suspended.values() for live in state]
         self._suspended.clear()

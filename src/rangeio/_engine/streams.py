@@ -124,8 +124,29 @@ class RangeResponse:
             elif not paused:
                 self._program = self._exchange = None
                 break
+        if self._program is not None and self._stream_position >= self.range.stop:
+            yield from self._see_the_end()
         self.position += len(out)
         return bytes(out)
+
+    def _see_the_end(self) -> Program[None]:
+        """Every byte of the range has arrived: run the exchange to the body's end. A well-framed
+        body is over already (no wait), and its connection goes back to the pool instead of
+        being dropped by a later abandon; a body that runs past its Content-Range is refused
+        here (ProtocolError), as by the file, whatever the chunks the transport happened to
+        hand over."""
+        while self._program is not None:
+            assert self._exchange is not None
+            try:
+                paused = yield Advance(self._program)
+            except BaseException:
+                self._program = self._exchange = None
+                self._owner.forget(self)
+                raise
+            self._exchange.take()  # nothing: past the range, on_data raises instead
+            if not paused:
+                self._program = self._exchange = None
+                self._owner.forget(self)
 
     def _open(self, at: int) -> None:
         if at >= self.range.stop:

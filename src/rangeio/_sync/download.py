@@ -25,14 +25,24 @@ def haul(
     sha256: str | None = None,
     timeout: Timeout | float | tuple[float, float] | None = None,
     policy: DownloadPolicy | None = None,
+    allow_https_downgrade: bool = False,
+    verify: Any = True,
 ) -> HaulResult:
     """One call = one HTTP request: complete ``dest``, or raise PartialDownloadError (retryable;
     its ``bytes_done`` are durable and the next call resumes from them). The client is
     borrowed, never closed."""
     job = engine.new_job(
-        url, dest, headers=headers, sha256=sha256, timeout=timeout, retries=NO_RETRY, policy=policy
+        url,
+        dest,
+        headers=headers,
+        sha256=sha256,
+        timeout=timeout,
+        retries=NO_RETRY,
+        policy=policy,
+        allow_https_downgrade=allow_https_downgrade,
+        verify=verify,
     )
-    return _run(job, client, engine.haul(job))
+    return _run(job, client, engine.haul(job), verify)
 
 
 def download(
@@ -47,10 +57,13 @@ def download(
     headers: Mapping[str, str] | None = None,
     timeout: Timeout | float | tuple[float, float] | None = None,
     policy: DownloadPolicy | None = None,
+    allow_https_downgrade: bool = False,
+    verify: Any = True,
 ) -> DownloadResult:
     """Download ``url`` to ``dest``, resuming after failures (backoff, Retry-After honoured),
     verifying ``sha256`` and any digest headers. ``dest`` only ever receives the complete,
-    verified file; progress lives in ``<dest>.part`` and ``<dest>.part.ctrl`` until then."""
+    verified file; progress lives in ``<dest>.part`` and ``<dest>.part.ctrl`` until then.
+    ``verify`` and ``allow_https_downgrade`` mean what they mean for ``rangeio.open``."""
     job = engine.new_job(
         url,
         dest,
@@ -61,13 +74,17 @@ def download(
         policy=policy,
         on_progress=on_progress,
         connections=connections,
+        allow_https_downgrade=allow_https_downgrade,
+        verify=verify,
     )
-    return _run(job, client, engine.download(job))
+    return _run(job, client, engine.download(job), verify)
 
 
-def _run(job: engine.DownloadJob, client: Any, program: Program[DownloadResult]) -> DownloadResult:
+def _run(
+    job: engine.DownloadJob, client: Any, program: Program[DownloadResult], verify: Any
+) -> DownloadResult:
     # One more than the connections: checkpoints and the prefix hash run beside the transfers.
-    runner = SyncRunner(make_transport(client), max_concurrency=job.connections + 1)
+    runner = SyncRunner(make_transport(client, verify), max_concurrency=job.connections + 1)
     job.files.lock.acquire()
     done = False
     try:

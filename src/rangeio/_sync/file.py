@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
 from typing import Any, TypeVar
@@ -33,6 +36,10 @@ class RawHttpReader(io.RawIOBase):
         self._owns_remote = owns_remote
         self._pos = 0
         self._cursor = Cursor(remote)
+        # Threads inside a method the buffered layer calls while holding its lock (one entry
+        # per call): after a fork, an entry of another thread means the child inherited that
+        # lock held by a thread that does not exist there.
+        self._inside: list[int] = []
 
     def readable(self) -> bool:
         return True
@@ -41,6 +48,14 @@ class RawHttpReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        me = threading.get_ident()
+        self._inside.append(me)
+        try:
+            return self._readinto(buffer)
+        finally:
+            self._inside.remove(me)
+
+    def _readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         n = self._remote.read_cached(self._pos, view, self._cursor)
         if n is None:
@@ -61,6 +76,14 @@ class RawHttpReader(io.RawIOBase):
             raise
 
     def readall(self) -> bytes:
+        me = threading.get_ident()
+        self._inside.append(me)
+        try:
+            return self._readall()
+        finally:
+            self._inside.remove(me)
+
+    def _readall(self) -> bytes:
         remaining = max(self._remote.size - self._pos, 0)
         out = bytearray(remaining)
         view = memoryview(out)
@@ -73,25 +96,47 @@ class RawHttpReader(io.RawIOBase):
         return bytes(out[:done])
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        self._pos = resolve_seek(self._pos, self._remote.size, offset, whence)
-        return self._pos
+        me = threading.get_ident()
+        self._inside.append(me)
+        try:
+            if self.closed:
+                raise ValueError("I/O operation on closed file.")
+            self._pos = resolve_seek(self._pos, self._remote.size, offset, whence)
+            return self._pos
+        finally:
+            self._inside.remove(me)
 
     def tell(self) -> int:
-        if self.closed:
-            raise ValueError("I/O operation on closed file.")
-        return self._pos
+        me = threading.get_ident()
+        self._inside.append(me)
+        try:
+            if self.closed:
+                raise ValueError("I/O operation on closed file.")
+            return self._pos
+        finally:
+            self._inside.remove(me)
+
+    def inherited_busy(self) -> bool:
+        """In a forked child: whether a parent thread was inside this reader at the fork."""
+        me = threading.get_ident()
+        busy = any(t != me for t in self._inside)
+        self._inside = [t for t in self._inside if t == me]
+        return busy
 
     def close(self) -> None:
-        if not self.closed:
-            try:
-                self._runner.run(self._cursor.drop_stream())
-            finally:
-                if self._owns_remote:
-                    self._remote.mark_closed()
-                    self._runner.close()
-        super().close()
+        me = threading.get_ident()
+        self._inside.append(me)
+        try:
+            if not self.closed:
+                try:
+                    self._runner.run(self._cursor.drop_stream())
+                finally:
+                    if self._owns_remote:
+                        self._remote.mark_closed()
+                        self._runner.close()
+            super().close()
+        finally:
+            self._inside.remove(me)
 
 
 class HttpFile(io.BufferedReader):
@@ -99,6 +144,15 @@ class HttpFile(io.BufferedReader):
 
     Opening costs one request (a range that also reveals the size and pins the file's identity).
     Every byte served comes from a validated response of that same version.
+
+    After ``os.fork()`` (a ``multiprocessing`` pool with the fork start method, say) a file
+    opened in the parent works in the child, never sharing a connection with the parent: the
+    child gets fresh locks, a fresh thread pool and a fresh connection pool of its own, and
+    forgets the fetches and streams the parent had in flight (it asks again). Its cache is kept,
+    unless a parent thread was changing it at the fork. A cursor another thread was reading at
+    the fork has an unspecified position in the child: seek before reading it. A file opened
+    with a borrowed ``client`` raises ``rangeio.ForkError`` in the child when it needs the
+    network (the client's connections belong to the parent); open it again in the child.
     """
 
     def __init__(
@@ -113,7 +167,9 @@ class HttpFile(io.BufferedReader):
             raise ValueError(f"HttpFile is read-only binary: mode must be 'rb', not {mode!r}")
         file_options = FileOptions.from_kwargs(**options)
         remote = RemoteFile(url, file_options)
-        runner = SyncRunner(make_transport(client), file_options.max_concurrency)
+        runner = SyncRunner(
+            make_transport(client, file_options.verify), file_options.max_concurrency
+        )
         try:
             runner.run(remote.open())
         except BaseException:
@@ -125,6 +181,14 @@ class HttpFile(io.BufferedReader):
         self._remote = remote
         self._runner = runner
         super().__init__(RawHttpReader(remote, runner, owns_remote=owns_remote), BUFFER_BYTES)
+        _FILES.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        raw = self.raw
+        if isinstance(raw, RawHttpReader) and raw.inherited_busy():
+            # The buffered layer's lock is held by a parent thread that does not exist here:
+            # initialising the buffered layer again gives it a new lock (and an empty buffer).
+            io.BufferedReader.__init__(self, raw, BUFFER_BYTES)
 
     def clone(self) -> HttpFile:
         """An independent cursor (own position and access pattern) sharing this file's
@@ -170,6 +234,19 @@ class HttpFile(io.BufferedReader):
 
     def __repr__(self) -> str:
         return f"<rangeio.HttpFile url={self.url!r} size={self.size}>"
+
+
+_FILES: weakref.WeakSet[HttpFile] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for file in list(_FILES):
+        if not file.closed:
+            file._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def open(url: str, mode: str = "rb", *, client: Any = None, **options: Any) -> HttpFile:  # noqa: A001

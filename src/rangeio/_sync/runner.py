@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rangeio._engine import ops
 from rangeio._engine.runner import Live, Responses, Stepper
 from rangeio._transport import Transport
+from rangeio.errors import ForkError
 
 T = TypeVar("T")
 
@@ -24,6 +27,34 @@ class SyncRunner:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._responses = Responses()
+        # After a fork: the parent's paused programs (streams), whose responses are the parent's
+        # connections, and why sending is refused (a borrowed client), if it is.
+        self._parent_programs: set[int] = set()
+        self._fork_refusal: str | None = None
+        _RUNNERS.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The pool's threads and the lock's holder may be parent threads, absent here.
+        self._pool = None
+        self._pool_lock = threading.Lock()
+        # Their responses are dropped, not closed: closing could disturb the parent's connections.
+        self._parent_programs = self._responses.program_ids()
+        self._responses = Responses()
+        reset = getattr(self.transport, "after_fork_in_child", None)
+        if getattr(self.transport, "owned", False) and reset is not None:
+            reset()  # a fresh pool of rangeio's own: no socket of the parent is ever reused
+        else:
+            self._fork_refusal = (
+                "this file was opened before os.fork() with a borrowed client, whose "
+                "connections belong to the parent process: open the file again in the child"
+            )
+
+    def _is_parents(self, program: ops.Program[Any]) -> bool:
+        """Whether ``program`` was paused in the parent before a fork (forgets it: once)."""
+        if id(program) not in self._parent_programs:
+            return False
+        self._parent_programs.discard(id(program))
+        return True
 
     def run(self, program: ops.Program[T]) -> T:
         opened: list[Live] = []
@@ -45,6 +76,8 @@ class SyncRunner:
         if isinstance(op, ops.NextChunk):
             return next(op.response.chunks, None)
         if isinstance(op, ops.Send):
+            if self._fork_refusal is not None:
+                raise ForkError(self._fork_refusal)
             response = self.transport.send(op.request, op.timeout)
             live = Live(response, response.iter_raw())
             opened.append(live)
@@ -63,6 +96,10 @@ class SyncRunner:
             handles: list[Future[Any]] = list(op.handles)
             return [h.result() for h in handles]
         elif isinstance(op, ops.Advance):
+            if self._is_parents(op.program):
+                # Its body arrives on the parent's socket: end it where it stands (what it
+                # delivered before the fork is kept; the reader asks again for the rest).
+                return False
             try:
                 stepper = self._drive(
                     Stepper(op.program, pause=True), self._responses.of_suspended(op.program)
@@ -74,6 +111,7 @@ class SyncRunner:
                 _close_all(self._responses.release_suspended(op.program))
             return stepper.paused
         elif isinstance(op, ops.Abandon):
+            self._is_parents(op.program)
             op.program.close()
             _close_all(self._responses.release_suspended(op.program))
         else:
@@ -89,12 +127,25 @@ class SyncRunner:
             return self._pool
 
     def close(self) -> None:
+        _RUNNERS.discard(self)
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         _close_all(self._responses.release_all())
         self.transport.close()
+
+
+_RUNNERS: weakref.WeakSet[SyncRunner] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for runner in list(_RUNNERS):
+        runner._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_all(opened: list[Live]) -> None:

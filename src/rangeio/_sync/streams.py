@@ -38,7 +38,9 @@ class RangeStream:
         # is an error rather than a body to buffer.
         file_options = replace(FileOptions.from_kwargs(**options), prefetch_bytes=0, cache_bytes=0)
         remote = RemoteFile(url, file_options)
-        self._runner = SyncRunner(make_transport(client), file_options.max_concurrency)
+        self._runner = SyncRunner(
+            make_transport(client, file_options.verify), file_options.max_concurrency
+        )
         try:
             self._runner.run(remote.open())
             self._set = StreamSet(remote, pruning_level)

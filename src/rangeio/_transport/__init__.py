@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from rangeio._core.options import check_borrowed_tls
 from rangeio._transport.base import RawResponse, Transport, is_instance_of
 
 
-def make_transport(client: Any = None) -> Transport:
-    """A transport for ``client``. With no client, rangeio creates and owns a urllib3 pool;
-    a client the user passes is borrowed and never closed."""
+def make_transport(client: Any = None, verify: Any = True) -> Transport:
+    """A transport for ``client``. With no client, rangeio creates and owns a urllib3 pool
+    that checks TLS as ``verify`` says; a client the user passes is borrowed, never closed
+    and never reconfigured (so ``verify`` must then be left at True)."""
+    check_borrowed_tls(client, verify)
     if client is None:
         from rangeio._transport._urllib3 import Urllib3Transport
 
-        return Urllib3Transport()
+        return Urllib3Transport(verify=verify)
     # Checked through sys.modules so that an optional library the user does not use is
     # never imported.
     if is_instance_of(client, "niquests", "AsyncSession"):

@@ -13,8 +13,9 @@ from rangeio._transport.base import network_error
 from rangeio.errors import NetworkError
 
 
-def map_httpx_error(exc: Exception, url: str) -> NetworkError:
-    return network_error(exc, url, timed_out=isinstance(exc, httpx.TimeoutException))
+def map_httpx_error(exc: Exception, url: str, *, reading: bool = False) -> NetworkError:
+    timed_out = isinstance(exc, httpx.TimeoutException)
+    return network_error(exc, url, timed_out=timed_out, reading=reading)
 
 
 class HttpxResponse:
@@ -30,7 +31,7 @@ class HttpxResponse:
             # connection then drops; we want every received byte so a resume starts after it.
             yield from self._response.iter_raw()
         except httpx.HTTPError as exc:
-            raise map_httpx_error(exc, self._url) from exc
+            raise map_httpx_error(exc, self._url, reading=True) from exc
 
     def close(self) -> None:
         self._response.close()

@@ -26,7 +26,7 @@ class NiquestsResponse:
             yield from self._response.iter_raw(-1)
         except niquests.RequestException as exc:
             timed_out = isinstance(exc, niquests.Timeout)
-            raise network_error(exc, self._url, timed_out=timed_out) from exc
+            raise network_error(exc, self._url, timed_out=timed_out, reading=True) from exc
 
     def close(self) -> None:
         self._response.close()

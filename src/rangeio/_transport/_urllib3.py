@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
@@ -12,7 +13,7 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
-from rangeio._transport.base import CHUNK_BYTES, network_error
+from rangeio._transport.base import CHUNK_BYTES, network_error, tls_context
 from rangeio.errors import NetworkError
 
 # Enough pooled connections per host for read_ranges' concurrency; more would be dropped with a
@@ -20,11 +21,11 @@ from rangeio.errors import NetworkError
 POOL_MAXSIZE = 16
 
 
-def map_urllib3_error(exc: Exception, url: str) -> NetworkError:
+def map_urllib3_error(exc: Exception, url: str, *, reading: bool = False) -> NetworkError:
     # urllib3 2 makes NewConnectionError (a refused or failed connect) a subclass of
     # ConnectTimeoutError; a refusal is not a timeout.
     timed_out = isinstance(exc, Urllib3TimeoutError) and not isinstance(exc, NewConnectionError)
-    return network_error(exc, url, timed_out=timed_out)
+    return network_error(exc, url, timed_out=timed_out, reading=reading)
 
 
 class Urllib3Response:
@@ -42,7 +43,7 @@ class Urllib3Response:
             while chunk := self._response.read1(CHUNK_BYTES, decode_content=False):
                 yield chunk
         except (Urllib3HTTPError, OSError) as exc:
-            raise map_urllib3_error(exc, self._url) from exc
+            raise map_urllib3_error(exc, self._url, reading=True) from exc
         self._finished = True
 
     def close(self) -> None:
@@ -52,10 +53,29 @@ class Urllib3Response:
         self._response.release_conn()
 
 
+def pool_tls_kwargs(verify: object = True) -> dict[str, Any]:
+    """PoolManager keyword arguments that check TLS as ``verify`` says (True: urllib3's
+    default, the system trust store)."""
+    tls = tls_context(verify)
+    if tls is True:
+        return {}
+    if tls is False:
+        return {"cert_reqs": "CERT_NONE", "assert_hostname": False}
+    # urllib3 imposes its cert_reqs on a given context; keep the context's own choice.
+    return {"ssl_context": tls, "cert_reqs": tls.verify_mode}
+
+
+def make_pool(verify: object = True, **kwargs: Any) -> urllib3.PoolManager:
+    """A PoolManager with rangeio's pool size and TLS checked as ``verify`` says."""
+    kwargs.setdefault("maxsize", POOL_MAXSIZE)
+    return urllib3.PoolManager(**kwargs, **pool_tls_kwargs(verify))
+
+
 class Urllib3Transport:
-    def __init__(self, pool: urllib3.PoolManager | None = None) -> None:
+    def __init__(self, pool: urllib3.PoolManager | None = None, *, verify: object = True) -> None:
         self.owned = pool is None
-        self._pool = pool if pool is not None else urllib3.PoolManager(maxsize=POOL_MAXSIZE)
+        self._verify = verify
+        self._pool = pool if pool is not None else make_pool(verify)
 
     def send(self, request: Request, timeout: Timeout) -> Urllib3Response:
         try:
@@ -72,6 +92,12 @@ class Urllib3Transport:
         except (Urllib3HTTPError, OSError) as exc:
             raise map_urllib3_error(exc, request.url) from exc
         return Urllib3Response(response, request.url)
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a fresh pool of our own. The old one is dropped, not cleared: its
+        lock may be held by a parent thread, and its sockets are the parent's connections."""
+        if self.owned:
+            self._pool = make_pool(self._verify)
 
     def close(self) -> None:
         if self.owned:

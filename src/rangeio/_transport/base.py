@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 import sys
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from rangeio._core.exchange import Request
 from rangeio._core.options import Timeout
-from rangeio.errors import NetworkError, NetworkTimeoutError
+from rangeio.errors import NetworkError, NetworkTimeoutError, TLSError
 
 # Body chunks are read in pieces up to this large: per-chunk Python overhead is then negligible
 # at loopback speed. A cut connection loses nothing: what was received is still handed over.
@@ -40,11 +42,83 @@ class Transport(Protocol):
         ...
 
 
-def network_error(exc: BaseException, url: str, *, timed_out: bool) -> NetworkError:
-    """The typed error for a client library's exception; the caller chains it as __cause__."""
-    if timed_out:
+# A TLS stream cut short is a cut connection like any other (resumable), not a TLS failure;
+# asyncio's TLS layer reports a reset mid-record as SSLWantReadError.
+_CUT_TLS_STREAM = (
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+    ssl.SSLSyscallError,
+    ssl.SSLWantReadError,
+    ssl.SSLWantWriteError,
+)
+
+
+def tls_failure(exc: BaseException) -> BaseException | None:
+    """The ssl error behind a client library's exception, if there is one. Every library wraps
+    it differently (urllib3 in args, requests in a MaxRetryError's reason, httpx and niquests
+    as __cause__, aiohttp in args and certificate_error), so the whole chain is searched."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        if isinstance(current, ssl.SSLError) and not isinstance(current, _CUT_TLS_STREAM):
+            return current
+        linked = (
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            getattr(current, "certificate_error", None),
+            *current.args,
+        )
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+    return None
+
+
+def network_error(
+    exc: BaseException, url: str, *, timed_out: bool, reading: bool = False
+) -> NetworkError:
+    """The typed error for a client library's exception; the caller chains it as __cause__.
+    ``reading``: the body was flowing, so the handshake had succeeded and whatever TLS says
+    now is a cut connection, to be resumed."""
+    failure = None if reading else tls_failure(exc)
+    if failure is not None:
+        return TLSError(f"TLS failed talking to {url}: {failure}")
+    if timed_out or _timeout_behind(exc):
         return NetworkTimeoutError(f"timed out talking to {url}: {exc}")
     return NetworkError(f"{type(exc).__name__} talking to {url}: {exc}")
+
+
+def _timeout_behind(exc: BaseException) -> bool:
+    """Whether a socket timeout caused ``exc``: niquests reports a read timeout in the middle of
+    a body as ``ConnectionError(ReadTimeoutError(...))``, which is no Timeout by its type."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, TimeoutError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def tls_context(verify: object) -> ssl.SSLContext | bool:
+    """What ``verify`` (checked by FileOptions) means for a client rangeio creates: True keeps
+    the client's default (certificates checked against the system trust store), False turns
+    checking off, a path becomes a context trusting that CA bundle."""
+    if isinstance(verify, bool):
+        return verify
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    path = os.fspath(verify)  # type: ignore[call-overload]
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(f"cannot load the CA bundle {path!r}: {exc}") from exc
 
 
 def session_request_kwargs(request: Request, timeout: Timeout) -> dict[str, Any]:

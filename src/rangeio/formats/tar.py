@@ -261,6 +261,10 @@ def _parse_pax(data: bytes, pos: int) -> dict[str, bytes]:
 def _pax_int(value: bytes, key: str, pos: int) -> int:
     if not value.isdigit():
         raise FormatError(f"tar PAX {key} {value!r} for the member at {pos} is not a number")
+    # Refused before int() sees it: past 4300 digits int() raises ValueError (CPython's limit),
+    # and no size a file can have needs more than 20.
+    if len(value.lstrip(b"0")) > 20:
+        raise FormatError(f"tar PAX {key} {value[:40]!r}... for the member at {pos} is too large")
     return int(value)
 
 

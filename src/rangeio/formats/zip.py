@@ -417,7 +417,8 @@ class _ZipLzma:
     """Method 14: a 4-byte header (LZMA SDK version, properties size), the 5 LZMA1
     properties, then a raw LZMA1 stream (APPNOTE 5.8.8)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
+        self._size = size
         self._head = b""
         self._d: Any = None
 
@@ -439,12 +440,12 @@ class _ZipLzma:
                 raise FormatError(f"zip lzma: properties are {props_size} bytes, not 5")
             if len(self._head) < 9:
                 return b""
-            self._d = _lzma1_decompressor(self._head[4:9])
+            self._d = _lzma1_decompressor(self._head[4:9], self._size)
             data, self._head = self._head[9:], b""
         return bytes(self._d.decompress(data, max_length))
 
 
-def _lzma1_decompressor(props: bytes) -> Any:
+def _lzma1_decompressor(props: bytes, size: int) -> Any:
     import lzma
 
     packed, dict_size = props[0], int.from_bytes(props[1:5], "little")
@@ -452,11 +453,17 @@ def _lzma1_decompressor(props: bytes) -> Any:
         raise FormatError(f"zip lzma: invalid properties byte {packed}")
     pb, rest = divmod(packed, 45)
     lp, lc = divmod(rest, 9)
+    # The header may ask for a 4 GiB dictionary. No match reaches back further than the output
+    # so far, and output past the member's declared ``size`` is refused, so a bigger dictionary
+    # would never be used: the same bytes decode either way.
+    dict_size = min(dict_size, max(size + 1, 1 * MiB))
     filters = [{"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb, "dict_size": dict_size}]
     try:
         return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
     except lzma.LZMAError as exc:
         raise FormatError(f"zip lzma: unusable properties ({exc})") from exc
+    except MemoryError:
+        raise FormatError(f"zip lzma: no memory for a {dict_size}-byte dictionary") from None
 
 
 def _inflater(member: ZipMember) -> Inflater:
@@ -470,7 +477,7 @@ def _inflater(member: ZipMember) -> Inflater:
 
         return bz2.BZ2Decompressor()
     if method == 14:
-        return _ZipLzma()
+        return _ZipLzma(member.size)
     if method == 93:
         try:
             return zstd_inflater("conda")

@@ -11,6 +11,7 @@ import re
 import secrets
 import selectors
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -74,6 +75,18 @@ class Faults:
       client can be interrupted mid-body at a moment of the test's choosing.
     - ``extra_headers``: add these response headers (digests, say) to 200 and 206 answers.
     - ``on_head``: HEAD gets ``delay``, ``reset_after=0``, ``status`` and ``redirect_to`` too.
+    - ``multipart_parts``: answer every range request (single ones too) with a
+      multipart/byteranges body of this many 1-byte parts, from the first byte asked for on
+      (so they outnumber, and soon lie outside, the ranges asked for).
+    - ``bad_boundary``: multipart answers declare no boundary (``"missing"``) or one the body
+      never uses (``"wrong"``).
+    - ``endless``: after the body, send filler bytes until the client hangs up; the framing
+      (``chunked`` never terminated, or a Content-Length, true or not) stays as declared.
+    - ``drip``: send the body one byte at a time, this many seconds apart (slow loris).
+    - ``header_flood``: add this many small headers to 200 and 206 answers.
+    - ``huge_header``: add one header whose value is this many bytes to 200 and 206 answers.
+    - ``total_delta``: Content-Range totals (206 and multipart parts) claim this many more bytes
+      than the file has (the ranges and bodies stay true).
     """
 
     times: int | None = None
@@ -97,6 +110,13 @@ class Faults:
     chunked: bool = False
     change_after: int | None = None
     on_head: bool = False
+    multipart_parts: int = 0
+    bad_boundary: Literal["missing", "wrong"] | None = None
+    endless: bool = False
+    drip: float = 0.0
+    header_flood: int = 0
+    huge_header: int = 0
+    total_delta: int = 0
 
     def __post_init__(self) -> None:
         if self.times is not None and self.times < 0:
@@ -111,6 +131,11 @@ class Faults:
             raise ValueError("delay must be >= 0")
         if self.throttle < 0:
             raise ValueError("throttle must be >= 0")
+        for name in ("multipart_parts", "drip", "header_flood", "huge_header"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.bad_boundary not in (None, "missing", "wrong"):
+            raise ValueError("bad_boundary must be None, 'missing' or 'wrong'")
         if self.redirect_status not in _REDIRECT_STATUSES:
             raise ValueError(f"redirect_status must be one of {sorted(_REDIRECT_STATUSES)}")
         # h11 sends 1xx only as interim answers, so they cannot stand in for the answer.
@@ -195,10 +220,19 @@ class FaultServer:
 
     Use as a context manager, or call start() and stop(). Serves GET and HEAD of the
     files added to it, with keep-alive and pipelining; see Faults for the switches.
+    With ``ssl_context`` (a server-side context holding the certificate), every connection
+    speaks TLS and the URLs are ``https://``.
     """
 
-    def __init__(self, files: Mapping[str, bytes] | None = None, *, host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        files: Mapping[str, bytes] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         self._host = host
+        self._ssl_context = ssl_context
         self._lock = threading.RLock()
         self._files: dict[str, _Resource] = {}
         self._settings: dict[str, _FileSettings] = {}
@@ -262,11 +296,13 @@ class FaultServer:
                 sock.close()
 
     def _interrupt_connections(self) -> None:
-        # shutdown() wakes threads blocked in recv/send; they close their own sockets.
+        # shutdown() wakes threads blocked in recv/send; they close their own sockets. The
+        # plain socket's shutdown, also for TLS ones: SSLSocket.shutdown would drop the TLS
+        # state under the feet of the thread still using it.
         with self._lock:
             for sock in self._open_sockets:
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     @property
     def port(self) -> int:
@@ -277,7 +313,8 @@ class FaultServer:
     @property
     def origin(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def url(self, path: str) -> str:
         if not path.startswith("/"):
@@ -444,6 +481,8 @@ class FaultServer:
         conn = h11.Connection(h11.SERVER)
         ending: _Ending = "fin"
         try:
+            if self._ssl_context is not None:
+                sock = self._start_tls(sock, self._ssl_context)
             while not self._stopping.is_set():
                 ending = self._serve_one(sock, conn)
                 if ending != "keep":
@@ -458,6 +497,26 @@ class FaultServer:
             self._close(sock, ending)
             with self._lock:
                 self._threads.discard(threading.current_thread())
+
+    def _start_tls(self, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+        # The handshake runs here, in the connection's thread: a client that rejects the
+        # certificate ends only its own connection.
+        tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._lock:
+            # The wrapper owns the descriptor now: stop() must shut that one down.
+            self._open_sockets.discard(sock)
+            self._open_sockets.add(tls)
+        try:
+            # A client that never finishes the handshake must not pin this thread.
+            tls.settimeout(_CLOSE_GRACE * 5)
+            tls.do_handshake()
+            tls.settimeout(None)
+        except BaseException:
+            with self._lock:
+                self._open_sockets.discard(tls)
+            tls.close()
+            raise
+        return tls
 
     def _serve_one(self, sock: socket.socket, conn: h11.Connection) -> _Ending:
         """Read one request and answer it; says how the connection must go on."""
@@ -475,6 +534,10 @@ class FaultServer:
         plan = _plan_wire(reply, request.method, faults)
         if faults is not None and faults.throttle and request.method == "GET":
             self._transmit_slowly(sock, conn, plan, faults.throttle)
+        elif faults is not None and faults.drip and request.method == "GET":
+            self._transmit_drip(sock, conn, plan, faults.drip)
+        elif faults is not None and faults.endless and _has_body(plan, request.method):
+            self._transmit_endless(sock, conn, plan)
         else:
             self._transmit(sock, conn, plan)
         return plan.ending
@@ -535,6 +598,39 @@ class FaultServer:
                     raise _ConnectionDone
         if plan.ending == "keep":
             sock.sendall(conn.send(h11.EndOfMessage()) or b"")
+
+    def _transmit_drip(
+        self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan, gap: float
+    ) -> None:
+        head = h11.Response(
+            status_code=plan.status, headers=plan.headers, reason=_reason(plan.status)
+        )
+        sock.sendall(conn.send(head) or b"")
+        for piece in _pieces(plan.payload, plan.chunked):
+            for i in range(len(piece)):
+                if self._stopping.wait(gap):
+                    raise _ConnectionDone
+                sock.sendall(conn.send(h11.Data(data=piece[i : i + 1])) or b"")
+        if plan.ending == "keep":
+            sock.sendall(conn.send(h11.EndOfMessage()) or b"")
+
+    def _transmit_endless(self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan) -> None:
+        """The planned head and body, then filler until the client hangs up (sendall fails)."""
+        head = h11.Response(
+            status_code=plan.status, headers=plan.headers, reason=_reason(plan.status)
+        )
+        out = [conn.send(head)]
+        for piece in _pieces(plan.payload, plan.chunked):
+            out.append(conn.send(h11.Data(data=piece)))
+        sock.sendall(b"".join(data for data in out if data))
+        # Past the declared framing h11 refuses to write, so the filler goes out raw (as raw
+        # chunks when chunked: a chunked body that never ends, rather than garbage).
+        filler = b"x" * 16384
+        if plan.chunked:
+            filler = b"%x\r\n%s\r\n" % (len(filler), filler)
+        while not self._stopping.is_set():
+            sock.sendall(filler)
+        raise _ConnectionDone
 
     def _close(self, sock: socket.socket, ending: _Ending) -> None:
         with self._lock:
@@ -662,6 +758,10 @@ def _serve_resource(request: RecordedRequest, resource: _Resource, faults: Fault
     ranges = _resolve_ranges(specs, len(resource.data))
     if not ranges:
         return _unsatisfiable_reply(resource)
+    if faults.multipart_parts:
+        first = ranges[0][0]
+        count = min(faults.multipart_parts, len(resource.data) - first)
+        return _multipart_reply(resource, [(i, i) for i in range(first, first + count)], faults)
     if len(ranges) == 1:
         return _single_range_reply(resource, ranges[0], faults)
     return _multipart_reply(resource, ranges, faults)
@@ -708,16 +808,17 @@ def _multipart_reply(resource: _Resource, spans: list[tuple[int, int]], faults: 
         )
         parts.append(head.encode("latin-1") + resource.data[first : last + 1] + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode("latin-1"))
+    declared = {None: f"; boundary={boundary}", "missing": "", "wrong": "; boundary=not-the-one"}
     headers = [
         *_validators(resource),
-        ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
+        ("Content-Type", "multipart/byteranges" + declared[faults.bad_boundary]),
     ]
     return _Reply(206, headers, b"".join(parts))
 
 
 def _content_range(first: int, last: int, total: int, faults: Faults) -> str:
     shift = faults.content_range_shift
-    total_text = "*" if faults.star_total else str(total)
+    total_text = "*" if faults.star_total else str(total + faults.total_delta)
     return f"bytes {first + shift}-{last + shift}/{total_text}"
 
 
@@ -807,6 +908,9 @@ def _plan_wire(reply: _Reply, method: str, faults: Faults | None) -> _WirePlan:
     faulty = faults is not None and method == "GET" and reply.status in (200, 206)
     if faulty and faults is not None:
         headers.extend(faults.extra_headers)
+        headers.extend((f"X-Flood-{i}", "f") for i in range(faults.header_flood))
+        if faults.huge_header:
+            headers.append(("X-Huge", "h" * faults.huge_header))
     if faulty and faults is not None and faults.gzip:
         body = gzip.compress(body, mtime=0)
         headers.append(("Content-Encoding", "gzip"))
@@ -839,6 +943,10 @@ def _plan_faulty_body(
     if faults.reset_after is not None:
         payload, ending = payload[: faults.reset_after], "reset"
     return _WirePlan(status, headers, payload, faults.chunked, ending)
+
+
+def _has_body(plan: _WirePlan, method: str) -> bool:
+    return method == "GET" and plan.status in (200, 206)
 
 
 def _pieces(payload: bytes, chunked: bool) -> Iterator[bytes]:
