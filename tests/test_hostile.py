@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -395,11 +396,55 @@ def test_slow_loris_download(server: FaultServer, opener: Opener, tmp_path: Path
 
 def test_read_timeout_is_per_read_not_a_deadline(server: FaultServer) -> None:
     """A byte every 0.2 s never trips a 0.5 s read timeout, though the read takes longer than
-    that in all: the timeout bounds silence, as in urllib3, httpx and aiohttp's sock_read. A
-    total deadline is the caller's (asyncio.timeout, or a thread), see the hardening notes."""
+    that in all: the timeout bounds silence, as in urllib3, httpx and aiohttp's sock_read. The
+    low-speed floor (next tests) is what catches a drip; its default window is a minute."""
     data = server.get_file(PATH)
     got, _ = stream_read(server, "sync", (1000, 1004), Faults(drip=0.2), timeout=QUICK, retries=0)
     assert got == data[1000:1004]
+
+
+# A byte every 0.2 s passes the 0.5 s read timeout; the floor (100 B/s over 1 s) catches it.
+FLOOR = rangeio.Timeout(2.0, 0.5, low_speed=rangeio.LowSpeed(100, 1.0))
+
+
+def test_low_speed_floor_catches_a_drip_file(server: FaultServer, opener: Opener) -> None:
+    with open_file(server, opener, timeout=FLOOR, retries=0) as f:
+        server.faults = Faults(drip=0.2)
+        f.seek(1000)
+        with pytest.raises(rangeio.NetworkTimeoutError, match="low_speed"):
+            f.read(50)
+
+
+@pytest.mark.parametrize("kind", STREAM_KINDS)
+def test_low_speed_floor_catches_a_drip_stream(server: FaultServer, kind: str) -> None:
+    with pytest.raises(rangeio.NetworkTimeoutError, match="low_speed"):
+        stream_read(server, kind, (1000, 1050), Faults(drip=0.2), timeout=FLOOR, retries=0)
+
+
+@TWO_ADAPTERS
+def test_low_speed_floor_catches_a_drip_download(
+    server: FaultServer, opener: Opener, tmp_path: Path
+) -> None:
+    server.faults = Faults(drip=0.2)
+    with pytest.raises(rangeio.PartialDownloadError) as info:
+        opener.download(server.url(PATH), tmp_path / "out.bin", timeout=FLOOR, retries=0)
+    assert isinstance(info.value.__cause__, rangeio.NetworkTimeoutError)
+    assert "low_speed" in str(info.value.__cause__)
+
+
+def test_low_speed_floor_counts_only_waiting(server: FaultServer) -> None:
+    """A reader who pauses between chunks is not a slow server. This one takes 16 KiB every
+    0.1 s (about 160 KB/s of wall time) against a floor of 1 MB/s over 0.3 s windows: counted
+    in wall time it would stall, counted in time spent waiting for the network it does not."""
+    data = server.get_file(PATH)
+    floor = rangeio.Timeout(2.0, 2.0, low_speed=rangeio.LowSpeed(1_000_000, 0.3))
+    with rangeio.RangeStream(server.url(PATH), timeout=floor, retries=0) as stream:
+        part = stream.add((0, SIZE), name="all")
+        got = bytearray()
+        while piece := part.read(16 * 1024):
+            got += piece
+            time.sleep(0.1)
+    assert bytes(got) == data
 
 
 # -- a Content-Range total that changes between responses ---------------------------------------

@@ -5,6 +5,7 @@ from rangeio._core.headers import RangeSpec
 from rangeio._core.options import Timeout
 from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.retry import RetryPolicy
+from rangeio._core.stall import LowSpeed
 from rangeio._core.stats import Stats
 from rangeio._engine.download import DownloadResult, HaulResult
 from rangeio._engine.streams import RangeOverlapError
@@ -46,6 +47,7 @@ __all__ = [
     "HTTPStatusError",
     "HeaderParseError",
     "HttpFile",
+    "LowSpeed",
     "NetworkError",
     "NetworkTimeoutError",
     "ProtocolError",

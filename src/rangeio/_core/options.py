@@ -8,18 +8,25 @@ from typing import Any
 
 from rangeio._core.planner import MiB, ReadPolicy
 from rangeio._core.retry import RetryPolicy
+from rangeio._core.stall import LowSpeed
 
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
-    """Seconds to wait for a connection and between two reads of the body.
+    """Seconds to wait for a connection and between two reads of the body, and the slowest
+    body rangeio will wait for.
 
     Defaults follow the common cloud-SDK choice (botocore: 60 s each); 10 s to connect is
-    plenty on any working network and fails fast on a dead host.
+    plenty on any working network and fails fast on a dead host. A read timeout never fires
+    while a server drips a byte now and then (a slow-loris body), so ``low_speed`` also asks a
+    body to average 1 KiB/s over each minute spent waiting for it: far below any real link (a
+    56k modem does 7 KiB/s), far above a drip. A body below it is cut and resumed like any other
+    cut, then ends in NetworkTimeoutError. None turns the floor off (curl's default).
     """
 
     connect: float = 10.0
     read: float = 60.0
+    low_speed: LowSpeed | None = LowSpeed(1024, 60.0)
 
     @classmethod
     def coerce(cls, value: Timeout | float | tuple[float, float] | None) -> Timeout:

@@ -32,7 +32,8 @@ from rangeio._core.redirects import check_url, follow, headers_for
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
-from rangeio._engine.ops import Blocking, Close, Join, NextChunk, Program, Send, Sleep, Spawn
+from rangeio._engine.body import BodyReader
+from rangeio._engine.ops import Blocking, Close, Join, Program, Send, Sleep, Spawn
 from rangeio.errors import (
     ChecksumMismatchError,
     HTTPStatusError,
@@ -278,8 +279,9 @@ def _receive(
     files = job.files
     background = _Background()
     last_offset, last_time = offset, time.monotonic()
+    body = BodyReader(response, job.timeout)
     try:
-        while (chunk := (yield NextChunk(response))) is not None:
+        while (chunk := (yield from body.next_chunk())) is not None:
             if end is not None and offset + len(chunk) > end:
                 # Bytes past the declared length are not the file's: none of them is written.
                 raise ProtocolError(f"body longer than declared: more than {end} bytes in all")
@@ -747,8 +749,9 @@ def _open_segment(shared: _Shared, slot: int) -> Program[Any]:
 
 def _fill_segment(shared: _Shared, slot: int, response: Any) -> Program[None]:
     job = shared.job
+    body = BodyReader(response, job.timeout)
     try:
-        while (chunk := (yield NextChunk(response))) is not None:
+        while (chunk := (yield from body.next_chunk())) is not None:
             with shared.lock:
                 cursor, stop = shared.table.span(slot)
             room = stop - cursor

@@ -26,13 +26,13 @@ from rangeio._core.planner import (
 from rangeio._core.ranges import ByteRange
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
+from rangeio._engine.body import BodyReader
 from rangeio._engine.ops import (
     DELIVERED,
     Abandon,
     Advance,
     Close,
     Join,
-    NextChunk,
     Program,
     Send,
     Sleep,
@@ -149,9 +149,10 @@ class RemoteFile:
         self.target = exchange.result.url
 
     def _read_body(self, exchange: RangeExchange, response: Any) -> Program[Action | None]:
+        body = BodyReader(response, self.options.timeout)
         while True:
             try:
-                chunk = yield NextChunk(response)
+                chunk = yield from body.next_chunk()
             except NetworkError as exc:
                 # Only the transport's failures are cuts to resume. What the exchange raises about
                 # the body itself (longer than its Content-Range, a malformed multipart part) is

@@ -1,0 +1,39 @@
+"""Reading a response body chunk by chunk under the low-speed rule (`_core/stall.py`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rangeio._core.options import Timeout
+from rangeio._core.stall import StallWatch
+from rangeio._engine.ops import NextChunk, Program
+from rangeio.errors import NetworkTimeoutError
+
+
+class BodyReader:
+    """Yields NextChunk for one response and raises NetworkTimeoutError once the body has been
+    slower than ``timeout.low_speed``. Only the time spent waiting for chunks counts, so a
+    reader that pauses between chunks never makes the server look slow."""
+
+    __slots__ = ("_response", "_watch", "_waited", "_limit")
+
+    def __init__(self, response: Any, timeout: Timeout) -> None:
+        self._response = response
+        self._limit = timeout.low_speed
+        self._watch = StallWatch(self._limit, 0.0) if self._limit is not None else None
+        self._waited = 0.0
+
+    def next_chunk(self) -> Program[bytes | None]:
+        if self._watch is None or self._limit is None:
+            unwatched: bytes | None = yield NextChunk(self._response)
+            return unwatched
+        started = time.monotonic()
+        chunk: bytes | None = yield NextChunk(self._response)
+        self._waited += time.monotonic() - started
+        if chunk is not None:
+            if self._watch.stalled(len(chunk), self._waited):
+                raise NetworkTimeoutError(
+                    f"response body {self._limit.describe()} of waiting for it (low_speed)"
+                )
+        return chunk

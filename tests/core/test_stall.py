@@ -1,0 +1,59 @@
+"""The low-speed rule against a brute-force model of windows, and its edge cases."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rangeio._core.stall import LowSpeed, StallWatch
+
+
+def test_a_drip_under_the_floor_stalls_once_the_window_is_complete() -> None:
+    watch = StallWatch(LowSpeed(bytes_per_second=10, seconds=2.0), now=0.0)
+    # One byte every 0.4 s never trips a 0.5 s read timeout; the window judges the average.
+    verdicts = [watch.stalled(1, now=0.4 * i) for i in range(1, 6)]
+    assert verdicts == [False, False, False, False, True]
+
+
+def test_a_body_at_the_floor_never_stalls() -> None:
+    watch = StallWatch(LowSpeed(bytes_per_second=100, seconds=1.0), now=0.0)
+    assert not any(watch.stalled(10, now=0.1 * i) for i in range(1, 200))
+
+
+def test_a_fast_start_does_not_pay_for_a_later_crawl() -> None:
+    watch = StallWatch(LowSpeed(bytes_per_second=100, seconds=1.0), now=0.0)
+    assert not watch.stalled(10_000, now=1.0)  # a full, fast window: it restarts here
+    verdicts = [watch.stalled(1, now=1.0 + 0.25 * i) for i in range(1, 5)]
+    assert verdicts[-1] is True
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ValueError):
+        LowSpeed(0, 1.0)
+    with pytest.raises(ValueError):
+        LowSpeed(1, 0.0)
+    assert LowSpeed(1024, 30).describe() == "slower than 1024 bytes/s for 30 s"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rate=st.integers(1, 1000),
+    window=st.floats(0.1, 5.0),
+    gaps=st.lists(st.tuples(st.floats(0.0, 2.0), st.integers(0, 2000)), max_size=40),
+)
+def test_matches_a_model_of_consecutive_windows(
+    rate: int, window: float, gaps: list[tuple[float, int]]
+) -> None:
+    watch = StallWatch(LowSpeed(rate, window), now=0.0)
+    start, got, now = 0.0, 0, 0.0
+    for gap, nbytes in gaps:
+        now += gap
+        got += nbytes
+        elapsed = now - start
+        expected = elapsed >= window and got < rate * elapsed
+        assert watch.stalled(nbytes, now) is expected
+        if expected:
+            return  # the body is abandoned at the first stall
+        if elapsed >= window:
+            start, got = now, 0
