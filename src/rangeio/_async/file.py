@@ -23,6 +23,8 @@ class AsyncHttpFile:
 
     Use ``async with AsyncHttpFile(url) as f`` or ``await f.open()`` / ``await f.close()``.
     ``seek`` and ``tell`` do no I/O. ``clone()`` gives another cursor on the same file.
+    A file opened before ``os.fork()`` raises ``rangeio.ForkError`` in the child when it needs
+    the network (its session and event loop belong to the parent): open it again there.
     """
 
     def __init__(self, url: str, *, client: Any = None, **options: Any) -> None:
