@@ -52,7 +52,7 @@ import sys
 import time
 import unicodedata
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,6 +60,7 @@ import urllib3
 
 import rangeio
 from rangeio._transport._urllib3 import pool_tls_kwargs
+from rangeio._transport.base import causes
 from rangeio.errors import (
     ChecksumMismatchError,
     DownloadLockedError,
@@ -216,15 +217,6 @@ def remote_filename(url: str, options: dict[str, Any]) -> str:
 # -- errors -----------------------------------------------------------------------------------
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def exit_code(exc: BaseException) -> int:
     """The exit code for an error (see the module docstring)."""
     from rangeio.formats._common import FormatError
@@ -244,12 +236,12 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, NetworkError):
         # What the client library saw first: refusals are reported by urllib3 as connect
         # "timeouts", so look at the socket error underneath before the typed one.
-        for cause in _causes(exc):
+        for cause in causes(exc):
             if isinstance(cause, socket.gaierror):
                 return EXIT_RESOLVE
             if isinstance(cause, ConnectionRefusedError):
                 return EXIT_NETWORK
-        for cause in _causes(exc):
+        for cause in causes(exc):
             if isinstance(cause, TLSError):
                 return EXIT_TLS
             if isinstance(cause, RangeNotSupportedError):

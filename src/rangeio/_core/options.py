@@ -106,15 +106,15 @@ class FileOptions:
         check_verify(self.verify)
 
 
-def check_verify(verify: Any) -> Any:
-    """``verify`` if it is one of the accepted kinds; a TypeError naming them otherwise. An SSL
-    context is recognised by its ``wrap_socket`` method (the core does not import ssl)."""
+def check_verify(verify: Any) -> None:
+    """A TypeError naming the accepted kinds unless ``verify`` is one of them. An SSL context is
+    recognised by its ``wrap_socket`` method (the core does not import ssl)."""
     if isinstance(verify, (bool, str)) or hasattr(verify, "__fspath__"):
         if isinstance(verify, str) and not verify:
             raise ValueError("verify must not be an empty path")
-        return verify
+        return
     if callable(getattr(verify, "wrap_socket", None)):
-        return verify
+        return
     raise TypeError(
         "verify must be True, False, the path of a CA bundle or an ssl.SSLContext, "
         f"not {type(verify).__qualname__}"

@@ -32,15 +32,16 @@ class StallWatch:
     """Watches one response body: feed it every chunk's size with a clock reading.
 
     The clock should run only while the client waits for the body: a reader who pauses between
-    chunks (a stream consumed slowly) is not the server being slow. The window restarts whenever it has seen enough bytes, so a fast start cannot pay for a
-    long crawl later; and a window is only judged once it is complete, so one slow chunk after
-    a pause (the read timeout's business) is not a stall by itself.
+    chunks (a stream consumed slowly) is not the server being slow. The window restarts whenever
+    it has seen enough bytes, so a fast start cannot pay for a long crawl later; and a window is
+    only judged once it is complete, so one slow chunk after a pause (the read timeout's
+    business) is not a stall by itself.
     """
 
-    __slots__ = ("_limit", "_window_start", "_window_bytes")
+    __slots__ = ("limit", "_window_start", "_window_bytes")
 
     def __init__(self, limit: LowSpeed, now: float) -> None:
-        self._limit = limit
+        self.limit = limit
         self._window_start = now
         self._window_bytes = 0
 
@@ -48,9 +49,9 @@ class StallWatch:
         """Record ``nbytes`` that arrived at ``now``; True when the window just completed too slow."""
         self._window_bytes += nbytes
         elapsed = now - self._window_start
-        if elapsed < self._limit.seconds:
+        if elapsed < self.limit.seconds:
             return False
-        if self._window_bytes < self._limit.bytes_per_second * elapsed:
+        if self._window_bytes < self.limit.bytes_per_second * elapsed:
             return True
         self._window_start = now
         self._window_bytes = 0

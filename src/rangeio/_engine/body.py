@@ -16,24 +16,23 @@ class BodyReader:
     slower than ``timeout.low_speed``. Only the time spent waiting for chunks counts, so a
     reader that pauses between chunks never makes the server look slow."""
 
-    __slots__ = ("_response", "_watch", "_waited", "_limit")
+    __slots__ = ("_response", "_watch", "_waited")
 
     def __init__(self, response: Any, timeout: Timeout) -> None:
         self._response = response
-        self._limit = timeout.low_speed
-        self._watch = StallWatch(self._limit, 0.0) if self._limit is not None else None
+        limit = timeout.low_speed
+        self._watch = StallWatch(limit, 0.0) if limit is not None else None
         self._waited = 0.0
 
     def next_chunk(self) -> Program[bytes | None]:
-        if self._watch is None or self._limit is None:
+        if self._watch is None:
             unwatched: bytes | None = yield NextChunk(self._response)
             return unwatched
         started = time.monotonic()
         chunk: bytes | None = yield NextChunk(self._response)
         self._waited += time.monotonic() - started
-        if chunk is not None:
-            if self._watch.stalled(len(chunk), self._waited):
-                raise NetworkTimeoutError(
-                    f"response body {self._limit.describe()} of waiting for it (low_speed)"
-                )
+        if chunk is not None and self._watch.stalled(len(chunk), self._waited):
+            raise NetworkTimeoutError(
+                f"response body {self._watch.limit.describe()} of waiting for it (low_speed)"
+            )
         return chunk

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +25,7 @@ from rangeio._core.ranges import ByteRange
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
 from rangeio._engine.body import BodyReader
+from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import (
     DELIVERED,
     Abandon,
@@ -423,23 +422,11 @@ class RemoteFile:
             self.cache.clear()
 
 
-_REMOTES: weakref.WeakSet[RemoteFile] = weakref.WeakSet()
-
-
-def _each_remote(method: str) -> Any:
-    def hook() -> None:
-        for remote in list(_REMOTES):
-            getattr(remote, method)()
-
-    return hook
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(
-        before=_each_remote("_before_fork"),
-        after_in_parent=_each_remote("_after_fork_in_parent"),
-        after_in_child=_each_remote("_after_fork_in_child"),
-    )
+_REMOTES = ForkHooks(
+    before="_before_fork",
+    after_in_parent="_after_fork_in_parent",
+    after_in_child="_after_fork_in_child",
+)
 
 
 class Stream:

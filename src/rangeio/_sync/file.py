@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
 import threading
-import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rangeio._core.options import FileOptions
 from rangeio._core.stats import Stats
+from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import Program
 from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
 from rangeio._sync.runner import SyncRunner
@@ -47,24 +47,27 @@ class RawHttpReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    @contextmanager
+    def _entered(self) -> Iterator[None]:
+        """Records the calling thread in ``_inside`` for the length of the block."""
         me = threading.get_ident()
         self._inside.append(me)
         try:
-            return self._readinto(buffer)
+            yield
         finally:
             self._inside.remove(me)
 
-    def _readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = self._remote.read_cached(self._pos, view, self._cursor)
-        if n is None:
-            # A read larger than the buffer comes here directly, and its tail (under one
-            # buffer) follows through a refill: fetch that tail in the same request.
-            slack = BUFFER_BYTES if len(view) > BUFFER_BYTES else 0
-            n = self._run(self._remote.read_missing(self._pos, view, self._cursor, slack))
-        self._pos += n
-        return n
+    def readinto(self, buffer: Any) -> int:
+        with self._entered():
+            view = memoryview(buffer).cast("B")
+            n = self._remote.read_cached(self._pos, view, self._cursor)
+            if n is None:
+                # A read larger than the buffer comes here directly, and its tail (under one
+                # buffer) follows through a refill: fetch that tail in the same request.
+                slack = BUFFER_BYTES if len(view) > BUFFER_BYTES else 0
+                n = self._run(self._remote.read_missing(self._pos, view, self._cursor, slack))
+            self._pos += n
+            return n
 
     def _run(self, program: Program[T]) -> T:
         try:
@@ -76,45 +79,30 @@ class RawHttpReader(io.RawIOBase):
             raise
 
     def readall(self) -> bytes:
-        me = threading.get_ident()
-        self._inside.append(me)
-        try:
-            return self._readall()
-        finally:
-            self._inside.remove(me)
-
-    def _readall(self) -> bytes:
-        remaining = max(self._remote.size - self._pos, 0)
-        out = bytearray(remaining)
-        view = memoryview(out)
-        done = 0
-        while done < remaining:
-            n = self.readinto(view[done:])
-            if n == 0:
-                break
-            done += n
-        return bytes(out[:done])
+        with self._entered():
+            remaining = max(self._remote.size - self._pos, 0)
+            out = bytearray(remaining)
+            view = memoryview(out)
+            done = 0
+            while done < remaining:
+                n = self.readinto(view[done:])
+                if n == 0:
+                    break
+                done += n
+            return bytes(out[:done])
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        me = threading.get_ident()
-        self._inside.append(me)
-        try:
+        with self._entered():
             if self.closed:
                 raise ValueError("I/O operation on closed file.")
             self._pos = resolve_seek(self._pos, self._remote.size, offset, whence)
             return self._pos
-        finally:
-            self._inside.remove(me)
 
     def tell(self) -> int:
-        me = threading.get_ident()
-        self._inside.append(me)
-        try:
+        with self._entered():
             if self.closed:
                 raise ValueError("I/O operation on closed file.")
             return self._pos
-        finally:
-            self._inside.remove(me)
 
     def inherited_busy(self) -> bool:
         """In a forked child: whether a parent thread was inside this reader at the fork."""
@@ -124,9 +112,7 @@ class RawHttpReader(io.RawIOBase):
         return busy
 
     def close(self) -> None:
-        me = threading.get_ident()
-        self._inside.append(me)
-        try:
+        with self._entered():
             if not self.closed:
                 try:
                     self._runner.run(self._cursor.drop_stream())
@@ -135,8 +121,6 @@ class RawHttpReader(io.RawIOBase):
                         self._remote.mark_closed()
                         self._runner.close()
             super().close()
-        finally:
-            self._inside.remove(me)
 
 
 class HttpFile(io.BufferedReader):
@@ -184,6 +168,8 @@ class HttpFile(io.BufferedReader):
         _FILES.add(self)
 
     def _after_fork_in_child(self) -> None:
+        if self.closed:
+            return
         raw = self.raw
         if isinstance(raw, RawHttpReader) and raw.inherited_busy():
             # The buffered layer's lock is held by a parent thread that does not exist here:
@@ -236,17 +222,7 @@ class HttpFile(io.BufferedReader):
         return f"<rangeio.HttpFile url={self.url!r} size={self.size}>"
 
 
-_FILES: weakref.WeakSet[HttpFile] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for file in list(_FILES):
-        if not file.closed:
-            file._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_FILES = ForkHooks(after_in_child="_after_fork_in_child")
 
 
 def open(url: str, mode: str = "rb", *, client: Any = None, **options: Any) -> HttpFile:  # noqa: A001

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rangeio._engine import ops
+from rangeio._engine.fork import ForkHooks
 from rangeio._engine.runner import Live, Responses, Stepper
 from rangeio._transport import Transport
 from rangeio.errors import ForkError
@@ -136,16 +135,7 @@ class SyncRunner:
         self.transport.close()
 
 
-_RUNNERS: weakref.WeakSet[SyncRunner] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for runner in list(_RUNNERS):
-        runner._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_RUNNERS = ForkHooks(after_in_child="_after_fork_in_child")
 
 
 def _close_all(opened: list[Live]) -> None:

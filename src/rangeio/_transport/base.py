@@ -96,14 +96,17 @@ def network_error(
 def _timeout_behind(exc: BaseException) -> bool:
     """Whether a socket timeout caused ``exc``: niquests reports a read timeout in the middle of
     a body as ``ConnectionError(ReadTimeoutError(...))``, which is no Timeout by its type."""
+    return any(isinstance(cause, TimeoutError) for cause in causes(exc))
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what caused it (``__cause__``, else ``__context__``), and so on, each once."""
     seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, TimeoutError):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def tls_context(verify: object) -> ssl.SSLContext | bool:
