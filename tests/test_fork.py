@@ -139,6 +139,23 @@ def test_fork_during_a_stream(fault_server: FaultServer) -> None:
         assert bytes(got) == data[: len(got)]
 
 
+def test_fork_during_a_range_stream(fault_server: FaultServer) -> None:
+    """A RangeStream range half read at the fork: the child gets the rest of the range, whole,
+    on a request of its own (never a short read), and the parent's response goes on."""
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA)) as stream:
+        fault_server.faults = Faults(throttle=2_000_000)
+        part = stream.add((100_000, 900_000), name="part")
+        head = part.read(64 * 1024)
+
+        def check() -> None:
+            rest = part.read()
+            assert rest == data[100_000 + len(head) : 900_000], f"child got {len(rest)} bytes"
+
+        assert in_child(check) == ("ok", "")
+        assert head + part.read() == data[100_000:900_000]
+
+
 def _pool_read(offset: int) -> bytes:
     assert _SHARED is not None
     clone = _SHARED.clone()

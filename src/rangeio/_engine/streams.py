@@ -22,7 +22,7 @@ from rangeio._core.headers import RangeSpec
 from rangeio._core.ranges import ByteRange
 from rangeio._engine.ops import Abandon, Advance, Program
 from rangeio._engine.remote import RemoteFile
-from rangeio.errors import RangeioError
+from rangeio.errors import ProtocolError, RangeioError
 
 # Open responses at once, per stream. A response is a connection; range-streams keeps one per
 # range, which exhausts connection pools (httpx's default is 10 per host) on a 150-member zip.
@@ -102,6 +102,7 @@ class RangeResponse:
         remaining = max(self.range.stop - self.position, 0)
         want = remaining if n is None or n < 0 else min(n, remaining)
         out = bytearray()
+        ended_early = False
         while len(out) < want:
             at = self.position + len(out)
             if self._program is not None and self._stream_position - len(self._pending) != at:
@@ -121,9 +122,16 @@ class RangeResponse:
             if data:
                 self._pending += data
                 self._stream_position = start + len(data)
+                ended_early = False
             elif not paused:
                 self._program = self._exchange = None
-                break
+                # An exchange ends only with its whole range or an error, so a response that
+                # ended short was ended from outside (a fork ends the parent's responses in the
+                # child): ask again from here, rather than hand back a short read. Twice in a
+                # row without a byte is not that, and is refused.
+                if ended_early:
+                    raise ProtocolError(f"range response ended at byte {at} of {self.range}")
+                ended_early = True
         if self._program is not None and self._stream_position >= self.range.stop:
             yield from self._see_the_end()
         self.position += len(out)
