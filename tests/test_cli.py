@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import pytest
 
+import rangeio
+from rangeio import cli
 from rangeio.testing import FaultServer
 from rangeio.testing.server import Faults
 from tests.conftest import make_bytes
@@ -106,6 +108,34 @@ def test_exit_code_for_http_404(server: FaultServer, tmp_path: Path) -> None:
     assert done.returncode == 22
     assert b"404" in done.stderr
     assert not (tmp_path / "missing").exists()
+
+
+def test_speed_floor_flags_stop_a_drip(server: FaultServer, tmp_path: Path) -> None:
+    """curl's -Y/-y: a body dripping a byte every 0.2 s passes the 5 s read timeout, but not a
+    floor of 100 bytes/s over 1 s: the download stops as partial (18: run it again to resume)."""
+    server.faults = Faults(drip=0.2)
+    done = rangeio_cli(
+        "get", server.url("/small.txt"), "-q", "--retries", "0", "--timeout", "5",
+        "-Y", "100", "-y", "1", "-o", "out", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 18, done.stderr
+    assert b"low_speed" in done.stderr
+    assert (tmp_path / "out.part").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], None),
+        (["--timeout", "5"], rangeio.Timeout(5.0, 5.0)),
+        (["-Y", "10"], rangeio.Timeout(low_speed=rangeio.LowSpeed(10, 60.0))),
+        (["-y", "7"], rangeio.Timeout(low_speed=rangeio.LowSpeed(1024, 7.0))),
+        (["-y", "0", "-Y", "10"], rangeio.Timeout(low_speed=None)),
+    ],
+)
+def test_timeout_flags_make_one_timeout(argv: list[str], expected: rangeio.Timeout | None) -> None:
+    args = cli.build_parser().parse_args(["get", "http://127.0.0.1/x", *argv])
+    assert cli._common_options(args).get("timeout") == expected
 
 
 def test_exit_code_for_a_bad_url(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Commands::
 
     rangeio get URL [-o FILE | -O] [-c N] [--sha256 HEX] [--retries N] [-H 'Name: value']...
-                    [--timeout SECONDS] [--cacert PATH | -k] [-q] [--json] [--force]
+                    [--timeout SECONDS] [-Y BYTES] [-y SECONDS] [--cacert PATH | -k] [-q] [--json] [--force]
     rangeio cat URL [-r START-END | -r START- | -r -N]
     rangeio info URL [--json]
     rangeio zip ls URL [--json]
@@ -385,8 +385,22 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
         options["headers"] = headers
     if getattr(args, "retries", None) is not None:
         options["retries"] = args.retries
+    default = rangeio.Timeout()
+    timeout = default
     if getattr(args, "timeout", None) is not None:
-        options["timeout"] = args.timeout
+        timeout = dataclasses.replace(timeout, connect=args.timeout, read=args.timeout)
+    speed_limit = getattr(args, "speed_limit", None)
+    speed_time = getattr(args, "speed_time", None)
+    if speed_time == 0:
+        timeout = dataclasses.replace(timeout, low_speed=None)
+    elif (speed_limit is not None or speed_time is not None) and default.low_speed is not None:
+        floor = rangeio.LowSpeed(
+            speed_limit or default.low_speed.bytes_per_second,
+            speed_time or default.low_speed.seconds,
+        )
+        timeout = dataclasses.replace(timeout, low_speed=floor)
+    if timeout != default:
+        options["timeout"] = timeout
     if getattr(args, "cacert", None) is not None:
         options["verify"] = args.cacert
     elif getattr(args, "insecure", False):
@@ -656,6 +670,7 @@ def _number(kind: type[int] | type[float], minimum: float, strict: bool) -> Any:
 _positive_int = _number(int, 1, strict=False)
 _non_negative_int = _number(int, 0, strict=False)
 _positive_float = _number(float, 0, strict=True)
+_non_negative_float = _number(float, 0, strict=False)
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
@@ -671,6 +686,20 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout", type=_positive_float, metavar="SECONDS", help="connect and read timeout"
+    )
+    parser.add_argument(
+        "-Y",
+        "--speed-limit",
+        type=_positive_int,
+        metavar="BYTES",
+        help="slowest average body speed, bytes/s (default 1024); see --speed-time",
+    )
+    parser.add_argument(
+        "-y",
+        "--speed-time",
+        type=_non_negative_float,
+        metavar="SECONDS",
+        help="window over which --speed-limit is judged (default 60; 0 turns the floor off)",
     )
     tls = parser.add_mutually_exclusive_group()
     tls.add_argument(
