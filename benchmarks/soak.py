@@ -41,8 +41,9 @@ import rangeio.aio  # noqa: E402
 from rangeio.testing import Faults, FaultServer  # noqa: E402
 
 PATH = "/soak.bin"
-# Short timeouts: a stuck exchange must end as a typed timeout well inside the hang watchdog.
-TIMEOUT = (2.0, 5.0)
+# Short timeouts: a stuck exchange must end as a typed timeout well inside the hang watchdog,
+# and a dripping body (the drip fault) must hit the low-speed floor within seconds.
+TIMEOUT = rangeio.Timeout(2.0, 5.0, low_speed=rangeio.LowSpeed(4096, 2.0))
 HANG_SECONDS = 120.0
 
 
@@ -76,6 +77,13 @@ FAULTS: dict[str, Callable[[random.Random, int], Faults]] = {
     "always_416": lambda r, n: Faults(always_416=True, times=1),
     "redirect_self": lambda r, n: Faults(redirect_to=PATH, times=r.choice([1, 2])),
     "throttle": lambda r, n: Faults(throttle=r.choice([500_000, 2_000_000]), times=1),
+    "multipart_parts": lambda r, n: Faults(multipart_parts=r.choice([50, 5000]), times=1),
+    "bad_boundary": lambda r, n: Faults(bad_boundary=r.choice(["missing", "wrong"]), times=1),
+    "endless": lambda r, n: Faults(endless=True, chunked=r.random() < 0.5, times=1),
+    "drip": lambda r, n: Faults(drip=0.05, times=1),
+    "header_flood": lambda r, n: Faults(header_flood=r.choice([200, 20_000]), times=1),
+    "huge_header": lambda r, n: Faults(huge_header=r.choice([10_000, 1_000_000]), times=1),
+    "total_delta": lambda r, n: Faults(total_delta=r.choice([-5, 5]), times=1),
 }
 NO_FAULT_SHARE = 0.3
 
