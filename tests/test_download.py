@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 import rangeio
+from rangeio._async import download as async_download
 from rangeio._core import control
 from rangeio._disk import PartFiles
+from rangeio._sync import download as sync_download
 from rangeio.testing import Faults, FaultServer
 from tests.adapters import Opener
 
@@ -263,6 +265,60 @@ def test_second_downloader_gets_a_clear_error(
     finally:
         holder.release()
     assert fault_server.requests == []
+
+
+class CountedTransport:
+    """Wraps the transport a download makes, recording when it is closed (sync or async)."""
+
+    def __init__(self, inner: Any, closed: list[Any]) -> None:
+        self._inner = inner
+        self._closed = closed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def close(self) -> None:
+        self._closed.append(self)
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        self._closed.append(self)
+        await self._inner.aclose()
+
+
+def test_locked_out_downloader_closes_its_transport(
+    fault_server: FaultServer, opener: Opener, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DownloadLockedError leaves no connection pool (nor the runner's threads) behind: every
+    transport a download makes is closed, refused or not."""
+    made: list[Any] = []
+    closed: list[Any] = []
+
+    def counting(make: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> CountedTransport:
+            made.append(CountedTransport(make(*args, **kwargs), closed))
+            return made[-1]
+
+        return wrapper
+
+    for module, name in [
+        (sync_download, "make_transport"),
+        (async_download, "make_async_transport"),
+    ]:
+        monkeypatch.setattr(module, name, counting(getattr(module, name)))
+    dest = tmp_path / "out.bin"
+    holder = PartFiles(dest).lock
+    holder.acquire()
+    try:
+        with pytest.raises(rangeio.DownloadLockedError):
+            opener.download(fault_server.url(DATA), dest)
+    finally:
+        holder.release()
+    assert len(made) == 1 and closed == made
+    # The counting sees what it should: a download that runs closes its transport too.
+    opener.download(fault_server.url(DATA), dest)
+    assert len(made) == 2 and closed == made
+    assert dest.read_bytes() == fault_server.get_file(DATA)
 
 
 def test_sha256_mismatch_keeps_data_out_of_dest(

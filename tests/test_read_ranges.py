@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
+import time
+from typing import Any
 
 import pytest
 
 import rangeio
+import rangeio.aio
 from rangeio.testing import Faults, FaultServer
 from tests.adapters import Opener
 from tests.servers.nginx import Nginx
@@ -87,3 +92,126 @@ def test_changed_file_during_read_ranges(fault_server: FaultServer) -> None:
         fault_server.replace(DATA, data[::-1])
         with pytest.raises(rangeio.RemoteChangedError):
             f.read_ranges(spread(len(data), count=5))
+
+
+# Blocks 64 KiB apart (farther than multipart_gap_bytes): one multipart request of 8 parts.
+BLOCKS = [(k * 65536, k * 65536 + 4096) for k in range(1, 9)]
+# One block per ordinary read: no read-ahead, no streaming, no open prefetch.
+SHARING_OPTIONS: dict[str, Any] = {
+    "prefetch_bytes": 0,
+    "minimum_range_request_bytes": 4096,
+    "readahead_max": 0,
+    "stream_after_bytes": 1 << 40,
+}
+
+
+def requested_spans(server: FaultServer) -> list[tuple[int, int]]:
+    """Every byte range the server was asked for (half-open), multipart parts each."""
+    spans = []
+    for r in server.requests:
+        for part in (r.range or "").removeprefix("bytes=").split(","):
+            if part.strip():
+                first, last = part.strip().split("-")
+                spans.append((int(first), int(last) + 1))
+    return sorted(spans)
+
+
+def assert_each_byte_asked_once(server: FaultServer) -> None:
+    spans = requested_spans(server)
+    assert spans, "nothing was requested"
+    for (_, stop), (start, _) in zip(spans, spans[1:]):
+        assert stop <= start, f"bytes requested twice: {spans}"
+
+
+def wait_for_fetch_in_flight(f: Any) -> None:
+    """Until ``f`` has claimed a fetch (the server's delay keeps it in flight a while)."""
+    deadline = time.monotonic() + 10
+    while not len(f._remote._inflight):
+        assert time.monotonic() < deadline, "no fetch started"
+        time.sleep(0.001)
+
+
+def test_concurrent_read_ranges_share_fetches(fault_server: FaultServer) -> None:
+    """Two threads asking for the same ranges at once: the second waits for the first's
+    request instead of repeating it."""
+    data = fault_server.get_file(DATA)
+    with rangeio.open(fault_server.url(DATA), **SHARING_OPTIONS) as f:
+        fault_server.clear_log()
+        fault_server.faults = Faults(delay=0.3)
+        barrier = threading.Barrier(2, timeout=10)
+        results: list[list[bytes]] = []
+
+        def work() -> None:
+            barrier.wait()
+            results.append(f.read_ranges(BLOCKS))
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results == [[data[a:b] for a, b in BLOCKS]] * 2
+        assert len(f._remote._inflight) == 0
+    assert_each_byte_asked_once(fault_server)
+
+
+@pytest.mark.parametrize("first", ["read", "read_ranges"])
+def test_read_ranges_and_reads_on_a_clone_share_fetches(
+    fault_server: FaultServer, first: str
+) -> None:
+    """Ordinary reads and read_ranges wait for each other's fetches, whichever starts first."""
+    data = fault_server.get_file(DATA)
+    with rangeio.open(fault_server.url(DATA), **SHARING_OPTIONS) as f:
+        clone = f.clone()
+        fault_server.clear_log()
+        fault_server.faults = Faults(delay=0.3)
+        got: dict[str, Any] = {}
+
+        def read() -> None:
+            pieces = []
+            for a, b in BLOCKS[:3]:
+                clone.seek(a)
+                pieces.append(clone.read(b - a))
+            got["read"] = pieces
+
+        def read_ranges() -> None:
+            got["read_ranges"] = f.read_ranges(BLOCKS)
+
+        jobs = {"read": read, "read_ranges": read_ranges}
+        thread = threading.Thread(target=jobs[first])
+        thread.start()
+        wait_for_fetch_in_flight(f)
+        jobs["read" if first == "read_ranges" else "read_ranges"]()
+        thread.join(30)
+        assert got["read"] == [data[a:b] for a, b in BLOCKS[:3]]
+        assert got["read_ranges"] == [data[a:b] for a, b in BLOCKS]
+        clone.close()
+    assert_each_byte_asked_once(fault_server)
+
+
+def test_async_read_ranges_waiter_survives_owner_cancelled(fault_server: FaultServer) -> None:
+    """The call whose request the other waits on is cancelled: the request goes on, the other
+    call gets its bytes from it, and the in-flight table empties."""
+    data = fault_server.get_file(DATA)
+
+    async def main() -> None:
+        async with rangeio.aio.open(fault_server.url(DATA), **SHARING_OPTIONS) as f:
+            fault_server.clear_log()
+            fault_server.faults = Faults(delay=0.3)
+            owner = asyncio.ensure_future(f.read_ranges(BLOCKS))
+            deadline = time.monotonic() + 10
+            while not len(f._remote._inflight):
+                assert time.monotonic() < deadline, "no fetch started"
+                await asyncio.sleep(0.001)
+            waiter = asyncio.ensure_future(f.read_ranges(BLOCKS))
+            # Let the waiter claim (it waits on the owner's fetch) before the owner goes; if it
+            # came later it would still find the fetch in flight: cancelling never stops it.
+            await asyncio.sleep(0.01)
+            owner.cancel()
+            assert await waiter == [data[a:b] for a, b in BLOCKS]
+            with pytest.raises(asyncio.CancelledError):
+                await owner
+            assert len(f._remote._inflight) == 0
+
+    asyncio.run(main())
+    assert_each_byte_asked_once(fault_server)

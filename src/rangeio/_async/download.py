@@ -82,12 +82,16 @@ async def _run(
     # One more than the connections: checkpoints and the prefix hash run beside the transfers.
     transport = make_async_transport(client, verify)
     runner = AsyncRunner(transport, max_concurrency=job.connections + 1)
-    await asyncio.to_thread(job.files.lock.acquire)
-    done = False
     try:
-        result = await runner.run(program)
-        done = True
-        return result
+        # Inside the outer try: a downloader refused the lock (DownloadLockedError) still closes
+        # the runner, so it leaves no connection pool (an aiohttp session) behind.
+        await asyncio.to_thread(job.files.lock.acquire)
+        done = False
+        try:
+            result = await runner.run(program)
+            done = True
+            return result
+        finally:
+            await asyncio.to_thread(job.files.unlock, done)
     finally:
-        await asyncio.to_thread(job.files.unlock, done)
         await runner.aclose()

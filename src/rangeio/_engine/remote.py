@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rangeio._core.cache import ByteCache
@@ -21,7 +21,7 @@ from rangeio._core.planner import (
     plan_vectored,
     suffix_refused,
 )
-from rangeio._core.ranges import ByteRange
+from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
 from rangeio._engine.body import BodyReader
@@ -48,6 +48,9 @@ from rangeio.errors import (
 # may hold beyond a tiny budget while the read copies it), so the bytes it needs stay cached
 # until copied; callers loop for the rest.
 _MIN_SPAN = 64 * 1024
+
+# What a fetch hands the readers waiting on it: every (offset, bytes) piece it received.
+Pieces = tuple[tuple[int, bytes], ...]
 
 
 class RemoteFile:
@@ -178,16 +181,6 @@ class RemoteFile:
         yield from _without_pauses(self.drive(exchange))
         return exchange.result
 
-    def _run_all(self, programs: list[Program[Result]]) -> Program[list[Result]]:
-        """Run programs concurrently (the runner bounds it by ``max_concurrency``)."""
-        if len(programs) == 1:
-            return [(yield from programs[0])]
-        handles = []
-        for program in programs:
-            handles.append((yield Spawn(program)))
-        results: list[Result] = yield Join(handles)
-        return results
-
     # -- open -------------------------------------------------------------------------------
 
     def open(self) -> Program[None]:
@@ -317,31 +310,62 @@ class RemoteFile:
     def _fill(self, plan: Sequence[ByteRange], *, protect: ByteRange) -> Program[None]:
         """Make ``plan`` cached. Parts another reader is already fetching are waited for, not
         fetched again; our own fetches are shared with any reader that comes while they run."""
-        waits: list[Any] = []
         with self._lock:
             # A fetch may have finished since the plan was made (outside this lock section):
             # its bytes are cached now and must not be fetched again.
             plan = _still_missing(plan, self.cache)
             claim = self._inflight.claim(plan)
-            waits.extend(self._handles[i] for i in claim.wait_for)
+            waits = self._handles_of(claim.wait_for)
             for r in claim.fetch:
-                fetch_id = self._inflight.add(r)
-                handle = yield Spawn(self._fetch_into_cache(fetch_id, r, protect))
-                self._handles[fetch_id] = handle
+                handle = yield from self._start_fetch([r], self._fetch_into_cache, r, protect)
                 waits.append(handle)
         if waits:
             yield Join(waits)
 
-    def _fetch_into_cache(self, fetch_id: int, r: ByteRange, protect: ByteRange) -> Program[None]:
+    def _handles_of(self, fetch_ids: list[int]) -> list[Any]:
+        """The handles of in-flight fetches, each once (a multipart request has several ids)."""
+        handles: dict[int, Any] = {}
+        for fetch_id in fetch_ids:
+            handle = self._handles[fetch_id]
+            handles[id(handle)] = handle
+        return list(handles.values())
+
+    def _start_fetch(
+        self, group: list[ByteRange], fetch: Callable[..., Program[Any]], *args: Any
+    ) -> Program[Any]:
+        """Under the lock: claim ``group`` in the in-flight table and spawn ``fetch(ids, *args)``,
+        which must call ``_fetch_done(ids)`` however it ends. Returns its handle."""
+        ids = [self._inflight.add(r) for r in group]
+        try:
+            handle = yield Spawn(fetch(ids, *args))
+        except BaseException:
+            # Never started, so it will never release its claim: release it here.
+            self._fetch_done(ids)
+            raise
+        # The program cannot end before this: its `_fetch_done` needs the lock we hold.
+        for fetch_id in ids:
+            self._handles[fetch_id] = handle
+        return handle
+
+    def _fetch_done(self, fetch_ids: list[int]) -> None:
+        with self._lock:
+            for fetch_id in fetch_ids:
+                self._inflight.done(fetch_id)
+                self._handles.pop(fetch_id, None)
+
+    def _fetch_into_cache(
+        self, fetch_ids: list[int], r: ByteRange, protect: ByteRange
+    ) -> Program[Pieces]:
+        """Fetch ``r`` into the cache; the pieces are returned too, for vectored readers that
+        wait on this fetch (they copy from the answer, which no eviction can take away)."""
         try:
             result = yield from self.exchange(RangeSpec.of(r))
             self._check_result(result)
             with self._lock:
                 self.cache.insert(result.range.start, result.data, protect=protect)
+            return result.pieces
         finally:
-            with self._lock:
-                self._inflight.done(fetch_id)
-                self._handles.pop(fetch_id, None)
+            self._fetch_done(fetch_ids)
 
     def _check_result(self, result: Result) -> None:
         if result.full and len(result.data) != self.size:
@@ -353,54 +377,93 @@ class RemoteFile:
         self._check_open()
         wanted = [_checked_range(r, self.size) for r in ranges]
         outputs = [bytearray(len(w)) for w in wanted]
-        holes: list[ByteRange] = []
-        with self._lock:
-            # Copy what is cached now: fetching the rest may evict it.
-            for want, out in zip(wanted, outputs):
-                holes.extend(self._copy_cached(want, out))
-            if holes:
-                self.stats.cache_misses += 1
-            else:
-                self.stats.cache_hits += 1
-        results = yield from self._fetch_vectored(holes)
-        for result in results:
-            self._check_result(result)
-            for start, data in result.pieces:
-                _scatter(start, data, wanted, outputs)
-        with self._lock:
-            for result in results:
-                for start, data in result.pieces:
-                    self.cache.insert(start, data)
+        # (index of a wanted range, bytes of it not copied yet)
+        holes = list(enumerate(wanted))
+        first = True
+        while holes:
+            with self._lock:
+                # Copy what is cached now (fetching the rest may evict it) and claim the rest in
+                # the same lock section, so that no byte arrives or leaves between the two.
+                holes = [
+                    (i, gap)
+                    for i, hole in holes
+                    for gap in self._copy_cached(hole, _view(outputs[i], wanted[i], hole))
+                ]
+                if first:
+                    first = False
+                    if holes:
+                        self.stats.cache_misses += 1
+                    else:
+                        self.stats.cache_hits += 1
+                if not holes:
+                    break
+                handles = yield from self._claim_vectored([hole for _, hole in holes])
+            answers: list[Pieces | None] = yield Join(handles)
+            received = RangeSet()
+            for pieces in answers:
+                # None: a multipart probe the server refused; its bytes are asked for again,
+                # range by range, in the next round.
+                for start, data in pieces or ():
+                    _scatter(start, data, wanted, outputs)
+                    received.add(ByteRange(start, start + len(data)))
+            left = [(i, gap) for i, hole in holes for gap in received.gaps(hole)]
+            if left == holes and None not in answers:
+                # Every fetch answered yet none brought these bytes: asking again would loop.
+                raise ProtocolError("server did not send the byte ranges asked for")
+            holes = left
         return [bytes(o) for o in outputs]
 
-    def _fetch_vectored(self, holes: list[ByteRange]) -> Program[list[Result]]:
+    def _claim_vectored(self, holes: list[ByteRange]) -> Program[list[Any]]:
+        """Under the lock: plan the requests for ``holes``, claim them in the in-flight table
+        and start them. Returns the handles to join: ours, and those of fetches already in
+        flight that overlap the plan (their bytes are not asked for twice)."""
         policy = self.options.policy
-        if self.options.multipart is not False and self.multipart_support is not False:
+        multipart = self.options.multipart is not False and self.multipart_support is not False
+        plan: list[ByteRange] = []
+        if multipart:
             plan = plan_vectored(holes, self.cache, self.size, policy, multipart=True)
-            if len(plan) >= 2:
-                groups = group_for_multipart(plan, policy)
-                try:
-                    results = yield from self._run_all([self._exchange_group(g) for g in groups])
-                except (RangeNotSupportedError, ProtocolError):
-                    if self.options.multipart is True or self.multipart_support:
-                        raise
-                    self.multipart_support = False
-                else:
-                    answered = [r for g, r in zip(groups, results) if len(g) > 1]
-                    if self.multipart_support is None and answered:
-                        self.multipart_support = all(r.multipart for r in answered)
-                    return results
-        plan = plan_vectored(holes, self.cache, self.size, policy)
-        if not plan:
-            return []
-        return (yield from self._run_all([self.exchange(RangeSpec.of(r)) for r in plan]))
+        if len(plan) < 2:
+            plan = plan_vectored(holes, self.cache, self.size, policy)
+        claim = self._inflight.claim(plan)
+        handles = self._handles_of(claim.wait_for)
+        # Cut around fetches in flight, a piece may begin or end on cached filler: trim it, so
+        # that every request starts on a byte nobody has or is fetching.
+        fetch = _still_missing(claim.fetch, self.cache)
+        if multipart and len(fetch) >= 2:
+            # The pieces left around other fetches still go in one request.
+            groups = group_for_multipart(fetch, policy)
+        else:
+            groups = [[r] for r in fetch]
+        for group in groups:
+            handle = yield from self._start_fetch(group, self._fetch_group, group)
+            handles.append(handle)
+        return handles
 
-    def _exchange_group(self, group: list[ByteRange]) -> Program[Result]:
-        specs = [RangeSpec.of(r) for r in group]
-        return (yield from self.exchange(specs[0] if len(specs) == 1 else specs))
+    def _fetch_group(self, fetch_ids: list[int], group: list[ByteRange]) -> Program[Pieces | None]:
+        """Fetch ``group`` (several ranges go in one multipart request) into the cache. Returns
+        the pieces received, or None when this request showed that the server does not answer
+        multipart requests (the readers then ask again, range by range)."""
+        try:
+            specs = [RangeSpec.of(r) for r in group]
+            try:
+                result = yield from self.exchange(specs[0] if len(specs) == 1 else specs)
+            except (RangeNotSupportedError, ProtocolError):
+                if len(group) < 2 or self.options.multipart is True or self.multipart_support:
+                    raise
+                self.multipart_support = False
+                return None
+            self._check_result(result)
+            with self._lock:
+                if len(group) > 1 and self.multipart_support is None:
+                    self.multipart_support = result.multipart
+                for start, data in result.pieces:
+                    self.cache.insert(start, data)
+            return result.pieces
+        finally:
+            self._fetch_done(fetch_ids)
 
-    def _copy_cached(self, want: ByteRange, out: bytearray) -> list[ByteRange]:
-        view = memoryview(out)
+    def _copy_cached(self, want: ByteRange, view: memoryview) -> list[ByteRange]:
+        """Copy the cached bytes of ``want`` into ``view`` (its bytes); returns the gaps."""
         gaps = self.cache.missing(want)
         pos = want.start
         for gap in [*gaps, ByteRange(want.stop, want.stop)]:
@@ -498,6 +561,11 @@ def _still_missing(plan: Sequence[ByteRange], cache: ByteCache) -> list[ByteRang
         if gaps:
             out.append(ByteRange(gaps[0].start, gaps[-1].stop))
     return out
+
+
+def _view(out: bytearray, want: ByteRange, part: ByteRange) -> memoryview:
+    """The bytes of ``out`` (which holds ``want``) that hold ``part``."""
+    return memoryview(out)[part.start - want.start : part.stop - want.start]
 
 
 def _scatter(start: int, data: bytes, wanted: list[ByteRange], outputs: list[bytearray]) -> None:

@@ -85,12 +85,16 @@ def _run(
 ) -> DownloadResult:
     # One more than the connections: checkpoints and the prefix hash run beside the transfers.
     runner = SyncRunner(make_transport(client, verify), max_concurrency=job.connections + 1)
-    job.files.lock.acquire()
-    done = False
     try:
-        result = runner.run(program)
-        done = True
-        return result
+        # Inside the outer try: a downloader refused the lock (DownloadLockedError) still closes
+        # the runner, so it leaves no connection pool or thread pool behind.
+        job.files.lock.acquire()
+        done = False
+        try:
+            result = runner.run(program)
+            done = True
+            return result
+        finally:
+            job.files.unlock(done)
     finally:
-        job.files.unlock(done)
         runner.close()
