@@ -39,7 +39,8 @@ class AsyncRunner:
             result: T = stepper.result
             return result
         finally:
-            await _close_all(opened)
+            if opened:  # a program normally closes its responses: no coroutine to run then
+                await _close_all(opened)
 
     async def _drive(self, stepper: Stepper, opened: list[Live]) -> Stepper:
         while (op := stepper.next_op()) is not None:
@@ -50,36 +51,40 @@ class AsyncRunner:
         return stepper
 
     async def _do(self, op: ops.Op, opened: list[Live]) -> Any:
-        if isinstance(op, ops.NextChunk):
+        # Exact types, not isinstance chains: operations are final dataclasses, and this runs
+        # for every operation of every program.
+        if type(op) is ops.NextChunk:
             return await anext(op.response.chunks, None)
-        if isinstance(op, ops.Send):
+        if type(op) is ops.Send:
             response = await self.transport.send(op.request, op.timeout)
             live = Live(response, response.iter_raw())
             opened.append(live)
             return live
-        if isinstance(op, ops.Close):
+        if type(op) is ops.Close:
             if op.response in opened:
                 opened.remove(op.response)
             await op.response.response.aclose()
-        elif isinstance(op, ops.Blocking):
+        elif type(op) is ops.Blocking:
             return await asyncio.to_thread(op.function, *op.args)
-        elif isinstance(op, ops.Sleep):
+        elif type(op) is ops.Sleep:
             await asyncio.sleep(op.seconds)
-        elif isinstance(op, ops.Spawn):
-            task = asyncio.ensure_future(self._limited(op.program))
+        elif type(op) is ops.Spawn:
+            spawned = _Spawned(self._tasks)
+            task = asyncio.get_running_loop().create_task(self._limited(op.program, spawned))
+            spawned.task = task
             self._tasks.add(task)
-            task.add_done_callback(self._forget)
-            return task
-        elif isinstance(op, ops.Join):
+            task.add_done_callback(spawned.on_done)
+            return spawned
+        elif type(op) is ops.Join:
             if len(op.handles) == 1:
-                # The common case (one fetch): no gather, one loop iteration less per miss.
-                return [await asyncio.shield(op.handles[0])]
-            gathered = asyncio.gather(*op.handles)
+                # The common case (one fetch): no gather, no shield.
+                return [await op.handles[0].wait()]
+            gathered = asyncio.gather(*(handle.task for handle in op.handles))
             # If the waiter is cancelled nobody awaits the gather: its error must not be
             # reported as "never retrieved".
             gathered.add_done_callback(_consume)
             return await asyncio.shield(gathered)
-        elif isinstance(op, ops.Advance):
+        elif type(op) is ops.Advance:
             try:
                 stepper = await self._drive(
                     Stepper(op.program, pause=True), self._responses.of_suspended(op.program)
@@ -90,20 +95,22 @@ class AsyncRunner:
             if not stepper.paused:
                 await _close_all(self._responses.release_suspended(op.program))
             return stepper.paused
-        elif isinstance(op, ops.Abandon):
+        elif type(op) is ops.Abandon:
             op.program.close()
             await _close_all(self._responses.release_suspended(op.program))
         else:
             raise TypeError(f"unknown operation {op!r}")
         return None
 
-    async def _limited(self, program: ops.Program[Any]) -> Any:
-        async with self._slots:
-            return await self.run(program)
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        _consume(task)
+    async def _limited(self, program: ops.Program[Any], spawned: _Spawned) -> Any:
+        try:
+            async with self._slots:
+                result = await self.run(program)
+        except BaseException as exc:
+            spawned.settle(None, exc)
+            raise
+        spawned.settle(result, None)
+        return result
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -112,6 +119,54 @@ class AsyncRunner:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await _close_all(self._responses.release_all())
         await self.transport.aclose()
+
+
+class _Spawned:
+    """The handle of a spawned program: its task, and the futures of the readers joining it.
+
+    Each reader waits on a future of its own, so cancelling one reader cancels only its
+    future, never the task others wait on. The task settles the futures itself as it ends,
+    which wakes the readers one loop iteration sooner than a done callback (asyncio.shield)."""
+
+    __slots__ = ("task", "_tasks", "_result", "_error", "_settled", "_waiters")
+
+    task: asyncio.Task[Any]
+
+    def __init__(self, tasks: set[asyncio.Task[Any]]) -> None:
+        self._tasks = tasks  # the runner's running tasks, which this one leaves when done
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._settled = False
+        self._waiters: list[asyncio.Future[Any]] = []
+
+    def on_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        _consume(task)
+        # A task cancelled before it started (aclose) never ran _limited to settle.
+        if not self._settled:
+            self.settle(None, asyncio.CancelledError() if task.cancelled() else task.exception())
+
+    def settle(self, result: Any, error: BaseException | None) -> None:
+        self._result, self._error, self._settled = result, error, True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if waiter.done():  # its reader was cancelled
+                continue
+            if error is None:
+                waiter.set_result(result)
+            elif isinstance(error, asyncio.CancelledError):
+                waiter.cancel()
+            else:
+                waiter.set_exception(error)
+
+    async def wait(self) -> Any:
+        if not self._settled:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            return await waiter
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from rangeio.errors import NetworkError, TLSError, UrlError
@@ -32,6 +33,8 @@ def check_url(url: str) -> str:
     return url
 
 
+# Asked twice per request with the same few URLs: parsing them again is most of its cost.
+@lru_cache(maxsize=64)
 def origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

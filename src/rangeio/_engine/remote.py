@@ -121,9 +121,9 @@ class RemoteFile:
             allow_downgrade=self.options.allow_https_downgrade,
         )
 
-    def drive(self, exchange: RangeExchange) -> Program[None]:
-        """Run ``exchange`` over the transport, yielding DELIVERED after every body chunk so
-        that a stream can hand bytes to its reader as they arrive."""
+    def drive(self, exchange: RangeExchange, *, pauses: bool = True) -> Program[None]:
+        """Run ``exchange`` over the transport, yielding DELIVERED after every body chunk (with
+        ``pauses``) so that a stream can hand bytes to its reader as they arrive."""
         timeout = self.options.timeout
         while (request := exchange.next_request(time.time())) is not None:
             action: Action | None
@@ -138,7 +138,7 @@ class RemoteFile:
                 try:
                     action = exchange.on_response(response.status, response.headers, time.time())
                     if isinstance(action, ReadBody):
-                        action = yield from self._read_body(exchange, response)
+                        action = yield from self._read_body(exchange, response, pauses)
                 except Exception:
                     yield Close(response)
                     raise
@@ -150,7 +150,9 @@ class RemoteFile:
         # refreshed from the URL the user gave, later reads do not each pay that detour again.
         self.target = exchange.result.url
 
-    def _read_body(self, exchange: RangeExchange, response: Any) -> Program[Action | None]:
+    def _read_body(
+        self, exchange: RangeExchange, response: Any, pauses: bool
+    ) -> Program[Action | None]:
         body = BodyReader(response, self.options.timeout)
         while True:
             try:
@@ -165,7 +167,8 @@ class RemoteFile:
                 return exchange.on_end(time.time())
             exchange.on_data(chunk)
             self._count(fetched=len(chunk))
-            yield DELIVERED
+            if pauses:
+                yield DELIVERED
 
     def _count(self, *, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
         with self._lock:
@@ -178,7 +181,8 @@ class RemoteFile:
     ) -> Program[Result]:
         """Run one exchange to completion: redirects, retries and resumes included."""
         exchange = self.new_exchange(spec, method=method)
-        yield from _without_pauses(self.drive(exchange))
+        # No pause points: a filter generator swallowing them would cost a layer per operation.
+        yield from self.drive(exchange, pauses=False)
         return exchange.result
 
     # -- open -------------------------------------------------------------------------------
@@ -529,27 +533,6 @@ class Cursor:
         if self.stream is not None:
             stream, self.stream = self.stream, None
             yield from stream.close()
-
-
-def _without_pauses(program: Program[None]) -> Program[None]:
-    """Run a streaming program straight through, swallowing its DELIVERED pause points."""
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            op = program.throw(error) if error is not None else program.send(value)
-        except StopIteration:
-            return
-        value, error = None, None
-        if op is DELIVERED:
-            continue
-        try:
-            value = yield op
-        except GeneratorExit:
-            program.close()
-            raise
-        except BaseException as exc:  # thrown in by the runner: hand it to the program
-            error = exc
 
 
 def _still_missing(plan: Sequence[ByteRange], cache: ByteCache) -> list[ByteRange]:
