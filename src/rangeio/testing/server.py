@@ -533,9 +533,11 @@ class FaultServer:
         reply = self._answer(request, faults, get_number)
         plan = _plan_wire(reply, request.method, faults)
         if faults is not None and faults.throttle and request.method == "GET":
-            self._transmit_slowly(sock, conn, plan, faults.throttle)
+            self._transmit_paced(
+                sock, conn, plan, step=16 * 1024, seconds_per_byte=1 / faults.throttle
+            )
         elif faults is not None and faults.drip and request.method == "GET":
-            self._transmit_drip(sock, conn, plan, faults.drip)
+            self._transmit_paced(sock, conn, plan, step=1, seconds_per_byte=faults.drip)
         elif faults is not None and faults.endless and _has_body(plan, request.method):
             self._transmit_endless(sock, conn, plan)
         else:
@@ -583,34 +585,28 @@ class FaultServer:
             out.append(conn.send(h11.EndOfMessage()))
         sock.sendall(b"".join(data for data in out if data))
 
-    def _transmit_slowly(
-        self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan, rate: float
+    def _transmit_paced(
+        self,
+        sock: socket.socket,
+        conn: h11.Connection,
+        plan: _WirePlan,
+        *,
+        step: int,
+        seconds_per_byte: float,
     ) -> None:
+        """The head at once, then the body ``step`` bytes at a time, each piece followed by a
+        pause of ``seconds_per_byte`` per byte it held (``throttle``: 16 KiB pieces at a rate;
+        ``drip``: one byte, then a gap). Stopping the server ends the pause."""
         head = h11.Response(
             status_code=plan.status, headers=plan.headers, reason=_reason(plan.status)
         )
         sock.sendall(conn.send(head) or b"")
-        step = 16 * 1024
         for piece in _pieces(plan.payload, plan.chunked):
             for i in range(0, len(piece), step):
-                sock.sendall(conn.send(h11.Data(data=piece[i : i + step])) or b"")
-                if self._stopping.wait(min(step, len(piece) - i) / rate):
+                sent = piece[i : i + step]
+                sock.sendall(conn.send(h11.Data(data=sent)) or b"")
+                if self._stopping.wait(len(sent) * seconds_per_byte):
                     raise _ConnectionDone
-        if plan.ending == "keep":
-            sock.sendall(conn.send(h11.EndOfMessage()) or b"")
-
-    def _transmit_drip(
-        self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan, gap: float
-    ) -> None:
-        head = h11.Response(
-            status_code=plan.status, headers=plan.headers, reason=_reason(plan.status)
-        )
-        sock.sendall(conn.send(head) or b"")
-        for piece in _pieces(plan.payload, plan.chunked):
-            for i in range(len(piece)):
-                if self._stopping.wait(gap):
-                    raise _ConnectionDone
-                sock.sendall(conn.send(h11.Data(data=piece[i : i + 1])) or b"")
         if plan.ending == "keep":
             sock.sendall(conn.send(h11.EndOfMessage()) or b"")
 
