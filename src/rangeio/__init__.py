@@ -26,6 +26,7 @@ from rangeio.errors import (
     RangeNotSupportedError,
     RemoteChangedError,
     TLSError,
+    UnsafePathError,
     UrlError,
 )
 
@@ -58,6 +59,7 @@ __all__ = [
     "RemoteChangedError",
     "RetryPolicy",
     "Stats",
+    "UnsafePathError",
     "TLSError",
     "Timeout",
     "UrlError",

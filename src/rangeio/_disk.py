@@ -1,11 +1,15 @@
-"""Durable file operations for downloads: positional writes, fsyncs, atomic replace, locking."""
+"""Durable file operations for downloads: positional writes, fsyncs, atomic replace, locking;
+every path of a download opened without following a symlink or blocking on a FIFO."""
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
+import re
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +19,110 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from rangeio._core import control
-from rangeio._core.download import Assessment, assess, tails_to_check
-from rangeio.errors import DownloadLockedError
+from rangeio._core.download import (
+    MISSING,
+    Assessment,
+    Entry,
+    assess,
+    rule_on_entry,
+    tails_to_check,
+)
+from rangeio.errors import DownloadLockedError, UnsafePathError
+
+log = logging.getLogger("rangeio.download")
 
 READ_CHUNK = 1024 * 1024
 
+# O_NOFOLLOW: a symlink at the path fails the open (ELOOP) instead of being followed, even with
+# O_CREAT (a dangling link is not created through). O_NONBLOCK: opening a FIFO never waits for
+# the other end. Both exist on every POSIX system; elsewhere (Windows) they are 0.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+# What an open refused by those flags (or a directory opened for writing) fails with: ELOOP for
+# a symlink (EMLINK on FreeBSD, EFTYPE on NetBSD), EISDIR, ENXIO for a FIFO with no reader.
+_REFUSED_OPEN = {errno.ELOOP, errno.EMLINK, errno.EISDIR, errno.ENXIO, getattr(errno, "EFTYPE", -1)}
+
+
+def entry_of(st: os.stat_result, directory_device: int) -> Entry:
+    """The core's view of a stat result (from lstat, or fstat of an open file)."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        kind = "file"
+    elif stat.S_ISLNK(mode):
+        kind = "symlink"
+    elif stat.S_ISDIR(mode):
+        kind = "directory"
+    elif stat.S_ISFIFO(mode):
+        kind = "fifo"
+    else:
+        kind = "other"
+    return Entry(kind, st.st_nlink, st.st_dev == directory_device)
+
+
+def lookup(path: Path) -> Entry:
+    """What is at ``path`` itself (a symlink is reported as one, never followed)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return MISSING
+    return entry_of(st, _directory_device(path))
+
+
+def _directory_device(path: Path) -> int:
+    return os.stat(path.parent).st_dev
+
+
+def safe_open(path: Path, flags: int, role: str, mode: int = 0o644) -> int:
+    """THE way every path of a download is opened: never through a symlink, never blocking on a
+    FIFO, and only if what was opened is what ``rule_on_entry`` lets ``role`` use (a lone regular
+    file on the directory's filesystem). Anything else closes the descriptor again and raises
+    UnsafePathError: a descriptor that is returned is one to close, and no other leaks."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno in _REFUSED_OPEN:
+            raise _unsafe(path, f"it is not a regular file ({exc.strerror})") from exc
+        raise
+    try:
+        found = entry_of(os.fstat(fd), _directory_device(path))
+        if rule_on_entry(role, found) != "use":
+            raise _unsafe(path, f"it is a {_describe(found)}")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _describe(entry: Entry) -> str:
+    if entry.kind == "file" and entry.links > 1:
+        return f"file with {entry.links} hard links"
+    if not entry.same_device:
+        return f"{entry.kind} on another filesystem"
+    return entry.kind
+
+
+def _unsafe(path: Path, why: str) -> UnsafePathError:
+    return UnsafePathError(f"refusing to use {path}: {why}", path=str(path))
+
+
+def settle(path: Path, role: str) -> Entry:
+    """Make ``path`` safe for ``role`` before it is used: refuse (UnsafePathError) or replace
+    (unlink the name, never what it points to) what the core says must not be used. Returns
+    what is there now (MISSING once replaced). Opens still go through ``safe_open``, so a file
+    swapped in after this check is refused, not written through."""
+    entry = lookup(path)
+    verdict = rule_on_entry(role, entry)
+    if verdict == "refuse":
+        raise _unsafe(path, f"it is a {_describe(entry)}")
+    if verdict == "replace" and role != "dest":
+        log.warning("removing %s: a %s is not a download's %s file", path, _describe(entry), role)
+        _unlink_quietly(path)
+        return MISSING
+    return entry
+
 
 def open_rw(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    return safe_open(path, os.O_RDWR | os.O_CREAT, "part")
 
 
 def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
@@ -69,11 +169,50 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+# A temporary record file is ``<name>.<pid>.<8 hex>.tmp``; only names of exactly that form are
+# ever removed as stale.
+_TEMP = re.compile(r"\.[0-9]+\.[0-9a-f]{8}\.tmp")
+# A fresh random name that is taken anyway (planted there) is tried again, a few times.
+_TEMP_ATTEMPTS = 4
+
+
+def temp_path(path: Path) -> Path:
+    """A new temporary name beside ``path``: unpredictable, so nobody can plant a file there."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def is_temp_of(name: str, path: Path) -> bool:
+    prefix = path.name
+    return name.startswith(prefix) and _TEMP.fullmatch(name, len(prefix)) is not None
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Remove the temporary files of ``path`` that a crash inside ``atomic_write`` left behind.
+    Run under the download's lock, so none of them is being written; a directory of that name
+    is not rangeio's and is left alone."""
+    with os.scandir(path.parent) as entries:
+        stale = [e.name for e in entries if is_temp_of(e.name, path)]
+    for name in stale:
+        temp = path.with_name(name)
+        if rule_on_entry("temp", lookup(temp)) == "replace":
+            _unlink_quietly(temp)
+
+
+def _create_temp(path: Path) -> tuple[Path, int]:
+    for _ in range(_TEMP_ATTEMPTS):
+        temp = temp_path(path)
+        try:
+            return temp, safe_open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "temp")
+        except (FileExistsError, UnsafePathError):
+            continue  # taken (and not by us: the name was new): another name
+    raise _unsafe(path, f"{_TEMP_ATTEMPTS} fresh temporary names beside it were all taken")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content:
-    a unique temp name, fsync, rename, fsync of the directory."""
-    temp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    a unique temp name (created, never reused: O_EXCL), fsync, rename, fsync of the directory.
+    The rename replaces whatever name is at ``path``; it never writes through it."""
+    temp, fd = _create_temp(path)
     try:
         pwrite_all(fd, data, 0)
         os.fsync(fd)
@@ -90,15 +229,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def read_small(path: Path, limit: int) -> bytes | None:
-    """The file's bytes if it exists and is at most ``limit`` long (a bigger one is refused
-    before it is read: a control record is small)."""
+def read_small(path: Path, limit: int, role: str) -> bytes | None:
+    """The file's first ``limit + 1`` bytes if it exists (a caller refuses more than ``limit``
+    before parsing: a control record is small)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
+        fd = safe_open(path, os.O_RDONLY, role)
     except FileNotFoundError:
         return None
-    return data
+    try:
+        return pread_all(fd, 0, limit + 1)
+    finally:
+        os.close(fd)
 
 
 def preallocate(fd: int, size: int) -> None:
@@ -114,22 +255,23 @@ def preallocate(fd: int, size: int) -> None:
             raise
 
 
-def file_size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
-
-
 def remove(path: Path) -> None:
     _unlink_quietly(path)
 
 
 def _unlink_quietly(path: Path) -> None:
+    """Remove the name ``path`` (unlink never follows a symlink). A directory is not removed."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except IsADirectoryError as exc:
+        raise _unsafe(path, "it is a directory") from exc
+
+
+# A lock file replaced between our open and our flock (its holder finished and removed it) is
+# opened again; a few times, since each replacement is a whole download finishing.
+_LOCK_ATTEMPTS = 8
 
 
 class DownloadLock:
@@ -141,16 +283,27 @@ class DownloadLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
+        for _ in range(_LOCK_ATTEMPTS):
+            settle(self.path, "lock")
+            fd = safe_open(self.path, os.O_RDWR | os.O_CREAT, "lock")
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        raise DownloadLockedError(
+                            f"another process is downloading to {self.path.with_suffix('')}"
+                        ) from None
+                # A holder removes the file once its download is done; a lock on a file no
+                # longer at the path protects nothing, so take the one that is there now.
+                if _still_at(fd, self.path):
+                    self._fd = fd
+                    return
+            except BaseException:
                 os.close(fd)
-                raise DownloadLockedError(
-                    f"another process is downloading to {self.path.with_suffix('')}"
-                ) from None
-        self._fd = fd
+                raise
+            os.close(fd)
+        raise DownloadLockedError(f"{self.path} keeps being replaced")
 
     def release(self, *, remove_file: bool = False) -> None:
         if self._fd is None:
@@ -163,10 +316,21 @@ class DownloadLock:
         self._fd = None
 
 
+def _still_at(fd: int, path: Path) -> bool:
+    try:
+        there = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
+
+
 class PartFiles:
     """The sidecars of a download to ``dest``: ``<dest>.part`` (data), ``<dest>.part.ctrl``
-    (control record) and ``<dest>.part.lock``. Beside the destination, so the final rename never
-    crosses filesystems. Every method is one blocking step, run by a runner's Blocking op."""
+    (control record, written through temporary ``<dest>.part.ctrl.<pid>.<hex>.tmp`` files) and
+    ``<dest>.part.lock``. Beside the destination, so the final rename never crosses
+    filesystems. Every method is one blocking step, run by a runner's Blocking op; every open
+    is a ``safe_open``, so none of them writes through a symlink or waits on a FIFO."""
 
     def __init__(self, dest: Path) -> None:
         self.dest = dest
@@ -177,14 +341,19 @@ class PartFiles:
     def unlock(self, finished: bool) -> None:
         """Release the destination's lock; its file goes too once there is nothing left to
         protect (the download finished, or never wrote a byte)."""
-        self.lock.release(remove_file=finished or not self.part.exists())
+        self.lock.release(remove_file=finished or not os.path.lexists(self.part))
 
     def inspect(self, url: str) -> tuple[Assessment, dict[int, bytes]]:
-        """Read what is on disk and let the core decide what it is worth."""
+        """Make every path safe (``settle``), read what is on disk, and let the core decide
+        what it is worth. Stale temporary record files go first."""
+        remove_stale_temps(self.ctrl)
+        dest = settle(self.dest, "dest")
+        part = settle(self.part, "part")
+        settle(self.ctrl, "ctrl")
         record: control.ControlRecord | None = None
         record_error: str | None = None
         try:
-            raw = read_small(self.ctrl, control.MAX_RECORD_BYTES)
+            raw = read_small(self.ctrl, control.MAX_RECORD_BYTES, "ctrl")
         except OSError as exc:
             raw, record_error = None, f"unreadable: {exc}"
         if raw is not None:
@@ -192,16 +361,19 @@ class PartFiles:
                 record = control.decode(raw)
             except control.ControlRecordError as exc:
                 record_error = str(exc)
-        part_size = file_size(self.part)
+        part_size: int | None = None
         tails: dict[int, bytes] = {}
-        if record is not None and part_size is not None:
-            fd = os.open(self.part, os.O_RDONLY)
+        if part.kind != "missing":
+            fd = safe_open(self.part, os.O_RDONLY, "part")
             try:
-                for start, span in tails_to_check(record):
-                    tails[start] = pread_all(fd, span.start, span.length)
+                part_size = os.fstat(fd).st_size
+                if record is not None:
+                    for start, span in tails_to_check(record):
+                        tails[start] = pread_all(fd, span.start, span.length)
             finally:
                 os.close(fd)
-        verdict = assess(url, record, record_error, part_size, self.dest.exists(), tails)
+        dest_is_file = rule_on_entry("dest", dest) == "use"
+        verdict = assess(url, record, record_error, part_size, dest_is_file, tails)
         return verdict, tails
 
     def discard(self) -> None:
@@ -225,7 +397,9 @@ class PartFiles:
         return fd
 
     def reopen(self) -> int:
-        return open_rw(self.part)
+        """The ``.part`` a resume continues. Never created here: a resume trusts bytes that are
+        on disk, and a new empty file would hold none of them."""
+        return safe_open(self.part, os.O_RDWR, "part")
 
     def checkpoint(self, fd: int, record: control.ControlRecord) -> None:
         """Data first, then the record that covers it; a failing fdatasync raises before the
@@ -246,15 +420,17 @@ class PartFiles:
 
     def commit(self) -> None:
         """Move the verified file into place; then the sidecars go (a crash between the two
-        leaves a finished destination, which the next attempt recognises as done)."""
+        leaves a finished destination, which the next attempt recognises as done). The rename
+        replaces whatever name is at ``dest`` (a symlink too) and never writes through it."""
         os.replace(self.part, self.dest)
         fsync_dir(self.dest.parent)
         remove(self.ctrl)
 
     def finish_done(self) -> tuple[int, str]:
-        """The destination is already complete: drop stale sidecars, report size and SHA-256."""
+        """The destination looks complete: drop the stale record, report the destination's size
+        and SHA-256 (the caller checks them against what was asked for)."""
         remove(self.ctrl)
-        fd = os.open(self.dest, os.O_RDONLY)
+        fd = safe_open(self.dest, os.O_RDONLY, "dest")
         try:
             size = os.fstat(fd).st_size
             return size, hash_file(fd, size, ("sha256",))["sha256"]

@@ -89,6 +89,18 @@ class DownloadLockedError(RangeioError):
     """Another process (or another download in this one) holds the lock on the destination."""
 
 
+class UnsafePathError(RangeioError, OSError):
+    """A download will not use one of its paths (``dest``, ``<dest>.part``, ``.part.ctrl``,
+    ``.part.lock`` or a temporary record file): a directory is there, a FIFO, socket or device
+    is at ``dest``, or what was opened is not the lone regular file it was a moment before (a
+    symlink, FIFO or hard link put there meanwhile). Nothing was written through it; ``path``
+    names it. Also an ``OSError``: it is a fact about the local disk."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class ForkError(RangeioError, RuntimeError):
     """A file opened before ``os.fork()`` was used in the child in a way that cannot be safe
     there: through a borrowed client (its connections belong to the parent) or an async file
@@ -109,5 +121,6 @@ __all__ = [
     "RangeioError",
     "RemoteChangedError",
     "TLSError",
+    "UnsafePathError",
     "UrlError",
 ]

@@ -108,6 +108,60 @@ def tails_to_check(record: ControlRecord) -> list[tuple[int, ByteRange]]:
     return [(s.start, tail_range(s)) for s in record.segments if s.cursor > s.start]
 
 
+# -- the download directory ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What is at one of a download's paths, as ``lstat`` (or ``fstat`` of what was opened) says,
+    never following a symlink. ``kind``: "missing", "file", "symlink", "directory", "fifo" or
+    "other" (a socket or a device); ``same_device``: on the directory's filesystem."""
+
+    kind: str
+    links: int = 1
+    same_device: bool = True
+
+
+MISSING = Entry("missing")
+
+# The roles: the destination, and the files rangeio keeps beside it while it works.
+SIDECARS = frozenset({"part", "ctrl", "lock", "temp"})
+
+
+def rule_on_entry(role: str, entry: Entry) -> str:
+    """What a download does with what it finds at one of its paths: "absent" (create it),
+    "use", "replace" (it is not rangeio's: a sidecar is unlinked, the destination is renamed
+    over, and what either pointed to is never touched) or "refuse" (UnsafePathError).
+
+    - rangeio only ever makes one kind of sidecar: a regular file with one link, in the
+      destination's directory. A symlink, FIFO, socket, device or hard-linked file in its place
+      was put there by someone else; writing through it would write outside the directory (or
+      block, or reach another name of the file), so it is replaced. Unlinking a name never
+      changes what it linked to.
+    - A directory is never removed (its contents are someone's), and a file of another
+      filesystem (a bind mount) cannot be renamed over: both are refused.
+    - ``dest`` is only replaced by the final rename. A symlink there is replaced, never written
+      through (wget2 and pip move a finished file into place the same way; curl -o and aria2 open
+      the path and so write through a link). A FIFO, socket or device at ``dest`` is something
+      the caller pointed the download at (``/dev/null``, a named pipe): renaming over it would
+      destroy it, so it is refused. A hard-linked ``dest`` is only read (to see whether it is
+      the finished download) and then renamed over, so it is used as is.
+    """
+    if role != "dest" and role not in SIDECARS:
+        raise ValueError(f"unknown role {role!r}")
+    if entry.kind == "missing":
+        return "absent"
+    if entry.kind == "directory" or not entry.same_device:
+        return "refuse"
+    if role == "dest":
+        if entry.kind == "file":
+            return "use"
+        return "replace" if entry.kind == "symlink" else "refuse"
+    if entry.kind == "file" and entry.links == 1:
+        return "use"
+    return "replace"
+
+
 # -- asking ----------------------------------------------------------------------------------
 
 

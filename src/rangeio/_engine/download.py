@@ -12,6 +12,7 @@ from typing import Any
 
 from rangeio._core import control, digests
 from rangeio._core.download import (
+    Assessment,
     Complete,
     DownloadPolicy,
     Hop,
@@ -158,8 +159,10 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     files = job.files
     assessment, tails = yield Blocking(files.inspect, (job.url,))
     if assessment.kind == "done":
-        size, sha = yield Blocking(files.finish_done)
-        return _result(job, size, sha, assessment.record)
+        existing = yield from _existing(job, assessment)
+        if existing is not None:
+            return existing
+        assessment = Assessment("fresh", None, "the destination does not match sha256=")
     record: control.ControlRecord | None = assessment.record
     if assessment.kind == "fresh":
         if assessment.reason not in ("no previous progress",):
@@ -195,17 +198,24 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     if isinstance(answer, Restart):
         total = answer.length
         record = _record(job, answer.identity, total, 0, b"")
-        fd = _File((yield Blocking(files.begin, (record, total))))
-        offset, end, tail = 0, total, bytearray()
-        yield Blocking(fd.start_hashing, (_algorithms(response.headers, whole=True), 0))
+        offset, end, tail, whole = 0, total, bytearray(), True
     else:
         assert isinstance(answer, Resume) and record is not None
         total = answer.total if answer.total is not None else record.total
         record = _record(job, identity_of(record).merged(answer.identity), total, cursor, tail)
-        fd = _File((yield Blocking(files.reopen)))
-        offset, end = cursor, answer.range.stop
-        yield Blocking(fd.start_hashing, (_algorithms(response.headers, whole=False), cursor))
+        offset, end, whole = cursor, answer.range.stop, False
     try:
+        # Inside the try: a digest header that does not parse, or a .part that cannot be opened
+        # safely, still closes the response (and the .part, once open).
+        algorithms = _algorithms(response.headers, whole=whole)
+        step = Blocking(files.begin, (record, total)) if whole else Blocking(files.reopen)
+        opened = yield step
+    except BaseException:
+        yield Close(response)
+        raise
+    fd = _File(opened)
+    try:
+        yield Blocking(fd.start_hashing, (algorithms, offset))
         offset = yield from _receive(job, response, fd, record, offset, end, tail)
         yield Close(response)
         final_total = total if total is not None else offset
@@ -213,12 +223,26 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
             raise PartialDownloadError(
                 f"connection closed after {offset} of {end} bytes", bytes_done=offset, total=total
             )
-        result = yield from _finish(
-            job, fd, final_total, record, response.headers, whole=isinstance(answer, Restart)
-        )
+        result = yield from _finish(job, fd, final_total, record, response.headers, whole=whole)
         return result
     finally:
         yield Blocking(fd.close)
+
+
+def _existing(job: DownloadJob, assessment: Assessment) -> Program[DownloadResult | None]:
+    """The destination is there and no ``.part`` is: the finished download (a crash after the
+    rename), unless ``sha256=`` says otherwise. Then it is not returned: it is downloaded again
+    and replaced only once the new file verifies (None: the caller starts afresh)."""
+    size, sha = yield Blocking(job.files.finish_done)
+    if job.sha256 is None or sha == job.sha256:
+        if job.reused is None:
+            job.reused = size  # every byte of it is reused: bytes_reused + transferred == size
+        return _result(job, size, sha, assessment.record)
+    log.warning(
+        "%s has SHA-256 %s, expected %s: downloading it again", job.files.dest, sha, job.sha256
+    )
+    job.reused = 0
+    return None
 
 
 def _ask(
@@ -544,8 +568,10 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     files = job.files
     assessment, tails = yield Blocking(files.inspect, (job.url,))
     if assessment.kind == "done":
-        size, sha = yield Blocking(files.finish_done)
-        return _result(job, size, sha, assessment.record)
+        existing = yield from _existing(job, assessment)
+        if existing is not None:
+            return existing
+        assessment = Assessment("fresh", None, "the destination does not match sha256=")
     record = assessment.record
     if (
         assessment.kind == "fresh"
