@@ -194,7 +194,7 @@ def remove_stale_temps(path: Path) -> None:
         stale = [e.name for e in entries if is_temp_of(e.name, path)]
     for name in stale:
         temp = path.with_name(name)
-        if rule_on_entry("temp", lookup(temp)) == "replace":
+        if rule_on_entry("temp", lookup(temp)) != "refuse":
             _unlink_quietly(temp)
 
 
