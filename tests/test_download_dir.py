@@ -521,3 +521,22 @@ def test_lock_file_removed_by_its_finishing_holder_is_taken_again(
             PartFiles(dest).lock.acquire()
     finally:
         second.release(remove_file=True)
+
+
+def test_cli_zip_get_never_writes_through_a_planted_part(tmp_path: Path) -> None:
+    """``rangeio zip get -o`` keeps its own ``.part``: opened the same safe way."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("member.txt", b"from the archive\n")
+    scene = Scene(tmp_path)
+    out = scene.dl / "member.txt"
+    Path(str(out) + ".part").symlink_to(scene.victim)
+    with FaultServer({"/a.zip": buf.getvalue()}) as server:
+        done = rangeio_cli(
+            "zip", "get", server.url("/a.zip"), "member.txt", "-o", str(out), cwd=tmp_path
+        )
+    assert done.returncode == 0, done.stderr
+    assert scene.victim.read_bytes() == VICTIM and out.read_bytes() == b"from the archive\n"

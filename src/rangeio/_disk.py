@@ -75,7 +75,10 @@ def safe_open(path: Path, flags: int, role: str, mode: int = 0o644) -> int:
     """THE way every path of a download is opened: never through a symlink, never blocking on a
     FIFO, and only if what was opened is what ``rule_on_entry`` lets ``role`` use (a lone regular
     file on the directory's filesystem). Anything else closes the descriptor again and raises
-    UnsafePathError: a descriptor that is returned is one to close, and no other leaks."""
+    UnsafePathError: a descriptor that is returned is one to close, and no other leaks.
+    O_TRUNC is not taken: it would cut a hard-linked file before the check; truncate after."""
+    if flags & os.O_TRUNC:
+        raise ValueError("safe_open: truncate after the checks (os.ftruncate), not with O_TRUNC")
     try:
         fd = os.open(path, flags | _NOFOLLOW, mode)
     except OSError as exc:
@@ -123,6 +126,18 @@ def settle(path: Path, role: str) -> Entry:
 
 def open_rw(path: Path) -> int:
     return safe_open(path, os.O_RDWR | os.O_CREAT, "part")
+
+
+def open_new_part(path: Path) -> int:
+    """An empty ``.part`` at ``path`` for writing, whatever was planted there (``settle``)."""
+    settle(path, "part")
+    fd = open_rw(path)
+    try:
+        os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:

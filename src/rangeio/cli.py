@@ -633,7 +633,9 @@ def cmd_zip_get(args: argparse.Namespace) -> int:
         dest = Path(args.output)
         _prepare_output(dest, args.force)
         tmp = dest.with_name(dest.name + ".part")
-        with archive.open(member) as reader, open(tmp, "wb") as out:
+        from rangeio._disk import open_new_part  # never through a link planted at tmp
+
+        with archive.open(member) as reader, open(open_new_part(tmp), "wb") as out:
             _copy(reader.read, out, None)
             os.fsync(out.fileno())
         os.replace(tmp, dest)
