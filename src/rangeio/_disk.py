@@ -36,7 +36,8 @@ READ_CHUNK = 1024 * 1024
 # O_NOFOLLOW: a symlink at the path fails the open (ELOOP) instead of being followed, even with
 # O_CREAT (a dangling link is not created through). O_NONBLOCK: opening a FIFO never waits for
 # the other end. Both exist on every POSIX system; elsewhere (Windows) they are 0.
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | _NONBLOCK
 # What an open refused by those flags (or a directory opened for writing) fails with: ELOOP for
 # a symlink (EMLINK on FreeBSD, EFTYPE on NetBSD), EISDIR, ENXIO for a FIFO with no reader.
 _REFUSED_OPEN = {errno.ELOOP, errno.EMLINK, errno.EISDIR, errno.ENXIO, getattr(errno, "EFTYPE", -1)}
@@ -89,7 +90,8 @@ def safe_open(path: Path, flags: int, role: str, mode: int = 0o644) -> int:
         found = entry_of(os.fstat(fd), _directory_device(path))
         if rule_on_entry(role, found) != "use":
             raise _unsafe(path, f"it is a {_describe(found)}")
-        os.set_blocking(fd, True)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
