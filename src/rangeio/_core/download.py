@@ -141,10 +141,10 @@ def rule_on_entry(role: str, entry: Entry) -> str:
     - A directory is never removed (its contents are someone's), and a file of another
       filesystem (a bind mount) cannot be renamed over: both are refused.
     - ``dest`` is only replaced by the final rename. A symlink there is replaced, never written
-      through (wget2 and pip move a finished file into place the same way; curl -o and aria2 open
-      the path and so write through a link). A FIFO, socket or device at ``dest`` is something
-      the caller pointed the download at (``/dev/null``, a named pipe): renaming over it would
-      destroy it, so it is refused. A hard-linked ``dest`` is only read (to see whether it is
+      through (curl -o and aria2 instead open the path and write in place, so through a link;
+      aria2 by default leaves an existing file alone and saves as ``name.1``). A FIFO, socket or
+      device at ``dest`` is something the caller pointed the download at (``/dev/null``, a named
+      pipe): renaming over it would destroy it, so it is refused. A hard-linked ``dest`` is only read (to see whether it is
       the finished download) and then renamed over, so it is used as is.
     """
     if role != "dest" and role not in SIDECARS:
