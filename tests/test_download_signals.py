@@ -74,9 +74,7 @@ def interrupt_parallel(opener: Opener, url: str, dest: Path, how: str, after: in
         assert loop is not None
         holder: list[asyncio.Task[Any]] = []
         trigger = _Trigger(after, lambda: holder[0].cancel())
-        coro = rangeio.aio.download(
-            url, dest, client=opener.client, on_progress=trigger, **options
-        )
+        coro = rangeio.aio.download(url, dest, client=opener.client, on_progress=trigger, **options)
         holder.append(loop.create_task(coro))
         with pytest.raises(asyncio.CancelledError):
             loop.run_until_complete(holder[0])
@@ -212,9 +210,9 @@ def test_a_total_over_2_62_is_a_typed_error(
             conn.send(response_head(200, {"ETag": '"big"', "Content-Length": str(huge)}))
 
     dest = tmp_path / "out.bin"
-    with raw_server(handler) as server:
-        with pytest.raises(rangeio.ProtocolError, match="2\\*\\*62"):
-            opener.download(server.url(), dest, connections=connections, retries=FAST)
+    refused = pytest.raises(rangeio.ProtocolError, match="2\\*\\*62")
+    with raw_server(handler) as server, refused:
+        opener.download(server.url(), dest, connections=connections, retries=FAST)
     assert not dest.exists() and not ctrl_of(dest).exists()
 
 
@@ -270,9 +268,9 @@ def test_a_bare_416_with_bytes_missing_restarts_and_says_why(
             opener.haul(server.url(), dest)
         assert info.value.bytes_done > 0
         handler.cut, handler.bare_416 = None, True
-        with caplog.at_level(logging.WARNING, logger="rangeio.download"):
-            with pytest.raises(rangeio.PartialDownloadError) as again:
-                opener.haul(server.url(), dest)
+        logged = caplog.at_level(logging.WARNING, logger="rangeio.download")
+        with logged, pytest.raises(rangeio.PartialDownloadError) as again:
+            opener.haul(server.url(), dest)
         assert again.value.bytes_done == 0
         assert any(
             "416 without Content-Range" in r.message and str(len(data)) in r.message

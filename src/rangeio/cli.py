@@ -818,8 +818,7 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
         message = "interrupted"
     elif exc.saved > 0:
         message = (
-            f"interrupted; progress saved ({_human(exc.saved)}), "
-            "run the command again to resume"
+            f"interrupted; progress saved ({_human(exc.saved)}), run the command again to resume"
         )
     else:
         message = "interrupted; no progress was saved"

@@ -474,9 +474,7 @@ def _keep_tail(tail: bytearray, chunk: bytes) -> None:
         del tail[: len(tail) - control.TAIL_BYTES]
 
 
-def _begin(
-    job: DownloadJob, record: control.ControlRecord, total: int | None
-) -> Program[_File]:
+def _begin(job: DownloadJob, record: control.ControlRecord, total: int | None) -> Program[_File]:
     """Start ``.part`` afresh for ``record``, saying once what of it cannot be stored."""
     fitted = control.fit(record)
     if fitted.reason:
@@ -648,7 +646,6 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     first segment, which the other connections split."""
     spec = RangeSpec.open_ended(0)
     response, answer = yield from _ask(job, spec, {"Range": "bytes=0-"}, None, 0, None)
-    files = job.files
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
         # Range ignored (200) or size unknown: one connection streams it all.
         total = answer.length if isinstance(answer, Restart) else None

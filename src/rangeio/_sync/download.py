@@ -8,9 +8,9 @@ from typing import Any
 
 from rangeio._core import control
 from rangeio._core.download import DownloadPolicy
-from rangeio._disk import PartFiles
 from rangeio._core.options import Timeout
 from rangeio._core.retry import NO_RETRY, RetryPolicy
+from rangeio._disk import PartFiles
 from rangeio._engine import download as engine
 from rangeio._engine.download import DownloadResult, HaulResult, Progress
 from rangeio._engine.ops import Program
