@@ -22,7 +22,7 @@ import rangeio.aio
 from rangeio._core import control
 from rangeio._disk import PartFiles
 from rangeio.testing import Faults, FaultServer
-from tests.adapters import Opener
+from tests.adapters import SYNC_ADAPTERS, Opener
 from tests.conftest import make_bytes
 from tests.raw_server import RawConnection, RawRequest, raw_server, response_head, serve_range
 
@@ -93,16 +93,11 @@ def interrupt_parallel(opener: Opener, url: str, dest: Path, how: str, after: in
     return trigger.at
 
 
-@pytest.mark.parametrize("how", ["raise", "signal"])
-def test_interrupted_parallel_download_saves_every_segment(
-    fault_server: FaultServer, opener: Opener, tmp_path: Path, how: str
-) -> None:
-    if opener.is_async and how == "signal":
-        pytest.skip("async downloads are interrupted by cancelling their task")
-    data = fault_server.get_file(DATA)
+def check_interrupted(opener: Opener, server: FaultServer, tmp_path: Path, how: str) -> None:
+    data = server.get_file(DATA)
     dest = tmp_path / "out.bin"
-    fault_server.faults = Faults(throttle=1024 * 1024)  # per connection: 4 run side by side
-    seen = interrupt_parallel(opener, fault_server.url(DATA), dest, how, after=len(data) // 3)
+    server.faults = Faults(throttle=1024 * 1024)  # per connection: 4 run side by side
+    seen = interrupt_parallel(opener, server.url(DATA), dest, how, after=len(data) // 3)
 
     record = control.decode(ctrl_of(dest).read_bytes())
     saved = control.durable_bytes(record)
@@ -113,16 +108,36 @@ def test_interrupted_parallel_download_saves_every_segment(
     for segment in record.segments:  # ... and nothing past what is on disk
         assert part[segment.start : segment.cursor] == data[segment.start : segment.cursor]
 
-    fault_server.clear_faults()
-    fault_server.clear_log()
-    result = opener.download(fault_server.url(DATA), dest, connections=4, policy=NO_PERIODIC)
+    server.clear_faults()
+    server.clear_log()
+    result = opener.download(server.url(DATA), dest, connections=4, policy=NO_PERIODIC)
     assert dest.read_bytes() == data
     assert result.bytes_reused == saved
     # Each segment resumed from its own durable cursor: little is fetched twice.
     assert result.bytes_transferred <= len(data) - saved + STEAL_SLACK * len(record.segments)
-    starts = {int((r or "bytes=0-").split("=")[1].split("-")[0]) for r in ranges_seen(fault_server)}
+    starts = {int((r or "bytes=0-").split("=")[1].split("-")[0]) for r in ranges_seen(server)}
     unfinished = {s.cursor for s in record.segments if s.cursor < (s.stop or 0)}
     assert unfinished <= starts
+
+
+def test_interrupted_parallel_download_saves_every_segment(
+    fault_server: FaultServer, opener: Opener, tmp_path: Path
+) -> None:
+    """Sync: KeyboardInterrupt raised by a progress callback, on a worker thread. Async: the
+    task is cancelled."""
+    check_interrupted(opener, fault_server, tmp_path, "raise")
+
+
+@pytest.mark.parametrize("kind", SYNC_ADAPTERS)
+def test_sigint_during_a_parallel_download_saves_every_segment(
+    fault_server: FaultServer, tmp_path: Path, kind: str
+) -> None:
+    """SIGINT reaches the main thread while it waits for the workers (Ctrl-C)."""
+    opener = Opener(kind)
+    try:
+        check_interrupted(opener, fault_server, tmp_path, "signal")
+    finally:
+        opener.close()
 
 
 # -- validators the control record cannot hold --------------------------------------------------
