@@ -134,9 +134,12 @@ def test_sigint_during_a_parallel_download_saves_every_segment(
 ) -> None:
     """SIGINT reaches the main thread while it waits for the workers (Ctrl-C)."""
     opener = Opener(kind)
+    # As an interactive Python has it, even when this process inherited SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         check_interrupted(opener, fault_server, tmp_path, "signal")
     finally:
+        signal.signal(signal.SIGINT, previous)
         opener.close()
 
 
@@ -327,6 +330,8 @@ def rangeio_get(url: str, cwd: Path, *extra: str) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # SIGINT as a terminal delivers it, even if this process inherited it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
