@@ -401,8 +401,15 @@ class PartFiles:
 
     def begin(self, record: control.ControlRecord, total: int | None) -> int:
         """Start writing from byte 0 for ``record``'s version. The record (cursor 0) is made
-        durable before any byte is written, so no crash can leave an old cursor over new bytes."""
-        atomic_write(self.ctrl, control.encode(record))
+        durable before any byte is written, so no crash can leave an old cursor over new bytes.
+        A record the format cannot hold (``control.fit``) is written without what it cannot
+        hold, or not at all: then any old one goes first, and the download cannot resume."""
+        stored = control.fit(record).record
+        if stored is not None:
+            atomic_write(self.ctrl, control.encode(stored))
+        else:
+            remove(self.ctrl)
+            fsync_dir(self.dest.parent)
         fd = open_rw(self.part)
         try:
             os.ftruncate(fd, 0)
@@ -420,9 +427,13 @@ class PartFiles:
 
     def checkpoint(self, fd: int, record: control.ControlRecord) -> None:
         """Data first, then the record that covers it; a failing fdatasync raises before the
-        record is written, so a checkpoint never claims bytes the disk may not have."""
+        record is written, so a checkpoint never claims bytes the disk may not have. Nothing
+        to do for a record that may not be written at all (``control.fit``)."""
+        stored = control.fit(record).record
+        if stored is None:
+            return
         datasync(fd)
-        atomic_write(self.ctrl, control.encode(record))
+        atomic_write(self.ctrl, control.encode(stored))
 
     def finish(
         self, fd: int, total: int, algorithms: tuple[str, ...], known: dict[str, str] | None

@@ -37,7 +37,7 @@ Exit codes (curl-like where curl has one):
     65  the remote file is not a well-formed zip archive
     66  no such zip member
     73  refusing to overwrite an existing file (use ``--force``)
-   130  interrupted (Ctrl-C); progress is saved and a rerun resumes
+   130  interrupted (Ctrl-C); ``get`` says whether progress was saved (a rerun resumes it)
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from typing import IO, Any
 import urllib3
 
 import rangeio
+from rangeio._sync.download import saved_progress
 from rangeio._transport._urllib3 import pool_tls_kwargs
 from rangeio._transport.base import causes
 from rangeio.errors import (
@@ -442,6 +443,9 @@ def cmd_get(args: argparse.Namespace) -> int:
             on_progress=progress,
             **options,
         )
+    except KeyboardInterrupt as exc:
+        # The download checkpointed before unwinding; what the disk now holds is the truth.
+        raise _Interrupted(saved_progress(args.url, dest)) from exc
     finally:
         if progress is not None:
             progress.close()
@@ -800,13 +804,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupted() -> None:
-    """Ctrl-C: rangeio has checkpointed by now. Leave at once, without waiting for worker
-    threads still blocked on the network."""
-    try:
-        sys.stderr.write(
-            "\nrangeio: interrupted; progress saved, run the command again to resume\n"
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C during ``get``, with the bytes a rerun would resume from (read back from disk)."""
+
+    def __init__(self, saved: int) -> None:
+        super().__init__(saved)
+        self.saved = saved
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C: rangeio has checkpointed by now. Say "progress saved" only when a rerun would
+    resume from it, then leave at once, without waiting for worker threads still blocked on
+    the network."""
+    if not isinstance(exc, _Interrupted):
+        message = "interrupted"
+    elif exc.saved > 0:
+        message = (
+            f"interrupted; progress saved ({_human(exc.saved)}), run the command again to resume"
         )
+    else:
+        message = "interrupted; no progress was saved"
+    try:
+        sys.stderr.write(f"\nrangeio: {message}\n")
         sys.stderr.flush()
         sys.stdout.flush()
     except Exception:
@@ -820,8 +839,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
-    except KeyboardInterrupt:
-        _interrupted()
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
         return EXIT_INTERRUPTED  # pragma: no cover - _interrupted does not return
     except UsageError as exc:
         parser.print_usage(sys.stderr)

@@ -274,6 +274,71 @@ def _typed_or_none(value: object, kind: type[_T], what: str) -> _T | None:
     return None if value is None else _typed(value, kind, what)
 
 
+# -- what the format can hold ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """What a writer may store of a download's record. ``record`` is the record to write, with
+    the validators the format cannot hold left out, or None when no record may be written: the
+    download then runs without resuming (each attempt starts again at byte 0). ``reason`` says
+    what was left out and why, for the log ("" when the record fits as it is)."""
+
+    record: ControlRecord | None
+    reason: str = ""
+
+
+def fit(record: ControlRecord) -> Fit:
+    """Fit ``record``'s text fields to the format's caps (MAX_URL_CHARS, MAX_VALIDATOR_CHARS, no
+    control characters). Servers send what they like; a download must not fail over it.
+
+    - A URL the record cannot hold: no record. The URL is what ties ``.part`` to its download,
+      and the format has no other way to name it.
+    - An ETag or Last-Modified it cannot hold is left out when the other validator still pins
+      the version: the resume's If-Range carries that one, and the answer is compared on it.
+    - When leaving a validator out leaves none: no record. The server does tell its versions
+      apart by a validator, so a resume pinned by the size alone could splice two versions of
+      one length. (A server that sends no validator at all is resumed on the size, as before:
+      there nothing was lost.)
+
+    Sizes and offsets are not fitted: ``read_answer`` refuses a size over MAX_OFFSET before any
+    record exists, and encode() still refuses anything else the format cannot hold.
+    """
+    if _text_problem(record.url, MAX_URL_CHARS) is not None:
+        return Fit(None, f"the URL {_text_problem(record.url, MAX_URL_CHARS)}")
+    dropped: list[str] = []
+    etag, last_modified = record.etag, record.last_modified
+    if etag is not None and (problem := _text_problem(etag, MAX_VALIDATOR_CHARS)) is not None:
+        dropped.append(f"the ETag {problem}")
+        etag = None
+    if (
+        last_modified is not None
+        and (problem := _text_problem(last_modified, MAX_VALIDATOR_CHARS)) is not None
+    ):
+        dropped.append(f"Last-Modified {problem}")
+        last_modified = None
+    if not dropped:
+        return Fit(record)
+    reason = "; ".join(dropped)
+    if etag is None and last_modified is None:
+        return Fit(None, f"{reason}, and no other validator pins the version")
+    kept = "the ETag" if etag is not None else "Last-Modified"
+    return Fit(
+        ControlRecord(
+            record.url, record.total, etag, last_modified, record.segments, record.generation
+        ),
+        f"{reason}: the record keeps {kept} only",
+    )
+
+
+def resumable_bytes(record: ControlRecord | None) -> int:
+    """How many bytes a later attempt can resume from once ``record`` is written (0 when no
+    record may be written, see ``fit``)."""
+    if record is None or fit(record).record is None:
+        return 0
+    return durable_bytes(record)
+
+
 # -- validation --------------------------------------------------------------------------------
 
 
@@ -350,10 +415,18 @@ def _check_text(value: object, max_chars: int, what: str, *, allow_none: bool = 
         return
     if type(value) is not str:
         _fail(f"{what} is {type(value).__name__}, not str")
+    problem = _text_problem(value, max_chars)
+    if problem is not None:
+        _fail(f"{what} {problem}")
+
+
+def _text_problem(value: str, max_chars: int) -> str | None:
+    """Why ``value`` cannot be stored in a text field of at most ``max_chars``, or None."""
     if len(value) > max_chars:
-        _fail(f"{what} is longer than {max_chars} characters")
+        return f"is longer than {max_chars} characters"
     if _BAD_TEXT.search(value):
-        _fail(f"{what} contains a control character or a lone surrogate")
+        return "contains a control character or a lone surrogate"
+    return None
 
 
 def _fail(message: str) -> NoReturn:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rangeio._core.control import (
+    MAX_OFFSET,
     ControlRecord,
     Segment,
     is_complete,
@@ -217,7 +218,8 @@ class Restart:
 
 @dataclass(frozen=True, slots=True)
 class Complete:
-    """416 ``*/L`` with L our cursor: every byte is already here (§15.5.17)."""
+    """416 ``*/L`` with L our cursor, or a bare 416 with the record's total our cursor: every
+    byte is already here (§15.5.17; see ``_unsatisfiable``)."""
 
     total: int
 
@@ -257,13 +259,13 @@ def read_answer(
     if isinstance(verdict, Redirect):
         return Hop(verdict.location)
     if isinstance(verdict, Partial):
+        _check_size(verdict.total if verdict.total is not None else verdict.range.stop)
         return Resume(verdict.range, verdict.total, verdict.identity)
     if isinstance(verdict, Full):
+        _check_size(verdict.length)
         return Restart(verdict.length, verdict.identity)
     if isinstance(verdict, Unsatisfiable):
-        if verdict.total is not None and verdict.total == cursor:
-            return Complete(verdict.total)
-        return Reset(f"server says the range is unsatisfiable (size {verdict.total})")
+        return _unsatisfiable(verdict.total, headers, pinned, cursor)
     if isinstance(verdict, Changed):
         return Reset(verdict.reason)
     if isinstance(verdict, Multipart):
@@ -272,6 +274,46 @@ def read_answer(
         raise verdict.error()
     error: RangeioError = verdict.error()
     raise error
+
+
+def _check_size(size: int | None) -> None:
+    """Refuse a size the control record cannot hold (over 2**62 = 4 EiB, MAX_OFFSET): no
+    filesystem stores such a file (ext4 stops at 16 TiB, XFS at 8 EiB), so the server is broken
+    or lying, and failing at the first answer beats failing at the first checkpoint."""
+    if size is not None and size > MAX_OFFSET:
+        raise ProtocolError(
+            f"the server announces {size} bytes; a download holds at most 2**62 bytes"
+        )
+
+
+def _unsatisfiable(
+    total: int | None, headers: Mapping[str, str], pinned: Identity | None, cursor: int
+) -> Complete | Reset:
+    """What a 416 to a resume from ``cursor`` means (§15.5.17).
+
+    - Validators on the 416 that contradict the pinned version: another file, Reset.
+    - ``Content-Range: bytes */L`` with L the cursor: every byte is already here, Complete.
+    - A bare 416 (no Content-Range; §15.5.17 only says a server SHOULD send one): what the
+      record knows decides. Its total equal to the cursor means every byte is durable, and the
+      tails verified on the way in: Complete (the length and digest checks of the finish still
+      run). Anything else cannot be reconciled with our progress: Reset, with a reason the
+      shell logs. Progress is thrown away only then, never merely for a missing header.
+    """
+    if pinned is not None:
+        conflict = pinned.conflict_with(Identity.from_headers(headers, None))
+        if conflict is not None:
+            return Reset(f"416 for another version: {conflict}")
+    if total is not None:
+        if total == cursor:
+            return Complete(total)
+        return Reset(f"server says the range is unsatisfiable (size {total})")
+    known = pinned.size if pinned is not None else None
+    if known is not None and known == cursor:
+        return Complete(known)
+    return Reset(
+        f"416 without Content-Range to a resume at byte {cursor}, but the record's total is "
+        f"{'unknown' if known is None else known}: nothing says which bytes are missing"
+    )
 
 
 def single_segment(cursor: int, total: int | None, tail: bytes) -> Segment:

@@ -189,6 +189,7 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
             yield Blocking(fd.close)
     if isinstance(answer, Reset):
         yield Close(response)
+        log.warning("restarting download of %s: %s", job.url, answer.reason)
         yield Blocking(files.discard)
         job.reused = 0  # what an earlier attempt left is gone: nothing of it is reused
         # Retryable (the next attempt starts afresh), with the change as the cause, as in parallel.
@@ -198,6 +199,7 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     if isinstance(answer, Restart):
         total = answer.length
         record = _record(job, answer.identity, total, 0, b"")
+        _note_unstorable(job, record)
         offset, end, tail, whole = 0, total, bytearray(), True
     else:
         assert isinstance(answer, Resume) and record is not None
@@ -221,7 +223,9 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
         final_total = total if total is not None else offset
         if end is not None and offset < end:
             raise PartialDownloadError(
-                f"connection closed after {offset} of {end} bytes", bytes_done=offset, total=total
+                f"connection closed after {offset} of {end} bytes",
+                bytes_done=_claimable(offset, record),
+                total=total,
             )
         result = yield from _finish(job, fd, final_total, record, response.headers, whole=whole)
         return result
@@ -495,9 +499,24 @@ def _keep_tail(tail: bytearray, chunk: bytes) -> None:
         del tail[: len(tail) - control.TAIL_BYTES]
 
 
+def _begin(job: DownloadJob, record: control.ControlRecord, total: int | None) -> Program[_File]:
+    """Start ``.part`` afresh for ``record``, saying once what of it cannot be stored."""
+    _note_unstorable(job, record)
+    return _File((yield Blocking(job.files.begin, (record, total))))
+
+
+def _note_unstorable(job: DownloadJob, record: control.ControlRecord) -> None:
+    """Say once (a warning) what of ``record`` the control record cannot hold, and what follows."""
+    fitted = control.fit(record)
+    if fitted.reason:
+        consequence = "" if fitted.record is not None else "; this download cannot resume"
+        log.warning("download of %s: %s%s", job.url, fitted.reason, consequence)
+
+
 def _partial(
     exc: BaseException, done: int, record: control.ControlRecord | None
 ) -> PartialDownloadError:
+    done = _claimable(done, record)
     error = PartialDownloadError(
         f"download interrupted after {done} durable bytes: {exc}",
         bytes_done=done,
@@ -505,6 +524,14 @@ def _partial(
     )
     error.retry_after = getattr(exc, "retry_after", None)  # type: ignore[attr-defined]
     return error
+
+
+def _claimable(done: int, record: control.ControlRecord | None) -> int:
+    """The durable bytes a later attempt can resume from: none when no record may be written
+    (``control.fit``), as it then starts at byte 0."""
+    if record is not None and control.fit(record).record is None:
+        return 0
+    return done
 
 
 def _result(
@@ -528,7 +555,11 @@ def _result(
 
 class _Shared:
     """What the workers of one parallel attempt share. Its lock guards the segment table (held
-    only for table updates, never across I/O); checkpoints are serialised by their own lock."""
+    only for table updates, never across I/O); checkpoints are serialised by their own lock.
+
+    Every write to ``.part`` goes through ``write``, so that ``halt`` can stop them all: after
+    it no byte is written and no record replaced, whatever the workers still blocked on the
+    network do later, and the file may be closed."""
 
     def __init__(
         self, job: DownloadJob, table: SegmentTable, fd: _File, record: control.ControlRecord
@@ -539,6 +570,10 @@ class _Shared:
         self.record = record
         self.lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
+        self._idle = threading.Condition(self.lock)  # notified when a write under way ends
+        self._writing = 0
+        self.stopped = False  # set by halt(), or by a worker that was interrupted
+        self._sealed = False  # halt() wrote the last record: later checkpoints are dropped
         self.errors: list[BaseException] = []
         self._last_bytes = table.durable_candidates
         self._last_time = time.monotonic()
@@ -548,10 +583,53 @@ class _Shared:
             progress = self.table.durable_candidates - self._last_bytes
             return self.job.policy.checkpoint_due(progress, time.monotonic() - self._last_time)
 
-    def checkpoint(self) -> None:
+    def write(self, slot: int, chunk: bytes) -> int | None:
+        """Write what of ``chunk`` still belongs to segment ``slot`` at its cursor, then move
+        the cursor; the bytes written, or None once the attempt is stopping (nothing written).
+        One blocking step: a worker cancelled meanwhile never leaves a write that halt()
+        cannot see."""
+        with self.lock:
+            if self.stopped:
+                return None
+            cursor, stop = self.table.span(slot)
+            piece = chunk[: max(stop - cursor, 0)]
+            if not piece:
+                return 0
+            self._writing += 1
+        written = False
+        try:
+            pwrite_all(self.fd.fd, piece, cursor)
+            written = True
+        finally:
+            with self.lock:
+                self._writing -= 1
+                if written:
+                    self.table.advance(slot, piece)
+                self._idle.notify_all()
+        return len(piece)
+
+    def stop(self) -> None:
+        """No write starts from now on (the workers notice at their next chunk)."""
+        with self.lock:
+            self.stopped = True
+
+    def halt(self) -> None:
+        """The attempt was interrupted (Ctrl-C, cancellation) while workers may still be
+        receiving: stop every write, wait for those under way, then record every segment's
+        durable cursor in one last checkpoint, as the single-connection path does."""
+        with self.lock:
+            self.stopped = True
+            while self._writing:
+                self._idle.wait()
+        self.checkpoint(seal=True)
+
+    def checkpoint(self, *, seal: bool = False) -> None:
         """Snapshot the cursors, then fdatasync, then write the record: it never claims bytes
         the sync did not cover (writes happen before their cursor moves)."""
         with self._checkpoint_lock:
+            if self._sealed:
+                return  # halt() wrote the last one; the file may be closed by now
+            self._sealed = seal
             with self.lock:
                 segments = self.table.snapshot()
                 self._last_bytes = self.table.durable_candidates
@@ -600,12 +678,11 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     first segment, which the other connections split."""
     spec = RangeSpec.open_ended(0)
     response, answer = yield from _ask(job, spec, {"Range": "bytes=0-"}, None, 0, None)
-    files = job.files
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
         # Range ignored (200) or size unknown: one connection streams it all.
         total = answer.length if isinstance(answer, Restart) else None
         record = _record(job, answer.identity, total, 0, b"")
-        fd = _File((yield Blocking(files.begin, (record, total))))
+        fd = yield from _begin(job, record, total)
         try:
             end = total if isinstance(answer, Restart) else answer.range.stop
             offset = yield from _receive(job, response, fd, record, 0, end, bytearray())
@@ -613,7 +690,7 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
             if end is not None and offset < end:
                 raise PartialDownloadError(
                     f"connection closed after {offset} of {end} bytes",
-                    bytes_done=offset,
+                    bytes_done=_claimable(offset, record),
                     total=total,
                 )
             return (
@@ -631,7 +708,7 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     if isinstance(answer, Complete):  # an empty file
         yield Close(response)
         record = _record(job, Identity(), 0, 0, b"")
-        fd = _File((yield Blocking(files.begin, (record, 0))))
+        fd = yield from _begin(job, record, 0)
         try:
             return (yield from _finish(job, fd, 0, record, response.headers, whole=False))
         finally:
@@ -642,7 +719,7 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     total = answer.total
     assert total is not None
     record = _record(job, answer.identity, total, 0, b"")
-    fd = _File((yield Blocking(files.begin, (record, total))))
+    fd = yield from _begin(job, record, total)
     try:
         table = SegmentTable([], total, job.policy.min_segment_bytes, {})
         shared = _Shared(job, table, fd, record)
@@ -664,9 +741,15 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
         count -= 1
     for _ in range(max(count, 0 if first is not None else 1)):
         handles.append((yield Spawn(_worker(shared, None))))
-    yield Join(handles)  # workers never raise: errors are collected in shared.errors
-    prefix.stop = True
-    yield Join([hashing])
+    try:
+        yield Join(handles)  # workers raise only interruptions: errors are in shared.errors
+        prefix.stop = True
+        yield Join([hashing])
+    except BaseException as exc:
+        prefix.stop = True
+        if not isinstance(exc, GeneratorExit):
+            yield from _halt(shared)
+        raise
     shared.fd.adopt_hash(prefix.hashers, prefix.hashed)
     changed = [e for e in shared.errors if isinstance(e, RemoteChangedError)]
     if changed:
@@ -684,13 +767,20 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
             error is not None and not isinstance(error, (NetworkError, PartialDownloadError))
         ):
             raise error
-        done = control.durable_bytes(shared.record)
+        done = control.resumable_bytes(shared.record)
         raise PartialDownloadError(
             f"parallel download stopped after {done} durable bytes: {error}",
             bytes_done=done,
             total=shared.table.total,
         ) from error
     return (yield from _finish(job, shared.fd, shared.table.total, shared.record, {}, whole=False))
+
+
+def _halt(shared: _Shared) -> Program[None]:
+    try:
+        yield Blocking(shared.halt)
+    except Exception as exc:  # the interruption is what the caller must see, not this
+        log.warning("could not save the progress of %s: %s", shared.job.url, exc)
 
 
 class _PrefixHasher:
@@ -709,7 +799,7 @@ class _PrefixHasher:
             if end > self.hashed:
                 yield Blocking(hash_into, (self.hashers, shared.fd.fd, end, self.hashed))
                 self.hashed = end
-            elif self.stop or shared.errors:
+            elif self.stop or shared.errors or shared.stopped:
                 return
             else:
                 yield Sleep(0.02)
@@ -720,7 +810,7 @@ def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[No
     waits for every worker before touching the file again."""
     job = shared.job
     failures = 0
-    while not shared.errors:
+    while not shared.errors and not shared.stopped:
         response: Any = None
         if first is not None:
             response, slot = first
@@ -748,6 +838,11 @@ def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[No
                 yield Sleep(delay)
         except Exception as exc:
             shared.errors.append(exc)
+        except BaseException:
+            # An interruption (Ctrl-C in a progress callback, a cancellation): the others stop
+            # writing too, and the coordinator saves the progress before it unwinds.
+            shared.stop()
+            raise
         finally:
             with shared.lock:
                 shared.table.release(slot)
@@ -778,21 +873,15 @@ def _fill_segment(shared: _Shared, slot: int, response: Any) -> Program[None]:
     body = BodyReader(response, job.timeout)
     try:
         while (chunk := (yield from body.next_chunk())) is not None:
-            with shared.lock:
-                cursor, stop = shared.table.span(slot)
-            room = stop - cursor
-            if room <= 0:
-                break  # another connection took the rest of this segment
-            piece = chunk[:room]
-            yield Blocking(pwrite_all, (shared.fd.fd, piece, cursor))
-            with shared.lock:
-                shared.table.advance(slot, piece)
-            job.transferred += len(piece)
+            written = yield Blocking(shared.write, (slot, chunk))
+            if not written:
+                break  # the attempt is stopping, or another connection took the rest
+            job.transferred += written
             if job.on_progress is not None:
                 job.on_progress(shared.table.durable_candidates, shared.table.total)
             if shared.checkpoint_due():
                 yield Blocking(shared.checkpoint)
-            if len(piece) < len(chunk):
+            if written < len(chunk):
                 break
     except Exception:
         yield Close(response)
@@ -800,6 +889,6 @@ def _fill_segment(shared: _Shared, slot: int, response: Any) -> Program[None]:
     yield Close(response)
     with shared.lock:
         cursor, stop = shared.table.span(slot)
-    if cursor < stop and not shared.errors:
+    if cursor < stop and not shared.errors and not shared.stopped:
         # The body ended early but cleanly: a cut connection, to be resumed.
         raise NetworkError(f"connection closed at {cursor}, segment ends at {stop}")

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rangeio._core import control
 from rangeio._core.download import DownloadPolicy
 from rangeio._core.options import Timeout
 from rangeio._core.retry import NO_RETRY, RetryPolicy
+from rangeio._disk import PartFiles
 from rangeio._engine import download as engine
 from rangeio._engine.download import DownloadResult, HaulResult, Progress
 from rangeio._engine.ops import Program
@@ -98,3 +100,15 @@ def _run(
             job.files.unlock(done)
     finally:
         runner.close()
+
+
+def saved_progress(url: str, dest: str | Path) -> int:
+    """How many bytes a new download of ``url`` to ``dest`` would resume from, as the disk
+    says now (the record, checked as a resume checks it): 0 when it would start afresh."""
+    try:
+        assessment, _ = PartFiles(Path(dest)).inspect(url)
+    except OSError:
+        return 0
+    if assessment.kind != "resume" or assessment.record is None:
+        return 0
+    return control.durable_bytes(assessment.record)
