@@ -135,6 +135,21 @@ def session_request_kwargs(request: Request, timeout: Timeout) -> dict[str, Any]
     }
 
 
+def bare_prepared(session: Any, request_class: Any, request: Request, timeout: Timeout) -> Any:
+    """For a requests-style session (requests, niquests) and a request without credentials:
+    the prepared request and ``session.send`` keyword arguments. Prepared by the Request class
+    itself, not by ``session.prepare_request``, which would merge in the session's headers,
+    auth, cookies, hooks and netrc; the session still picks the proxies, TLS checking and
+    client certificate, which are no credentials for the origin."""
+    prepared = request_class(request.method, request.url, headers=request.headers).prepare()
+    settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+    return prepared, {
+        **settings,
+        "allow_redirects": False,
+        "timeout": (timeout.connect, timeout.read),
+    }
+
+
 def is_instance_of(obj: Any, module: str, name: str) -> bool:
     """isinstance against ``module.name`` without importing an optional library the user
     does not use (only if it is imported already can ``obj`` be one of its types)."""
