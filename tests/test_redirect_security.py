@@ -137,13 +137,18 @@ def _put_jar_cookie(opener: TlsOpener, server: FaultServer) -> None:
         client.cookies.set("jar", "first-host", domain="127.0.0.1", path="/")
 
 
+@pytest.mark.parametrize(
+    "target_host", ["localhost", "127.0.0.1"], ids=["other-host", "other-port"]
+)
 @pytest.mark.parametrize("kind", JAR_KINDS)
-def test_jar_cookies_of_a_borrowed_client_stay_with_their_host(
-    kind: str, first: FaultServer, second: FaultServer
+def test_jar_cookies_of_a_borrowed_client_stay_with_their_origin(
+    kind: str, target_host: str, first: FaultServer, second: FaultServer
 ) -> None:
-    # The target is another host (a CDN, a bucket): the jar's cookie for the first host must
-    # not follow, and neither the explicit credentials.
-    target = f"http://localhost:{second.port}{DATA}"
+    # The target is another origin: another host (a CDN, a bucket), or the same host on another
+    # port, where a cookie jar alone would send the cookie (RFC 6265 §8.5: cookies do not
+    # isolate by port). The jar's cookie for the first origin must not follow, and neither the
+    # explicit credentials: rangeio sends a cross-origin hop without the client's jar.
+    target = f"http://{target_host}:{second.port}{DATA}"
     first.set_faults("/moved", Faults(redirect_to=target))
     for opener in tls_opener_for(kind, None):
         _put_jar_cookie(opener, first)
