@@ -32,7 +32,10 @@ class AsyncRawResponse(Protocol):
 
 @runtime_checkable
 class AsyncTransport(Protocol):
-    async def send(self, request: Request, timeout: Timeout) -> AsyncRawResponse: ...
+    async def send(self, request: Request, timeout: Timeout) -> AsyncRawResponse:
+        """As the sync Transport.send: never follows redirects nor decodes, and sends a request
+        with ``credentials=False`` without anything the client adds by itself."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -131,6 +134,10 @@ class AiohttpTransport:
         shared, and it stays the borrowed session's (connector_owner=False)."""
         import aiohttp
 
+        if self._session.closed:
+            # As aiohttp says for the session itself; a bare session on no connector would
+            # make a pool of its own that nobody closes.
+            raise RuntimeError("Session is closed")
         if self._bare is None or self._bare.closed:
             self._bare = aiohttp.ClientSession(
                 connector=self._session.connector,

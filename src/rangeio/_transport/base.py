@@ -34,7 +34,9 @@ class RawResponse(Protocol):
 @runtime_checkable
 class Transport(Protocol):
     def send(self, request: Request, timeout: Timeout) -> RawResponse:
-        """Send without following redirects or decoding; raise NetworkError on failure."""
+        """Send without following redirects or decoding; raise NetworkError on failure. A
+        request with ``credentials=False`` goes without anything the client adds by itself
+        (default headers, auth, cookies): it is for another origin than the user's URL."""
         ...
 
     def close(self) -> None:
