@@ -219,6 +219,25 @@ def test_downgrade_on_stream_and_download_faces(
     assert not (tmp_path / "refused").exists()
 
 
+@pytest.mark.parametrize("kind", TLS_KINDS)
+def test_a_cross_origin_https_hop_keeps_the_clients_tls_settings(
+    kind: str, tls: Tls, secure: FaultServer, tmp_path: Path
+) -> None:
+    # A hop sent without the client's credentials still goes through the client's own TLS
+    # settings (here: a private CA it trusts), or it would fail where the first origin worked.
+    with FaultServer({DATA: PAYLOAD}, ssl_context=tls.server_context) as other:
+        secure.set_faults("/moved", Faults(redirect_to=other.url(DATA)))
+        for opener in tls_opener_for(kind, tls.ca_pem):
+            with opener(secure.url("/moved"), headers=CREDENTIALS, prefetch_bytes=1000) as f:
+                f.seek(2_000_000)
+                assert f.read(100) == PAYLOAD[2_000_000:2_000_100]
+            opener.haul(secure.url("/moved"), tmp_path / kind)
+        assert (tmp_path / kind).read_bytes() == PAYLOAD
+        assert len(other.requests) >= 3
+        for seen in other.requests:
+            assert not [name for name in CREDENTIAL_NAMES if name in seen.headers]
+
+
 # -- presigned targets ---------------------------------------------------------------------------
 
 
