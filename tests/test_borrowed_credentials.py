@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -19,6 +20,7 @@ import rangeio
 import rangeio.aio
 from rangeio.testing import Faults, FaultServer
 from tests.conftest import make_bytes
+from tests.raw_server import RawConnection, RawRequest, RawServer, response_head, serve_range
 
 DATA = "/data.bin"
 PAYLOAD = make_bytes(300_000, seed=29)
@@ -40,10 +42,10 @@ ASYNC_KINDS = ["aiohttp", "httpx-async", "niquests-async"]
 
 @pytest.fixture(autouse=True)
 def _no_env_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # No ~/.netrc or proxy of the machine may add (or hide) anything.
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    # No ~/.netrc or proxy of the machine may add (or hide) anything; a test may write NETRC.
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -61,13 +63,18 @@ def second() -> Iterator[FaultServer]:
         yield s
 
 
-def _sync_client(kind: str, origin: str) -> Any:
+def _sync_client(kind: str, origin: str, proxy: str | None = None) -> Any:
+    """A client of ``kind`` configured with every credential, its cookie for ``origin``'s host,
+    and ``proxy`` as its own proxy if given."""
+    host = urlsplit(origin).hostname
     if kind == "httpx":
         import httpx
 
         # follow_redirects=True: if rangeio ever let the client follow, the test would see it.
-        client = httpx.Client(headers=CLIENT_HEADERS, auth=(USER, PASSWORD), follow_redirects=True)
-        client.cookies.set("jar", "client-cookie", domain="127.0.0.1", path="/")
+        client = httpx.Client(
+            headers=CLIENT_HEADERS, auth=(USER, PASSWORD), follow_redirects=True, proxy=proxy
+        )
+        client.cookies.set("jar", "client-cookie", domain=host, path="/")
         return client
     if kind == "requests":
         import requests
@@ -77,13 +84,16 @@ def _sync_client(kind: str, origin: str) -> Any:
         import niquests
 
         session = niquests.Session()
+    if proxy is not None:
+        session.proxies = {"http": proxy}
     session.headers.update(CLIENT_HEADERS)
     session.auth = (USER, PASSWORD)
-    session.cookies.set("jar", "client-cookie", domain="127.0.0.1", path="/")
+    session.cookies.set("jar", "client-cookie", domain=host, path="/")
     return session
 
 
-async def _async_client(kind: str, origin: str) -> Any:
+async def _async_client(kind: str, origin: str, proxy: str | None = None) -> Any:
+    host = urlsplit(origin).hostname
     if kind == "aiohttp":
         import warnings
 
@@ -96,20 +106,26 @@ async def _async_client(kind: str, origin: str) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # auth= is deprecated in 3.14
             return aiohttp.ClientSession(
-                headers=CLIENT_HEADERS, auth=aiohttp.BasicAuth(USER, PASSWORD), cookie_jar=jar
+                headers=CLIENT_HEADERS,
+                auth=aiohttp.BasicAuth(USER, PASSWORD),
+                cookie_jar=jar,
+                proxy=proxy,
+                trust_env=True,  # like the other clients: proxies (and netrc) from the environment
             )
     if kind == "httpx-async":
         import httpx
 
         client = httpx.AsyncClient(
-            headers=CLIENT_HEADERS, auth=(USER, PASSWORD), follow_redirects=True
+            headers=CLIENT_HEADERS, auth=(USER, PASSWORD), follow_redirects=True, proxy=proxy
         )
-        client.cookies.set("jar", "client-cookie", domain="127.0.0.1", path="/")
+        client.cookies.set("jar", "client-cookie", domain=host, path="/")
         return client
     import niquests
 
     session = niquests.AsyncSession(headers=CLIENT_HEADERS, auth=(USER, PASSWORD))
-    session.cookies.set("jar", "client-cookie", domain="127.0.0.1", path="/")
+    if proxy is not None:
+        session.proxies = {"http": proxy}
+    session.cookies.set("jar", "client-cookie", domain=host, path="/")
     return session
 
 
@@ -205,7 +221,9 @@ CASES = [(k, f) for k in SYNC_KINDS for f in SYNC_FACES] + [
 ]
 
 
-def _through(kind: str, face: str, url: str, origin: str, tmp: Path) -> bytes:
+def _through(
+    kind: str, face: str, url: str, origin: str, tmp: Path, proxy: str | None = None
+) -> bytes:
     """Run ``face`` on ``url`` twice with one fresh client of ``kind`` holding credentials for
     ``origin``: the second run proves rangeio left the borrowed client working (the aiohttp
     adapter shares the session's connector with a session of its own, closed with it)."""
@@ -213,7 +231,7 @@ def _through(kind: str, face: str, url: str, origin: str, tmp: Path) -> bytes:
     for run_dir in runs:
         run_dir.mkdir()
     if kind in SYNC_KINDS:
-        client = _sync_client(kind, origin)
+        client = _sync_client(kind, origin, proxy)
         try:
             results = [SYNC_FACES[face](client, url, d) for d in runs]
         finally:
@@ -221,7 +239,7 @@ def _through(kind: str, face: str, url: str, origin: str, tmp: Path) -> bytes:
     else:
 
         async def run() -> list[bytes]:
-            client = await _async_client(kind, origin)
+            client = await _async_client(kind, origin, proxy)
             try:
                 return [await ASYNC_FACES[face](client, url, d) for d in runs]
             finally:
@@ -262,3 +280,91 @@ def test_borrowed_client_credentials_follow_a_same_origin_redirect(
     assert DATA in {r.path for r in first.requests}
     for seen in first.requests:
         _assert_credentials(seen)
+
+
+NETRC_KINDS = ["requests", "niquests", "aiohttp", "niquests-async"]
+
+
+async def _plain_async_client(kind: str) -> Any:
+    if kind == "aiohttp":
+        import aiohttp
+
+        return aiohttp.ClientSession(trust_env=True)  # trust_env: aiohttp reads ~/.netrc
+    import niquests
+
+    return niquests.AsyncSession()
+
+
+@pytest.mark.parametrize("face", ["open", "haul"])
+@pytest.mark.parametrize("kind", NETRC_KINDS)
+def test_netrc_credentials_stay_with_their_origin(
+    kind: str, face: str, first: FaultServer, second: FaultServer, tmp_path: Path
+) -> None:
+    # A netrc entry names a host, not a port: the client would send it to the same host on
+    # another port, which is another origin.
+    netrc = tmp_path / "netrc"  # where the autouse fixture points NETRC
+    netrc.write_text(f"machine 127.0.0.1 login {USER} password {PASSWORD}\n")
+    netrc.chmod(0o600)
+    first.set_faults("/moved", Faults(redirect_to=second.url(DATA)))
+    url = first.url("/moved")
+    if kind in SYNC_KINDS:
+        import niquests
+        import requests
+
+        client = requests.Session() if kind == "requests" else niquests.Session()
+        with client:
+            assert SYNC_FACES[face](client, url, tmp_path) == PAYLOAD
+    else:
+
+        async def run() -> bytes:
+            client = await _plain_async_client(kind)
+            try:
+                return await ASYNC_FACES[face](client, url, tmp_path)
+            finally:
+                await client.close()
+
+        assert asyncio.run(run()) == PAYLOAD
+    assert [r.headers.get("authorization") for r in first.requests] == [BASIC]
+    assert second.requests
+    assert not [r for r in second.requests if "authorization" in r.headers]
+
+
+# Hosts that exist only behind the proxy: a request reaches them through it, or not at all.
+ORIGIN_A, ORIGIN_B = "http://origin-a.test", "http://origin-b.test"
+
+
+def _forward_proxy(conn: RawConnection, request: RawRequest) -> None:
+    """A forward proxy in front of both hosts: ``ORIGIN_A/moved`` redirects to ``ORIGIN_B``,
+    anything else is the payload."""
+    if request.target == ORIGIN_A + "/moved":
+        conn.send(response_head(302, {"Location": ORIGIN_B + DATA, "Content-Length": "0"}))
+    else:
+        conn.send(serve_range(PAYLOAD, request))
+
+
+# niquests caches the environment's proxies for the whole process: only its own setting is tried.
+PROXY_CASES = [(k, "client") for k in SYNC_KINDS + ASYNC_KINDS] + [
+    (k, "environment") for k in ("requests", "httpx", "aiohttp", "httpx-async")
+]
+
+
+@pytest.mark.parametrize("face", ["open", "haul"])
+@pytest.mark.parametrize(("kind", "configured"), PROXY_CASES)
+def test_a_hop_without_credentials_still_goes_through_the_clients_proxy(
+    kind: str, configured: str, face: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with RawServer(_forward_proxy, keep_alive=True) as proxy:
+        address = f"http://127.0.0.1:{proxy.port}"
+        if configured == "environment":
+            monkeypatch.setenv("HTTP_PROXY", address)
+        own = address if configured == "client" else None
+        assert _through(kind, face, ORIGIN_A + "/moved", ORIGIN_A, tmp_path, own) == PAYLOAD
+    to_a = [r for r in proxy.requests if r.target.startswith(ORIGIN_A + "/")]
+    to_b = [r for r in proxy.requests if r.target.startswith(ORIGIN_B + "/")]
+    assert len(to_a) + len(to_b) == len(proxy.requests)
+    assert to_a and to_b
+    for seen in to_a:
+        _assert_credentials(seen)
+    for seen in to_b:
+        leaked = [name for name in EXPECTED if name in seen.headers]
+        assert not leaked, f"{leaked} reached {ORIGIN_B} in {seen}"
