@@ -10,10 +10,9 @@ from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout, check_borrowed_tls
 from rangeio._transport.base import (
-    bare_prepared,
     is_instance_of,
     network_error,
-    session_request_kwargs,
+    session_call,
     tls_context,
 )
 from rangeio.errors import NetworkError
@@ -108,7 +107,9 @@ class AiohttpTransport:
             # The connector needs a running loop, hence created on the first request.
             connector = aiohttp.TCPConnector(ssl=self._tls)
             self._session = aiohttp.ClientSession(connector=connector)
-        session = self._session if request.credentials else self._bare_session()
+        session, proxy = self._session, {}
+        if not request.credentials:
+            session, proxy = self._bare_session(), await _bare_proxy(self._session, request)
         client_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout.connect, sock_read=timeout.read
         )
@@ -120,7 +121,7 @@ class AiohttpTransport:
                 allow_redirects=False,
                 auto_decompress=False,
                 timeout=client_timeout,
-                **(await _bare_proxy(self._session, request)),
+                **proxy,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
@@ -157,9 +158,7 @@ class AiohttpTransport:
 async def _bare_proxy(session: Any, request: Request) -> dict[str, Any]:
     """The proxy a request without credentials goes through: the borrowed session's own, or
     (trust_env) the environment's, as the session itself would pick. Proxy credentials are for
-    the proxy, never the origin. Empty for a request with credentials (the session decides)."""
-    if request.credentials:
-        return {}
+    the proxy, never the origin."""
     proxy = getattr(session, "_default_proxy", None)
     if proxy is not None:
         return {"proxy": proxy, "proxy_auth": getattr(session, "_default_proxy_auth", None)}
@@ -258,13 +257,8 @@ class NiquestsAsyncTransport:
         import niquests
 
         try:
-            if request.credentials:
-                response = await self._session.request(
-                    request.method, request.url, **session_request_kwargs(request, timeout)
-                )
-            else:
-                prepared, kwargs = bare_prepared(self._session, niquests.Request, request, timeout)
-                response = await self._session.send(prepared, **kwargs)
+            call, args, kwargs = session_call(self._session, niquests.Request, request, timeout)
+            response = await call(*args, **kwargs)
         except niquests.RequestException as exc:
             timed_out = isinstance(exc, niquests.Timeout)
             raise network_error(exc, request.url, timed_out=timed_out) from exc
