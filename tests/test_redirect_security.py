@@ -137,13 +137,18 @@ def _put_jar_cookie(opener: TlsOpener, server: FaultServer) -> None:
         client.cookies.set("jar", "first-host", domain="127.0.0.1", path="/")
 
 
+@pytest.mark.parametrize(
+    "target_host", ["localhost", "127.0.0.1"], ids=["other-host", "other-port"]
+)
 @pytest.mark.parametrize("kind", JAR_KINDS)
-def test_jar_cookies_of_a_borrowed_client_stay_with_their_host(
-    kind: str, first: FaultServer, second: FaultServer
+def test_jar_cookies_of_a_borrowed_client_stay_with_their_origin(
+    kind: str, target_host: str, first: FaultServer, second: FaultServer
 ) -> None:
-    # The target is another host (a CDN, a bucket): the jar's cookie for the first host must
-    # not follow, and neither the explicit credentials.
-    target = f"http://localhost:{second.port}{DATA}"
+    # The target is another origin: another host (a CDN, a bucket), or the same host on another
+    # port, where a cookie jar alone would send the cookie (RFC 6265 §8.5: cookies do not
+    # isolate by port). The jar's cookie for the first origin must not follow, and neither the
+    # explicit credentials: rangeio sends a cross-origin hop without the client's jar.
+    target = f"http://{target_host}:{second.port}{DATA}"
     first.set_faults("/moved", Faults(redirect_to=target))
     for opener in tls_opener_for(kind, None):
         _put_jar_cookie(opener, first)
@@ -212,6 +217,25 @@ def test_downgrade_on_stream_and_download_faces(
     for name in ("one", "three", "haul"):
         assert (tmp_path / name).read_bytes() == PAYLOAD
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize("kind", TLS_KINDS)
+def test_a_cross_origin_https_hop_keeps_the_clients_tls_settings(
+    kind: str, tls: Tls, secure: FaultServer, tmp_path: Path
+) -> None:
+    # A hop sent without the client's credentials still goes through the client's own TLS
+    # settings (here: a private CA it trusts), or it would fail where the first origin worked.
+    with FaultServer({DATA: PAYLOAD}, ssl_context=tls.server_context) as other:
+        secure.set_faults("/moved", Faults(redirect_to=other.url(DATA)))
+        for opener in tls_opener_for(kind, tls.ca_pem):
+            with opener(secure.url("/moved"), headers=CREDENTIALS, prefetch_bytes=1000) as f:
+                f.seek(2_000_000)
+                assert f.read(100) == PAYLOAD[2_000_000:2_000_100]
+            opener.haul(secure.url("/moved"), tmp_path / kind)
+        assert (tmp_path / kind).read_bytes() == PAYLOAD
+        assert len(other.requests) >= 3
+        for seen in other.requests:
+            assert not [name for name in CREDENTIAL_NAMES if name in seen.headers]
 
 
 # -- presigned targets ---------------------------------------------------------------------------

@@ -330,11 +330,12 @@ def test_transport_errors_before_a_response_are_retried_then_raised() -> None:
 
 def test_cross_origin_redirect_drops_credentials_and_remembers_expiry() -> None:
     ex = make(RangeSpec.closed(0, 10))
-    request(ex)
+    assert request(ex).credentials, "the URL the user gave: the client's own credentials go"
     cdn = "https://cdn.example/x?X-Amz-Date=20240102T030405Z&X-Amz-Expires=60"
     assert ex.on_response(302, {"location": cdn}, 0.0) == Skip()
     req = request(ex)
     assert req.url == cdn
+    assert not req.credentials, "another origin: the transport must send it bare"
     assert "Authorization" not in req.headers and "Cookie" not in req.headers
     assert req.headers["X-Trace"] == "t"
     assert req.headers["Range"] == "bytes=0-9", "the range follows the redirect"
@@ -351,6 +352,27 @@ def test_same_origin_relative_redirect_keeps_credentials() -> None:
     req = request(ex)
     assert req.url == "https://a.example/moved/data.bin"
     assert req.headers["Authorization"] == "Bearer secret"
+    assert req.credentials
+
+
+@pytest.mark.parametrize(
+    ("remembered", "credentials"),
+    [("https://cdn.example/data.bin", False), ("https://a.example/moved", True)],
+)
+def test_a_remembered_target_is_asked_with_credentials_only_on_the_first_origin(
+    remembered: str, credentials: bool
+) -> None:
+    # Reads after the open go straight to the remembered target: the same decision applies.
+    req = request(make(target=ResolvedUrl(remembered)))
+    assert req.url == remembered
+    assert req.credentials is credentials
+    assert ("Authorization" in req.headers) is credentials
+
+
+def test_every_request_states_whether_credentials_may_go() -> None:
+    # No default: a new place that builds a Request cannot forget to decide.
+    with pytest.raises(TypeError):
+        Request("GET", URL, {})  # type: ignore[call-arg]
 
 
 def test_redirect_limit() -> None:

@@ -12,7 +12,7 @@ from rangeio._core.options import Timeout, check_borrowed_tls
 from rangeio._transport.base import (
     is_instance_of,
     network_error,
-    session_request_kwargs,
+    session_call,
     tls_context,
 )
 from rangeio.errors import NetworkError
@@ -31,7 +31,10 @@ class AsyncRawResponse(Protocol):
 
 @runtime_checkable
 class AsyncTransport(Protocol):
-    async def send(self, request: Request, timeout: Timeout) -> AsyncRawResponse: ...
+    async def send(self, request: Request, timeout: Timeout) -> AsyncRawResponse:
+        """As the sync Transport.send: never follows redirects nor decodes, and sends a request
+        with ``credentials=False`` without anything the client adds by itself."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -92,6 +95,8 @@ class AiohttpTransport:
     def __init__(self, session: Any = None, *, verify: Any = True) -> None:
         self.owned = session is None
         self._session = session
+        # Sends the requests without credentials; made on the first one (see _bare_session).
+        self._bare: Any = None
         # Resolved now, so that a CA bundle that cannot be loaded fails at once.
         self._tls = tls_context(verify) if session is None else True
 
@@ -102,26 +107,72 @@ class AiohttpTransport:
             # The connector needs a running loop, hence created on the first request.
             connector = aiohttp.TCPConnector(ssl=self._tls)
             self._session = aiohttp.ClientSession(connector=connector)
+        session, proxy = self._session, {}
+        if not request.credentials:
+            session, proxy = self._bare_session(), await _bare_proxy(self._session, request)
         client_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout.connect, sock_read=timeout.read
         )
         try:
-            response = await self._session.request(
+            response = await session.request(
                 request.method,
                 request.url,
                 headers=request.headers,
                 allow_redirects=False,
                 auto_decompress=False,
                 timeout=client_timeout,
+                **proxy,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             timed_out = isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError))
             raise network_error(exc, request.url, timed_out=timed_out) from exc
         return AiohttpResponse(response, request.url)
 
+    def _bare_session(self) -> Any:
+        """A session without credentials on the same connection pool: a ClientSession adds
+        its default headers, default auth, middlewares, cookie jar and (with trust_env) netrc
+        to every request, and no request argument turns that off. Only the connector is
+        shared, and it stays the borrowed session's (connector_owner=False)."""
+        import aiohttp
+
+        if self._session.closed:
+            # As aiohttp says for the session itself; a bare session on no connector would
+            # make a pool of its own that nobody closes.
+            raise RuntimeError("Session is closed")
+        if self._bare is None or self._bare.closed:
+            self._bare = aiohttp.ClientSession(
+                connector=self._session.connector,
+                connector_owner=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._bare
+
     async def aclose(self) -> None:
+        if self._bare is not None:
+            await self._bare.close()  # leaves the shared connector open
+            self._bare = None
         if self.owned and self._session is not None:
             await self._session.close()
+
+
+async def _bare_proxy(session: Any, request: Request) -> dict[str, Any]:
+    """The proxy a request without credentials goes through: the borrowed session's own, or
+    (trust_env) the environment's, as the session itself would pick. Proxy credentials are for
+    the proxy, never the origin."""
+    proxy = getattr(session, "_default_proxy", None)
+    if proxy is not None:
+        return {"proxy": proxy, "proxy_auth": getattr(session, "_default_proxy_auth", None)}
+    if not session.trust_env:
+        return {}
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        # It reads the environment and maybe ~/.netrc: in a thread, as aiohttp does.
+        found, auth = await asyncio.to_thread(get_env_proxy_for_url, URL(request.url))
+    except LookupError:
+        return {}
+    return {"proxy": found, "proxy_auth": auth}
 
 
 # -- httpx -----------------------------------------------------------------------------------
@@ -158,14 +209,11 @@ class HttpxAsyncTransport:
     async def send(self, request: Request, timeout: Timeout) -> HttpxAsyncResponse:
         import httpx
 
+        from rangeio._transport._httpx import httpx_request
+
         try:
-            built = self._client.build_request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                timeout=httpx.Timeout(timeout.read, connect=timeout.connect),
-            )
-            response = await self._client.send(built, stream=True, follow_redirects=False)
+            built, kwargs = httpx_request(self._client, request, timeout)
+            response = await self._client.send(built, **kwargs)
         except httpx.HTTPError as exc:
             timed_out = isinstance(exc, httpx.TimeoutException)
             raise network_error(exc, request.url, timed_out=timed_out) from exc
@@ -209,9 +257,8 @@ class NiquestsAsyncTransport:
         import niquests
 
         try:
-            response = await self._session.request(
-                request.method, request.url, **session_request_kwargs(request, timeout)
-            )
+            call, args, kwargs = session_call(self._session, niquests.Request, request, timeout)
+            response = await call(*args, **kwargs)
         except niquests.RequestException as exc:
             timed_out = isinstance(exc, niquests.Timeout)
             raise network_error(exc, request.url, timed_out=timed_out) from exc

@@ -24,6 +24,7 @@ from rangeio._core.redirects import (
     expiry_of,
     follow,
     headers_for,
+    same_origin,
 )
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.validate import (
@@ -59,9 +60,33 @@ _STALE_URL_STATUSES = frozenset({401, 403, 404, 410})
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """One request for a transport to send as it is. ``credentials``: whether a borrowed client
+    may add what it was configured with (its default headers, auth, cookie jar, netrc): only on
+    the origin of the URL the user gave. A transport sends a request with ``credentials=False``
+    bare: nothing of the client's is added to it. No default, and built only by request_to(), so
+    that no caller can forget to decide."""
+
     method: str
     url: str
     headers: dict[str, str]
+    credentials: bool
+
+
+def request_to(
+    method: str,
+    url: str,
+    first_url: str,
+    user_headers: Mapping[str, str],
+    *extra: Mapping[str, str],
+) -> Request:
+    """THE request for one hop to ``url`` of an exchange that began at ``first_url``: the
+    caller's headers as they may follow it (headers_for), rangeio's own, then ``extra`` (Range,
+    preconditions); the client's own credentials only on the first URL's origin."""
+    headers = headers_for(url, first_url, user_headers)
+    headers.update(BASE_HEADERS)
+    for more in extra:
+        headers.update(more)
+    return Request(method, url, headers, credentials=same_origin(url, first_url))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,18 +199,18 @@ class RangeExchange:
             # This is the fallback already: a 404 from the first URL is the final answer, not
             # a reason to "retry from the first URL" once more.
             self._tried_first_url = True
-        headers = headers_for(self._url, self._first_url, self._user_headers)
-        headers.update(BASE_HEADERS)
+        extra: dict[str, str] = {}
         if self._resume_specs:
-            headers["Range"] = format_range(self._resume_specs)
+            extra["Range"] = format_range(self._resume_specs)
         if self._pinned is not None:
-            headers.update(self._pinned.precondition_headers())
+            extra.update(self._pinned.precondition_headers())
+        request = request_to(self._method, self._url, self._first_url, self._user_headers, extra)
         self.requests_sent += 1
         self._received = 0
         self._expected = None
         self._verdict = None
         self._parser = None
-        return Request(self._method, self._url, headers)
+        return request
 
     @property
     def result(self) -> Result:

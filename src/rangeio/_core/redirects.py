@@ -70,10 +70,16 @@ def follow(current: str, location: str, hops: int, first_url: str, *, allow_down
     return target
 
 
+def same_origin(target: str, first_url: str) -> bool:
+    """Whether ``target`` is on the origin of the URL the user gave (RFC 6454: scheme, host and
+    port), the one origin credentials were given for."""
+    return origin(target) == origin(first_url)
+
+
 def headers_for(target: str, first_url: str, headers: Mapping[str, str]) -> dict[str, str]:
     """The caller's headers as they may be sent to ``target``: credentials only to the origin
     they were given for."""
-    if origin(target) == origin(first_url):
+    if same_origin(target, first_url):
         return dict(headers)
     return {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
 

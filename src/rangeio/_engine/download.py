@@ -25,11 +25,11 @@ from rangeio._core.download import (
     segment_spec,
     single_segment,
 )
-from rangeio._core.exchange import BASE_HEADERS, Request
+from rangeio._core.exchange import request_to
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
 from rangeio._core.options import Timeout, check_verify
-from rangeio._core.redirects import check_url, follow, headers_for
+from rangeio._core.redirects import check_url, follow
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
@@ -261,12 +261,9 @@ def _ask(
     the Range and If-Range headers (none for a fresh whole-file GET)."""
     url, hops = job.url, 0
     while True:
-        headers = headers_for(url, job.url, job.headers)
-        headers.update(BASE_HEADERS)
-        headers.update(ranged)
         job.requests += 1
         try:
-            response = yield Send(Request("GET", url, headers), job.timeout)
+            response = yield Send(request_to("GET", url, job.url, job.headers, ranged), job.timeout)
         except TLSError:
             raise  # an untrusted certificate stays untrusted: not a resumable interruption
         except NetworkError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -37,6 +38,26 @@ class HttpxResponse:
         self._response.close()
 
 
+def httpx_request(
+    client: httpx.Client | httpx.AsyncClient, request: Request, timeout: Timeout
+) -> tuple[httpx.Request, dict[str, Any]]:
+    """The httpx request for ``request`` and ``client.send`` keyword arguments (sync and async
+    alike). Without credentials it is built by httpx.Request itself, not by
+    ``client.build_request`` (which merges in the client's headers and cookies), and sent with
+    ``auth=None`` (httpx then uses no auth but what the URL itself carries, never the
+    client's); the client still picks the transport, proxy and TLS settings."""
+    extensions = {"timeout": httpx.Timeout(timeout.read, connect=timeout.connect).as_dict()}
+    if request.credentials:
+        built = client.build_request(
+            request.method, request.url, headers=request.headers, extensions=extensions
+        )
+        return built, {"stream": True, "follow_redirects": False}
+    bare = httpx.Request(
+        request.method, request.url, headers=request.headers, extensions=extensions
+    )
+    return bare, {"stream": True, "follow_redirects": False, "auth": None}
+
+
 class HttpxTransport:
     owned = False
 
@@ -45,13 +66,8 @@ class HttpxTransport:
 
     def send(self, request: Request, timeout: Timeout) -> HttpxResponse:
         try:
-            built = self._client.build_request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                timeout=httpx.Timeout(timeout.read, connect=timeout.connect),
-            )
-            response = self._client.send(built, stream=True, follow_redirects=False)
+            built, kwargs = httpx_request(self._client, request, timeout)
+            response = self._client.send(built, **kwargs)
         except httpx.HTTPError as exc:
             raise map_httpx_error(exc, request.url) from exc
         return HttpxResponse(response, request.url)

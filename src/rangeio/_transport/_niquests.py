@@ -10,7 +10,7 @@ import niquests
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
-from rangeio._transport.base import network_error, session_request_kwargs
+from rangeio._transport.base import network_error, session_call
 
 
 class NiquestsResponse:
@@ -40,9 +40,8 @@ class NiquestsTransport:
 
     def send(self, request: Request, timeout: Timeout) -> NiquestsResponse:
         try:
-            response = self._session.request(
-                request.method, request.url, **session_request_kwargs(request, timeout)
-            )
+            call, args, kwargs = session_call(self._session, niquests.Request, request, timeout)
+            response = call(*args, **kwargs)
         except niquests.RequestException as exc:
             timed_out = isinstance(exc, niquests.Timeout)
             raise network_error(exc, request.url, timed_out=timed_out) from exc

@@ -9,7 +9,7 @@ import requests
 from rangeio._core.exchange import Request
 from rangeio._core.options import Timeout
 from rangeio._transport._urllib3 import Urllib3Response
-from rangeio._transport.base import network_error, session_request_kwargs
+from rangeio._transport.base import network_error, session_call
 
 
 class RequestsTransport:
@@ -20,9 +20,8 @@ class RequestsTransport:
 
     def send(self, request: Request, timeout: Timeout) -> Urllib3Response:
         try:
-            response: Any = self._session.request(
-                request.method, request.url, **session_request_kwargs(request, timeout)
-            )
+            call, args, kwargs = session_call(self._session, requests.Request, request, timeout)
+            response: Any = call(*args, **kwargs)
         except requests.RequestException as exc:
             timed_out = isinstance(exc, requests.Timeout)
             raise network_error(exc, request.url, timed_out=timed_out) from exc

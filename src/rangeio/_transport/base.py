@@ -34,7 +34,9 @@ class RawResponse(Protocol):
 @runtime_checkable
 class Transport(Protocol):
     def send(self, request: Request, timeout: Timeout) -> RawResponse:
-        """Send without following redirects or decoding; raise NetworkError on failure."""
+        """Send without following redirects or decoding; raise NetworkError on failure. A
+        request with ``credentials=False`` goes without anything the client adds by itself
+        (default headers, auth, cookies): it is for another origin than the user's URL."""
         ...
 
     def close(self) -> None:
@@ -124,15 +126,29 @@ def tls_context(verify: object) -> ssl.SSLContext | bool:
         raise TLSError(f"cannot load the CA bundle {path!r}: {exc}") from exc
 
 
-def session_request_kwargs(request: Request, timeout: Timeout) -> dict[str, Any]:
-    """Keyword arguments for a requests-style ``session.request`` (requests, niquests): stream
-    the body, follow no redirect (the exchange does, to judge every hop)."""
-    return {
-        "headers": request.headers,
-        "stream": True,
-        "allow_redirects": False,
-        "timeout": (timeout.connect, timeout.read),
-    }
+def session_call(
+    session: Any, request_class: Any, request: Request, timeout: Timeout
+) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """How a requests-style session (requests, niquests; sync or async) sends ``request``: the
+    method to call, its arguments and keyword arguments. Always streamed, following no redirect
+    (the exchange does, to judge every hop).
+
+    With credentials: ``session.request``, which merges in the session's headers, auth, cookies,
+    hooks and netrc. Without: the Request class prepares it alone and ``session.send`` sends it
+    as it is; the session still picks the proxies, TLS checking and client certificate, which
+    are no credentials for the origin."""
+    timeouts = (timeout.connect, timeout.read)
+    if request.credentials:
+        kwargs = {
+            "headers": request.headers,
+            "stream": True,
+            "allow_redirects": False,
+            "timeout": timeouts,
+        }
+        return session.request, (request.method, request.url), kwargs
+    prepared = request_class(request.method, request.url, headers=request.headers).prepare()
+    settings = session.merge_environment_settings(prepared.url, {}, True, None, None)
+    return session.send, (prepared,), {**settings, "allow_redirects": False, "timeout": timeouts}
 
 
 def is_instance_of(obj: Any, module: str, name: str) -> bool:
