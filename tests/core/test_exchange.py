@@ -191,7 +191,20 @@ def test_resume_answered_with_412_is_refused() -> None:
         ex.on_response(412, {}, 0.0)
 
 
-def test_resume_answered_with_the_wrong_range_is_refused() -> None:
+def test_resume_answered_with_a_wider_range_keeps_the_bytes_it_had() -> None:
+    ex = make(RangeSpec.closed(0, 10))
+    request(ex)
+    ex.on_response(206, partial_headers(ByteRange(0, 10)), 0.0)
+    ex.on_data(FILE[0:3])
+    ex.on_error(NetworkError("reset"))
+    assert request(ex).headers["Range"] == "bytes=3-9"
+    # The server sends the whole range again: its first three bytes are dropped, not doubled.
+    serve_206(ex, ByteRange(0, 10), chunks=4)
+    assert ex.on_end(0.0) is None
+    assert ex.result.data == FILE[0:10] and ex.result.range == ByteRange(0, 10)
+
+
+def test_resume_answered_with_a_range_holding_none_of_it_is_refused() -> None:
     ex = make(RangeSpec.closed(0, 10))
     request(ex)
     ex.on_response(206, partial_headers(ByteRange(0, 10)), 0.0)
@@ -199,7 +212,7 @@ def test_resume_answered_with_the_wrong_range_is_refused() -> None:
     ex.on_error(NetworkError("reset"))
     request(ex)
     with pytest.raises(ProtocolError):
-        ex.on_response(206, partial_headers(ByteRange(0, 10)), 0.0)
+        ex.on_response(206, partial_headers(ByteRange(0, 3)), 0.0)
 
 
 def test_resume_answered_with_200_restarts_from_zero() -> None:
