@@ -108,9 +108,11 @@ def _200_with_content_range(conn: RawConnection, request: RawRequest) -> None:
 
 @pytest.mark.parametrize("prefetch", [100, 0])
 def test_200_with_content_range_at_open_is_not_the_file(opener: Opener, prefetch: int) -> None:
-    with raw(_200_with_content_range) as srv:
-        with pytest.raises(rangeio.ProtocolError, match="Content-Range"):
-            opener(srv.url(), prefetch_bytes=prefetch, retries=FAST, timeout=QUICK)
+    with (
+        raw(_200_with_content_range) as srv,
+        pytest.raises(rangeio.ProtocolError, match="Content-Range"),
+    ):
+        opener(srv.url(), prefetch_bytes=prefetch, retries=FAST, timeout=QUICK)
 
 
 def test_200_with_content_range_is_not_the_whole_download(opener: Opener, tmp_path: Path) -> None:
@@ -125,9 +127,11 @@ def test_200_with_content_range_is_not_the_whole_download(opener: Opener, tmp_pa
 
 @pytest.mark.parametrize("kind", STREAM_KINDS)
 def test_200_with_content_range_is_not_a_stream(kind: str) -> None:
-    with raw(_200_with_content_range) as srv:
-        with pytest.raises(rangeio.ProtocolError, match="Content-Range"):
-            _stream_read(srv.url(), kind, (0, 10), retries=FAST, timeout=QUICK)
+    with (
+        raw(_200_with_content_range) as srv,
+        pytest.raises(rangeio.ProtocolError, match="Content-Range"),
+    ):
+        _stream_read(srv.url(), kind, (0, 10), retries=FAST, timeout=QUICK)
 
 
 def _stream_read(
@@ -176,9 +180,11 @@ def _star_total_then_small_head(conn: RawConnection, request: RawRequest) -> Non
 
 
 def test_a_smaller_size_from_head_never_shrinks_the_file(opener: Opener) -> None:
-    with raw(_star_total_then_small_head) as srv:
-        with pytest.raises(rangeio.RemoteChangedError, match="already received"):
-            opener(srv.url(), prefetch_bytes=1000, prefetch_direction="START", retries=FAST)
+    with (
+        raw(_star_total_then_small_head) as srv,
+        pytest.raises(rangeio.RemoteChangedError, match="already received"),
+    ):
+        opener(srv.url(), prefetch_bytes=1000, prefetch_direction="START", retries=FAST)
 
 
 # -- multipart: disjoint parts, no reading past the close delimiter ---------------------------
@@ -203,9 +209,13 @@ def _multipart(spans: list[tuple[int, int]], boundary: str = "BOUND") -> bytes:
     out = b""
     for start, stop in spans:
         out += (
-            f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
-            f"Content-Range: bytes {start}-{stop - 1}/{SIZE}\r\n\r\n"
-        ).encode() + DATA[start:stop] + b"\r\n"
+            (
+                f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Range: bytes {start}-{stop - 1}/{SIZE}\r\n\r\n"
+            ).encode()
+            + DATA[start:stop]
+            + b"\r\n"
+        )
     return out + f"--{boundary}--\r\n".encode()
 
 
@@ -249,9 +259,11 @@ def _endless_epilogue(framing: str) -> Callable[[RawConnection, RawRequest], Non
 @pytest.mark.parametrize("framing", EPILOGUE_FRAMINGS)
 def test_endless_epilogue_does_not_hang_read_ranges(opener: Opener, framing: str) -> None:
     wanted = [(0, 100), (20_000, 20_100), (40_000, 40_100)]
-    with raw(_endless_epilogue(framing), keep_alive=True) as srv:
-        with opener(srv.url(), prefetch_bytes=0, retries=FAST, multipart=True) as f:
-            got = within(HANG, lambda: f.read_ranges(wanted), srv.stop)
+    with (
+        raw(_endless_epilogue(framing), keep_alive=True) as srv,
+        opener(srv.url(), prefetch_bytes=0, retries=FAST, multipart=True) as f,
+    ):
+        got = within(HANG, lambda: f.read_ranges(wanted), srv.stop)
     assert got == [DATA[a:b] for a, b in wanted]
 
 
@@ -289,23 +301,27 @@ def _complete_then_cut(ignore_range: bool = False) -> Callable[[RawConnection, R
 
 
 def test_complete_then_cut_206_is_a_success(opener: Opener) -> None:
-    with raw(_complete_then_cut()) as srv:
-        with opener(srv.url(), prefetch_bytes=0, retries=FAST, timeout=QUICK) as f:
-            f.seek(10_000)
-            assert f.read(5000) == DATA[10_000:15_000]
-            assert f.read_ranges([(100, 200), (30_000, 30_050)]) == [
-                DATA[100:200],
-                DATA[30_000:30_050],
-            ]
-            assert f.stats.retries == 0
+    with (
+        raw(_complete_then_cut()) as srv,
+        opener(srv.url(), prefetch_bytes=0, retries=FAST, timeout=QUICK) as f,
+    ):
+        f.seek(10_000)
+        assert f.read(5000) == DATA[10_000:15_000]
+        assert f.read_ranges([(100, 200), (30_000, 30_050)]) == [
+            DATA[100:200],
+            DATA[30_000:30_050],
+        ]
+        assert f.stats.retries == 0
 
 
 def test_complete_then_cut_200_of_a_known_size_is_a_success(opener: Opener) -> None:
-    with raw(_complete_then_cut(ignore_range=True)) as srv:
-        with opener(srv.url(), prefetch_bytes=0, retries=FAST, timeout=QUICK) as f:
-            f.seek(10_000)
-            assert f.read(100) == DATA[10_000:10_100]
-            assert f.stats.retries == 0
+    with (
+        raw(_complete_then_cut(ignore_range=True)) as srv,
+        opener(srv.url(), prefetch_bytes=0, retries=FAST, timeout=QUICK) as f,
+    ):
+        f.seek(10_000)
+        assert f.read(100) == DATA[10_000:10_100]
+        assert f.stats.retries == 0
 
 
 @pytest.mark.parametrize("kind", STREAM_KINDS)

@@ -26,6 +26,7 @@ from rangeio._core.validate import (
     Verdict,
     expected_range,
     judge,
+    size_contradiction,
 )
 from rangeio.errors import (
     HTTPStatusError,
@@ -602,3 +603,46 @@ def test_open_ended_with_unknown_total_checks_the_start() -> None:
     verdict = judge([RangeSpec.open_ended(5)], 206, H(content_range="bytes 5-99/*"), None, now=0)
     assert isinstance(verdict, Partial)
     assert verdict.range == ByteRange(5, 100) and verdict.total is None
+
+
+# -- a 200 carrying a Content-Range; sizes learned later ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_range", "content_length"),
+    [
+        ("bytes 900-999/1000", "100"),  # the tail, sent as if it were the file
+        ("bytes 900-999/1000", None),
+        ("bytes 0-99/1000", "100"),
+        ("bytes 0-99/*", "100"),
+        ("bytes 0-999/1000", "999"),
+        ("bytes */1000", "100"),
+        ("bytes zero-99/100", "100"),
+    ],
+)
+@pytest.mark.parametrize("requested", [[RangeSpec.suffix(100)], [C(0, 100)], []])
+def test_200_with_a_content_range_of_a_part_is_malformed(
+    content_range: str, content_length: str | None, requested: Sequence[RangeSpec]
+) -> None:
+    headers = H(content_range=content_range)
+    if content_length is not None:
+        headers["content-length"] = content_length
+    verdict = run(200, headers, requested)
+    assert isinstance(verdict, Malformed), verdict
+    assert "Content-Range" in verdict.reason
+
+
+@pytest.mark.parametrize("content_range", ["bytes 0-999/1000", "bytes */1000"])
+def test_200_with_a_content_range_of_the_whole_file_is_full(content_range: str) -> None:
+    verdict = run(200, H(content_range=content_range))
+    assert verdict == Full(1000, Identity(size=1000), range_ignored=True)
+    verdict = run(200, H(content_range=content_range, content_length="1000"))
+    assert verdict == Full(1000, Identity(size=1000), range_ignored=True)
+
+
+def test_a_size_below_the_bytes_received_is_a_change() -> None:
+    verdict = size_contradiction(50, 1000)
+    assert isinstance(verdict, Changed)
+    assert isinstance(verdict.error(), RemoteChangedError)
+    assert size_contradiction(1000, 1000) is None
+    assert size_contradiction(5000, 1000) is None

@@ -214,7 +214,9 @@ def read_answer(
                 f"206 for {got} answers a request from byte {cursor}: the bytes between are missing"
             )
         # Written at the offsets its Content-Range names: what lies before our cursor is skipped.
-        return Resume(ByteRange(cursor, got.stop), verdict.total, verdict.identity, cursor - got.start)
+        return Resume(
+            ByteRange(cursor, got.stop), verdict.total, verdict.identity, cursor - got.start
+        )
     if isinstance(verdict, Full):
         return Restart(verdict.length, verdict.identity)
     if isinstance(verdict, Unsatisfiable):
