@@ -86,6 +86,8 @@ FAULTS: dict[str, Callable[[random.Random, int], Faults]] = {
     "header_flood": lambda r, n: Faults(header_flood=r.choice([200, 20_000]), times=1),
     "huge_header": lambda r, n: Faults(huge_header=r.choice([10_000, 1_000_000]), times=1),
     "total_delta": lambda r, n: Faults(total_delta=r.choice([-5, 5]), times=1),
+    "align_ranges": lambda r, n: Faults(align_ranges=r.choice([512, 4096]), times=_times(r)),
+    "overlapping_parts": lambda r, n: Faults(overlapping_parts=True, times=1),
 }
 NO_FAULT_SHARE = 0.3
 

@@ -289,11 +289,30 @@ def test_ignore_range(server: FaultServer) -> None:
 def test_content_range_shift_and_star_total(server: FaultServer) -> None:
     server.faults = Faults(content_range_shift=3, star_total=True)
     status, headers, body = fetch(server, headers={"Range": "bytes=0-9"})
-    assert (status, headers["content-range"], body) == (206, "bytes 3-12/*", DATA[:10])
+    # Honest: the body holds the bytes its Content-Range names.
+    assert (status, headers["content-range"], body) == (206, "bytes 3-12/*", DATA[3:13])
     _, headers, body = fetch(server, headers={"Range": "bytes=0-0,2-2"})
     parts = parse_multipart(body, headers["content-type"])
     assert [h["content-range"] for h, _ in parts] == ["bytes 3-3/*", "bytes 5-5/*"]
+    assert [b for _, b in parts] == [DATA[3:4], DATA[5:6]]
     assert fetch(server, headers={"Range": "bytes=99-"})[1]["content-range"] == "bytes */26"
+
+
+def test_align_ranges_answers_whole_blocks(server: FaultServer) -> None:
+    server.faults = Faults(align_ranges=8)
+    status, headers, body = fetch(server, headers={"Range": "bytes=9-10"})
+    assert (status, headers["content-range"], body) == (206, "bytes 8-15/26", DATA[8:16])
+    # The last block is clipped to the file.
+    _, headers, body = fetch(server, headers={"Range": "bytes=25-25"})
+    assert (headers["content-range"], body) == ("bytes 24-25/26", DATA[24:26])
+
+
+def test_overlapping_parts(server: FaultServer) -> None:
+    server.faults = Faults(overlapping_parts=True)
+    _, headers, body = fetch(server, headers={"Range": "bytes=0-1,10-11"})
+    parts = parse_multipart(body, headers["content-type"])
+    assert [h["content-range"] for h, _ in parts] == ["bytes 0-1/26", "bytes 0-1/26"]
+    assert parts[0][1] == DATA[0:2] and parts[1][1] != DATA[0:2]
 
 
 def test_content_length_too_large_then_fin(server: FaultServer) -> None:

@@ -123,6 +123,7 @@ def test_500_ranges_keep_few_responses_open(fault_server: FaultServer) -> None:
     [
         (Faults(ignore_range=True), rangeio.RangeNotSupportedError),
         (Faults(always_416=True), rangeio.ProtocolError),
+        # Every answer shifted: the first 3 bytes are never sent, whatever is asked.
         (Faults(content_range_shift=3), rangeio.ProtocolError),
         (Faults(gzip=True), rangeio.RangeNotSupportedError),
     ],

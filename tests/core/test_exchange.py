@@ -191,7 +191,20 @@ def test_resume_answered_with_412_is_refused() -> None:
         ex.on_response(412, {}, 0.0)
 
 
-def test_resume_answered_with_the_wrong_range_is_refused() -> None:
+def test_resume_answered_with_a_wider_range_keeps_the_bytes_it_had() -> None:
+    ex = make(RangeSpec.closed(0, 10))
+    request(ex)
+    ex.on_response(206, partial_headers(ByteRange(0, 10)), 0.0)
+    ex.on_data(FILE[0:3])
+    ex.on_error(NetworkError("reset"))
+    assert request(ex).headers["Range"] == "bytes=3-9"
+    # The server sends the whole range again: its first three bytes are dropped, not doubled.
+    serve_206(ex, ByteRange(0, 10), chunks=4)
+    assert ex.on_end(0.0) is None
+    assert ex.result.data == FILE[0:10] and ex.result.range == ByteRange(0, 10)
+
+
+def test_resume_answered_with_a_range_holding_none_of_it_is_refused() -> None:
     ex = make(RangeSpec.closed(0, 10))
     request(ex)
     ex.on_response(206, partial_headers(ByteRange(0, 10)), 0.0)
@@ -199,7 +212,7 @@ def test_resume_answered_with_the_wrong_range_is_refused() -> None:
     ex.on_error(NetworkError("reset"))
     request(ex)
     with pytest.raises(ProtocolError):
-        ex.on_response(206, partial_headers(ByteRange(0, 10)), 0.0)
+        ex.on_response(206, partial_headers(ByteRange(0, 3)), 0.0)
 
 
 def test_resume_answered_with_200_restarts_from_zero() -> None:
@@ -540,3 +553,116 @@ def test_fresh_target_refused_at_once_is_not_resolved_again() -> None:
         ex.on_response(403, {}, 0.0)
     assert info.value.status == 403
     assert ex.requests_sent == 2
+
+
+# -- validation gaps (issue 11) -------------------------------------------------------------
+
+
+def test_every_byte_then_a_cut_is_a_success() -> None:
+    # A chunked 206 that delivered its whole range, then lost the connection before the last
+    # chunk: once a bare ValueError (an empty resume range).
+    ex = make(RangeSpec.closed(0, 10))
+    request(ex)
+    serve_206(ex, ByteRange(0, 10), chunks=3)
+    assert ex.on_error(NetworkError("reset before the last chunk"), 0.0) == Skip()
+    assert ex.next_request(0.0) is None
+    assert ex.result.data == FILE[0:10] and ex.result.range == ByteRange(0, 10)
+    assert (ex.requests_sent, ex.retries) == (1, 0)
+
+
+def test_a_whole_file_of_known_size_then_a_cut_is_a_success() -> None:
+    ex = make(RangeSpec.closed(0, 10), pinned=Identity(ETag("e1"), None, 200))
+    request(ex)
+    assert ex.on_response(200, {"etag": '"e1"'}, 0.0) == ReadBody(None)
+    ex.on_data(FILE[:150])
+    ex.on_data(FILE[150:])
+    assert ex.on_error(NetworkError("reset"), 0.0) == Skip()
+    assert ex.result.full and ex.result.data == FILE
+
+
+def test_a_shorter_answer_is_kept_and_the_rest_asked_for() -> None:
+    ex = make(RangeSpec.closed(0, 100))
+    request(ex)
+    serve_206(ex, ByteRange(0, 40))
+    assert ex.on_end(0.0) == Skip(), "not a failure: no wait"
+    follow_up = request(ex)
+    assert follow_up.headers["Range"] == "bytes=40-99"
+    assert follow_up.headers["If-Match"] == '"e1"'
+    serve_206(ex, ByteRange(40, 100))
+    assert ex.on_end(0.0) is None
+    assert ex.result.data == FILE[0:100] and ex.result.range == ByteRange(0, 100)
+    assert ex.retries == 0
+
+
+def test_a_widened_answer_is_trimmed_and_not_read_past_what_was_asked() -> None:
+    ex = make(RangeSpec.closed(50, 60))
+    request(ex)
+    assert ex.on_response(206, partial_headers(ByteRange(32, 96)), 0.0) == ReadBody(64)
+    body = FILE[32:96]
+    ex.on_data(body[:10])
+    assert ex.body_wanted
+    ex.on_data(body[10:30])  # reaches byte 62: past the 10 bytes asked for
+    assert not ex.body_wanted, "the rest of the block is not needed"
+    assert ex.on_end(0.0) is None
+    assert ex.result.data == FILE[50:60] and ex.result.range == ByteRange(50, 60)
+
+
+def test_a_shifted_forward_answer_is_held_until_the_bytes_before_it_arrive() -> None:
+    ex = make(RangeSpec.closed(0, 100))
+    request(ex)
+    serve_206(ex, ByteRange(30, 130), chunks=5)
+    assert ex.take() == (0, b""), "nothing in order yet: bytes 30.. wait for 0..30"
+    assert ex.on_end(0.0) == Skip()
+    assert request(ex).headers["Range"] == "bytes=0-29"
+    serve_206(ex, ByteRange(0, 30))
+    assert ex.on_end(0.0) is None
+    assert ex.result.data == FILE[0:100]
+
+
+@SETTINGS
+@given(
+    answers=st.lists(st.tuples(st.integers(-60, 60), st.integers(1, 120)), min_size=1, max_size=12),
+    chunk=st.integers(1, 50),
+)
+def test_any_honest_answers_reassemble_the_exact_bytes(
+    answers: list[tuple[int, int]], chunk: int
+) -> None:
+    """Whatever ranges an honest server answers with (each holding some byte asked for), the
+    result is exactly the bytes asked for, in order."""
+    want = ByteRange(50, 150)
+    ex = make(RangeSpec.of(want), attempts=50)
+    for shift, length in answers:
+        req = request(ex)
+        (asked,) = parse_range(req.headers["Range"])
+        assert asked.start is not None and asked.stop is not None
+        start = min(max(asked.start + shift, 0), asked.stop - 1)
+        got = ByteRange(start, min(max(start + length, asked.start + 1), len(FILE)))
+        assert ex.on_response(206, partial_headers(got), 0.0) == ReadBody(len(got))
+        body = FILE[got.start : got.stop]
+        for i in range(0, len(body), chunk):
+            ex.on_data(body[i : i + chunk])
+            if not ex.body_wanted:
+                break
+        if ex.on_end(0.0) is None:
+            break
+    if ex.done:
+        assert ex.result.data == FILE[want.start : want.stop]
+        assert ex.result.range == want
+
+
+def test_multipart_body_is_not_wanted_after_its_close_delimiter() -> None:
+    specs = [RangeSpec.closed(0, 5), RangeSpec.closed(100, 105)]
+    ex = make(specs)
+    request(ex)
+    boundary = "B"
+    ex.on_response(206, {"content-type": f"multipart/byteranges; boundary={boundary}"}, 0.0)
+    body = b""
+    for r in (ByteRange(0, 5), ByteRange(100, 105)):
+        body += f"--{boundary}\r\nContent-Range: bytes {r.start}-{r.stop - 1}/200\r\n\r\n".encode()
+        body += FILE[r.start : r.stop] + b"\r\n"
+    ex.on_data(body)
+    assert ex.body_wanted
+    ex.on_data(b"--B--\r\nan epilogue that never ends")
+    assert not ex.body_wanted
+    assert ex.on_end(0.0) is None
+    assert ex.result.pieces == ((0, FILE[0:5]), (100, FILE[100:105]))

@@ -107,3 +107,20 @@ def test_part_without_content_range() -> None:
     raw = f"--{BOUNDARY}\r\nContent-Type: text/plain\r\n\r\nhello\r\n--{BOUNDARY}--".encode()
     with pytest.raises(ProtocolError, match="without Content-Range"):
         parse(raw, [ByteRange(0, 5), ByteRange(9, 10)])
+
+
+@pytest.mark.parametrize(
+    "second",
+    [ByteRange(0, 10), ByteRange(5, 15)],
+    ids=["repeated with the same bytes", "overlapping"],
+)
+def test_parts_must_be_disjoint(second: ByteRange) -> None:
+    wanted = [ByteRange(0, 20), ByteRange(100, 110)]
+    with pytest.raises(ProtocolError, match="overlaps"):
+        parse(body([ByteRange(0, 10), second]), wanted)
+
+
+def test_adjacent_parts_are_fine() -> None:
+    wanted = [ByteRange(0, 20), ByteRange(100, 110)]
+    parts = parse(body([ByteRange(0, 10), ByteRange(10, 20)]), wanted)
+    assert [p.data for p in parts] == [DATA[0:10], DATA[10:20]]

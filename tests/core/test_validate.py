@@ -26,6 +26,7 @@ from rangeio._core.validate import (
     Verdict,
     expected_range,
     judge,
+    size_contradiction,
 )
 from rangeio.errors import (
     HTTPStatusError,
@@ -124,6 +125,34 @@ CASES_206: list[tuple[str, Sequence[RangeSpec], dict[str, str], Identity | None,
         Partial(ByteRange(0, 30), 100, Identity(size=100)),
     ),
     (
+        "shifted Content-Range: honest about its bytes, used",
+        [C(0, 100)],
+        H(content_range="bytes 1-100/1000"),
+        None,
+        Partial(ByteRange(1, 101), 1000, Identity(size=1000), asked=ByteRange(0, 100)),
+    ),
+    (
+        "short Content-Range (a capped answer)",
+        [C(0, 100)],
+        H(content_range="bytes 0-98/1000"),
+        None,
+        Partial(ByteRange(0, 99), 1000, Identity(size=1000), asked=ByteRange(0, 100)),
+    ),
+    (
+        "widened Content-Range (a range-aligning cache)",
+        [C(5000, 5100)],
+        H(content_range="bytes 4096-8191/10000", content_length="4096"),
+        None,
+        Partial(ByteRange(4096, 8192), 10000, Identity(size=10000), asked=ByteRange(5000, 5100)),
+    ),
+    (
+        "open-ended with unknown total, widened start",
+        [RangeSpec.open_ended(5)],
+        H(content_range="bytes 0-99/*"),
+        None,
+        Partial(ByteRange(0, 100), None, Identity(), asked=ByteRange(5, 100)),
+    ),
+    (
         "multipart with quoted boundary",
         [C(0, 10), C(500, 510)],
         H(content_type='multipart/byteranges; boundary="THIS_STRING_SEPARATES"', etag='"v1"'),
@@ -155,9 +184,20 @@ def test_206_accepted(
 
 
 MALFORMED_206: list[tuple[str, Sequence[RangeSpec], dict[str, str], Identity | None]] = [
-    ("shifted Content-Range", [C(0, 100)], H(content_range="bytes 1-100/1000"), None),
-    ("short Content-Range", [C(0, 100)], H(content_range="bytes 0-98/1000"), None),
-    ("long Content-Range", [C(0, 100)], H(content_range="bytes 0-100/1000"), None),
+    ("Content-Range holding none of it", [C(0, 100)], H(content_range="bytes 100-199/1000"), None),
+    ("Content-Range before it", [C(100, 200)], H(content_range="bytes 0-99/1000"), None),
+    (
+        "Content-Range past the pinned size",
+        [C(900, 1000)],
+        H(content_range="bytes 900-1099/*"),
+        Identity(None, None, 1000),
+    ),
+    (
+        "200-style Content-Length on a shifted range",
+        [C(0, 100)],
+        H(content_range="bytes 1-100/1000", content_length="99"),
+        None,
+    ),
     (
         "Content-Length mismatch",
         [C(0, 100)],
@@ -260,7 +300,7 @@ def test_boundary_at_the_70_character_limit() -> None:
     first=st.integers(0, 99),
     length=st.integers(1, 100),
 )
-def test_206_partial_iff_content_range_is_exactly_the_resolved_range(
+def test_206_partial_iff_content_range_holds_some_of_the_resolved_range(
     spec: RangeSpec, total: int, first: int, length: int
 ) -> None:
     last = min(first + length, total) - 1
@@ -268,8 +308,12 @@ def test_206_partial_iff_content_range_is_exactly_the_resolved_range(
         return
     verdict = run(206, H(content_range=f"bytes {first}-{last}/{total}"), [spec])
     want = spec.resolve(total)
-    if want == ByteRange(first, last + 1):
+    got = ByteRange(first, last + 1)
+    if want == got:
         assert verdict == Partial(want, total, Identity(size=total))
+    elif want is not None and want.overlaps(got):
+        # Shifted, widened or shortened: the body is the bytes its Content-Range names.
+        assert verdict == Partial(got, total, Identity(size=total), asked=want)
     else:
         assert isinstance(verdict, Malformed)
 
@@ -559,3 +603,46 @@ def test_open_ended_with_unknown_total_checks_the_start() -> None:
     verdict = judge([RangeSpec.open_ended(5)], 206, H(content_range="bytes 5-99/*"), None, now=0)
     assert isinstance(verdict, Partial)
     assert verdict.range == ByteRange(5, 100) and verdict.total is None
+
+
+# -- a 200 carrying a Content-Range; sizes learned later ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_range", "content_length"),
+    [
+        ("bytes 900-999/1000", "100"),  # the tail, sent as if it were the file
+        ("bytes 900-999/1000", None),
+        ("bytes 0-99/1000", "100"),
+        ("bytes 0-99/*", "100"),
+        ("bytes 0-999/1000", "999"),
+        ("bytes */1000", "100"),
+        ("bytes zero-99/100", "100"),
+    ],
+)
+@pytest.mark.parametrize("requested", [[RangeSpec.suffix(100)], [C(0, 100)], []])
+def test_200_with_a_content_range_of_a_part_is_malformed(
+    content_range: str, content_length: str | None, requested: Sequence[RangeSpec]
+) -> None:
+    headers = H(content_range=content_range)
+    if content_length is not None:
+        headers["content-length"] = content_length
+    verdict = run(200, headers, requested)
+    assert isinstance(verdict, Malformed), verdict
+    assert "Content-Range" in verdict.reason
+
+
+@pytest.mark.parametrize("content_range", ["bytes 0-999/1000", "bytes */1000"])
+def test_200_with_a_content_range_of_the_whole_file_is_full(content_range: str) -> None:
+    verdict = run(200, H(content_range=content_range))
+    assert verdict == Full(1000, Identity(size=1000), range_ignored=True)
+    verdict = run(200, H(content_range=content_range, content_length="1000"))
+    assert verdict == Full(1000, Identity(size=1000), range_ignored=True)
+
+
+def test_a_size_below_the_bytes_received_is_a_change() -> None:
+    verdict = size_contradiction(50, 1000)
+    assert isinstance(verdict, Changed)
+    assert isinstance(verdict.error(), RemoteChangedError)
+    assert size_contradiction(1000, 1000) is None
+    assert size_contradiction(5000, 1000) is None

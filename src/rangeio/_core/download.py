@@ -201,11 +201,14 @@ def segment_spec(segment: Segment, *, to_end: bool = False) -> RangeSpec:
 
 @dataclass(frozen=True, slots=True)
 class Resume:
-    """206 at our cursor: append ``range`` (its stop may be unknown: ``bytes a-b/*`` says b)."""
+    """206 at our cursor: append ``range`` (its stop may be unknown: ``bytes a-b/*`` says b).
+    ``skip`` is how many body bytes come before ``range`` (a widened answer that starts before
+    our cursor): bytes we have already, dropped unwritten."""
 
     range: ByteRange
     total: int | None
     identity: Identity
+    skip: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +263,17 @@ def read_answer(
         return Hop(verdict.location)
     if isinstance(verdict, Partial):
         _check_size(verdict.total if verdict.total is not None else verdict.range.stop)
-        return Resume(verdict.range, verdict.total, verdict.identity)
+        got = verdict.range
+        if got.start > cursor:
+            # A shifted answer that starts past our cursor would leave a hole before it; the
+            # file is written in order, so it is refused rather than written anywhere.
+            raise ProtocolError(
+                f"206 for {got} answers a request from byte {cursor}: the bytes between are missing"
+            )
+        # Written at the offsets its Content-Range names: what lies before our cursor is skipped.
+        return Resume(
+            ByteRange(cursor, got.stop), verdict.total, verdict.identity, cursor - got.start
+        )
     if isinstance(verdict, Full):
         _check_size(verdict.length)
         return Restart(verdict.length, verdict.identity)

@@ -53,6 +53,14 @@ BASE_HEADERS: Mapping[str, str] = {
     "Accept-Encoding": "identity",
     "Cache-Control": "no-transform",
 }
+# A 206 wider than asked (a cache rounding ranges out to its blocks) is read from its first byte,
+# and the bytes before the ones asked for are dropped. Caches align to blocks of a few MiB at
+# most (nginx's slice module is usually set to 1 MiB); a head wider than this is a server that
+# sends far more than it is asked for, refused like a 200 too big for the cache.
+MAX_WIDENED_HEAD = 16 * 1024 * 1024
+# Bytes of a 206 shifted past the first byte asked for are held until the bytes before them
+# arrive; past this much, the rest of that body is left unread and asked for again later.
+MAX_HELD_AHEAD = 16 * 1024 * 1024
 # Statuses from a remembered (post-redirect) URL that suggest it went stale: retry from the
 # original URL once before believing them.
 _STALE_URL_STATUSES = frozenset({401, 403, 404, 410})
@@ -182,6 +190,17 @@ class RangeExchange:
         self._tried_first_url = target.url == first_url
         self._buffer = _Chunks()
         self._range_start = 0
+        # A single range is delivered in order: ``_want`` is all of it (set by the first 206),
+        # the buffer holds its bytes from ``_range_start`` on, ``_ahead`` holds pieces of it that
+        # arrived early (a shifted 206), in order, each after the buffer's end.
+        self._want: ByteRange | None = None
+        self._ahead: list[tuple[int, bytearray]] = []
+        # Of the current 206: where its body starts in the file, and where the bytes it is
+        # asked for end (bytes past that, from a widened answer, are not needed).
+        self._body_at = 0
+        self._stop = 0
+        # Set when the rest of the current body is not needed: it is left unread.
+        self._enough = False
         self._verdict: Partial | Full | Multipart | None = None
         self._expected: int | None = None
         self._received = 0
@@ -210,6 +229,7 @@ class RangeExchange:
         self._expected = None
         self._verdict = None
         self._parser = None
+        self._enough = False
         return request
 
     @property
@@ -239,11 +259,7 @@ class RangeExchange:
             # here spent a retry.
             self._tried_first_url = False
         if isinstance(verdict, Partial):
-            self._verdict = verdict
-            self._expected = verdict.range.length
-            if not len(self._buffer):
-                self._range_start = verdict.range.start
-            return self._read(verdict.range.length, now)
+            return self._partial(verdict, now)
         if isinstance(verdict, Full):
             return self._full(verdict, now)
         if isinstance(verdict, Multipart):
@@ -266,6 +282,27 @@ class RangeExchange:
             return Skip()
         return ReadBody(expected)
 
+    def _partial(self, verdict: Partial, now: float) -> Action:
+        self._verdict = verdict
+        self._expected = verdict.range.length
+        wanted = verdict.wanted
+        if self._want is None:
+            self._want = wanted
+            self._range_start = wanted.start
+        self._stop = wanted.stop
+        self._body_at = verdict.range.start
+        head = self._cursor() - verdict.range.start
+        if head > MAX_WIDENED_HEAD:
+            raise RangeNotSupportedError(
+                f"server answered {wanted} with {verdict.range}: {head} bytes before the ones "
+                f"asked for (more than {MAX_WIDENED_HEAD})"
+            )
+        return self._read(verdict.range.length, now)
+
+    def _cursor(self) -> int:
+        """The first byte of the range not received yet in order."""
+        return self._range_start + len(self._buffer)
+
     def _full(self, verdict: Full, now: float) -> Action:
         if verdict.range_ignored and self._max_full_body is not None:
             if verdict.length is not None and verdict.length > self._max_full_body:
@@ -277,6 +314,8 @@ class RangeExchange:
         self._buffer = _Chunks()
         self._parts = []
         self._range_start = 0
+        self._want = None
+        self._ahead = []
         self._verdict = verdict
         self._expected = verdict.length
         return self._read(verdict.length, now)
@@ -350,8 +389,55 @@ class RangeExchange:
             raise RangeNotSupportedError(
                 f"body of unknown length exceeds the cache budget of {self._max_full_body} bytes"
             )
-        self._buffer.append(chunk)
+        if isinstance(self._verdict, Partial):
+            self._keep(chunk)
+        else:
+            self._buffer.append(chunk)
         self._received += size
+
+    @property
+    def body_wanted(self) -> bool:
+        """False once the rest of this body is not needed: a multipart body whose close
+        delimiter has arrived (its epilogue may never end), or a widened 206 past the bytes
+        asked for. The shell then stops reading and closes the response (dropping the
+        connection) instead of draining it."""
+        if self._parser is not None:
+            return not self._parser.finished
+        return not self._enough
+
+    def _keep(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Place a chunk of a 206 body: the bytes asked for go to the buffer in order (or are
+        held, when they arrive early); bytes outside them are dropped."""
+        pos = self._body_at + self._received
+        end = pos + len(chunk)
+        cursor = self._cursor()
+        if pos == cursor and end <= self._stop:
+            # The common case: in order and all of it asked for.
+            self._buffer.append(chunk)
+        else:
+            lo, hi = max(pos, cursor), min(end, self._stop)
+            if lo < hi:
+                piece = memoryview(chunk)[lo - pos : hi - pos]
+                if lo == cursor:
+                    self._buffer.append(piece)
+                elif self._ahead and self._ahead[0][0] + len(self._ahead[0][1]) == lo:
+                    self._ahead[0][1].extend(piece)
+                else:
+                    # Every held piece lies past this request's stop, so this one goes first.
+                    self._ahead.insert(0, (lo, bytearray(piece)))
+            if sum(len(held) for _, held in self._ahead) > MAX_HELD_AHEAD:
+                self._enough = True
+        if end >= self._stop and self._body_at + (self._expected or 0) > self._stop:
+            self._enough = True  # the rest of a widened body was not asked for
+        while self._ahead and self._ahead[0][0] == self._cursor():
+            self._buffer.append(bytes(self._ahead.pop(0)[1]))
+
+    def _next_gap(self) -> ByteRange | None:
+        """The next bytes of the range still to ask for, or None when all have arrived."""
+        assert self._want is not None
+        cursor = self._cursor()
+        stop = self._ahead[0][0] if self._ahead else self._want.stop
+        return ByteRange(cursor, stop) if cursor < stop else None
 
     def take(self) -> tuple[int, bytes]:
         """Hand over the body bytes received so far and where they start, for a caller that
@@ -364,8 +450,8 @@ class RangeExchange:
     def on_end(self, now: float) -> Action | None:
         """The body ended cleanly (as far as the transport knows). None means the exchange is
         done; otherwise the body was short and a resume follows."""
-        if self._expected is not None and self._received < self._expected:
-            return self._cut()
+        if self._expected is not None and self._received < self._expected and not self._enough:
+            return self._cut(now=now)
         if self._parser is not None:
             if not self._parser.finished:
                 if self._framed:
@@ -373,9 +459,17 @@ class RangeExchange:
                     # error), so no close delimiter means a malformed body (a wrong boundary,
                     # say), not a cut one: asking again would get the same bytes.
                     self._parser.end()
-                return self._cut()
+                return self._cut(now=now)
             self._parts.extend(self._parser.end())
             self._parser = None
+        if isinstance(self._verdict, Partial):
+            gap = self._next_gap()
+            if gap is not None:
+                # The answer held only some of the bytes asked for (shifted, shortened): ask
+                # for the rest. Not a failure, so no retry is spent; each answer must bring at
+                # least one byte asked for (judge()), so this ends.
+                self._ask_for(gap, self._verdict)
+                return Skip()
         self._finish(now)
         return None
 
@@ -407,12 +501,20 @@ class RangeExchange:
         elif isinstance(verdict, Partial):
             # Resume from the first byte not yet received; the pinned identity (If-Match) keeps
             # the two halves from coming from different versions.
-            start = self._range_start + len(self._buffer)
-            stop = verdict.range.stop
-            self._resume_specs = (RangeSpec.closed(start, stop),)
-            if self._pinned is None:
-                self._pinned = verdict.identity
+            gap = self._next_gap()
+            if gap is None:
+                # Every byte asked for arrived, then the connection went (before a chunked
+                # body's last chunk, say): that is a success, not a cut.
+                self._finish(now)
+                return Skip()
+            self._ask_for(gap, verdict)
         else:
+            pinned_size = self._pinned.size if self._pinned is not None else None
+            known = verdict.length if verdict.length is not None else pinned_size
+            if known is not None and self._received == known and self._method == "GET":
+                # The whole file arrived (its size is known), then the connection went.
+                self._finish(now)
+                return Skip()
             # A cut 200 is restarted in full: a server that ignored Range will ignore it again.
             self._buffer = _Chunks()
             self._parts = []
@@ -420,6 +522,12 @@ class RangeExchange:
         return self._retry_or_raise(
             error or NetworkError(f"connection closed before the body ended, from {self._url}")
         )
+
+    def _ask_for(self, gap: ByteRange, verdict: Partial) -> None:
+        self._resume_specs = (RangeSpec.of(gap),)
+        if self._pinned is None:
+            self._pinned = verdict.identity
+        self._verdict = None
 
     def _ranges_still_missing(self) -> list[ByteRange]:
         size = self._pinned.size if self._pinned is not None else None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rangeio._core.headers import fold_headers, parse_content_range
-from rangeio._core.ranges import ByteRange
+from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio.errors import HeaderParseError, ProtocolError, RemoteChangedError
 
 # A part's header block is a Content-Type and a Content-Range: a few hundred bytes. 8 KiB is
@@ -28,8 +28,10 @@ class MultipartParser:
     """Feed the body of a multipart/byteranges 206; collect complete, checked parts.
 
     Checks: every part has a Content-Range for a range inside what was requested, with the
-    expected total; its body is exactly that long; parts are at most as many as the ranges asked
-    for; the body ends with the close delimiter. Memory is bounded by the requested bytes plus
+    expected total; its body is exactly that long; parts are disjoint (a part repeating or
+    overlapping another is refused, even with equal bytes: simple and strict, since no correct
+    server sends one); parts are at most as many as the ranges asked for; the body ends with the
+    close delimiter, and nothing after it is read (``finished``: the epilogue is ignored). Memory is bounded by the requested bytes plus
     the header limits above.
     """
 
@@ -49,6 +51,7 @@ class MultipartParser:
         self._state = "preamble"
         self._current: ByteRange | None = None
         self._body = bytearray()
+        self._seen = RangeSet()
         self.parts: list[Part] = []
 
     @property
@@ -162,4 +165,7 @@ class MultipartParser:
             )
         if not any(r.contains(got) for r in self._requested):
             raise ProtocolError(f"multipart part {got} was not asked for")
+        if self._seen.gaps(got) != [got]:
+            raise ProtocolError(f"multipart part {got} repeats or overlaps an earlier part")
+        self._seen.add(got)
         return got

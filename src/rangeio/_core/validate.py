@@ -36,11 +36,23 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Partial(Verdict):
-    """206 whose Content-Range is exactly the bytes asked for; the body holds ``range``."""
+    """206 whose body holds ``range``, the bytes its Content-Range names.
+
+    ``asked`` is None when that is exactly what was asked for. Otherwise it is the range asked
+    for, which ``range`` overlaps without matching: a range-aligning cache widened the answer, or
+    a server shifted or shortened it. Such an answer is honest about its bytes, so the bytes it
+    shares with ``asked`` are used and the rest is asked for again (the exchange decides how).
+    """
 
     range: ByteRange
     total: int | None
     identity: Identity
+    asked: ByteRange | None = None
+
+    @property
+    def wanted(self) -> ByteRange:
+        """The bytes the request asked for (resolved against the size)."""
+        return self.asked if self.asked is not None else self.range
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +179,34 @@ def judge(
     except HeaderParseError as exc:
         return Malformed(str(exc))
 
+    raw = headers.get("content-range")
+    if raw is not None:
+        try:
+            length = _whole_length(raw, length)
+        except HeaderParseError as exc:
+            return Malformed(str(exc))
     identity = Identity.from_headers(headers, length)
     conflict = pinned.conflict_with(identity) if pinned is not None else None
     if conflict is not None:
         return Changed(conflict)
     return Full(length, identity, range_ignored=bool(requested))
+
+
+def _whole_length(raw: str, length: int | None) -> int | None:
+    """The length of a 200 that carries a Content-Range. §14.4 gives the header no meaning on a
+    200, but a 200 saying ``bytes 900-999/1000`` with a 100-byte body is a range answer with the
+    wrong status (a proxy rewrote it, say): taking it as the whole file would make the file 100
+    bytes long. So the header must describe the whole body, or nothing of it is used."""
+    content_range = parse_content_range(raw)
+    total = content_range.total
+    got = content_range.range
+    if got is not None and (got.start != 0 or total is None or got.stop != total):
+        raise HeaderParseError(
+            f"200 with Content-Range {raw!r}: a part of the file sent as if it were the whole"
+        )
+    if total is not None and length is not None and total != length:
+        raise HeaderParseError(f"200 with Content-Range {raw!r} and Content-Length {length}")
+    return length if length is not None else total
 
 
 def _judge_206(
@@ -210,22 +245,48 @@ def _judge_206(
         # multi-range requests whose parts are far apart, so any single range must cover all.
         return _check_covers(requested, content_range, length, identity)
     spec = requested[0]
+    got = content_range.range
     expected = expected_range(spec, content_range.total, pinned)
     if expected is None and spec.start is not None and spec.stop is None:
-        # `bytes=N-` answered with `a-b/*`: the size is unknown, so only the start can be
-        # checked; the body length then comes from b (and is checked as the body streams).
-        if content_range.range.start == spec.start:
-            expected = content_range.range
+        # `bytes=N-` answered with `a-b/*`: the size is unknown, so the answer can only be
+        # checked to hold byte N; the body length then comes from b (checked as it streams).
+        if got.start <= spec.start < got.stop:
+            expected = ByteRange(spec.start, got.stop)
     if expected is None:
         return Malformed(f"cannot check Content-Range {raw!r}: the size is unknown")
-    if content_range.range != expected:
+    size = content_range.total if content_range.total is not None else identity_size(pinned)
+    if size is not None and got.stop > size:
+        return Malformed(f"Content-Range {raw!r} runs past the end of the file ({size} bytes)")
+    if length is not None and length != got.length:
+        return Malformed(f"Content-Length {length} does not match Content-Range {raw!r}")
+    if got == expected:
+        return Partial(expected, content_range.total, identity)
+    if not got.overlaps(expected):
+        # Judgement call: not retried. A server that answers another range than the one asked
+        # (a cache aligning ranges, a broken rewrite) answers the same way next time.
         return Malformed(
-            f"Content-Range {raw!r} does not match the requested "
+            f"Content-Range {raw!r} holds none of the requested "
             f"{requested[0].header_value()} (expected {expected})"
         )
-    if length is not None and length != expected.length:
-        return Malformed(f"Content-Length {length} does not match Content-Range {raw!r}")
-    return Partial(expected, content_range.total, identity)
+    # Shifted, widened or shortened, but honest about which bytes it holds: use them.
+    return Partial(got, content_range.total, identity, asked=expected)
+
+
+def identity_size(identity: Identity | None) -> int | None:
+    return identity.size if identity is not None else None
+
+
+def size_contradiction(size: int, validated_stop: int) -> Changed | None:
+    """A size learned after bytes were validated (a HEAD after a ``/*`` total, say) that leaves
+    some of them outside the file. Judgement call: RemoteChangedError, as for any other size
+    change (the bytes we hold are not of the file the server now describes); the file is never
+    shrunk to fit, which would silently drop or misplace bytes already handed out."""
+    if size < validated_stop:
+        return Changed(
+            f"the server now says the size is {size}, but bytes up to {validated_stop} "
+            f"were already received"
+        )
+    return None
 
 
 def expected_range(spec: RangeSpec, total: int | None, pinned: Identity | None) -> ByteRange | None:

@@ -196,6 +196,7 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
         raise PartialDownloadError(
             f"remote file changed, progress discarded: {answer.reason}", bytes_done=0, total=None
         ) from RemoteChangedError(answer.reason)
+    skip = 0
     if isinstance(answer, Restart):
         total = answer.length
         record = _record(job, answer.identity, total, 0, b"")
@@ -205,7 +206,7 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
         assert isinstance(answer, Resume) and record is not None
         total = answer.total if answer.total is not None else record.total
         record = _record(job, identity_of(record).merged(answer.identity), total, cursor, tail)
-        offset, end, whole = cursor, answer.range.stop, False
+        offset, end, whole, skip = cursor, answer.range.stop, False, answer.skip
     try:
         # Inside the try: a digest header that does not parse, or a .part that cannot be opened
         # safely, still closes the response (and the .part, once open).
@@ -218,12 +219,20 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     fd = _File(opened)
     try:
         yield Blocking(fd.start_hashing, (algorithms, offset))
-        offset = yield from _receive(job, response, fd, record, offset, end, tail)
+        offset = yield from _receive(job, response, fd, record, offset, end, tail, skip)
         yield Close(response)
         final_total = total if total is not None else offset
         if end is not None and offset < end:
             raise PartialDownloadError(
                 f"connection closed after {offset} of {end} bytes",
+                bytes_done=_claimable(offset, record),
+                total=total,
+            )
+        if total is not None and offset < total:
+            # A 206 that stopped short of the end (a server capping its answers): the bytes are
+            # durable, and the next attempt asks for the rest.
+            raise PartialDownloadError(
+                f"server sent bytes up to {offset} of {total}",
                 bytes_done=_claimable(offset, record),
                 total=total,
             )
@@ -295,8 +304,10 @@ def _receive(
     offset: int,
     end: int | None,
     tail: bytearray,
+    skip: int = 0,
 ) -> Program[int]:
-    """Stream the body to disk at ``offset``, checkpointing as the policy says.
+    """Stream the body to disk at ``offset``, checkpointing as the policy says. The first
+    ``skip`` body bytes lie before ``offset`` (a widened 206) and are dropped.
 
     Checkpoints run beside the transfer (one at a time), so an fdatasync never stalls the
     socket; a crash then loses at most one interval plus what arrived during one checkpoint.
@@ -307,6 +318,11 @@ def _receive(
     body = BodyReader(response, job.timeout)
     try:
         while (chunk := (yield from body.next_chunk())) is not None:
+            if skip:
+                dropped = min(skip, len(chunk))
+                chunk, skip = chunk[dropped:], skip - dropped
+                if not chunk:
+                    continue
             if end is not None and offset + len(chunk) > end:
                 # Bytes past the declared length are not the file's: none of them is written.
                 raise ProtocolError(f"body longer than declared: more than {end} bytes in all")
@@ -325,11 +341,16 @@ def _receive(
                 last_offset, last_time = offset, now
     except NetworkError as exc:
         yield from background.wait()
-        yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
-        if isinstance(exc, ProtocolError):
-            # Our own verdict on the body (longer than declared): a resume would get the same.
-            raise
-        raise _partial(exc, offset, record) from exc
+        complete = end is not None and offset == end and not isinstance(exc, ProtocolError)
+        if not complete:
+            yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
+            if isinstance(exc, ProtocolError):
+                # Our own verdict on the body (longer than declared): a resume would get the same.
+                raise
+            raise _partial(exc, offset, record) from exc
+        # Every byte arrived, then the connection went (before a chunked body's last chunk,
+        # say): the body is complete, and the download goes on to verify and finish it.
+        last_offset = -1  # the final checkpoint below is still due
     except BaseException as exc:
         # Anything else that stops us (a bad body, Ctrl-C, a progress callback raising) keeps
         # the progress made; but not a failed write or sync: that must never be checkpointed.
@@ -780,6 +801,19 @@ def _halt(shared: _Shared) -> Program[None]:
         log.warning("could not save the progress of %s: %s", shared.job.url, exc)
 
 
+def _next_or_done(shared: _Shared, slot: int, body: BodyReader) -> Program[bytes | None]:
+    """The next chunk of a segment's body; None at its end, or when the connection went after
+    every byte of the segment arrived (before a chunked body's last chunk, say)."""
+    try:
+        return (yield from body.next_chunk())
+    except NetworkError:
+        with shared.lock:
+            cursor, stop = shared.table.span(slot)
+        if cursor >= stop:
+            return None
+        raise
+
+
 class _PrefixHasher:
     """Hashes the file's contiguous prefix while parallel segments arrive (from the page cache),
     so that the SHA-256 is ready, or nearly, when the last segment lands."""
@@ -820,9 +854,10 @@ def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[No
                 yield Close(response)
             return
         try:
+            skip = 0
             if response is None:
-                response = yield from _open_segment(shared, slot)
-            yield from _fill_segment(shared, slot, response)
+                response, skip = yield from _open_segment(shared, slot)
+            yield from _fill_segment(shared, slot, response, skip)
             failures = 0
         except TLSError as exc:
             shared.errors.append(exc)
@@ -845,7 +880,9 @@ def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[No
                 shared.table.release(slot)
 
 
-def _open_segment(shared: _Shared, slot: int) -> Program[Any]:
+def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
+    """The response for the rest of ``slot``'s segment, and how many body bytes before its
+    cursor to drop (a widened 206)."""
     with shared.lock:
         cursor, stop = shared.table.span(slot)
     record = shared.record
@@ -858,18 +895,23 @@ def _open_segment(shared: _Shared, slot: int) -> Program[Any]:
         shared.job, spec, ranged, identity_of(record), cursor, record
     )
     if isinstance(answer, Resume) and answer.range.start == cursor:
-        return response
+        return response, answer.skip
     yield Close(response)
     # A 200 here means the file changed (If-Range failed) or Range stopped being honoured:
     # either way the segments cannot be trusted to fit together any more.
     raise RemoteChangedError(f"parallel segment request answered with {type(answer).__name__}")
 
 
-def _fill_segment(shared: _Shared, slot: int, response: Any) -> Program[None]:
+def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> Program[None]:
     job = shared.job
     body = BodyReader(response, job.timeout)
     try:
-        while (chunk := (yield from body.next_chunk())) is not None:
+        while (chunk := (yield from _next_or_done(shared, slot, body))) is not None:
+            if skip:
+                dropped = min(skip, len(chunk))
+                chunk, skip = chunk[dropped:], skip - dropped
+                if not chunk:
+                    continue
             written = yield Blocking(shared.write, (slot, chunk))
             if not written:
                 break  # the attempt is stopping, or another connection took the rest

@@ -24,6 +24,7 @@ from rangeio._core.planner import (
 from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
+from rangeio._core.validate import size_contradiction
 from rangeio._engine.body import BodyReader
 from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import (
@@ -131,7 +132,7 @@ class RemoteFile:
             try:
                 response = yield Send(request, timeout)
             except NetworkError as exc:
-                action = exchange.on_error(exc)
+                action = exchange.on_error(exc, time.time())
             else:
                 # No `finally: yield` here: a program being closed must not yield. A response
                 # left open that way is closed by the runner, which tracks every response.
@@ -162,11 +163,15 @@ class RemoteFile:
                 # the body itself (longer than its Content-Range, a malformed multipart part) is
                 # a ProtocolError too, but retrying cannot fix it, and "resuming" past a body
                 # that overflowed would ask for an empty range.
-                return exchange.on_error(exc)
+                return exchange.on_error(exc, time.time())
             if chunk is None:
                 return exchange.on_end(time.time())
             exchange.on_data(chunk)
             self._count(fetched=len(chunk))
+            if not exchange.body_wanted:
+                # The rest is not needed (a multipart epilogue, which may never end; the tail
+                # of a widened 206): stop here; the Close that follows drops the connection.
+                return exchange.on_end(time.time())
             if pauses:
                 yield DELIVERED
 
@@ -210,6 +215,9 @@ class RemoteFile:
         head = yield from self.exchange(None, method="HEAD")
         if head.total is None:
             raise RangeNotSupportedError("server does not tell the file's size (`/*` totals)")
+        contradiction = size_contradiction(head.total, first.range.stop)
+        if contradiction is not None:
+            raise contradiction.error()
         identity = first.identity.merged(Identity(size=head.total))
         return Result(
             first.data,

@@ -56,7 +56,11 @@ class Faults:
     behaves normally. Body and framing faults touch only 200 and 206 answers to GET.
 
     - ``ignore_range``: answer range requests with 200 and the whole body.
-    - ``content_range_shift``: move Content-Range's first and last by this much (body is true).
+    - ``content_range_shift``: answer each range moved by this many bytes (clipped to the file),
+      honestly: Content-Range names the bytes the body holds, as a server or cache that serves
+      other ranges than asked does.
+    - ``align_ranges``: round each range out to multiples of this many bytes (clipped to the
+      file), like a cache that stores a file in blocks and answers whole blocks (honestly).
     - ``content_length_delta``: > 0 declares more than is sent, then closes; < 0 declares
       and sends fewer bytes, keeping the connection.
     - ``truncate_after``: send this many body bytes, then close (FIN).
@@ -81,7 +85,10 @@ class Faults:
     - ``bad_boundary``: multipart answers declare no boundary (``"missing"``) or one the body
       never uses (``"wrong"``).
     - ``endless``: after the body, send filler bytes until the client hangs up; the framing
-      (``chunked`` never terminated, or a Content-Length, true or not) stays as declared.
+      (``chunked`` never terminated, or a Content-Length, true or not) stays as declared. After
+      a multipart body this is an epilogue that never ends.
+    - ``overlapping_parts``: multipart answers repeat the first part's range, with other bytes,
+      in place of the last part (the part count stays that of the ranges asked for).
     - ``drip``: send the body one byte at a time, this many seconds apart (slow loris).
     - ``header_flood``: add this many small headers to 200 and 206 answers.
     - ``huge_header``: add one header whose value is this many bytes to 200 and 206 answers.
@@ -92,6 +99,7 @@ class Faults:
     times: int | None = None
     ignore_range: bool = False
     content_range_shift: int = 0
+    align_ranges: int = 0
     content_length_delta: int = 0
     truncate_after: int | None = None
     reset_after: int | None = None
@@ -117,6 +125,7 @@ class Faults:
     header_flood: int = 0
     huge_header: int = 0
     total_delta: int = 0
+    overlapping_parts: bool = False
 
     def __post_init__(self) -> None:
         if self.times is not None and self.times < 0:
@@ -131,7 +140,7 @@ class Faults:
             raise ValueError("delay must be >= 0")
         if self.throttle < 0:
             raise ValueError("throttle must be >= 0")
-        for name in ("multipart_parts", "drip", "header_flood", "huge_header"):
+        for name in ("multipart_parts", "drip", "header_flood", "huge_header", "align_ranges"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.bad_boundary not in (None, "missing", "wrong"):
@@ -782,8 +791,18 @@ def _unsatisfiable_reply(resource: _Resource) -> _Reply:
     return _Reply(416, headers)
 
 
-def _single_range_reply(resource: _Resource, span: tuple[int, int], faults: Faults) -> _Reply:
+def _shaped(span: tuple[int, int], size: int, faults: Faults) -> tuple[int, int]:
+    """The range a shifting or block-aligning server answers ``span`` with (inclusive)."""
     first, last = span
+    shift, block = faults.content_range_shift, faults.align_ranges
+    first, last = first + shift, last + shift
+    if block:
+        first, last = first - first % block, last - last % block + block - 1
+    return min(max(first, 0), size - 1), min(max(last, 0), size - 1)
+
+
+def _single_range_reply(resource: _Resource, span: tuple[int, int], faults: Faults) -> _Reply:
+    first, last = _shaped(span, len(resource.data), faults)
     headers = [
         *_validators(resource),
         ("Content-Type", resource.content_type),
@@ -795,14 +814,19 @@ def _single_range_reply(resource: _Resource, span: tuple[int, int], faults: Faul
 def _multipart_reply(resource: _Resource, spans: list[tuple[int, int]], faults: Faults) -> _Reply:
     boundary = "rangeio-" + secrets.token_hex(12)
     parts = []
-    for first, last in spans:
+    shaped = [_shaped(span, len(resource.data), faults) for span in spans]
+    for i, (first, last) in enumerate(shaped):
+        body = resource.data[first : last + 1]
+        if faults.overlapping_parts and len(shaped) > 1 and i == len(shaped) - 1:
+            first, last = shaped[0]
+            body = bytes(255 - b for b in resource.data[first : last + 1])
         content_range = _content_range(first, last, len(resource.data), faults)
         head = (
             f"--{boundary}\r\n"
             f"Content-Type: {resource.content_type}\r\n"
             f"Content-Range: {content_range}\r\n\r\n"
         )
-        parts.append(head.encode("latin-1") + resource.data[first : last + 1] + b"\r\n")
+        parts.append(head.encode("latin-1") + body + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode("latin-1"))
     declared = {None: f"; boundary={boundary}", "missing": "", "wrong": "; boundary=not-the-one"}
     headers = [
@@ -813,9 +837,8 @@ def _multipart_reply(resource: _Resource, spans: list[tuple[int, int]], faults: 
 
 
 def _content_range(first: int, last: int, total: int, faults: Faults) -> str:
-    shift = faults.content_range_shift
     total_text = "*" if faults.star_total else str(total + faults.total_delta)
-    return f"bytes {first + shift}-{last + shift}/{total_text}"
+    return f"bytes {first}-{last}/{total_text}"
 
 
 # -- pure helpers: headers -----------------------------------------------------------------
