@@ -54,9 +54,13 @@ class AsyncRunner:
         # Exact types, not isinstance chains: operations are final dataclasses, and this runs
         # for every operation of every program.
         if type(op) is ops.NextChunk:
-            return await anext(op.response.chunks, None)
+            if op.within is None:
+                return await anext(op.response.chunks, None)
+            return await _within(anext(op.response.chunks, None), op.within, op.overrun)
         if type(op) is ops.Send:
-            response = await self.transport.send(op.request, op.timeout)
+            sent = self.transport.send(op.request, op.timeout)
+            within = op.within
+            response = await (sent if within is None else _within(sent, within, op.overrun))
             live = Live(response, response.iter_raw())
             opened.append(live)
             return live
@@ -167,6 +171,31 @@ class _Spawned:
         if self._error is not None:
             raise self._error
         return self._result
+
+
+async def _within(awaitable: Any, seconds: float, overrun: Any) -> Any:
+    """Await ``awaitable`` for at most ``seconds``, then raise ``overrun()``: the one deadline
+    for every async client (asyncio.timeout's rule, written out because Python 3.10 lacks it).
+    A cancellation from anyone else stays a cancellation."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError as exc:
+        uncancel = getattr(task, "uncancel", None)
+        if not expired or (uncancel is not None and uncancel() > 0):
+            raise
+        raise overrun() from exc
+    finally:
+        timer.cancel()
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -45,6 +45,13 @@ class StallWatch:
         self._window_start = now
         self._window_bytes = 0
 
+    def deadline(self) -> float:
+        """The clock reading at which the current window is judged too slow if nothing more
+        arrives: a wait that lasts until then (the client busy with bytes that are not body,
+        such as endless chunked trailers) has stalled, and is cut there."""
+        needed = self._window_bytes / self.limit.bytes_per_second
+        return self._window_start + max(self.limit.seconds, needed)
+
     def stalled(self, nbytes: int, now: float) -> bool:
         """Record ``nbytes`` that arrived at ``now``; True when the window just completed too slow."""
         self._window_bytes += nbytes

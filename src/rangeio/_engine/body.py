@@ -11,10 +11,16 @@ from rangeio._engine.ops import NextChunk, Program
 from rangeio.errors import NetworkTimeoutError
 
 
+# A wait is never given less than this: a deadline already (just) due is the floor's to judge.
+_MIN_WAIT = 0.001
+
+
 class BodyReader:
     """Yields NextChunk for one response and raises NetworkTimeoutError once the body has been
     slower than ``timeout.low_speed``. Only the time spent waiting for chunks counts, so a
-    reader that pauses between chunks never makes the server look slow."""
+    reader that pauses between chunks never makes the server look slow. Each wait carries the
+    moment the floor would fire if nothing more came (``StallWatch.deadline``), and the runner
+    cuts a wait that reaches it: the wait for the end of the body (trailers) is bounded too."""
 
     __slots__ = ("_response", "_watch", "_waited")
 
@@ -28,8 +34,11 @@ class BodyReader:
         if self._watch is None:
             unwatched: bytes | None = yield NextChunk(self._response)
             return unwatched
+        # The wait itself is bounded too: a client busy with bytes that are not body (endless
+        # chunked trailers) returns nothing until it is done, so the floor could never judge.
+        within = max(self._watch.deadline() - self._waited, _MIN_WAIT)
         started = time.monotonic()
-        chunk: bytes | None = yield NextChunk(self._response)
+        chunk: bytes | None = yield NextChunk(self._response, within)
         self._waited += time.monotonic() - started
         if chunk is not None and self._watch.stalled(len(chunk), self._waited):
             raise NetworkTimeoutError(

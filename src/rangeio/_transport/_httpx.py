@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -10,6 +11,7 @@ from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
 from rangeio._transport.base import network_error
+from rangeio._transport.watchdog import attach_sending, socket_shutdown
 from rangeio.errors import NetworkError
 
 
@@ -33,8 +35,30 @@ class HttpxResponse:
         except httpx.HTTPError as exc:
             raise map_httpx_error(exc, self._url, reading=True) from exc
 
+    def shutdown(self) -> None:
+        """Cut the connection from another thread (the watchdog), waking a blocked read."""
+        cut = stream_shutdown(self._response.extensions.get("network_stream"))
+        if cut is not None:
+            cut()
+
     def close(self) -> None:
         self._response.close()
+
+
+def stream_shutdown(stream: Any) -> Any:
+    get_extra_info = getattr(stream, "get_extra_info", None)
+    return socket_shutdown(get_extra_info("socket")) if get_extra_info is not None else None
+
+
+def _trace(event: str, info: dict[str, Any]) -> None:
+    """httpx's ``trace`` extension: a new connection's stream is handed to the watchdog before
+    the head is read. (A kept-alive connection is not announced, so for it only the read
+    timeout bounds the head; see docs/guarantees.md.)"""
+    if event in _CONNECTED:
+        attach_sending(stream_shutdown(info.get("return_value")))
+
+
+_CONNECTED = frozenset({"connection.connect_tcp.complete", "connection.start_tls.complete"})
 
 
 class HttpxTransport:
@@ -50,6 +74,7 @@ class HttpxTransport:
                 request.url,
                 headers=request.headers,
                 timeout=httpx.Timeout(timeout.read, connect=timeout.connect),
+                extensions={"trace": _trace},
             )
             response = self._client.send(built, stream=True, follow_redirects=False)
         except httpx.HTTPError as exc:
