@@ -384,6 +384,11 @@ class RangeExchange:
             # the two halves from coming from different versions.
             start = self._range_start + len(self._buffer)
             stop = verdict.range.stop
+            if start >= stop:
+                # Every byte arrived but the body never ended (endless chunked trailers, cut by
+                # the low-speed floor): there is nothing to resume, and the server will not end
+                # it on a retry either.
+                raise error or NetworkError(f"the body from {self._url} never ended")
             self._resume_specs = (RangeSpec.closed(start, stop),)
             if self._pinned is None:
                 self._pinned = verdict.identity

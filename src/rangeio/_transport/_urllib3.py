@@ -35,6 +35,11 @@ def map_urllib3_error(exc: Exception, url: str, *, reading: bool = False) -> Net
 
 class Urllib3Response:
     def __init__(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
+        # A connection rangeio does not own (a borrowed pool, requests) takes a 1xx for the
+        # answer: read on to the real one, on the same stream.
+        self._interim: urllib3.BaseHTTPResponse | None = None
+        if is_interim(response.status):
+            self._interim, response = response, _past_interim(response, url)
         self._response = response
         self._url = url
         self.status = response.status
@@ -58,10 +63,59 @@ class Urllib3Response:
             cut()
 
     def close(self) -> None:
+        if self._interim is not None:
+            # http.client still thinks the 1xx is this connection's response: never reuse it.
+            # Both responses read one stream, so the second close finds it closed already.
+            connection = self._interim.connection
+            for closing in (connection, self._response):
+                try:
+                    if closing is not None:
+                        closing.close()
+                except (OSError, ValueError):
+                    pass
+            self._interim.release_conn()
+            return
         if not self._finished:
             # An unread body would poison the next request on this connection: drop it.
             self._response.close()
         self._response.release_conn()
+
+
+class _Stream:
+    """Gives http.client the buffered stream an interim response came on (it may already hold
+    the answer's first bytes) instead of a new one."""
+
+    def __init__(self, fp: Any) -> None:
+        self._fp = fp
+
+    def makefile(self, mode: str) -> Any:
+        return self._fp
+
+
+def _past_interim(interim: urllib3.BaseHTTPResponse, url: str) -> urllib3.BaseHTTPResponse:
+    """The answer that follows an interim response on the same connection, as urllib3 would
+    have built it had it skipped the interim itself (no pool: see Urllib3Response.close)."""
+    original = getattr(interim, "_original_response", None)
+    fp = getattr(original, "fp", None)
+    if fp is None:  # not http.client underneath: the status is judged as it is
+        return interim
+    answer = _FinalResponse(_Stream(fp), method=getattr(original, "_method", None))  # type: ignore[arg-type]
+    try:
+        answer.begin()
+    except (http.client.HTTPException, OSError) as exc:
+        interim.close()  # the connection is dropped
+        raise map_urllib3_error(exc, url) from exc
+    return urllib3.HTTPResponse(
+        body=answer,
+        headers=urllib3.HTTPHeaderDict(answer.msg.items()),
+        status=answer.status,
+        version=answer.version,
+        reason=answer.reason,
+        preload_content=False,
+        decode_content=False,
+        original_response=answer,
+        connection=interim.connection,
+    )
 
 
 class _FinalResponse(http.client.HTTPResponse):
