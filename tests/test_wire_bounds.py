@@ -35,6 +35,18 @@ HANG_GUARD = 10.0  # far above the bounds: only a hang (the bug) reaches it
 DRIP = 0.2  # seconds between two dripped bytes: well under the read timeout
 
 
+# Borrowed sync clients that give no supported way to reach the socket before the head has
+# arrived: for them only the read timeout bounds a dripped head (docs/guarantees.md says so).
+# httpx hands over the socket of a new connection (its trace extension), not of a kept-alive one.
+HEAD_UNBOUNDED_NEW = {"requests", "niquests"}
+HEAD_UNBOUNDED_KEPT_ALIVE = HEAD_UNBOUNDED_NEW | {"httpx"}
+
+
+def skip_unbounded(opener: Opener, unbounded: set[str]) -> None:
+    if opener.kind in unbounded:
+        pytest.skip(f"{opener.kind} gives no supported way to cut a head it is still reading")
+
+
 def open_bounded(opener: Opener, url: str, **options: Any) -> Any:
     options.setdefault("timeout", BOUNDS)
     options.setdefault("retries", NO_RETRY)
@@ -90,6 +102,7 @@ def endless_trailers(conn: RawConnection, request: RawRequest) -> None:
     "handler", [drip_status, drip_headers], ids=["status-line", "headers"]
 )
 def test_dripped_head_ends_in_timeout(opener: Opener, handler: Any) -> None:
+    skip_unbounded(opener, HEAD_UNBOUNDED_NEW)
     with raw_server(handler) as server:
         error, elapsed = timed(lambda: open_bounded(opener, server.url()))
     assert isinstance(error, rangeio.NetworkTimeoutError), error
@@ -100,6 +113,7 @@ def test_dripped_head_ends_in_timeout(opener: Opener, handler: Any) -> None:
     "handler", [drip_status, drip_headers], ids=["status-line", "headers"]
 )
 def test_dripped_head_on_read_ranges_ends_in_timeout(opener: Opener, handler: Any) -> None:
+    skip_unbounded(opener, HEAD_UNBOUNDED_KEPT_ALIVE)
     with raw_server(answer_first(handler), keep_alive=True) as server:
         with open_bounded(opener, server.url()) as f:
             error, elapsed = timed(lambda: f.read_ranges([(1000, 2000), (5000, 6000)]))
@@ -149,6 +163,8 @@ def test_interim_responses_are_skipped(opener: Opener, interims: tuple[bytes, ..
 
 
 def test_endless_interim_responses_end_in_an_error(opener: Opener) -> None:
+    # niquests skips interims itself, with no limit of its own but its read timeout.
+    skip_unbounded(opener, {"niquests"})
     def handle(conn: RawConnection, request: RawRequest) -> None:
         conn.endless(lambda i: EARLY_HINTS, interval=0.01)
 
@@ -188,6 +204,8 @@ def test_range_stream_meets_the_head_timeout(kind: str) -> None:
     "handler", [drip_status, endless_trailers], ids=["head", "trailers"]
 )
 def test_downloads_meet_the_bounds(opener: Opener, face: str, handler: Any, tmp_path: Path) -> None:
+    if handler is drip_status:
+        skip_unbounded(opener, HEAD_UNBOUNDED_NEW)
     with raw_server(handler) as server:
         fetch = getattr(opener, face)
         options: dict[str, Any] = {"timeout": BOUNDS}

@@ -56,7 +56,18 @@ class AsyncRunner:
         if type(op) is ops.NextChunk:
             if op.within is None:
                 return await anext(op.response.chunks, None)
-            return await _within(anext(op.response.chunks, None), op.within, op.overrun)
+            deadline = op.response.guard
+            if deadline is None:
+                deadline = op.response.guard = _Deadline()
+            deadline.arm(op.within)
+            try:
+                chunk = await anext(op.response.chunks, None)
+            except asyncio.CancelledError as exc:
+                if deadline.disarm():
+                    raise op.overrun() from exc
+                raise
+            deadline.disarm()
+            return chunk
         if type(op) is ops.Send:
             sent = self.transport.send(op.request, op.timeout)
             within = op.within
@@ -171,6 +182,56 @@ class _Spawned:
         if self._error is not None:
             raise self._error
         return self._result
+
+
+class _Deadline:
+    """The deadline of one response's body waits, with a single timer moved lazily: a body of
+    1-byte chunks arms it once per chunk, which must cost little more than a clock reading, so
+    a timer that finds the deadline moved later just sets itself again for then."""
+
+    __slots__ = ("_loop", "_timer", "_timer_at", "_at", "_task", "_expired")
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._at: float | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._expired = False
+
+    def arm(self, seconds: float) -> None:
+        at = self._loop.time() + seconds
+        self._at = at
+        self._task = asyncio.current_task()
+        if self._timer is None or self._timer_at > at:
+            self._set_timer(at)
+
+    def disarm(self) -> bool:
+        """Stop watching; True if the deadline passed (this task was cancelled for it)."""
+        self._at = None
+        if not self._expired:
+            return False
+        self._expired = False
+        uncancel = getattr(self._task, "uncancel", None)
+        # Cancelled by someone else as well: that cancellation stands.
+        return uncancel is None or uncancel() == 0
+
+    def _set_timer(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        at, task = self._at, self._task
+        if at is None or task is None:
+            return  # not waiting: the next arm sets a timer again
+        if self._loop.time() < at:
+            self._set_timer(at)
+            return
+        self._expired = True
+        task.cancel()
 
 
 async def _within(awaitable: Any, seconds: float, overrun: Any) -> Any:

@@ -42,7 +42,9 @@ class Send(Op):
         )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per body chunk, and a frozen dataclass costs three times as much to
+# make (bodies of 1-byte chunks, benchmarks/chunk_overhead.py). Nothing changes it once made.
+@dataclass(slots=True)
 class NextChunk(Op):
     """The next raw body chunk of ``response``, or None at the end of the body; the runner
     cuts the wait after ``within`` seconds (None: only the client's read timeout bounds it)."""
