@@ -241,3 +241,44 @@ def test_hanging_server_never_blocks_interpreter_exit() -> None:
         )
         assert done.returncode == 0, done.stderr
         assert time.monotonic() - started < HANG_GUARD * 3
+
+
+# -- the same faults as FaultServer switches (what a user's own tests would reach for) --------
+
+FAULT_PATH = "/f.bin"
+
+
+@pytest.fixture
+def fault_server() -> Any:
+    from rangeio.testing import FaultServer
+
+    with FaultServer({FAULT_PATH: DATA}) as server:
+        yield server
+
+
+def test_fault_server_early_hints_are_skipped(opener: Opener, fault_server: Any) -> None:
+    from rangeio.testing import Faults
+
+    fault_server.faults = Faults(early_hints=3)
+    with open_bounded(opener, fault_server.url(FAULT_PATH)) as f:
+        f.seek(2000)
+        assert f.read(5000) == DATA[2000:7000]
+    assert len(fault_server.requests) >= 2
+
+
+@pytest.mark.parametrize("switch", ["drip_head", "endless_trailers"])
+def test_fault_server_slow_heads_and_trailers_end_in_timeout(
+    opener: Opener, fault_server: Any, switch: str
+) -> None:
+    from rangeio.testing import Faults
+
+    with open_bounded(opener, fault_server.url(FAULT_PATH)) as f:
+        if switch == "drip_head":
+            skip_unbounded(opener, HEAD_UNBOUNDED_KEPT_ALIVE)
+            fault_server.faults = Faults(drip_head=DRIP)
+        else:
+            fault_server.faults = Faults(endless_trailers=0.1)
+        f.seek(2000)
+        error, elapsed = timed(lambda: f.read(5000))
+    assert isinstance(error, rangeio.NetworkTimeoutError), error
+    assert elapsed < HANG_GUARD
