@@ -79,8 +79,12 @@ def raw_urllib3(url: str, size: int) -> bytes:
 
     with urllib3.PoolManager() as pool:
         response = pool.request(
-            "GET", url, headers={"Range": f"bytes=-{size}"}, preload_content=False,
-            decode_content=False, retries=False,
+            "GET",
+            url,
+            headers={"Range": f"bytes=-{size}"},
+            preload_content=False,
+            decode_content=False,
+            retries=False,
         )
         chunks = []
         while chunk := response.read1(1024 * 1024, decode_content=False):
@@ -92,20 +96,24 @@ def raw_urllib3(url: str, size: int) -> bytes:
 def raw_httpx(url: str, size: int) -> bytes:
     import httpx
 
-    with httpx.Client() as client:
-        with client.stream("GET", url, headers={"Range": f"bytes=-{size}"}) as response:
-            return b"".join(response.iter_raw())
+    with (
+        httpx.Client() as client,
+        client.stream("GET", url, headers={"Range": f"bytes=-{size}"}) as response,
+    ):
+        return b"".join(response.iter_raw())
 
 
 def raw_aiohttp(url: str, size: int) -> bytes:
     import aiohttp
 
     async def main() -> bytes:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
                 url, headers={"Range": f"bytes=-{size}"}, auto_decompress=False
-            ) as response:
-                return b"".join([chunk async for chunk in response.content.iter_any()])
+            ) as response,
+        ):
+            return b"".join([chunk async for chunk in response.content.iter_any()])
 
     return asyncio.run(main())
 
@@ -114,9 +122,11 @@ def raw_httpx_async(url: str, size: int) -> bytes:
     import httpx
 
     async def main() -> bytes:
-        async with httpx.AsyncClient() as client:
-            async with client.stream("GET", url, headers={"Range": f"bytes=-{size}"}) as response:
-                return b"".join([chunk async for chunk in response.aiter_raw()])
+        async with (
+            httpx.AsyncClient() as client,
+            client.stream("GET", url, headers={"Range": f"bytes=-{size}"}) as response,
+        ):
+            return b"".join([chunk async for chunk in response.aiter_raw()])
 
     return asyncio.run(main())
 
@@ -149,9 +159,11 @@ def rangeio_httpx_async(url: str, size: int) -> bytes:
     import httpx
 
     async def main() -> bytes:
-        async with httpx.AsyncClient() as client:
-            async with await rangeio.aio.open(url, client=client, prefetch_bytes=size) as f:
-                return await f.read()
+        async with (
+            httpx.AsyncClient() as client,
+            await rangeio.aio.open(url, client=client, prefetch_bytes=size) as f,
+        ):
+            return await f.read()
 
     return asyncio.run(main())
 

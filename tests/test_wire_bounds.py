@@ -24,7 +24,7 @@ import rangeio
 import rangeio.aio
 from tests.adapters import Opener
 from tests.conftest import make_bytes
-from tests.raw_server import RawConnection, RawRequest, raw_server, response_head, serve_range
+from tests.raw_server import RawConnection, RawRequest, raw_server, serve_range
 
 DATA = make_bytes(20_000, seed=11)
 NO_RETRY = rangeio.RetryPolicy(attempts=1)
@@ -98,9 +98,7 @@ def endless_trailers(conn: RawConnection, request: RawRequest) -> None:
     conn.endless(lambda i: f"X-Trailer-{i}: {i}\r\n".encode(), interval=0.1)
 
 
-@pytest.mark.parametrize(
-    "handler", [drip_status, drip_headers], ids=["status-line", "headers"]
-)
+@pytest.mark.parametrize("handler", [drip_status, drip_headers], ids=["status-line", "headers"])
 def test_dripped_head_ends_in_timeout(opener: Opener, handler: Any) -> None:
     skip_unbounded(opener, HEAD_UNBOUNDED_NEW)
     with raw_server(handler) as server:
@@ -109,23 +107,25 @@ def test_dripped_head_ends_in_timeout(opener: Opener, handler: Any) -> None:
     assert elapsed < HANG_GUARD
 
 
-@pytest.mark.parametrize(
-    "handler", [drip_status, drip_headers], ids=["status-line", "headers"]
-)
+@pytest.mark.parametrize("handler", [drip_status, drip_headers], ids=["status-line", "headers"])
 def test_dripped_head_on_read_ranges_ends_in_timeout(opener: Opener, handler: Any) -> None:
     skip_unbounded(opener, HEAD_UNBOUNDED_KEPT_ALIVE)
-    with raw_server(answer_first(handler), keep_alive=True) as server:
-        with open_bounded(opener, server.url()) as f:
-            error, elapsed = timed(lambda: f.read_ranges([(1000, 2000), (5000, 6000)]))
+    with (
+        raw_server(answer_first(handler), keep_alive=True) as server,
+        open_bounded(opener, server.url()) as f,
+    ):
+        error, elapsed = timed(lambda: f.read_ranges([(1000, 2000), (5000, 6000)]))
     assert isinstance(error, rangeio.NetworkTimeoutError), error
     assert elapsed < HANG_GUARD
 
 
 def test_endless_trailers_end_in_timeout(opener: Opener) -> None:
-    with raw_server(answer_first(endless_trailers), keep_alive=True) as server:
-        with open_bounded(opener, server.url()) as f:
-            f.seek(1000)
-            error, elapsed = timed(lambda: f.read(1000))
+    with (
+        raw_server(answer_first(endless_trailers), keep_alive=True) as server,
+        open_bounded(opener, server.url()) as f,
+    ):
+        f.seek(1000)
+        error, elapsed = timed(lambda: f.read(1000))
     assert isinstance(error, rangeio.NetworkTimeoutError), error
     assert elapsed < HANG_GUARD
 
@@ -155,16 +155,19 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
     ids=["103", "several"],
 )
 def test_interim_responses_are_skipped(opener: Opener, interims: tuple[bytes, ...]) -> None:
-    with raw_server(interim_then_answer(*interims), keep_alive=True) as server:
-        with open_bounded(opener, server.url()) as f:
-            f.seek(3000)
-            assert f.read(4000) == DATA[3000:7000]
-            assert f.read_ranges([(0, 10), (15_000, 16_000)]) == [DATA[:10], DATA[15_000:16_000]]
+    with (
+        raw_server(interim_then_answer(*interims), keep_alive=True) as server,
+        open_bounded(opener, server.url()) as f,
+    ):
+        f.seek(3000)
+        assert f.read(4000) == DATA[3000:7000]
+        assert f.read_ranges([(0, 10), (15_000, 16_000)]) == [DATA[:10], DATA[15_000:16_000]]
 
 
 def test_endless_interim_responses_end_in_an_error(opener: Opener) -> None:
     # niquests skips interims itself, with no limit of its own but its read timeout.
     skip_unbounded(opener, {"niquests"})
+
     def handle(conn: RawConnection, request: RawRequest) -> None:
         conn.endless(lambda i: EARLY_HINTS, interval=0.01)
 
@@ -200,9 +203,7 @@ def test_range_stream_meets_the_head_timeout(kind: str) -> None:
 
 
 @pytest.mark.parametrize("face", ["download", "haul"])
-@pytest.mark.parametrize(
-    "handler", [drip_status, endless_trailers], ids=["head", "trailers"]
-)
+@pytest.mark.parametrize("handler", [drip_status, endless_trailers], ids=["head", "trailers"])
 def test_downloads_meet_the_bounds(opener: Opener, face: str, handler: Any, tmp_path: Path) -> None:
     if handler is drip_status:
         skip_unbounded(opener, HEAD_UNBOUNDED_NEW)

@@ -37,7 +37,6 @@ def is_interim(status: int) -> bool:
     return 100 <= status < 200 and status != 101
 
 
-
 class Verdict:
     """Base of every verdict. ``error()`` is the typed exception a shell raises when it cannot use
     the verdict; verdicts that carry bytes have no error."""

@@ -10,7 +10,6 @@ from rangeio._core.stall import StallWatch
 from rangeio._engine.ops import NextChunk, Program
 from rangeio.errors import NetworkTimeoutError
 
-
 # A wait is never given less than this: a deadline already (just) due is the floor's to judge.
 _MIN_WAIT = 0.001
 

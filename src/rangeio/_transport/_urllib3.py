@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -114,7 +114,7 @@ def _past_interim(interim: urllib3.BaseHTTPResponse, url: str) -> urllib3.BaseHT
         preload_content=False,
         decode_content=False,
         original_response=answer,
-        connection=interim.connection,
+        connection=cast(Any, interim.connection),
     )
 
 
@@ -127,7 +127,7 @@ class _FinalResponse(http.client.HTTPResponse):
             version, status, reason = super()._read_status()  # type: ignore[misc]
             if not is_interim(status):
                 return version, status, reason
-            http.client.parse_headers(self.fp)  # type: ignore[arg-type]  # the interim's, dropped
+            http.client.parse_headers(self.fp)  # the interim's headers, dropped
         raise http.client.HTTPException(f"more than {MAX_INTERIM_RESPONSES} interim responses")
 
 
@@ -137,7 +137,7 @@ class _Connection(HTTPConnection):
 
     response_class = _FinalResponse
 
-    def getresponse(self) -> Any:  # type: ignore[override]
+    def getresponse(self) -> Any:
         attach_sending(socket_shutdown(self.sock))
         return super().getresponse()
 
@@ -145,7 +145,7 @@ class _Connection(HTTPConnection):
 class _TLSConnection(HTTPSConnection):
     response_class = _FinalResponse
 
-    def getresponse(self) -> Any:  # type: ignore[override]
+    def getresponse(self) -> Any:
         attach_sending(socket_shutdown(self.sock))
         return super().getresponse()
 

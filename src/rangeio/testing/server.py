@@ -643,8 +643,9 @@ class FaultServer:
         head = conn.send(
             h11.Response(status_code=plan.status, headers=plan.headers, reason=_reason(plan.status))
         )
-        for i in range(len(head or b"")):
-            sock.sendall(head[i : i + 1])  # type: ignore[index]
+        head = head or b""
+        for i in range(len(head)):
+            sock.sendall(head[i : i + 1])
             if self._stopping.wait(seconds):
                 raise _ConnectionDone
         out = [conn.send(h11.Data(data=piece)) for piece in _pieces(plan.payload, plan.chunked)]
