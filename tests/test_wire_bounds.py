@@ -283,3 +283,25 @@ def test_fault_server_slow_heads_and_trailers_end_in_timeout(
         error, elapsed = timed(lambda: f.read(5000))
     assert isinstance(error, rangeio.NetworkTimeoutError), error
     assert elapsed < HANG_GUARD
+
+
+@pytest.mark.parametrize(
+    "interims", [(EARLY_HINTS,), (CONTINUE, EARLY_HINTS, PROCESSING)], ids=["103", "several"]
+)
+def test_borrowed_pool_skips_interim_responses(interims: tuple[bytes, ...]) -> None:
+    """A urllib3.PoolManager the user passes keeps its own connections (never reconfigured),
+    whose http.client takes a 103 for the answer: rangeio reads on to the real one."""
+    import urllib3
+
+    with (
+        urllib3.PoolManager() as pool,
+        raw_server(interim_then_answer(*interims), keep_alive=True) as server,
+    ):
+        options: dict[str, Any] = {"timeout": BOUNDS, "retries": NO_RETRY, "prefetch_bytes": 0}
+        with rangeio.open(server.url(), client=pool, **options) as f:
+            f.seek(3000)
+            assert f.read(4000) == DATA[3000:7000]
+            assert f.read_ranges([(0, 10), (15_000, 16_000)]) == [DATA[:10], DATA[15_000:16_000]]
+        # The connections it got back (closed: http.client still holds the 1xx) serve again.
+        with rangeio.open(server.url(), client=pool, **options) as again:
+            assert again.read(100) == DATA[:100]
