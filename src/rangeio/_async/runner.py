@@ -62,11 +62,12 @@ class AsyncRunner:
             deadline.arm(op.within)
             try:
                 chunk = await anext(op.response.chunks, None)
-            except asyncio.CancelledError as exc:
+            except BaseException as exc:  # the cancellation of an expired deadline among them
                 if deadline.disarm():
                     raise op.overrun() from exc
                 raise
-            deadline.disarm()
+            if deadline.disarm():
+                raise op.overrun()
             return chunk
         if type(op) is ops.Send:
             sent = self.transport.send(op.request, op.timeout)
@@ -78,7 +79,7 @@ class AsyncRunner:
         if type(op) is ops.Close:
             if op.response in opened:
                 opened.remove(op.response)
-            await op.response.response.aclose()
+            await _close(op.response)
         elif type(op) is ops.Blocking:
             return await asyncio.to_thread(op.function, *op.args)
         elif type(op) is ops.Sleep:
@@ -216,6 +217,13 @@ class _Deadline:
         # Cancelled by someone else as well: that cancellation stands.
         return uncancel is None or uncancel() == 0
 
+    def close(self) -> None:
+        """The response is closed: drop the timer."""
+        self._at = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _set_timer(self, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -264,11 +272,17 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+async def _close(live: Live) -> None:
+    if live.guard is not None:
+        live.guard.close()
+    await live.response.aclose()
+
+
 async def _close_all(opened: list[Live]) -> None:
     while opened:
         live = opened.pop()
         try:
-            await live.response.aclose()
+            await _close(live)
         except Exception:  # closing is best effort: the connection is dropped either way
             pass
 
