@@ -20,17 +20,21 @@ class Timeout:
     plenty on any working network and fails fast on a dead host. A read timeout never fires
     while a server drips a byte now and then (a slow-loris body), so ``low_speed`` also asks a
     body to average 1 KiB/s over each minute spent waiting for it: far below any real link (a
-    56k modem does 7 KiB/s), far above a drip. The floor also covers the wait for the *end* of
-    a body (chunked trailers): a wait that lasts as long as a whole too-slow window is cut. A
-    body below it is cut and resumed like any other cut, then ends in NetworkTimeoutError. None
-    turns the floor off (curl's default), and with it the bound on the wait for trailers.
+    56k modem does 7 KiB/s), far above a drip. The floor also bounds each single wait, the wait
+    for the *end* of a body (chunked trailers) included: a wait in which no body arrives is cut
+    once a whole window would have been too slow, at most two windows after it began. A body
+    below it is cut and resumed like any other cut, then ends in NetworkTimeoutError. None turns
+    the floor off (curl's default), and with it the bound on the wait for trailers.
 
     ``head`` bounds, in total, the time from sending a request to the end of the response head
     (status line, headers, and any 1xx interim responses before them): a read timeout is per
-    socket read, so a status line dripped a byte a second would never fire it. This is nginx's
-    ``client_header_timeout`` (60 s by default) and Go's ``http.Transport.ResponseHeaderTimeout``
-    seen from the client side; its default is the read timeout's, and a bare number or a
-    ``(connect, read)`` pair sets it to the read timeout. None turns it off.
+    socket read, so a status line dripped a byte a second would never fire it. This is Go's
+    ``http.Transport.ResponseHeaderTimeout``, and nginx's ``client_header_timeout`` seen from
+    the client side; its 60 s default is nginx's, the same as the read timeout's. A bare number
+    or a ``(connect, read)`` pair sets it to the read timeout; None turns it off. A borrowed
+    sync requests/niquests/urllib3 client (and httpx on a kept-alive connection) hands over no
+    socket before its head has arrived, so there only the read timeout bounds the head
+    (docs/guarantees.md).
     """
 
     connect: float = 10.0
