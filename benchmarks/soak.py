@@ -43,7 +43,7 @@ from rangeio.testing import Faults, FaultServer  # noqa: E402
 PATH = "/soak.bin"
 # Short timeouts: a stuck exchange must end as a typed timeout well inside the hang watchdog,
 # and a dripping body (the drip fault) must hit the low-speed floor within seconds.
-TIMEOUT = rangeio.Timeout(2.0, 5.0, low_speed=rangeio.LowSpeed(4096, 2.0))
+TIMEOUT = rangeio.Timeout(2.0, 5.0, low_speed=rangeio.LowSpeed(4096, 2.0), head=3.0)
 HANG_SECONDS = 120.0
 
 
@@ -88,6 +88,9 @@ FAULTS: dict[str, Callable[[random.Random, int], Faults]] = {
     "total_delta": lambda r, n: Faults(total_delta=r.choice([-5, 5]), times=1),
     "align_ranges": lambda r, n: Faults(align_ranges=r.choice([512, 4096]), times=_times(r)),
     "overlapping_parts": lambda r, n: Faults(overlapping_parts=True, times=1),
+    "early_hints": lambda r, n: Faults(early_hints=r.choice([1, 3]), times=_times(r)),
+    "drip_head": lambda r, n: Faults(drip_head=0.05, times=1),
+    "endless_trailers": lambda r, n: Faults(endless_trailers=0.1, times=1),
 }
 NO_FAULT_SHARE = 0.3
 

@@ -127,7 +127,7 @@ def test_speed_floor_flags_stop_a_drip(server: FaultServer, tmp_path: Path) -> N
     ("argv", "expected"),
     [
         ([], None),
-        (["--timeout", "5"], rangeio.Timeout(5.0, 5.0)),
+        (["--timeout", "5"], rangeio.Timeout(5.0, 5.0, head=5.0)),
         (["-Y", "10"], rangeio.Timeout(low_speed=rangeio.LowSpeed(10, 60.0))),
         (["-y", "7"], rangeio.Timeout(low_speed=rangeio.LowSpeed(1024, 7.0))),
         (["-y", "0", "-Y", "10"], rangeio.Timeout(low_speed=None)),

@@ -60,7 +60,7 @@ import urllib3
 
 import rangeio
 from rangeio._sync.download import saved_progress
-from rangeio._transport._urllib3 import pool_tls_kwargs
+from rangeio._transport._urllib3 import pool_tls_kwargs, use_own_connections
 from rangeio._transport.base import causes
 from rangeio.errors import (
     ChecksumMismatchError,
@@ -141,6 +141,7 @@ class RecordingPool(urllib3.PoolManager):
 
     def __init__(self, verify: Any = True) -> None:
         super().__init__(maxsize=16, **pool_tls_kwargs(verify))
+        use_own_connections(self)
         self.exchanges: list[Exchange] = []
 
     def urlopen(  # type: ignore[override]
@@ -389,7 +390,9 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
     default = rangeio.Timeout()
     timeout = default
     if getattr(args, "timeout", None) is not None:
-        timeout = dataclasses.replace(timeout, connect=args.timeout, read=args.timeout)
+        timeout = dataclasses.replace(
+            timeout, connect=args.timeout, read=args.timeout, head=args.timeout
+        )
     speed_limit = getattr(args, "speed_limit", None)
     speed_time = getattr(args, "speed_time", None)
     if speed_time == 0:

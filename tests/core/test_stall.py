@@ -57,3 +57,49 @@ def test_matches_a_model_of_consecutive_windows(
             return  # the body is abandoned at the first stall
         if elapsed >= window:
             start, got = now, 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 1000),
+    st.floats(0.1, 10.0),
+    st.lists(st.tuples(st.integers(0, 5000), st.floats(0.0, 3.0)), max_size=20),
+)
+def test_deadline_is_when_the_window_would_fail(
+    rate: int, seconds: float, arrivals: list[tuple[int, float]]
+) -> None:
+    """Whatever arrived so far, waiting with nothing more arriving first fails a window (the
+    rule judged at every moment) at deadline(): cutting the wait there is the floor's verdict."""
+    watch = StallWatch(LowSpeed(rate, seconds), now=0.0)
+    now = 0.0
+    for nbytes, gap in arrivals:
+        now += gap
+        if watch.stalled(nbytes, now):
+            return
+    deadline = watch.deadline()
+    assert now <= deadline <= now + 2 * seconds
+    step = seconds / 1000
+    t = now
+    while not watch.stalled(0, t):
+        t += step
+    assert t == pytest.approx(deadline, abs=2 * step)
+
+
+def test_timeout_head_follows_a_bare_number_or_the_read_timeout() -> None:
+    from rangeio._core.options import Timeout
+
+    assert Timeout().head == 60.0
+    assert Timeout.coerce(5).head == 5.0
+    assert Timeout.coerce((2, 7)).head == 7.0
+    assert Timeout(head=None).head is None
+    with pytest.raises(ValueError):
+        Timeout(head=0)
+
+
+@pytest.mark.parametrize(
+    ("status", "interim"), [(100, True), (102, True), (103, True), (101, False), (200, False)]
+)
+def test_interim_statuses(status: int, interim: bool) -> None:
+    from rangeio._core.validate import is_interim
+
+    assert is_interim(status) is interim

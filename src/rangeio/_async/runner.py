@@ -54,16 +54,32 @@ class AsyncRunner:
         # Exact types, not isinstance chains: operations are final dataclasses, and this runs
         # for every operation of every program.
         if type(op) is ops.NextChunk:
-            return await anext(op.response.chunks, None)
+            if op.within is None:
+                return await anext(op.response.chunks, None)
+            deadline = op.response.guard
+            if deadline is None:
+                deadline = op.response.guard = _Deadline()
+            deadline.arm(op.within)
+            try:
+                chunk = await anext(op.response.chunks, None)
+            except BaseException as exc:  # the cancellation of an expired deadline among them
+                if deadline.disarm():
+                    raise op.overrun() from exc
+                raise
+            if deadline.disarm():
+                raise op.overrun()
+            return chunk
         if type(op) is ops.Send:
-            response = await self.transport.send(op.request, op.timeout)
+            sent = self.transport.send(op.request, op.timeout)
+            within = op.within
+            response = await (sent if within is None else _within(sent, within, op.overrun))
             live = Live(response, response.iter_raw())
             opened.append(live)
             return live
         if type(op) is ops.Close:
             if op.response in opened:
                 opened.remove(op.response)
-            await op.response.response.aclose()
+            await _close(op.response)
         elif type(op) is ops.Blocking:
             return await asyncio.to_thread(op.function, *op.args)
         elif type(op) is ops.Sleep:
@@ -169,16 +185,104 @@ class _Spawned:
         return self._result
 
 
+class _Deadline:
+    """The deadline of one response's body waits, with a single timer moved lazily: a body of
+    1-byte chunks arms it once per chunk, which must cost little more than a clock reading, so
+    a timer that finds the deadline moved later just sets itself again for then."""
+
+    __slots__ = ("_loop", "_timer", "_timer_at", "_at", "_task", "_expired")
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._at: float | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._expired = False
+
+    def arm(self, seconds: float) -> None:
+        at = self._loop.time() + seconds
+        self._at = at
+        self._task = asyncio.current_task()
+        if self._timer is None or self._timer_at > at:
+            self._set_timer(at)
+
+    def disarm(self) -> bool:
+        """Stop watching; True if the deadline passed (this task was cancelled for it)."""
+        self._at = None
+        if not self._expired:
+            return False
+        self._expired = False
+        uncancel = getattr(self._task, "uncancel", None)
+        # Cancelled by someone else as well: that cancellation stands.
+        return uncancel is None or uncancel() == 0
+
+    def close(self) -> None:
+        """The response is closed: drop the timer."""
+        self._at = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _set_timer(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        at, task = self._at, self._task
+        if at is None or task is None:
+            return  # not waiting: the next arm sets a timer again
+        if self._loop.time() < at:
+            self._set_timer(at)
+            return
+        self._expired = True
+        task.cancel()
+
+
+async def _within(awaitable: Any, seconds: float, overrun: Any) -> Any:
+    """Await ``awaitable`` for at most ``seconds``, then raise ``overrun()``: the one deadline
+    for every async client (asyncio.timeout's rule, written out because Python 3.10 lacks it).
+    A cancellation from anyone else stays a cancellation."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError as exc:
+        uncancel = getattr(task, "uncancel", None)
+        if not expired or (uncancel is not None and uncancel() > 0):
+            raise
+        raise overrun() from exc
+    finally:
+        timer.cancel()
+
+
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+async def _close(live: Live) -> None:
+    if live.guard is not None:
+        live.guard.close()
+    await live.response.aclose()
 
 
 async def _close_all(opened: list[Live]) -> None:
     while opened:
         live = opened.pop()
         try:
-            await live.response.aclose()
+            await _close(live)
         except Exception:  # closing is best effort: the connection is dropped either way
             pass
 

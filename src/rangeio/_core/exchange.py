@@ -41,6 +41,7 @@ from rangeio._core.validate import (
 )
 from rangeio.errors import (
     NetworkError,
+    NetworkTimeoutError,
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
@@ -503,6 +504,10 @@ class RangeExchange:
             # the two halves from coming from different versions.
             gap = self._next_gap()
             if gap is None:
+                if isinstance(error, NetworkTimeoutError):
+                    # Every byte arrived but the body never ended (endless chunked trailers,
+                    # cut by the low-speed floor): a retry would not end it either.
+                    raise error
                 # Every byte asked for arrived, then the connection went (before a chunked
                 # body's last chunk, say): that is a success, not a cut.
                 self._finish(now)
@@ -512,6 +517,8 @@ class RangeExchange:
             pinned_size = self._pinned.size if self._pinned is not None else None
             known = verdict.length if verdict.length is not None else pinned_size
             if known is not None and self._received == known and self._method == "GET":
+                if isinstance(error, NetworkTimeoutError):
+                    raise error  # the whole file arrived but its body never ended (as above)
                 # The whole file arrived (its size is known), then the connection went.
                 self._finish(now)
                 return Skip()

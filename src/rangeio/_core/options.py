@@ -13,20 +13,38 @@ from rangeio._core.stall import LowSpeed
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
-    """Seconds to wait for a connection and between two reads of the body, and the slowest
-    body rangeio will wait for.
+    """Seconds to wait for a connection, between two reads, and for the whole response head; and
+    the slowest body rangeio will wait for.
 
     Defaults follow the common cloud-SDK choice (botocore: 60 s each); 10 s to connect is
     plenty on any working network and fails fast on a dead host. A read timeout never fires
     while a server drips a byte now and then (a slow-loris body), so ``low_speed`` also asks a
     body to average 1 KiB/s over each minute spent waiting for it: far below any real link (a
-    56k modem does 7 KiB/s), far above a drip. A body below it is cut and resumed like any other
-    cut, then ends in NetworkTimeoutError. None turns the floor off (curl's default).
+    56k modem does 7 KiB/s), far above a drip. The floor also bounds each single wait, the wait
+    for the *end* of a body (chunked trailers) included: a wait in which no body arrives is cut
+    once a whole window would have been too slow, at most two windows after it began. A body
+    below it is cut and resumed like any other cut, then ends in NetworkTimeoutError. None turns
+    the floor off (curl's default), and with it the bound on the wait for trailers.
+
+    ``head`` bounds, in total, the time from sending a request to the end of the response head
+    (status line, headers, and any 1xx interim responses before them): a read timeout is per
+    socket read, so a status line dripped a byte a second would never fire it. This is Go's
+    ``http.Transport.ResponseHeaderTimeout``, and nginx's ``client_header_timeout`` seen from
+    the client side; its 60 s default is nginx's, the same as the read timeout's. A bare number
+    or a ``(connect, read)`` pair sets it to the read timeout; None turns it off. A borrowed
+    sync requests/niquests/urllib3 client (and httpx on a kept-alive connection) hands over no
+    socket before its head has arrived, so there only the read timeout bounds the head
+    (docs/guarantees.md).
     """
 
     connect: float = 10.0
     read: float = 60.0
     low_speed: LowSpeed | None = LowSpeed(1024, 60.0)
+    head: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        if self.head is not None and self.head <= 0:
+            raise ValueError("head timeout must be > 0 seconds (or None)")
 
     @classmethod
     def coerce(cls, value: Timeout | float | tuple[float, float] | None) -> Timeout:
@@ -35,8 +53,8 @@ class Timeout:
         if isinstance(value, Timeout):
             return value
         if isinstance(value, tuple):
-            return cls(float(value[0]), float(value[1]))
-        return cls(float(value), float(value))
+            return cls(float(value[0]), float(value[1]), head=float(value[1]))
+        return cls(float(value), float(value), head=float(value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,18 @@ class StallWatch:
         self._window_start = now
         self._window_bytes = 0
 
+    def deadline(self) -> float:
+        """The clock reading at which, if nothing more arrives, a whole window will have seen
+        too little: a wait that lasts until then (the client busy with bytes that are not
+        body, such as endless chunked trailers) has stalled, and is cut there. The current
+        window ends too slow if it holds less than a window's worth; if it holds enough, it
+        passes and the next one, empty, ends too slow. Never more than two windows away, so
+        bytes that came fast cannot pay for an endless wait."""
+        limit = self.limit
+        if self._window_bytes < limit.bytes_per_second * limit.seconds:
+            return self._window_start + limit.seconds
+        return self._window_start + 2 * limit.seconds
+
     def stalled(self, nbytes: int, now: float) -> bool:
         """Record ``nbytes`` that arrived at ``now``; True when the window just completed too slow."""
         self._window_bytes += nbytes

@@ -25,6 +25,17 @@ from rangeio.errors import (
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
+# A server may send any number of 1xx interim responses (103 Early Hints, 102 Processing)
+# before the answer (RFC 9110 §15.2); a client skips them. 101 Switching Protocols is not
+# interim: it ends HTTP on that connection, so it is the (unusable) answer. Past this many in
+# a row the server is not heading for an answer: the connection is cut (a transient failure).
+MAX_INTERIM_RESPONSES = 32
+
+
+def is_interim(status: int) -> bool:
+    """Whether ``status`` is an interim response to skip while waiting for the answer."""
+    return 100 <= status < 200 and status != 101
+
 
 class Verdict:
     """Base of every verdict. ``error()`` is the typed exception a shell raises when it cannot use

@@ -10,29 +10,51 @@ from rangeio._core.stall import StallWatch
 from rangeio._engine.ops import NextChunk, Program
 from rangeio.errors import NetworkTimeoutError
 
+# A wait is never given less than this: a deadline already (just) due is the floor's to judge.
+_MIN_WAIT = 0.001
+
 
 class BodyReader:
     """Yields NextChunk for one response and raises NetworkTimeoutError once the body has been
     slower than ``timeout.low_speed``. Only the time spent waiting for chunks counts, so a
-    reader that pauses between chunks never makes the server look slow."""
+    reader that pauses between chunks never makes the server look slow. Each wait carries the
+    moment the floor would fire if nothing more came (``StallWatch.deadline``), and the runner
+    cuts a wait that reaches it: the wait for the end of the body (trailers) is bounded too."""
 
-    __slots__ = ("_response", "_watch", "_waited")
+    __slots__ = ("_response", "_watch", "_waited", "_started")
 
     def __init__(self, response: Any, timeout: Timeout) -> None:
         self._response = response
         limit = timeout.low_speed
         self._watch = StallWatch(limit, 0.0) if limit is not None else None
         self._waited = 0.0
+        self._started = 0.0
 
     def next_chunk(self) -> Program[bytes | None]:
+        chunk: bytes | None = yield self.wait()
+        return self.received(chunk)
+
+    # The two halves of next_chunk, for a hot loop that yields the operation itself (one
+    # generator fewer per chunk): ``chunk = body.received((yield body.wait()))``.
+
+    def wait(self) -> NextChunk:
+        """The operation that waits for the next chunk."""
         if self._watch is None:
-            unwatched: bytes | None = yield NextChunk(self._response)
-            return unwatched
-        started = time.monotonic()
-        chunk: bytes | None = yield NextChunk(self._response)
-        self._waited += time.monotonic() - started
-        if chunk is not None and self._watch.stalled(len(chunk), self._waited):
+            return NextChunk(self._response)
+        # The wait itself is bounded too: a client busy with bytes that are not body (endless
+        # chunked trailers) returns nothing until it is done, so the floor could never judge.
+        within = self._watch.deadline() - self._waited
+        self._started = time.monotonic()
+        return NextChunk(self._response, within if within > _MIN_WAIT else _MIN_WAIT)
+
+    def received(self, chunk: bytes | None) -> bytes | None:
+        """``chunk`` (None at the end) arrived; raises NetworkTimeoutError below the floor."""
+        watch = self._watch
+        if watch is None:
+            return chunk
+        self._waited += time.monotonic() - self._started
+        if chunk is not None and watch.stalled(len(chunk), self._waited):
             raise NetworkTimeoutError(
-                f"response body {self._watch.limit.describe()} of waiting for it (low_speed)"
+                f"response body {watch.limit.describe()} of waiting for it (low_speed)"
             )
         return chunk

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from rangeio._core.exchange import Request
 from rangeio._core.options import Timeout
+from rangeio.errors import NetworkTimeoutError
 
 T = TypeVar("T")
 
@@ -29,12 +30,33 @@ class Send(Op):
     request: Request
     timeout: Timeout
 
+    @property
+    def within(self) -> float | None:
+        """Seconds the runner gives the whole response head (``Timeout.head``)."""
+        return self.timeout.head
 
-@dataclass(frozen=True, slots=True)
+    def overrun(self) -> NetworkTimeoutError:
+        return NetworkTimeoutError(
+            f"no complete response head from {self.request.url} within {self.timeout.head:g} s "
+            "(head timeout)"
+        )
+
+
+# Not frozen: one is made per body chunk, and a frozen dataclass costs three times as much to
+# make (bodies of 1-byte chunks, benchmarks/chunk_overhead.py). Nothing changes it once made.
+@dataclass(slots=True)
 class NextChunk(Op):
-    """The next raw body chunk of ``response``, or None at the end of the body."""
+    """The next raw body chunk of ``response``, or None at the end of the body; the runner
+    cuts the wait after ``within`` seconds (None: only the client's read timeout bounds it)."""
 
     response: Any
+    within: float | None = None
+
+    def overrun(self) -> NetworkTimeoutError:
+        return NetworkTimeoutError(
+            f"waited {self.within:g} s for the next body chunk or the end of the body "
+            "(low_speed: slower than the floor for a whole window)"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,7 +157,7 @@ class RemoteFile:
         body = BodyReader(response, self.options.timeout)
         while True:
             try:
-                chunk = yield from body.next_chunk()
+                chunk = body.received((yield body.wait()))
             except NetworkError as exc:
                 # Only the transport's failures are cuts to resume. What the exchange raises about
                 # the body itself (longer than its Content-Range, a malformed multipart part) is

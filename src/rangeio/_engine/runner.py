@@ -9,15 +9,17 @@ from rangeio._engine.ops import DELIVERED, Op, Program
 
 class Live:
     """A response in flight: what the program sees (status, headers) plus its chunk iterator
-    (a plain iterator for the sync runner, an async one for the async runner)."""
+    (a plain iterator for the sync runner, an async one for the async runner), and the sync
+    runner's watchdog guard (`_transport/watchdog.py`)."""
 
-    __slots__ = ("response", "status", "headers", "chunks")
+    __slots__ = ("response", "status", "headers", "chunks", "guard")
 
     def __init__(self, response: Any, chunks: Any) -> None:
         self.response = response
         self.status: int = response.status
         self.headers: dict[str, str] = response.headers
         self.chunks = chunks
+        self.guard: Any = None
 
 
 class Stepper:

@@ -11,6 +11,7 @@ from rangeio._engine import ops
 from rangeio._engine.fork import ForkHooks
 from rangeio._engine.runner import Live, Responses, Stepper
 from rangeio._transport import Transport
+from rangeio._transport.watchdog import WATCHDOG, Guard, sending
 from rangeio.errors import ForkError
 
 T = TypeVar("T")
@@ -73,18 +74,27 @@ class SyncRunner:
 
     def _do(self, op: ops.Op, opened: list[Live]) -> Any:
         if isinstance(op, ops.NextChunk):
-            return next(op.response.chunks, None)
+            if op.within is None:
+                return next(op.response.chunks, None)
+            guard: Guard = op.response.guard
+            guard.arm(op.within)
+            try:
+                chunk = next(op.response.chunks, None)
+            except BaseException as exc:
+                if guard.disarm():
+                    raise op.overrun() from exc
+                raise
+            if guard.disarm():
+                raise op.overrun()
+            return chunk
         if isinstance(op, ops.Send):
             if self._fork_refusal is not None:
                 raise ForkError(self._fork_refusal)
-            response = self.transport.send(op.request, op.timeout)
-            live = Live(response, response.iter_raw())
-            opened.append(live)
-            return live
+            return self._send(op, opened)
         if isinstance(op, ops.Close):
             if op.response in opened:
                 opened.remove(op.response)
-            op.response.response.close()
+            _close(op.response)
         elif isinstance(op, ops.Blocking):
             return op.function(*op.args)
         elif isinstance(op, ops.Sleep):
@@ -117,6 +127,32 @@ class SyncRunner:
             raise TypeError(f"unknown operation {op!r}")
         return None
 
+    def _send(self, op: ops.Send, opened: list[Live]) -> Live:
+        """Send under the head timeout: the watchdog cuts the connection if the head has not
+        arrived in time (a client that hands its socket over while sending attaches it)."""
+        guard = WATCHDOG.guard()
+        if op.within is not None:
+            guard.arm(op.within)
+        sending(guard)
+        try:
+            response = self.transport.send(op.request, op.timeout)
+        except BaseException as exc:
+            fired = guard.disarm()
+            guard.release()
+            if fired:
+                raise op.overrun() from exc
+            raise
+        finally:
+            sending(None)
+        live = Live(response, response.iter_raw())
+        live.guard = guard
+        guard.attach(getattr(response, "shutdown", None))
+        if guard.disarm():  # the head arrived just as the deadline passed: it is cut already
+            _close(live)
+            raise op.overrun()
+        opened.append(live)
+        return live
+
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
@@ -138,10 +174,16 @@ class SyncRunner:
 _RUNNERS = ForkHooks(after_in_child="_after_fork_in_child")
 
 
+def _close(live: Live) -> None:
+    if live.guard is not None:
+        live.guard.release()
+    live.response.close()
+
+
 def _close_all(opened: list[Live]) -> None:
     while opened:
         live = opened.pop()
         try:
-            live.response.close()
+            _close(live)
         except Exception:  # closing is best effort: the connection is dropped either way
             pass

@@ -11,6 +11,7 @@ from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
 from rangeio._transport.base import network_error, session_call
+from rangeio._transport.watchdog import connection_shutdown
 
 
 class NiquestsResponse:
@@ -27,6 +28,12 @@ class NiquestsResponse:
         except niquests.RequestException as exc:
             timed_out = isinstance(exc, niquests.Timeout)
             raise network_error(exc, self._url, timed_out=timed_out, reading=True) from exc
+
+    def shutdown(self) -> None:
+        """Cut the connection from another thread (the watchdog), waking a blocked read."""
+        cut = connection_shutdown(getattr(self._response, "raw", None))
+        if cut is not None:
+            cut()
 
     def close(self) -> None:
         self._response.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
@@ -13,7 +16,9 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
 from rangeio._core.options import Timeout
+from rangeio._core.validate import MAX_INTERIM_RESPONSES, is_interim
 from rangeio._transport.base import CHUNK_BYTES, network_error, tls_context
+from rangeio._transport.watchdog import attach_sending, connection_shutdown, socket_shutdown
 from rangeio.errors import NetworkError
 
 # Enough pooled connections per host for read_ranges' concurrency; more would be dropped with a
@@ -30,6 +35,11 @@ def map_urllib3_error(exc: Exception, url: str, *, reading: bool = False) -> Net
 
 class Urllib3Response:
     def __init__(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
+        # A connection rangeio does not own (a borrowed pool, requests) takes a 1xx for the
+        # answer: read on to the real one, on the same stream.
+        self._interim: urllib3.BaseHTTPResponse | None = None
+        if is_interim(response.status):
+            self._interim, response = response, _past_interim(response, url)
         self._response = response
         self._url = url
         self.status = response.status
@@ -46,11 +56,112 @@ class Urllib3Response:
             raise map_urllib3_error(exc, self._url, reading=True) from exc
         self._finished = True
 
+    def shutdown(self) -> None:
+        """Cut the connection from another thread (the watchdog), waking a blocked read."""
+        cut = connection_shutdown(self._response)
+        if cut is not None:
+            cut()
+
     def close(self) -> None:
+        if self._interim is not None:
+            # http.client still thinks the 1xx is this connection's response: never reuse it.
+            # Both responses read one stream, so the second close finds it closed already.
+            connection = self._interim.connection
+            for closing in (connection, self._response):
+                try:
+                    if closing is not None:
+                        closing.close()
+                except (OSError, ValueError):
+                    pass
+            self._interim.release_conn()
+            return
         if not self._finished:
             # An unread body would poison the next request on this connection: drop it.
             self._response.close()
         self._response.release_conn()
+
+
+class _Stream:
+    """Gives http.client the buffered stream an interim response came on (it may already hold
+    the answer's first bytes) instead of a new one."""
+
+    def __init__(self, fp: Any) -> None:
+        self._fp = fp
+
+    def makefile(self, mode: str) -> Any:
+        return self._fp
+
+
+def _past_interim(interim: urllib3.BaseHTTPResponse, url: str) -> urllib3.BaseHTTPResponse:
+    """The answer that follows an interim response on the same connection, as urllib3 would
+    have built it had it skipped the interim itself (no pool: see Urllib3Response.close)."""
+    original = getattr(interim, "_original_response", None)
+    fp = getattr(original, "fp", None)
+    if fp is None:  # not http.client underneath: the status is judged as it is
+        return interim
+    answer = _FinalResponse(_Stream(fp), method=getattr(original, "_method", None))  # type: ignore[arg-type]
+    try:
+        answer.begin()
+    except (http.client.HTTPException, OSError) as exc:
+        interim.close()  # the connection is dropped
+        raise map_urllib3_error(exc, url) from exc
+    return urllib3.HTTPResponse(
+        body=answer,
+        headers=urllib3.HTTPHeaderDict(answer.msg.items()),
+        status=answer.status,
+        version=answer.version,
+        reason=answer.reason,
+        preload_content=False,
+        decode_content=False,
+        original_response=answer,
+        connection=cast(Any, interim.connection),
+    )
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """http.client skips only 100 Continue and takes any other 1xx (103 Early Hints) for the
+    answer, leaving the real one on the socket: this skips every interim response."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INTERIM_RESPONSES):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not is_interim(status):
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim's headers, dropped
+        raise http.client.HTTPException(f"more than {MAX_INTERIM_RESPONSES} interim responses")
+
+
+class _Connection(HTTPConnection):
+    """rangeio's connection: interim responses skipped, and its socket handed to the watchdog
+    before the head is read, so that a dripped head is cut at the head timeout."""
+
+    response_class = _FinalResponse
+
+    def getresponse(self) -> Any:
+        attach_sending(socket_shutdown(self.sock))
+        return super().getresponse()
+
+
+class _TLSConnection(HTTPSConnection):
+    response_class = _FinalResponse
+
+    def getresponse(self) -> Any:
+        attach_sending(socket_shutdown(self.sock))
+        return super().getresponse()
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+def use_own_connections(manager: urllib3.PoolManager) -> urllib3.PoolManager:
+    """Make a PoolManager rangeio creates open rangeio's connections (never a borrowed one)."""
+    manager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+    return manager
 
 
 def pool_tls_kwargs(verify: object = True) -> dict[str, Any]:
@@ -68,7 +179,7 @@ def pool_tls_kwargs(verify: object = True) -> dict[str, Any]:
 def make_pool(verify: object = True, **kwargs: Any) -> urllib3.PoolManager:
     """A PoolManager with rangeio's pool size and TLS checked as ``verify`` says."""
     kwargs.setdefault("maxsize", POOL_MAXSIZE)
-    return urllib3.PoolManager(**kwargs, **pool_tls_kwargs(verify))
+    return use_own_connections(urllib3.PoolManager(**kwargs, **pool_tls_kwargs(verify)))
 
 
 class Urllib3Transport:

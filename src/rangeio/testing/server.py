@@ -94,6 +94,12 @@ class Faults:
     - ``huge_header``: add one header whose value is this many bytes to 200 and 206 answers.
     - ``total_delta``: Content-Range totals (206 and multipart parts) claim this many more bytes
       than the file has (the ranges and bodies stay true).
+    - ``early_hints``: send this many ``103 Early Hints`` interim responses (with a Link header)
+      before the answer.
+    - ``drip_head``: send the answer's status line and headers one byte at a time, this many
+      seconds apart (then the body at once): a slow-loris head.
+    - ``endless_trailers``: send 200 and 206 bodies chunked, then after the last chunk one
+      trailer line every this many seconds, never the blank line that ends them.
     """
 
     times: int | None = None
@@ -126,6 +132,9 @@ class Faults:
     huge_header: int = 0
     total_delta: int = 0
     overlapping_parts: bool = False
+    early_hints: int = 0
+    drip_head: float = 0.0
+    endless_trailers: float = 0.0
 
     def __post_init__(self) -> None:
         if self.times is not None and self.times < 0:
@@ -140,7 +149,16 @@ class Faults:
             raise ValueError("delay must be >= 0")
         if self.throttle < 0:
             raise ValueError("throttle must be >= 0")
-        for name in ("multipart_parts", "drip", "header_flood", "huge_header", "align_ranges"):
+        for name in (
+            "multipart_parts",
+            "drip",
+            "header_flood",
+            "huge_header",
+            "align_ranges",
+            "early_hints",
+            "drip_head",
+            "endless_trailers",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.bad_boundary not in (None, "missing", "wrong"):
@@ -541,7 +559,16 @@ class FaultServer:
             return "reset"
         reply = self._answer(request, faults, get_number)
         plan = _plan_wire(reply, request.method, faults)
-        if faults is not None and faults.throttle and request.method == "GET":
+        if faults is not None and faults.early_hints and request.method == "GET":
+            hint = h11.InformationalResponse(
+                status_code=103, headers=[("Link", "</style.css>; rel=preload; as=style")]
+            )
+            sock.sendall(b"".join(conn.send(hint) or b"" for _ in range(faults.early_hints)))
+        if faults is not None and faults.drip_head and request.method == "GET":
+            self._transmit_dripped_head(sock, conn, plan, faults.drip_head)
+        elif faults is not None and faults.endless_trailers and _has_body(plan, request.method):
+            self._transmit_endless_trailers(sock, conn, plan, faults.endless_trailers)
+        elif faults is not None and faults.throttle and request.method == "GET":
             self._transmit_paced(
                 sock, conn, plan, step=16 * 1024, seconds_per_byte=1 / faults.throttle
             )
@@ -618,6 +645,40 @@ class FaultServer:
                     raise _ConnectionDone
         if plan.ending == "keep":
             sock.sendall(conn.send(h11.EndOfMessage()) or b"")
+
+    def _transmit_dripped_head(
+        self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan, seconds: float
+    ) -> None:
+        """The head one byte at a time, ``seconds`` apart, then the body at once."""
+        head = conn.send(
+            h11.Response(status_code=plan.status, headers=plan.headers, reason=_reason(plan.status))
+        )
+        head = head or b""
+        for i in range(len(head)):
+            sock.sendall(head[i : i + 1])
+            if self._stopping.wait(seconds):
+                raise _ConnectionDone
+        out = [conn.send(h11.Data(data=piece)) for piece in _pieces(plan.payload, plan.chunked)]
+        if plan.ending == "keep":
+            out.append(conn.send(h11.EndOfMessage()))
+        sock.sendall(b"".join(data for data in out if data))
+
+    def _transmit_endless_trailers(
+        self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan, seconds: float
+    ) -> None:
+        """A chunked body, its last chunk, then trailer lines ``seconds`` apart, forever."""
+        headers = [(k, v) for k, v in plan.headers if k.lower() != "content-length"]
+        headers.append(("Transfer-Encoding", "chunked"))
+        head = h11.Response(status_code=plan.status, headers=headers, reason=_reason(plan.status))
+        out = [conn.send(head)]
+        out.extend(conn.send(h11.Data(data=piece)) for piece in _pieces(plan.payload, True))
+        # h11 ends trailers itself, so the endless ones go out raw.
+        sock.sendall(b"".join(data for data in out if data) + b"0\r\n")
+        line = 0
+        while not self._stopping.wait(seconds):
+            sock.sendall(b"X-Trailer-%d: %d\r\n" % (line, line))
+            line += 1
+        raise _ConnectionDone
 
     def _transmit_endless(self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan) -> None:
         """The planned head and body, then filler until the client hangs up (sendall fails)."""
