@@ -12,24 +12,46 @@ Options (``storage_options``) are rangeio's: ``client`` and every option of ``ra
 (``prefetch_bytes``, ``cache_bytes``, ``headers``, ``retries``, ``timeout``, ``verify``, ...).
 With no client, the filesystem keeps one urllib3 pool that all its files share.
 
+Opens of one URL on one filesystem share one remote file (pinned identity, cache, in-flight
+fetches: what ``HttpFile.clone()`` shares), so a Parquet footer is fetched once however many
+times a reader opens the file; ``info``/``size``/``modified``/``ukey`` answer from it. Two
+filesystem options bound this (see ``rangeio._core.sharing`` for the reasons of the defaults):
+``max_shared_files`` (32 idle files kept, least recently used dropped first) and
+``share_seconds`` (30: an idle file's identity is trusted this long after its last use; while
+any file on it is open it is always reused, and its requests still carry the pinned identity,
+so a change on the server is refused, never mixed in). ``invalidate_cache(path)`` forgets a
+URL at once. An ``open`` given rangeio options of its own gets a file of its own.
+
 HTTP has no directory listing: ``ls``/``find``/``glob`` answer for a single file URL and raise
 ``NotImplementedError`` for anything that would need a listing.
+
+The filesystem is synchronous (``async_impl`` False). It accepts fsspec's ``asynchronous`` and
+``loop`` arguments so that async callers can set it up: zarr's ``FsspecStore.from_url`` then
+wraps it in fsspec's ``AsyncFileSystemWrapper``, which runs each call in a worker thread.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from fsspec import AbstractFileSystem
 
 from rangeio._core.options import FileOptions, check_borrowed_tls
+from rangeio._core.redirects import check_url
+from rangeio._core.sharing import MAX_SHARED_FILES, SHARE_SECONDS, SharedFiles, version_key
 from rangeio._sync.file import HttpFile
 from rangeio._transport._urllib3 import make_pool
-from rangeio.errors import HTTPStatusError
+from rangeio.errors import HTTPStatusError, UrlError
 
 try:  # fsspec >= 2025.10: marks a filesystem that takes the chained path ("rangeio::http://...")
     from fsspec.implementations.chained import ChainedFileSystem as _Base
@@ -74,6 +96,20 @@ def _resolve(start: int | None, end: int | None, size: int) -> tuple[int, int]:
     return lo, hi
 
 
+class SharedHttpFile(HttpFile):
+    """A cursor on a remote file the filesystem shares; closing it tells the filesystem."""
+
+    _release: Any
+
+    def close(self) -> None:
+        release, self._release = getattr(self, "_release", None), None
+        try:
+            super().close()
+        finally:
+            if release is not None:
+                release()
+
+
 class RangeioFileSystem(_Base):  # type: ignore[misc]
     """Read-only fsspec filesystem whose files are ``rangeio.HttpFile`` objects."""
 
@@ -87,6 +123,10 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
         target_protocol: str | None = None,
         target_options: dict[str, Any] | None = None,
         fo: str | None = None,
+        max_shared_files: int = MAX_SHARED_FILES,
+        share_seconds: float = SHARE_SECONDS,
+        asynchronous: bool = False,
+        loop: Any = None,
         **options: Any,
     ) -> None:
         fs_options = {k: options.pop(k) for k in list(options) if k in _FSSPEC_FS_KWARGS}
@@ -96,6 +136,8 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
                 f"rangeio reads http(s) URLs; it cannot be layered on {target_protocol!r}"
             )
         # target_options (the http filesystem's aiohttp options) are not used: rangeio has its own.
+        # asynchronous/loop are accepted, not used: this filesystem is synchronous (async_impl is
+        # False), which tells async callers (zarr) to wrap it in threads; see the module doc.
         FileOptions.from_kwargs(**options)  # a wrong option fails here, not at the first open
         # TLS belongs to the pool the files share: it is built here, once, not per file.
         verify = options.pop("verify", True)
@@ -103,7 +145,19 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
         self.options: dict[str, Any] = options
         self.client = client if client is not None else make_pool(verify, maxsize=_POOL_MAXSIZE)
         self._fo = fo
-        self._infos: dict[str, dict[str, Any]] = {}
+        self._shared: SharedFiles[HttpFile] = SharedFiles(max_shared_files, share_seconds)
+        self._lock = threading.RLock()
+        # One lock per URL being opened: concurrent first opens of a URL make one remote file.
+        self._opening: dict[str, threading.Lock] = {}
+        self._pid = os.getpid()
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            # A forked child: a parent thread may have held these locks at the fork, and it does
+            # not exist here. (The shared files themselves handle the fork: see HttpFile.)
+            self._pid = os.getpid()
+            self._lock = threading.RLock()
+            self._opening = {}
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> Any:
@@ -128,22 +182,78 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
         # Before fsspec marked chained filesystems, "rangeio::http://x" gave us "" and fo="http://x".
         if not url and self._fo:
             url = self._strip_protocol(self._fo)
-        return url
+        try:
+            return check_url(url)
+        except UrlError as exc:
+            # What a filesystem says of a path it cannot have (rasterio's opener check asks for
+            # size("test/test") and expects this).
+            raise FileNotFoundError(errno.ENOENT, f"not an http(s) URL: {exc}", path) from exc
 
-    def _open_file(self, url: str, **kwargs: Any) -> HttpFile:
-        options = {**self.options}
-        options.update((k, v) for k, v in kwargs.items() if k not in _FSSPEC_OPEN_KWARGS)
-        with _translate_errors(url):
-            f = HttpFile(url, client=self.client, **options)
-        self._infos[url] = self._info_of(url, f)
-        return f
+    # -- shared remote files ----------------------------------------------------------------
+
+    def _acquire(self, url: str) -> HttpFile:
+        """The shared file of ``url`` with one more user: found, or opened (one request)."""
+        self._check_fork()
+        with self._lock:
+            root = self._shared.take(url, time.monotonic())
+            opening = self._opening.setdefault(url, threading.Lock()) if root is None else None
+            retired = self._shared.retired()
+        self._close_all(retired)
+        if root is not None:
+            return root
+        assert opening is not None
+        with opening:
+            with self._lock:
+                root = self._shared.take(url, time.monotonic())
+            if root is not None:  # another thread opened it while we waited
+                return root
+            with _translate_errors(url):
+                root = HttpFile(url, client=self.client, **self.options)
+            with self._lock:
+                self._shared.add(url, root, time.monotonic())
+                self._opening.pop(url, None)
+                retired = self._shared.retired()
+        self._close_all(retired)
+        return root
+
+    def _release(self, url: str, root: HttpFile) -> None:
+        with self._lock:
+            self._shared.release(url, root, time.monotonic())
+            retired = self._shared.retired()
+        self._close_all(retired)
 
     @staticmethod
-    def _info_of(url: str, f: HttpFile) -> dict[str, Any]:
-        info: dict[str, Any] = {"name": url, "size": f.size, "type": "file"}
-        if f.etag is not None:
-            info["etag"] = f.etag
-        return info
+    def _close_all(files: list[HttpFile]) -> None:
+        for f in files:
+            f.close()
+
+    @contextmanager
+    def _known(self, url: str) -> Iterator[HttpFile]:
+        """The shared file of ``url``, held for the block (for what it knows: size, identity)."""
+        root = self._acquire(url)
+        try:
+            yield root
+        finally:
+            self._release(url, root)
+
+    def _open_file(self, url: str, **kwargs: Any) -> HttpFile:
+        own = {k: v for k, v in kwargs.items() if k not in _FSSPEC_OPEN_KWARGS}
+        if own:
+            # Options of its own (another prefetch, other headers): not the shared file's.
+            with _translate_errors(url):
+                return HttpFile(url, client=self.client, **{**self.options, **own})
+        root = self._acquire(url)
+        try:
+            if root.closed:
+                raise ValueError("I/O operation on closed file.")
+            twin = SharedHttpFile.__new__(SharedHttpFile)
+            twin._release = None
+            twin._setup(root._remote, root._runner, owns_remote=False)
+        except BaseException:
+            self._release(url, root)
+            raise
+        twin._release = lambda: self._release(url, root)
+        return twin
 
     def _open(
         self,
@@ -157,18 +267,53 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
             raise NotImplementedError(f"rangeio is read-only: mode must be 'rb', not {mode!r}")
         return self._open_file(self._url(path), **kwargs)
 
+    # -- what is known of a file ------------------------------------------------------------
+
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Name, size, type, and the validators the server sent (``etag``, ``last_modified``).
+        Known once the URL was opened or described; else it costs the open's one request, which
+        also prefetches, so the ``open`` that usually follows costs nothing."""
+        if self._strip_protocol(path).endswith("/"):
+            raise NotImplementedError(_NO_LISTING.format(path=self._strip_protocol(path)))
         url = self._url(path)
-        if url.endswith("/"):
-            raise NotImplementedError(_NO_LISTING.format(path=url))
-        if url not in self._infos:
-            # Opening costs one request; a one-byte range is enough to learn size and ETag.
-            with self._open_file(url, prefetch_bytes=0):
-                pass
-        return dict(self._infos[url])
+        with self._known(url) as f:
+            info: dict[str, Any] = {"name": url, "size": f.size, "type": "file"}
+            identity = f._remote.identity
+        if identity is not None and identity.etag is not None:
+            info["etag"] = identity.etag.header_value()
+        if identity is not None and identity.last_modified is not None:
+            info["last_modified"] = identity.last_modified
+        return info
 
     def size(self, path: str) -> int:
         return int(self.info(path)["size"])
+
+    def modified(self, path: str) -> datetime:
+        """The file's Last-Modified (pinned at open), as an aware UTC datetime."""
+        stamp = self.info(path).get("last_modified")
+        if stamp is None:
+            raise NotImplementedError(f"the server sent no Last-Modified for {self._url(path)}")
+        try:
+            when = parsedate_to_datetime(stamp)
+        except (TypeError, ValueError) as exc:
+            raise NotImplementedError(f"unreadable Last-Modified {stamp!r}: {exc}") from None
+        return when.astimezone(timezone.utc)
+
+    def ukey(self, path: str) -> str:
+        """A key that changes when the file does: from its strong ETag, else Last-Modified and
+        size (``rangeio._core.sharing.version_key``). A server that sends no validator at all
+        gets a key of URL and size, which cannot see a rewrite of the same size."""
+        url = self._url(path)
+        with self._known(url) as f:
+            key = version_key(f._remote.identity, f.size)
+            size = f.size
+        if key is None:
+            key = hashlib.sha256(f"url:{url}:size:{size}".encode()).hexdigest()
+        return key
+
+    def checksum(self, path: str) -> int:
+        """``ukey`` as an integer, as fsspec's ``checksum`` returns."""
+        return int(self.ukey(path), 16)
 
     def exists(self, path: str, **kwargs: Any) -> bool:
         try:
@@ -188,10 +333,12 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
         return self.exists(path)
 
     def invalidate_cache(self, path: str | None = None) -> None:
-        if path is None:
-            self._infos.clear()
-        else:
-            self._infos.pop(self._url(path), None)
+        """Forget what is known of ``path`` (of every URL with None): the next open or info
+        opens the file afresh. Files already open keep reading the version they pinned."""
+        with self._lock:
+            self._shared.discard(None if path is None else self._strip_protocol(path))
+            retired = self._shared.retired()
+        self._close_all(retired)
         super().invalidate_cache(path)
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
@@ -210,13 +357,16 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
         return {info["name"]: info} if detail else [info["name"]]
 
     def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
-        url = self._url(path)
+        url = self._strip_protocol(path)
         # "?" starts a query string in a URL; only "*" and "[" would be patterns.
         if "*" in url or "[" in url:
             raise NotImplementedError(_NO_LISTING.format(path=url))
+        url = self._url(path)
         if kwargs.get("detail"):
             return {url: self.info(url)} if self.exists(url) else {}
         return [url] if self.exists(url) else []
+
+    # -- reads ------------------------------------------------------------------------------
 
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
@@ -244,14 +394,14 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
         ends_list = list(ends) if isinstance(ends, Sequence) else [ends] * len(paths)
         if len(starts_list) != len(paths) or len(ends_list) != len(paths):
             raise ValueError("paths, starts and ends must have the same length")
-        by_url: dict[str, list[int]] = {}
+        by_path: dict[str, list[int]] = {}
         for i, p in enumerate(paths):
-            by_url.setdefault(self._url(p), []).append(i)
+            by_path.setdefault(self._strip_protocol(p), []).append(i)
         out: list[bytes | Exception] = [b""] * len(paths)
 
-        def read_one(url: str, slots: list[int]) -> None:
+        def read_one(path: str, slots: list[int]) -> None:
             try:
-                with self._open_file(url, **kwargs) as f:
+                with self._open_file(self._url(path), **kwargs) as f:
                     spans = [_resolve(starts_list[i], ends_list[i], f.size) for i in slots]
                     wanted = [(i, span) for i, span in zip(slots, spans) if span[0] < span[1]]
                     datas = f.read_ranges([span for _, span in wanted]) if wanted else []
@@ -263,17 +413,13 @@ class RangeioFileSystem(_Base):  # type: ignore[misc]
                 for i in slots:
                     out[i] = exc
 
-        if len(by_url) == 1:
-            read_one(*next(iter(by_url.items())))
+        if len(by_path) == 1:
+            read_one(*next(iter(by_path.items())))
         else:
-            with ThreadPoolExecutor(min(_FILES_AT_ONCE, len(by_url))) as pool:
-                for future in [pool.submit(read_one, u, s) for u, s in by_url.items()]:
+            with ThreadPoolExecutor(min(_FILES_AT_ONCE, len(by_path))) as pool:
+                for future in [pool.submit(read_one, u, s) for u, s in by_path.items()]:
                     future.result()
         return out
 
-    def ukey(self, path: str) -> str:
-        info = self.info(path)
-        return str(info.get("etag") or (info["name"], info["size"]))
 
-
-__all__ = ["RangeioFileSystem"]
+__all__ = ["RangeioFileSystem", "SharedHttpFile"]
