@@ -450,11 +450,90 @@ def test_closing_one_shared_file_leaves_the_others(fault_server: FaultServer) ->
         assert third.read(4) == data[:4]
 
 
-def test_asynchronous_and_loop_are_accepted(nginx: Nginx, sample_files: dict[str, bytes]) -> None:
-    fs = fsspec.filesystem("rangeio", asynchronous=True, loop=None, skip_instance_cache=True)
-    assert isinstance(fs, RangeioFileSystem)
-    assert not fs.async_impl  # synchronous: async callers wrap it (zarr does), see the docs
-    assert fs.cat_file(nginx.url("small.bin")) == sample_files["small.bin"]
+def test_each_thread_reads_at_its_own_position(fault_server: FaultServer) -> None:
+    # DuckDB's pattern: seek() then read() on one file object, from several threads at once.
+    url = fault_server.url("/archive.zip")
+    data = fault_server.get_file("/archive.zip")
+    with fresh().open(url) as f:
+        f.seek(1000)
+        a_sought, b_done = threading.Event(), threading.Event()
+        got: dict[str, bytes] = {}
+
+        def a() -> None:
+            f.seek(100)
+            a_sought.set()
+            b_done.wait(5)
+            got["a"] = f.read(50)  # where this thread sought, whatever b did meanwhile
+
+        def b() -> None:
+            a_sought.wait(5)
+            got["b0"] = f.read(10)  # a new thread starts where the file was last left: 100
+            f.seek(5000)
+            got["b"] = f.read(50)
+            b_done.set()
+
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got == {"a": data[100:150], "b0": data[100:110], "b": data[5000:5050]}
+        assert f.read(5) == data[1000:1005]  # the opening thread's own position
+        assert [line for line in f][:1]  # iteration goes through the same cursors
+
+
+def test_coroutines_read_through_rangeio_aio(fault_server: FaultServer) -> None:
+    import asyncio
+
+    small, zipped = fault_server.url("/small.bin"), fault_server.url("/archive.zip")
+    small_data, zip_data = (
+        fault_server.get_file("/small.bin"),
+        fault_server.get_file("/archive.zip"),
+    )
+
+    async def main() -> None:
+        fs = RangeioFileSystem(asynchronous=True, skip_instance_cache=True)
+        assert fs.async_impl and fs.asynchronous
+        assert await fs._cat_file(small) == small_data
+        assert await fs._cat_file("rangeio://" + small, 10, 20) == small_data[10:20]
+        assert await fs._cat_file(small, -5) == small_data[-5:]
+        info = await fs._info(small)
+        assert info["size"] == 100 and info["etag"] and info["last_modified"]
+        assert await fs._size(small) == 100
+        assert await fs._exists(small) and not await fs._exists(fault_server.url("/none"))
+        assert await fs._isfile(small) and not await fs._isdir(small)
+        assert await fs._ls(small, detail=False) == [small]
+        assert await fs._find(small) == [small]
+        got = await fs._cat_ranges(
+            [small, zipped, small, fault_server.url("/none")], [0, 100, 50, 0], [10, 200, 60, 1]
+        )
+        assert got[:3] == [small_data[:10], zip_data[100:200], small_data[50:60]]
+        assert isinstance(got[3], FileNotFoundError)
+        with pytest.raises(FileNotFoundError):
+            await fs._cat_file(fault_server.url("/none"))
+        with pytest.raises(FileNotFoundError):
+            await fs._info("test/test")
+        fs.invalidate_cache(small)
+        assert await fs._size(small) == 100  # opened again, and the old file closed
+
+    asyncio.run(main())
+    # One open for each file's first coroutine, then every call shared it; one more after
+    # invalidate_cache.
+    assert len(gets(fault_server, "/small.bin")) == 2
+    assert len(gets(fault_server, "/archive.zip")) == 1
+
+
+def test_sync_calls_stay_on_the_sync_engine(nginx: Nginx, sample_files: dict[str, bytes]) -> None:
+    fs = fsspec.filesystem("rangeio", asynchronous=False, skip_instance_cache=True)
+    assert fs.async_impl and not fs.asynchronous
+    assert fs._loop is None  # no fsspec IO thread was needed for these
+    assert fs.cat(nginx.url("small.bin")) == sample_files["small.bin"]
+    assert fs._loop is None
+    # fsspec's own sync helper runs the coroutines on its IO thread, for callers that use it.
+    assert (
+        fsspec.asyn.sync(fs.loop, fs._cat_file, nginx.url("small.bin"), 0, 4)
+        == (sample_files["small.bin"][:4])
+    )
 
 
 # -- the fsspec setups of DuckDB, zarr and rasterio --------------------------------------------
@@ -488,6 +567,7 @@ def test_zarr_v3_from_url(nginx: Nginx) -> None:
     z[:] = values
     url = "rangeio://" + nginx.url("fs-array.zarr")
     store = FsspecStore.from_url(url, read_only=True)  # passes asynchronous=True
+    assert isinstance(store.fs, RangeioFileSystem)  # native async, not a wrapper in threads
     array = zarr.open_array(store, mode="r")
     assert array.shape == (20, 30)
     np.testing.assert_array_equal(array[:], values)
