@@ -491,7 +491,7 @@ def test_coroutines_read_through_rangeio_aio(fault_server: FaultServer) -> None:
         fault_server.get_file("/archive.zip"),
     )
 
-    async def main() -> None:
+    async def main() -> Any:
         fs = RangeioFileSystem(asynchronous=True, skip_instance_cache=True)
         assert fs.async_impl and fs.asynchronous
         assert await fs._cat_file(small) == small_data
@@ -515,8 +515,12 @@ def test_coroutines_read_through_rangeio_aio(fault_server: FaultServer) -> None:
             await fs._info("test/test")
         fs.invalidate_cache(small)
         assert await fs._size(small) == 100  # opened again, and the old file closed
+        return fs, fs._async.table.take(small, 0)
 
-    asyncio.run(main())
+    fs, shared = asyncio.run(main())
+    # The loop's end closed the files it had opened (their connections belonged to it).
+    assert shared is not None and shared.closed
+    assert len(fs._async.table) == 0
     # One open for each file's first coroutine, then every call shared it; one more after
     # invalidate_cache.
     assert len(gets(fault_server, "/small.bin")) == 2

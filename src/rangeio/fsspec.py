@@ -43,7 +43,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -158,6 +158,17 @@ class _AsyncShared:
         self.table: SharedFiles[AsyncHttpFile] = SharedFiles(max_idle, trust)
         # One lock per URL being opened: concurrent first opens of a URL make one remote file.
         self.opening: dict[str, asyncio.Lock] = {}
+        self.closer = _close_at_loop_end(self.table)
+
+
+async def _close_at_loop_end(table: SharedFiles[AsyncHttpFile]) -> AsyncIterator[None]:
+    """Started once per loop and left suspended: its ``finally`` closes the loop's files (their
+    connections belong to it) when the loop shuts its async generators down (``asyncio.run``
+    does, at the end), or when the generator is collected (the loop then runs its ``aclose``)."""
+    try:
+        yield
+    finally:
+        await _aclose_all(table.drain())
 
 
 class SharedHttpFile(HttpFile):
@@ -558,7 +569,7 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
 
     # -- the coroutines (rangeio.aio) -------------------------------------------------------
 
-    def _async_state(self) -> _AsyncShared:
+    async def _async_state(self) -> _AsyncShared:
         loop = asyncio.get_running_loop()
         state = self._async
         if state is None or state.loop is not loop:
@@ -566,11 +577,12 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
             state = self._async = _AsyncShared(
                 loop, self._shared.max_idle, self._shared.trust_seconds
             )
+            await state.closer.__anext__()  # now the loop knows it, and will close it
         return state
 
     async def _aacquire(self, url: str) -> AsyncHttpFile:
         """The async shared file of ``url`` with one more user: found, or opened."""
-        state = self._async_state()
+        state = await self._async_state()
         root = state.table.take(url, time.monotonic())
         await _aclose_all(state.table.retired())
         if root is not None:
@@ -591,7 +603,7 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         return root
 
     async def _arelease(self, url: str, root: AsyncHttpFile) -> None:
-        state = self._async_state()
+        state = await self._async_state()
         state.table.release(url, root, time.monotonic())
         await _aclose_all(state.table.retired())
 

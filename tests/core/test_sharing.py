@@ -95,6 +95,20 @@ def test_discard_all_and_idle_values() -> None:
     assert table.retired() == [b]
 
 
+def test_drain_hands_back_every_value() -> None:
+    table: SharedFiles[Value] = SharedFiles()
+    a, b, c = Value("a"), Value("b"), Value("c")
+    table.add("a", a, 0)  # in use
+    table.add("b", b, 0)
+    table.release("b", b, 0)  # idle
+    table.add("c", c, 0)
+    table.discard("c")  # detached, in use
+    assert sorted(table.drain(), key=repr) == [a, b, c]
+    assert len(table) == 0 and table.retired() == []
+    table.release("c", c, 1)
+    assert table.retired() == []  # handed back once only
+
+
 def test_zero_bound_keeps_nothing_idle() -> None:
     table: SharedFiles[Value] = SharedFiles(max_idle=0, trust_seconds=100)
     a = Value("a")

@@ -114,6 +114,16 @@ class SharedFiles(Generic[T]):
         out, self._retired = self._retired, []
         return out
 
+    def drain(self) -> list[T]:
+        """Every value, in use or not, and an empty table: for closing them all at once."""
+        values = [e.value for e in self._table.values()]
+        values += [e.value for e in self._detached.values()]
+        values += self._retired
+        self._table.clear()
+        self._detached.clear()
+        self._retired = []
+        return values
+
     def _detach(self, entry: _Entry[T]) -> None:
         if entry.users > 0:
             self._detached[id(entry.value)] = entry
