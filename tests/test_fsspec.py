@@ -392,6 +392,20 @@ def test_a_file_held_open_pins_its_version_for_new_opens(fault_server: FaultServ
     assert fs.size(url) == 150
 
 
+def test_a_change_under_a_shared_file_is_refused_not_mixed(fault_server: FaultServer) -> None:
+    url = fault_server.url("/archive.zip")
+    data = fault_server.get_file("/archive.zip")
+    fs = fresh(prefetch_bytes=0)
+    with fs.open(url) as held:
+        assert held.read(100) == data[:100]
+        fault_server.replace("/archive.zip", data[::-1])
+        with fs.open(url) as again:
+            assert again.read(100) == data[:100]  # cached, of the pinned version
+            again.seek(len(data) // 2)
+            with pytest.raises(rangeio.RemoteChangedError):
+                again.read(100)
+
+
 def test_an_idle_file_past_its_trust_period_is_opened_again(fault_server: FaultServer) -> None:
     url = fault_server.url("/small.bin")
     fs = fresh(share_seconds=0)
@@ -590,3 +604,16 @@ def test_rasterio_opener(nginx: Nginx) -> None:
         assert src.shape == (32, 64)
         assert src.transform == transform
         np.testing.assert_array_equal(src.read(), pixels)
+
+
+def test_a_file_dropped_unclosed_still_releases_its_share(fault_server: FaultServer) -> None:
+    import gc
+
+    url = fault_server.url("/small.bin")
+    fs = fresh()
+    f = fs.open(url)
+    f.read(1)
+    assert fs._shared._table[url].users == 1
+    del f
+    gc.collect()
+    assert fs._shared._table[url].users == 0  # idle now: a bound or the trust period can drop it
