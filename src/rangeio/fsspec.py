@@ -48,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from threading import get_ident
 from typing import Any
 
 from fsspec import AbstractFileSystem
@@ -193,24 +194,15 @@ class SharedHttpFile(HttpFile):
         self._cursors_lock = threading.Lock()
         self._last = self
 
-    def _cursor(self) -> HttpFile:
-        """The calling thread's cursor: this file for the thread that opened it."""
-        me = threading.get_ident()
-        if me == self._owner:
-            cursor: HttpFile = self
-        else:
-            with self._cursors_lock:
-                found = self._cursors.get(me)
-                if found is None:
-                    if self.closed:
-                        raise ValueError("I/O operation on closed file.")
-                    found = HttpFile.__new__(HttpFile)
-                    found._setup(self._remote, self._runner, owns_remote=False)
-                    found.seek(HttpFile.tell(self._last))  # no I/O
-                    self._cursors[me] = found
-                cursor = found
-        self._last = cursor
-        return cursor
+    def _new_cursor(self, me: int) -> HttpFile:
+        with self._cursors_lock:
+            if self.closed:
+                raise ValueError("I/O operation on closed file.")
+            cursor = HttpFile.__new__(HttpFile)
+            cursor._setup(self._remote, self._runner, owns_remote=False)
+            cursor.seek(HttpFile.tell(self._last))  # no I/O
+            self._cursors[me] = cursor
+            return cursor
 
     def close(self) -> None:
         release, self._release = getattr(self, "_release", None), None
@@ -228,9 +220,14 @@ class SharedHttpFile(HttpFile):
 def _per_thread(name: str) -> Any:
     base = getattr(HttpFile, name)
 
-    def method(self: SharedHttpFile, *args: Any, **kwargs: Any) -> Any:
-        cursor = self._cursor()
-        return base(self, *args, **kwargs) if cursor is self else base(cursor, *args, **kwargs)
+    def method(self: SharedHttpFile, *args: Any) -> Any:
+        # The calling thread's cursor (this file for the thread that opened it); inline: this
+        # runs on every read.
+        me = get_ident()
+        cursor = self if me == self._owner else self._cursors.get(me) or self._new_cursor(me)
+        if self._last is not cursor:
+            self._last = cursor
+        return base(cursor, *args)
 
     method.__name__ = name
     method.__doc__ = base.__doc__
