@@ -527,6 +527,17 @@ def test_coroutines_read_through_rangeio_aio(fault_server: FaultServer) -> None:
             await fs._cat_file(fault_server.url("/none"))
         with pytest.raises(FileNotFoundError):
             await fs._info("test/test")
+        async with await fs.open_async(zipped) as f:  # the shared file: no new request
+            f.seek(-10, io.SEEK_END)
+            assert await f.read() == zip_data[-10:]
+            twin = await fs.open_async(zipped)
+            assert await twin.read(4) == zip_data[:4]
+        await twin.close()
+        assert fs._async.table._table[zipped].users == 0
+        async with await fs.open_async(zipped, prefetch_bytes=0) as own:  # a file of its own
+            assert await own.read(2) == zip_data[:2]
+        with pytest.raises(FileNotFoundError):
+            await fs.open_async(fault_server.url("/none"))
         fs.invalidate_cache(small)
         assert await fs._size(small) == 100  # opened again, and the old file closed
         return fs, fs._async.table.take(small, 0)
@@ -538,7 +549,9 @@ def test_coroutines_read_through_rangeio_aio(fault_server: FaultServer) -> None:
     # One open for each file's first coroutine, then every call shared it; one more after
     # invalidate_cache.
     assert len(gets(fault_server, "/small.bin")) == 2
-    assert len(gets(fault_server, "/archive.zip")) == 1
+    # The shared open (its prefetch covers the file), then open_async's own file and its read.
+    zip_gets = gets(fault_server, "/archive.zip")
+    assert zip_gets[0] == "bytes=-1048576" and zip_gets[1] == "bytes=0-0" and len(zip_gets) <= 3
 
 
 def test_sync_calls_stay_on_the_sync_engine(nginx: Nginx, sample_files: dict[str, bytes]) -> None:

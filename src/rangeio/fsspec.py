@@ -27,7 +27,7 @@ HTTP has no directory listing: ``ls``/``find``/``glob`` answer for a single file
 
 It is an ``fsspec.asyn.AsyncFileSystem`` too: its coroutines (``_cat_file``, ``_cat_ranges``,
 ``_info``, ``_size``, ``_exists``, ``_ls``, ``_find``) read through ``rangeio.aio`` on the
-caller's event loop, so zarr v3 (``FsspecStore.from_url`` passes ``asynchronous=True``) gets
+caller's event loop (and ``open_async`` gives an ``AsyncHttpFile``), so zarr v3 (``FsspecStore.from_url`` passes ``asynchronous=True``) gets
 native async I/O. Its sync methods stay the sync engine's (``rangeio.open``, the ``client``
 pool), not wrappers over the coroutines. The async side keeps its own shared files, on the
 default async client (aiohttp) unless ``async_client`` (an aiohttp session, httpx.AsyncClient
@@ -149,6 +149,21 @@ def _wanted(
     """(index, [start, stop)) of the non-empty ranges of ``slots`` in a file of ``size``."""
     spans = [_resolve(starts[i], ends[i], size) for i in slots]
     return [(i, span) for i, span in zip(slots, spans) if span[0] < span[1]]
+
+
+class SharedAsyncHttpFile(AsyncHttpFile):
+    """An async cursor on a remote file the filesystem shares (``open_async``); closing it
+    tells the filesystem."""
+
+    _release: Any
+
+    async def close(self) -> None:
+        release, self._release = getattr(self, "_release", None), None
+        try:
+            await super().close()
+        finally:
+            if release is not None:
+                await release()
 
 
 class _AsyncShared:
@@ -616,6 +631,30 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         finally:
             await self._arelease(url, root)
 
+    async def open_async(self, path: str, mode: str = "rb", **kwargs: Any) -> AsyncHttpFile:
+        """An ``AsyncHttpFile`` cursor (``await f.read()``, ``f.seek()``, ``async with``) on the
+        shared file of ``path``; rangeio options of its own give it a file of its own."""
+        if mode != "rb":
+            raise NotImplementedError(f"rangeio is read-only: mode must be 'rb', not {mode!r}")
+        url = self._url(path)
+        own = {k: v for k, v in kwargs.items() if k not in _FSSPEC_OPEN_KWARGS}
+        if own:
+            f = AsyncHttpFile(
+                url, client=self.async_client, **{"verify": self._verify, **self.options, **own}
+            )
+            with _translate_errors(url):
+                return await f.open()
+        root = await self._aacquire(url)
+        try:
+            twin = root.clone()
+        except BaseException:
+            await self._arelease(url, root)
+            raise
+        # The same object, with a close() that releases the share (clone() builds the base).
+        twin.__class__ = SharedAsyncHttpFile
+        twin._release = lambda: self._arelease(url, root)  # type: ignore[attr-defined]
+        return twin
+
     async def _info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         _check_listable(self._strip_protocol(path))
         url = self._url(path)
@@ -700,4 +739,4 @@ async def _aclose_all(files: list[AsyncHttpFile]) -> None:
         await f.close()
 
 
-__all__ = ["RangeioFileSystem", "SharedHttpFile"]
+__all__ = ["RangeioFileSystem", "SharedAsyncHttpFile", "SharedHttpFile"]
