@@ -378,11 +378,14 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
             try:
                 with _translate_errors(url):
                     root = HttpFile(url, client=self.client, **self.options)
-            finally:
+            except BaseException:
                 with self._lock:
                     self._opening.pop(url, None)
+                raise
             with self._lock:
+                # In one step: a thread that finds no opening lock finds the file.
                 self._shared.add(url, root, time.monotonic())
+                self._opening.pop(url, None)
                 retired = self._shared.retired()
         self._close_all(retired)
         return root
