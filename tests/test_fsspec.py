@@ -1,4 +1,4 @@
-"""rangeio as an fsspec filesystem, against nginx: fsspec itself, pandas, pyarrow, dask, DuckDB, zarr, rasterio."""
+"""rangeio as an fsspec filesystem on nginx: fsspec, pandas, pyarrow, dask, DuckDB, zarr, GDAL."""
 
 from __future__ import annotations
 

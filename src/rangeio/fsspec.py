@@ -27,12 +27,14 @@ HTTP has no directory listing: ``ls``/``find``/``glob`` answer for a single file
 
 It is an ``fsspec.asyn.AsyncFileSystem`` too: its coroutines (``_cat_file``, ``_cat_ranges``,
 ``_info``, ``_size``, ``_exists``, ``_ls``, ``_find``) read through ``rangeio.aio`` on the
-caller's event loop (and ``open_async`` gives an ``AsyncHttpFile``), so zarr v3 (``FsspecStore.from_url`` passes ``asynchronous=True``) gets
-native async I/O. Its sync methods stay the sync engine's (``rangeio.open``, the ``client``
-pool), not wrappers over the coroutines. The async side keeps its own shared files, on the
-default async client (aiohttp) unless ``async_client`` (an aiohttp session, httpx.AsyncClient
-or niquests.AsyncSession, of the loop that uses it) is given; they belong to the event loop of
-the first coroutine that ran, and a coroutine on another loop starts a new set.
+caller's event loop, and ``open_async`` gives an ``AsyncHttpFile``: zarr v3 (whose
+``FsspecStore.from_url`` passes ``asynchronous=True``) gets native async I/O. Its sync methods
+stay the sync engine's (``rangeio.open``, the ``client`` pool), not wrappers over the coroutines.
+The async side keeps its own shared files, on the default async client (aiohttp) unless
+``async_client`` (an aiohttp session, httpx.AsyncClient or niquests.AsyncSession, of the loop
+that uses it) is given. They belong to the event loop of the first coroutine that ran, and are
+closed when it shuts down (``asyncio.run`` does at its end); a coroutine on another loop starts
+a new set.
 """
 
 from __future__ import annotations
@@ -250,9 +252,9 @@ def _per_thread(name: str) -> Any:
 
 
 # Everything that reads or moves the position (iteration calls readline).
-for _name in ("read", "read1", "readinto", "readinto1", "readline", "readlines", "peek", "seek"):
+_POSITIONAL = ("read", "read1", "readinto", "readinto1", "readline", "readlines", "peek")
+for _name in (*_POSITIONAL, "seek", "tell"):
     setattr(SharedHttpFile, _name, _per_thread(_name))
-setattr(SharedHttpFile, "tell", _per_thread("tell"))  # noqa: B010 - the loop's, kept apart for ruff
 
 
 class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]

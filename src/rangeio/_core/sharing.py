@@ -1,4 +1,4 @@
-"""SharedFiles: which opened remote files a filesystem keeps for later opens of one URL, and for how long."""
+"""SharedFiles: which remote files a filesystem keeps for later opens of a URL, and how long."""
 
 from __future__ import annotations
 
