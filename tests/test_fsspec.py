@@ -1,10 +1,13 @@
-"""rangeio as an fsspec filesystem, against nginx: fsspec itself, pandas, pyarrow and dask."""
+"""rangeio as an fsspec filesystem on nginx: fsspec, pandas, pyarrow, dask, DuckDB, zarr, GDAL."""
 
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import threading
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 import rangeio  # noqa: E402
 from rangeio.fsspec import RangeioFileSystem  # noqa: E402
+from rangeio.testing import Faults, FaultServer  # noqa: E402
 from tests.servers.nginx import Nginx  # noqa: E402
 
 
@@ -163,32 +167,22 @@ def test_cat_ranges_errors(nginx: Nginx, sample_files: dict[str, bytes]) -> None
         fs.cat_ranges([missing, ok], [0, 0], [10, 10], on_error="raise")
 
 
-def test_info_size_exists(
-    nginx: Nginx, sample_files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_info_size_exists(nginx: Nginx, sample_files: dict[str, bytes]) -> None:
     url = nginx.url("data.bin")
     fs = fresh()
-    opened: list[str] = []
-    real_open_file = fs._open_file
-    monkeypatch.setattr(
-        fs, "_open_file", lambda u, **kw: opened.append(u) or real_open_file(u, **kw)
-    )
-
     info = fs.info(url)
     assert info["name"] == url
     assert info["size"] == len(sample_files["data.bin"])
     assert info["type"] == "file"
     assert info["etag"].startswith('"')  # nginx sends a strong ETag
+    assert info["last_modified"].endswith(" GMT")
     assert fs.size("rangeio://" + url) == len(sample_files["data.bin"])
     assert fs.sizes([url, nginx.url("small.bin")]) == [info["size"], 100]
-    assert opened == [url, nginx.url("small.bin")]  # infos are cached per instance
     fs.invalidate_cache(url)
     assert fs.info(url) == info
-    assert len(opened) == 3
 
     assert fs.exists(url) and fs.isfile(url) and not fs.isdir(url)
     assert fs.info(nginx.url("empty.bin"))["size"] == 0
-    assert fs.ukey(url) == info["etag"]
 
     missing = nginx.url("no-such-file.bin")
     assert not fs.exists(missing)
@@ -196,6 +190,57 @@ def test_info_size_exists(
         fs.info(missing)
     with pytest.raises(FileNotFoundError):
         fs.open(missing)
+
+
+@pytest.mark.parametrize("path", ["test/test", "rangeio://test/test", "ftp://host/x", "/etc/x"])
+def test_a_path_that_is_not_a_url_is_not_found(path: str) -> None:
+    # rasterio's opener= check calls size("test/test") and expects FileNotFoundError.
+    fs = fresh()
+    for call in (fs.size, fs.info, fs.open, fs.cat_file, fs.modified, fs.ukey):
+        with pytest.raises(FileNotFoundError):
+            call(path)
+    assert not fs.exists(path)
+    got = fs.cat_ranges([path], [0], [1])
+    assert isinstance(got[0], FileNotFoundError)
+
+
+def test_gone_is_not_found(fault_server: FaultServer) -> None:
+    fault_server.faults = Faults(status=410)
+    with pytest.raises(FileNotFoundError):
+        fresh().size(fault_server.url("/small.bin"))
+
+
+def test_modified_ukey_checksum(nginx: Nginx) -> None:
+    path = nginx.www / "stamped.bin"
+    path.write_bytes(b"x" * 1000)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    url = nginx.url("stamped.bin")
+    fs = fresh()
+    when = fs.modified(url)
+    assert when == datetime.fromtimestamp(1_700_000_000, timezone.utc)
+    assert when.tzinfo is not None
+    key = fs.ukey(url)
+    assert fs.checksum(url) == int(key, 16)
+    # nginx's ETag is mtime-size: a rewrite changes it, once the filesystem looks again.
+    path.write_bytes(b"y" * 1001)
+    assert fs.ukey(url) == key  # still the pinned identity
+    fs.invalidate_cache(url)
+    assert fs.ukey(url) != key
+    assert fs.modified(url) > when
+
+
+def test_ukey_from_last_modified_and_size_without_etag(fault_server: FaultServer) -> None:
+    fault_server.add_file("/no-etag.bin", b"a" * 100, etag="none")
+    fault_server.add_file("/no-validators.bin", b"a" * 100, etag="none", last_modified=False)
+    fs = fresh()
+    key = fs.ukey(fault_server.url("/no-etag.bin"))
+    fault_server.replace("/no-etag.bin", b"b" * 100)  # Last-Modified moves on 1 s
+    fs.invalidate_cache()
+    assert fs.ukey(fault_server.url("/no-etag.bin")) != key
+    bare = fault_server.url("/no-validators.bin")
+    assert len(fs.ukey(bare)) == 64
+    with pytest.raises(NotImplementedError, match="no Last-Modified"):
+        fs.modified(bare)
 
 
 def test_no_listing(nginx: Nginx) -> None:
@@ -272,3 +317,316 @@ def test_dask_read_parquet(parts: list[str]) -> None:
     assert len(got) == 1500
     assert sorted(got["id"].tolist()) == list(range(1500))
     assert int(df["id"].sum().compute()) == sum(range(1500))
+
+
+# -- one remote file per URL, shared by the opens of one filesystem -------------------------------
+
+PARQUET = "/table.parquet"
+
+
+def gets(server: FaultServer, path: str) -> list[str | None]:
+    """The Range header of every GET of ``path`` the server received."""
+    return [r.range for r in server.requests if r.method == "GET" and r.path == path]
+
+
+def test_opens_share_one_remote_file(fault_server: FaultServer) -> None:
+    pd = pytest.importorskip("pandas")
+    ds = pytest.importorskip("pyarrow.dataset")
+    pafs = pytest.importorskip("pyarrow.fs")
+    data = fault_server.get_file(PARQUET)
+    url = fault_server.url(PARQUET)
+    # A prefetch smaller than the file: the open fetches the footer, reading fetches the rest.
+    fs = fresh(prefetch_bytes=16 * 1024)
+    assert len(data) > 64 * 1024
+
+    assert fs.size(url) == len(data)
+    for describe in (fs.info, fs.modified, fs.ukey, fs.checksum, fs.exists):
+        describe(url)
+    assert gets(fault_server, PARQUET) == ["bytes=-16384"]  # the open's request, once
+
+    expected = pq.read_table(io.BytesIO(data))
+    with fs.open(url) as f:
+        assert pq.read_table(f).equals(expected)
+    first_read = len(fault_server.requests)
+    for _ in range(3):
+        with fs.open(url) as f:
+            assert pq.read_table(f).equals(expected)
+    assert pd.read_parquet(url, filesystem=fs).equals(expected.to_pandas())
+    filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+    assert ds.dataset(url, filesystem=filesystem, format="parquet").count_rows() == 20_000
+    assert fs.cat_file(url, -8) == data[-8:]
+    # Every later open, info and read was served from the shared file: no request at all.
+    assert len(fault_server.requests) == first_read
+    assert [r for r in gets(fault_server, PARQUET) if r and r.startswith("bytes=-")] == [
+        "bytes=-16384"
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword")  # dask's own use of pandas
+def test_dask_fetches_the_footer_once(fault_server: FaultServer) -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    url = fault_server.url(PARQUET)
+    options = {"prefetch_bytes": 16 * 1024, "skip_instance_cache": True}
+    df = dd.read_parquet("rangeio://" + url, storage_options=options)
+    assert int(df["id"].sum().compute()) == sum(range(20_000))
+    suffixes = [r for r in gets(fault_server, PARQUET) if r and r.startswith("bytes=-")]
+    # skip_instance_cache: dask builds its filesystem once and passes that instance around.
+    assert suffixes == ["bytes=-16384"]
+
+
+def test_a_file_held_open_pins_its_version_for_new_opens(fault_server: FaultServer) -> None:
+    url = fault_server.url("/small.bin")
+    old = fault_server.get_file("/small.bin")
+    fs = fresh()
+    held = fs.open(url)
+    fault_server.replace("/small.bin", b"new" * 50)
+    with fs.open(url) as again:
+        assert again.read() == old  # the same version as the file still open
+        assert again.etag == held.etag
+    held.close()
+    # Within the trust period of an idle shared file: still the pinned version ...
+    assert fs.cat_file(url) == old
+    # ... until told to look again.
+    fs.invalidate_cache(url)
+    assert fs.cat_file(url) == b"new" * 50
+    assert fs.size(url) == 150
+
+
+def test_a_change_under_a_shared_file_is_refused_not_mixed(fault_server: FaultServer) -> None:
+    url = fault_server.url("/archive.zip")
+    data = fault_server.get_file("/archive.zip")
+    fs = fresh(prefetch_bytes=0)
+    with fs.open(url) as held:
+        assert held.read(100) == data[:100]
+        fault_server.replace("/archive.zip", data[::-1])
+        with fs.open(url) as again:
+            assert again.read(100) == data[:100]  # cached, of the pinned version
+            again.seek(len(data) // 2)
+            with pytest.raises(rangeio.RemoteChangedError):
+                again.read(100)
+
+
+def test_an_idle_file_past_its_trust_period_is_opened_again(fault_server: FaultServer) -> None:
+    url = fault_server.url("/small.bin")
+    fs = fresh(share_seconds=0)
+    with fs.open(url) as f:
+        assert f.read() == fault_server.get_file("/small.bin")
+    fault_server.replace("/small.bin", b"changed")
+    with fs.open(url) as f:
+        assert f.read() == b"changed"
+    assert fs.size(url) == len(b"changed")
+
+
+def test_shared_files_are_bounded(fault_server: FaultServer) -> None:
+    a, b = fault_server.url("/small.bin"), fault_server.url("/archive.zip")
+    for bound, opens_of_a in ((1, 2), (2, 1)):
+        fault_server.clear_log()
+        fs = fresh(max_shared_files=bound)
+        for url in (a, b, a):
+            with fs.open(url) as f:
+                f.read(10)
+        assert len(gets(fault_server, "/small.bin")) == opens_of_a
+
+
+def test_concurrent_first_opens_open_once(fault_server: FaultServer) -> None:
+    url = fault_server.url("/small.bin")
+    data = fault_server.get_file("/small.bin")
+    fs = fresh()
+    start = threading.Barrier(6)
+    got: list[bytes] = []
+
+    def reader() -> None:
+        start.wait()
+        with fs.open(url) as f:
+            got.append(f.read())
+
+    threads = [threading.Thread(target=reader) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [data] * 6
+    assert len(gets(fault_server, "/small.bin")) == 1
+
+
+def test_closing_one_shared_file_leaves_the_others(fault_server: FaultServer) -> None:
+    url = fault_server.url("/archive.zip")
+    data = fault_server.get_file("/archive.zip")
+    fs = fresh(prefetch_bytes=0, share_seconds=0, max_shared_files=0)
+    first, second = fs.open(url), fs.open(url)
+    first.close()
+    with pytest.raises(ValueError, match="closed file"):
+        first.read(1)
+    assert second.read() == data  # the remote file lives while any file on it is open
+    second.close()
+    assert len(gets(fault_server, "/archive.zip")) >= 1
+    with fs.open(url) as third:  # nothing kept idle: opened again
+        assert third.read(4) == data[:4]
+
+
+def test_each_thread_reads_at_its_own_position(fault_server: FaultServer) -> None:
+    # DuckDB's pattern: seek() then read() on one file object, from several threads at once.
+    url = fault_server.url("/archive.zip")
+    data = fault_server.get_file("/archive.zip")
+    with fresh().open(url) as f:
+        f.seek(1000)
+        a_sought, b_done = threading.Event(), threading.Event()
+        got: dict[str, bytes] = {}
+
+        def a() -> None:
+            f.seek(100)
+            a_sought.set()
+            b_done.wait(5)
+            got["a"] = f.read(50)  # where this thread sought, whatever b did meanwhile
+
+        def b() -> None:
+            a_sought.wait(5)
+            got["b0"] = f.read(10)  # a new thread starts where the file was last left: 100
+            f.seek(5000)
+            got["b"] = f.read(50)
+            b_done.set()
+
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got == {"a": data[100:150], "b0": data[100:110], "b": data[5000:5050]}
+        assert f.read(5) == data[1000:1005]  # the opening thread's own position
+        assert [line for line in f][:1]  # iteration goes through the same cursors
+
+
+def test_coroutines_read_through_rangeio_aio(fault_server: FaultServer) -> None:
+    import asyncio
+
+    small, zipped = fault_server.url("/small.bin"), fault_server.url("/archive.zip")
+    small_data, zip_data = (
+        fault_server.get_file("/small.bin"),
+        fault_server.get_file("/archive.zip"),
+    )
+
+    async def main() -> Any:
+        fs = RangeioFileSystem(asynchronous=True, skip_instance_cache=True)
+        assert fs.async_impl and fs.asynchronous
+        assert await fs._cat_file(small) == small_data
+        assert await fs._cat_file("rangeio://" + small, 10, 20) == small_data[10:20]
+        assert await fs._cat_file(small, -5) == small_data[-5:]
+        info = await fs._info(small)
+        assert info["size"] == 100 and info["etag"] and info["last_modified"]
+        assert await fs._size(small) == 100
+        assert await fs._exists(small) and not await fs._exists(fault_server.url("/none"))
+        assert await fs._isfile(small) and not await fs._isdir(small)
+        assert await fs._ls(small, detail=False) == [small]
+        assert await fs._find(small) == [small]
+        got = await fs._cat_ranges(
+            [small, zipped, small, fault_server.url("/none")], [0, 100, 50, 0], [10, 200, 60, 1]
+        )
+        assert got[:3] == [small_data[:10], zip_data[100:200], small_data[50:60]]
+        assert isinstance(got[3], FileNotFoundError)
+        with pytest.raises(FileNotFoundError):
+            await fs._cat_file(fault_server.url("/none"))
+        with pytest.raises(FileNotFoundError):
+            await fs._info("test/test")
+        async with await fs.open_async(zipped) as f:  # the shared file: no new request
+            f.seek(-10, io.SEEK_END)
+            assert await f.read() == zip_data[-10:]
+            twin = await fs.open_async(zipped)
+            assert await twin.read(4) == zip_data[:4]
+        await twin.close()
+        assert fs._async.table._table[zipped].users == 0
+        async with await fs.open_async(zipped, prefetch_bytes=0) as own:  # a file of its own
+            assert await own.read(2) == zip_data[:2]
+        with pytest.raises(FileNotFoundError):
+            await fs.open_async(fault_server.url("/none"))
+        fs.invalidate_cache(small)
+        assert await fs._size(small) == 100  # opened again, and the old file closed
+        return fs, fs._async.table.take(small, 0)
+
+    fs, shared = asyncio.run(main())
+    # The loop's end closed the files it had opened (their connections belonged to it).
+    assert shared is not None and shared.closed
+    assert len(fs._async.table) == 0
+    # One open for each file's first coroutine, then every call shared it; one more after
+    # invalidate_cache.
+    assert len(gets(fault_server, "/small.bin")) == 2
+    # The shared open (its prefetch covers the file), then open_async's own file and its read.
+    zip_gets = gets(fault_server, "/archive.zip")
+    assert zip_gets[0] == "bytes=-1048576" and zip_gets[1] == "bytes=0-0" and len(zip_gets) <= 3
+
+
+def test_sync_calls_stay_on_the_sync_engine(nginx: Nginx, sample_files: dict[str, bytes]) -> None:
+    fs = fsspec.filesystem("rangeio", asynchronous=False, skip_instance_cache=True)
+    assert fs.async_impl and not fs.asynchronous
+    assert fs._loop is None  # no fsspec IO thread was needed for these
+    assert fs.cat(nginx.url("small.bin")) == sample_files["small.bin"]
+    assert fs._loop is None
+    # fsspec's own sync helper runs the coroutines on its IO thread, for callers that use it.
+    assert (
+        fsspec.asyn.sync(fs.loop, fs._cat_file, nginx.url("small.bin"), 0, 4)
+        == (sample_files["small.bin"][:4])
+    )
+
+
+# -- the fsspec setups of DuckDB, zarr and rasterio --------------------------------------------
+
+
+def test_duckdb_register_filesystem(fault_server: FaultServer) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    url = fault_server.url(PARQUET)
+    fs = fresh(prefetch_bytes=16 * 1024)
+    con = duckdb.connect()
+    try:
+        con.register_filesystem(fs)
+        query = f"SELECT count(*), sum(id), max(name) FROM read_parquet('rangeio://{url}')"
+        assert con.sql(query).fetchall() == [(20_000, sum(range(20_000)), "row-9999")]
+        assert con.sql(query).fetchall()[0][0] == 20_000
+    finally:
+        con.close()
+    suffixes = [r for r in gets(fault_server, PARQUET) if r and r.startswith("bytes=-")]
+    assert suffixes == ["bytes=-16384"]
+
+
+def test_zarr_v3_from_url(nginx: Nginx) -> None:
+    zarr = pytest.importorskip("zarr")
+    np = pytest.importorskip("numpy")
+    from zarr.storage import FsspecStore
+
+    values = np.arange(20 * 30, dtype="int32").reshape(20, 30)
+    z = zarr.create_array(
+        store=str(nginx.www / "fs-array.zarr"), shape=(20, 30), chunks=(10, 10), dtype="int32"
+    )
+    z[:] = values
+    url = "rangeio://" + nginx.url("fs-array.zarr")
+    store = FsspecStore.from_url(url, read_only=True)  # passes asynchronous=True
+    assert isinstance(store.fs, RangeioFileSystem)  # native async, not a wrapper in threads
+    array = zarr.open_array(store, mode="r")
+    assert array.shape == (20, 30)
+    np.testing.assert_array_equal(array[:], values)
+    np.testing.assert_array_equal(zarr.open_array(url, mode="r")[5:15, 7], values[5:15, 7])
+
+
+def test_rasterio_opener(nginx: Nginx) -> None:
+    rasterio = pytest.importorskip("rasterio")
+    np = pytest.importorskip("numpy")
+    pixels = (np.arange(64 * 32, dtype="uint16") * 7).reshape(1, 32, 64)
+    profile = {"driver": "GTiff", "width": 64, "height": 32, "count": 1, "dtype": "uint16"}
+    transform = rasterio.Affine(10, 0, 500_000, 0, -10, 4_200_000)
+    with rasterio.open(nginx.www / "fs-image.tif", "w", transform=transform, **profile) as dst:
+        dst.write(pixels)
+    with rasterio.open(nginx.url("fs-image.tif"), opener=fresh()) as src:
+        assert src.shape == (32, 64)
+        assert src.transform == transform
+        np.testing.assert_array_equal(src.read(), pixels)
+
+
+def test_a_file_dropped_unclosed_still_releases_its_share(fault_server: FaultServer) -> None:
+    import gc
+
+    url = fault_server.url("/small.bin")
+    fs = fresh()
+    f = fs.open(url)
+    f.read(1)
+    assert fs._shared._table[url].users == 1
+    del f
+    gc.collect()
+    assert fs._shared._table[url].users == 0  # idle now: a bound or the trust period can drop it
