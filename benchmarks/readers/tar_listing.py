@@ -1,10 +1,10 @@
 """tarfile over HTTP: list a 1,043-member tar and extract one member, rangeio against fsspec.
 
 ``tarfile.open(fileobj=f).getnames()`` reads a 512-byte header, seeks forward over the member's
-data, reads the next header: forward-strided access. The tar is generated with ``tarfile``
-from a fixed seed (mixed member sizes: most small, some up to 320 KiB), served by nginx behind
-the benchmarks' delaying proxy, which counts requests, round trips, connections, response bytes
-and body bytes. Every byte a reader returns is checked against the source (the ``Verified``
+data, reads the next header: forward-strided access. The tar (``tests/servers/tarball.py``)
+is generated with ``tarfile`` from a fixed seed (mixed sizes: most small, some up to 320 KiB),
+served by nginx behind the benchmarks' delaying proxy, which counts requests, round trips,
+connections, response bytes and body bytes. Every byte a reader returns is checked against the source (the ``Verified``
 wrapper), the names against the archive's, the extracted member against its bytes; for rangeio
 ``stats.bytes_fetched`` is compared with the body bytes the proxy passed.
 
@@ -17,9 +17,7 @@ proxy by more than 1 %; a missed target is reported but does not change the exit
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import random
 import sys
 import tarfile
 import tempfile
@@ -32,16 +30,16 @@ BENCHMARKS = Path(__file__).resolve().parent.parent
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
-from fixtures import load_nginx_class  # noqa: E402
+from fixtures import load_nginx_class  # noqa: E402  (puts tests/ on the path too)
 from harness import Meter, Row, VerificationError, Verified, check_equal, measure  # noqa: E402
 from peers import Library, fsspec_library, rangeio_library  # noqa: E402
 from proxy import ProxyProcess  # noqa: E402
 from report import format_scenario  # noqa: E402
 from scenarios import Scenario, judge  # noqa: E402
 
-KiB = 1024
-MEMBERS = 1043  # the archive of issue 12
-SEED = 12
+load_nginx_class()
+from servers.tarball import make_member_tar  # noqa: E402
+
 TAR_NAME = "members.tar"
 # Stats must match what the proxy saw within this (issue 12: "within 1 %").
 STATS_TOLERANCE = 0.01
@@ -55,38 +53,14 @@ class TarFixture:
     one_bytes: bytes
 
 
-def member_size(rng: random.Random) -> int:
-    """Most members small (source files, metadata), some medium, a few large."""
-    roll = rng.random()
-    if roll < 0.6:
-        return rng.randint(0, 3 * KiB)
-    if roll < 0.9:
-        return rng.randint(3 * KiB, 128 * KiB)
-    return rng.randint(64 * KiB, 320 * KiB)
-
-
-def make_tar(members: int = MEMBERS, seed: int = SEED) -> TarFixture:
-    rng = random.Random(seed)
-    buf = io.BytesIO()
-    names: list[str] = []
-    contents: dict[str, bytes] = {}
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for i in range(members):
-            name = f"data/part-{i // 100:02d}/file-{i:05d}.bin"
-            payload = rng.randbytes(member_size(rng))
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            info.mtime = 1_700_000_000
-            tar.addfile(info, io.BytesIO(payload))
-            names.append(name)
-            contents[name] = payload
+def make_tar() -> TarFixture:
+    data, contents = make_member_tar()
+    names = list(contents)
     one = names[len(names) // 3]
-    return TarFixture(buf.getvalue(), names, one, contents[one])
+    return TarFixture(data, names, one, contents[one])
 
 
-def run_tar(
-    proxy: ProxyProcess, lib: Library, url: str, fx: TarFixture, *, extract: bool
-) -> Row:
+def run_tar(proxy: ProxyProcess, lib: Library, url: str, fx: TarFixture, *, extract: bool) -> Row:
     def body(meter: Meter, row: Row) -> None:
         meter.start()
         opened = lib.open(url)
@@ -164,9 +138,7 @@ def scenario(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay-ms", type=float, default=20.0)
-    parser.add_argument(
-        "--output", type=Path, default=BENCHMARKS / "results" / "tar_listing.json"
-    )
+    parser.add_argument("--output", type=Path, default=BENCHMARKS / "results" / "tar_listing.json")
     args = parser.parse_args(argv)
     fx = make_tar()
     tmp = tempfile.TemporaryDirectory(prefix="rangeio-bench-tar-")
