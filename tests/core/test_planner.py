@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 from rangeio._core.cache import ByteCache
 from rangeio._core.headers import RangeSpec
 from rangeio._core.planner import (
+    STREAM_GROWTH,
     STRIDES_AHEAD,
     AccessPattern,
     KiB,
     MiB,
     ReadPolicy,
+    drain_instead_of_abandoning,
     opening_specs,
     plan_read,
     plan_vectored,
@@ -195,6 +197,43 @@ def test_a_big_read_from_byte_zero_streams_at_once() -> None:
     assert pattern.is_streaming
     pattern.observe(ByteRange(5000, 6000))  # the same size elsewhere is a random read
     assert not pattern.is_streaming
+
+
+def test_streams_are_bounded_and_grow_with_the_run() -> None:
+    policy = ReadPolicy(stream_after_bytes=1 * MiB)
+    pattern = AccessPattern(policy)
+    pos = 5 * MiB
+    lengths = []
+    for _ in range(64):
+        pattern.observe(ByteRange(pos, pos + 64 * KiB))
+        pos += 64 * KiB
+        lengths.append(pattern.stream_length())
+    assert lengths[0] == 1 * MiB, "never below stream_after_bytes"
+    assert lengths[-1] == STREAM_GROWTH * 4 * MiB, "a multiple of what the run has read"
+    # A copy: streams of 4, 20, 100 MiB... cover 1 GiB in a few requests (a round trip each).
+    covered, streams = 0, 0
+    while covered < 1024 * MiB:
+        covered += max(policy.stream_after_bytes, STREAM_GROWTH * max(covered, 1 * MiB))
+        streams += 1
+    assert streams <= 5
+    pattern.observe(ByteRange(100, 200))  # a jump: the next run starts small again
+    assert pattern.stream_length() == 1 * MiB
+    # A copy (a big first read at byte 0) streams the rest of the file while it stays
+    # sequential; any jump ends that.
+    pattern.observe(ByteRange(0, 1 * MiB))
+    assert pattern.is_streaming and pattern.stream_length() is None
+    pattern.observe(ByteRange(1 * MiB, 2 * MiB))
+    assert pattern.stream_length() is None
+    pattern.observe(ByteRange(3 * MiB, 4 * MiB))
+    assert pattern.stream_length() == STREAM_GROWTH * 1 * MiB
+
+
+def test_a_stream_with_little_left_is_drained() -> None:
+    policy = ReadPolicy(stream_drain_bytes=256 * KiB)
+    assert drain_instead_of_abandoning(0, policy)
+    assert drain_instead_of_abandoning(256 * KiB, policy)
+    assert not drain_instead_of_abandoning(256 * KiB + 1, policy)
+    assert not drain_instead_of_abandoning(1, ReadPolicy(stream_drain_bytes=0))
 
 
 def test_lean_after_two_random_reads_and_back_when_reads_continue() -> None:
@@ -449,6 +488,7 @@ def test_opening_specs() -> None:
         {"coalesce_gap_bytes": -1},
         {"stride_gap_bytes": -1},
         {"stride_readahead_max": -1},
+        {"stream_drain_bytes": -1},
     ],
 )
 def test_read_policy_validation(kwargs: dict[str, int]) -> None:
@@ -465,6 +505,7 @@ def test_read_policy_defaults() -> None:
     assert policy.coalesce_gap_bytes == 1 * MiB
     assert policy.stride_gap_bytes == 256 * KiB
     assert policy.stride_readahead_max == 8 * MiB
+    assert policy.stream_drain_bytes == 256 * KiB
 
 
 def test_read_ahead_starts_at_the_read_length() -> None:

@@ -129,6 +129,7 @@ class AccessPattern:
         "run_bytes",
         "is_streaming",
         "strided",
+        "_copying",
     )
 
     def __init__(self, policy: ReadPolicy) -> None:
@@ -146,6 +147,7 @@ class AccessPattern:
         self.run_bytes = 0
         self.is_streaming = False
         self.strided = False
+        self._copying = False
 
     def observe(self, want: ByteRange) -> int:
         """Record a read and return the read-ahead (bytes past ``want.stop``) it deserves."""
@@ -184,9 +186,11 @@ class AccessPattern:
                 self._random_streak += 1
                 self.window = 0
         self._was_lean = self.lean
+        copy_start = start == 0 and stop - start >= policy.stream_after_bytes
+        self._copying = copy_start or (self._copying and start == last_stop)
         self.is_streaming = (
             self.sequential_run > 0 and self.run_bytes >= policy.stream_after_bytes
-        ) or (start == 0 and stop - start >= policy.stream_after_bytes)
+        ) or copy_start
         self._last_start, self._last_stop = start, stop
         return self.window
 
@@ -215,8 +219,13 @@ class AccessPattern:
         self.window = max(0, min(cap, max(first, self.window * 2)))
         return True
 
-    def stream_length(self) -> int:
-        """How many bytes the next stream of this sequential run asks for (see ``STREAM_GROWTH``)."""
+    def stream_length(self) -> int | None:
+        """How many bytes the next stream of this sequential run asks for (see
+        ``STREAM_GROWTH``); None: the rest of the file, for a copy (a run that began with a
+        read of ``stream_after_bytes`` or more at byte 0), whose every byte will be read and
+        which would otherwise pay a round trip per bound."""
+        if self._copying:
+            return None
         return max(self._policy.stream_after_bytes, STREAM_GROWTH * self.run_bytes)
 
     def _in_strided_run(self) -> bool:

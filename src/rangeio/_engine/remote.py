@@ -303,7 +303,8 @@ class RemoteFile:
                     # Stop where cached bytes begin (the open's prefetch, say): no transfer needed.
                     gap = self.cache.missing(ByteRange(want.start, self.size))[0]
                 # Bounded, growing with the run: a reader that jumps away wastes at most that.
-                stop = min(gap.stop, gap.start + cursor.pattern.stream_length())
+                length = cursor.pattern.stream_length()
+                stop = gap.stop if length is None else min(gap.stop, gap.start + length)
                 stream = cursor.stream = Stream(self, ByteRange(gap.start, stop))
             yield from stream.pump_until(want.stop, protect=want)
             if stream.finished:
