@@ -64,6 +64,20 @@ def test_a_tar_listing_costs_no_more_requests_than_fsspec(
     assert stats.bytes_fetched == body_bytes_asked(tar_server, len(data))
 
 
+def test_a_tar_listing_with_a_small_cache_reads_the_archive_about_once(
+    opener: Opener, tar_server: FaultServer, member_tar: tuple[bytes, dict[str, bytes]]
+) -> None:
+    """The strided read-ahead never outgrows the cache: bytes fetched ahead and evicted before
+    they are read would be fetched again for every header."""
+    data, contents = member_tar
+    with opener(tar_server.url("/members.tar"), cache_bytes=1024 * 1024) as f:
+        with tarfile.open(fileobj=f) as tar:
+            assert tar.getnames() == list(contents)
+        stats = f.stats
+    assert stats.bytes_fetched <= len(data) + 2 * 1024 * 1024
+    assert stats.requests <= len(data) // (256 * 1024)
+
+
 def stream_request(server: FaultServer) -> tuple[int, int]:
     """The [start, stop) of the last request the server logged."""
     spec = server.requests[-1].range

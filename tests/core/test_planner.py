@@ -16,6 +16,7 @@ from rangeio._core.planner import (
     MiB,
     ReadPolicy,
     drain_instead_of_abandoning,
+    fit_readahead,
     opening_specs,
     plan_read,
     plan_vectored,
@@ -226,6 +227,13 @@ def test_streams_are_bounded_and_grow_with_the_run() -> None:
     assert pattern.stream_length() is None
     pattern.observe(ByteRange(3 * MiB, 4 * MiB))
     assert pattern.stream_length() == STREAM_GROWTH * 1 * MiB
+
+
+def test_read_ahead_fits_the_cache() -> None:
+    assert fit_readahead(8 * MiB, 4 * KiB, 32 * MiB) == 8 * MiB
+    assert fit_readahead(8 * MiB, 4 * KiB, 512 * KiB) == 508 * KiB
+    assert fit_readahead(8 * MiB, 64 * KiB, 64 * KiB) == 0
+    assert fit_readahead(0, 4 * KiB, 64 * KiB) == 0
 
 
 def test_a_stream_with_little_left_is_drained() -> None:

@@ -323,6 +323,13 @@ def _bounded(ranges: list[ByteRange], needed: RangeSet, policy: ReadPolicy) -> l
     return out
 
 
+def fit_readahead(readahead: int, read_bytes: int, room: int) -> int:
+    """``readahead`` cut to what ``room`` bytes of cache hold beside the read itself: bytes
+    fetched ahead and evicted before they are read would only be fetched again (a strided
+    read-ahead of 8 MiB into a 1 MiB cache would cost 8 MiB a header)."""
+    return max(0, min(readahead, room - read_bytes))
+
+
 def drain_instead_of_abandoning(left: int, policy: ReadPolicy) -> bool:
     """Whether a stream the reader leaves with ``left`` bytes unread is read to its end (into
     the cache, keeping the connection) rather than abandoned (see ``stream_drain_bytes``)."""

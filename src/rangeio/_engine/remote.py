@@ -16,6 +16,7 @@ from rangeio._core.options import FileOptions
 from rangeio._core.planner import (
     AccessPattern,
     drain_instead_of_abandoning,
+    fit_readahead,
     group_for_multipart,
     opening_specs,
     plan_read,
@@ -274,7 +275,7 @@ class RemoteFile:
                 self.cache,
                 self.size,
                 self.options.policy,
-                max(cursor.readahead, slack),
+                max(fit_readahead(cursor.readahead, span, self._max_span), slack),
                 cursor.pattern.minimum_request,
             )
         if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
