@@ -199,8 +199,10 @@ class AccessPattern:
         policy = self._policy
         last_start, last_stop = self._last_start, self._last_stop
         # A skip no window could cover (or a read backwards, or the first read) ends the run.
-        if last_start is None or last_stop is None or not (
-            0 < start - last_stop <= policy.stride_readahead_max
+        if (
+            last_start is None
+            or last_stop is None
+            or not (0 < start - last_stop <= policy.stride_readahead_max)
         ):
             self._forward_run = 0
             self._gap_average = None
@@ -231,7 +233,9 @@ class AccessPattern:
     def _in_strided_run(self) -> bool:
         average = self._gap_average
         return (
-            self._forward_run >= 2 and average is not None and average <= self._policy.stride_gap_bytes
+            self._forward_run >= 2
+            and average is not None
+            and average <= self._policy.stride_gap_bytes
         )
 
     @property
