@@ -43,6 +43,7 @@ from rangeio.errors import (
     HTTPStatusError,
     NetworkError,
     ProtocolError,
+    RangeioError,
     RangeNotSupportedError,
 )
 
@@ -544,7 +545,12 @@ class Cursor:
             stream, self.stream = self.stream, None
             left = stream.stop - stream.position
             if drain and not stream.finished and drain_instead_of_abandoning(left, self.policy):
-                yield from stream.drain()
+                try:
+                    yield from stream.drain()
+                except RangeioError:
+                    # Only bytes ahead are lost: the reader's own request comes next, and that
+                    # one says what is wrong (a changed file, a dead server) if anything is.
+                    pass
             yield from stream.close()
 
 
