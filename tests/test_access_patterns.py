@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+import rangeio
 from rangeio.testing import FaultServer
 from tests.adapters import Opener
+from tests.raw_server import RawConnection, RawRequest, raw_server, response_head, serve_range
 from tests.servers.tarball import make_member_tar
 
 # fsspec's HTTPFileSystem (5 MiB blocks, its defaults) lists this archive in 15 requests and
@@ -108,3 +110,42 @@ def test_a_stream_left_near_its_end_is_drained_and_counted(opener: Opener) -> No
             stats = f.stats
         assert stats.bytes_fetched == body_bytes_asked(server, len(data))
         assert server.connections == 1
+
+
+def span_of(spec: str | None, size: int) -> tuple[int, int]:
+    assert spec is not None and spec.startswith("bytes=") and "," not in spec, spec
+    first, _, last = spec[len("bytes=") :].partition("-")
+    if not first:
+        return size - int(last), size
+    return int(first), min(int(last) + 1, size)
+
+
+def test_a_stream_whose_drain_fails_costs_only_its_read_ahead(opener: Opener) -> None:
+    """The stream a reader leaves is cut while it is drained, and its resume is refused: the
+    reader's next read (elsewhere) is served all the same."""
+    mib = 1024 * 1024
+    data = bytes(range(256)) * (32 * mib // 256)
+    streams: list[tuple[int, int]] = []
+
+    def handler(conn: RawConnection, request: RawRequest) -> None:
+        start, stop = span_of(request.range, len(data))
+        if stop - start > 3 * mib and not streams:
+            streams.append((start, stop))
+            answer = serve_range(data, request)
+            conn.send(answer[: len(answer) - 100 * 1024])  # cut 100 KiB before its end
+            return
+        if streams and start == streams[0][1] - 100 * 1024:
+            conn.send(response_head(404, {"Content-Length": "0"}))  # the resume, refused
+            return
+        conn.send(serve_range(data, request))
+
+    retries = rangeio.RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.05)
+    with raw_server(handler) as server:
+        with opener(server.url("/f"), retries=retries) as f:
+            f.seek(mib // 2)
+            while not streams or f.tell() < streams[0][1] - 128 * 1024:
+                assert f.read(64 * 1024)
+            f.seek(20 * mib)
+            assert f.read(4096) == data[20 * mib : 20 * mib + 4096]
+        resumed = [r for r in server.requests if r.header("if-match")]
+        assert resumed, "the drain met the cut and asked for the rest"
