@@ -83,7 +83,12 @@ async def _measure(
     rng = random.Random(seed)
     slots = rng.sample(range(SIZE // GRID), reads)
     offsets = [s * GRID for s in slots]
-    options: dict[str, Any] = {"prefetch_bytes": 0, "readahead_max": 0, "cache_bytes": 64 * MiB}
+    options: dict[str, Any] = {
+        "prefetch_bytes": 0,
+        "readahead_max": 0,
+        "stride_readahead_max": 0,
+        "cache_bytes": 64 * MiB,
+    }
     async with AsyncHttpFile(url, client=client, **options) as f:
         files = [f] + [f.clone() for _ in range(cursors - 1)]
         parts = [offsets[i::cursors] for i in range(cursors)]

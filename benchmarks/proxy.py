@@ -60,6 +60,7 @@ class Counters:
     requests: int = 0
     request_bytes: int = 0
     response_bytes: int = 0
+    body_bytes: int = 0  # the response bodies alone: what a client's own byte count can match
     in_flight: int = 0
     max_in_flight: int = 0
     records: list[RequestRecord] = field(default_factory=list)
@@ -71,6 +72,7 @@ class Counters:
             "requests": self.requests,
             "request_bytes": self.request_bytes,
             "response_bytes": self.response_bytes,
+            "body_bytes": self.body_bytes,
             "max_in_flight": self.max_in_flight,
             "round_trips": round_trips(self.records, now),
             "unfinished": sum(1 for r in self.records if r.done is None),
@@ -254,8 +256,10 @@ class ClientSide(asyncio.Protocol):
     def next_method(self) -> str:
         return self.outstanding[0].method if self.outstanding else "GET"
 
-    def count_response_bytes(self, n: int) -> None:
+    def count_response_bytes(self, n: int, *, body: bool = False) -> None:
         self.proxy.counters.response_bytes += n
+        if body:
+            self.proxy.counters.body_bytes += n
         if self.outstanding:
             self.outstanding[0].response_bytes += n
 
@@ -302,10 +306,10 @@ class ServerSide(asyncio.Protocol):
         while len(view):
             if self.in_body:
                 if self.until_close:
-                    client.count_response_bytes(len(view))
+                    client.count_response_bytes(len(view), body=True)
                     return
                 n = min(self.body_left, len(view))
-                client.count_response_bytes(n)
+                client.count_response_bytes(n, body=True)
                 view = view[n:]
                 self.body_left -= n
                 if self.body_left == 0:

@@ -51,6 +51,7 @@ BLOCK_OPTIONS: dict[str, Any] = {
     "prefetch_bytes": 0,
     "minimum_range_request_bytes": BLOCK,
     "readahead_max": 0,
+    "stride_readahead_max": 0,
     "stream_after_bytes": 1 << 40,
     "max_concurrency": 8,
 }

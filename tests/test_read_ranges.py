@@ -101,6 +101,7 @@ SHARING_OPTIONS: dict[str, Any] = {
     "prefetch_bytes": 0,
     "minimum_range_request_bytes": 4096,
     "readahead_max": 0,
+    "stride_readahead_max": 0,
     "stream_after_bytes": 1 << 40,
 }
 

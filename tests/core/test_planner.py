@@ -9,10 +9,14 @@ from hypothesis import strategies as st
 from rangeio._core.cache import ByteCache
 from rangeio._core.headers import RangeSpec
 from rangeio._core.planner import (
+    STREAM_GROWTH,
+    STRIDES_AHEAD,
     AccessPattern,
     KiB,
     MiB,
     ReadPolicy,
+    drain_instead_of_abandoning,
+    fit_readahead,
     opening_specs,
     plan_read,
     plan_vectored,
@@ -61,6 +65,8 @@ def policies(draw: st.DrawFn) -> ReadPolicy:
         gap_fill_bytes=draw(st.integers(0, 20)),
         coalesce_gap_bytes=draw(st.integers(0, 30)),
         stream_after_bytes=draw(st.integers(1, 100)),
+        stride_gap_bytes=draw(st.integers(0, 100)),
+        stride_readahead_max=draw(st.integers(0, 120)),
     )
 
 
@@ -194,6 +200,50 @@ def test_a_big_read_from_byte_zero_streams_at_once() -> None:
     assert not pattern.is_streaming
 
 
+def test_streams_are_bounded_and_grow_with_the_run() -> None:
+    policy = ReadPolicy(stream_after_bytes=1 * MiB)
+    pattern = AccessPattern(policy)
+    pos = 5 * MiB
+    lengths = []
+    for _ in range(64):
+        pattern.observe(ByteRange(pos, pos + 64 * KiB))
+        pos += 64 * KiB
+        lengths.append(pattern.stream_length())
+    assert lengths[0] == 1 * MiB, "never below stream_after_bytes"
+    assert lengths[-1] == STREAM_GROWTH * 4 * MiB, "a multiple of what the run has read"
+    # A copy: streams of 4, 20, 100 MiB... cover 1 GiB in a few requests (a round trip each).
+    covered, streams = 0, 0
+    while covered < 1024 * MiB:
+        covered += max(policy.stream_after_bytes, STREAM_GROWTH * max(covered, 1 * MiB))
+        streams += 1
+    assert streams <= 5
+    pattern.observe(ByteRange(100, 200))  # a jump: the next run starts small again
+    assert pattern.stream_length() == 1 * MiB
+    # A copy (a big first read at byte 0) streams the rest of the file while it stays
+    # sequential; any jump ends that.
+    pattern.observe(ByteRange(0, 1 * MiB))
+    assert pattern.is_streaming and pattern.stream_length() is None
+    pattern.observe(ByteRange(1 * MiB, 2 * MiB))
+    assert pattern.stream_length() is None
+    pattern.observe(ByteRange(3 * MiB, 4 * MiB))
+    assert pattern.stream_length() == STREAM_GROWTH * 1 * MiB
+
+
+def test_read_ahead_fits_the_cache() -> None:
+    assert fit_readahead(8 * MiB, 4 * KiB, 32 * MiB) == 8 * MiB
+    assert fit_readahead(8 * MiB, 4 * KiB, 512 * KiB) == 508 * KiB
+    assert fit_readahead(8 * MiB, 64 * KiB, 64 * KiB) == 0
+    assert fit_readahead(0, 4 * KiB, 64 * KiB) == 0
+
+
+def test_a_stream_with_little_left_is_drained() -> None:
+    policy = ReadPolicy(stream_drain_bytes=256 * KiB)
+    assert drain_instead_of_abandoning(0, policy)
+    assert drain_instead_of_abandoning(256 * KiB, policy)
+    assert not drain_instead_of_abandoning(256 * KiB + 1, policy)
+    assert not drain_instead_of_abandoning(1, ReadPolicy(stream_drain_bytes=0))
+
+
 def test_lean_after_two_random_reads_and_back_when_reads_continue() -> None:
     policy = ReadPolicy(minimum_range_request_bytes=8 * KiB)
     pattern = AccessPattern(policy)
@@ -233,6 +283,144 @@ def test_access_pattern_window_bounds(policy: ReadPolicy, steps: list[tuple[bool
             assert window == 0
         previous = window
         pos += length
+
+
+def test_forward_skips_become_strided_after_two_and_cover_the_next_strides() -> None:
+    policy = ReadPolicy(stride_gap_bytes=64 * KiB, stride_readahead_max=1 * MiB)
+    pattern = AccessPattern(policy)
+    # tar headers as the buffered layer reads them: 4 KiB at each header, members between.
+    assert pattern.observe(ByteRange(0, 4096)) == 0
+    assert pattern.observe(ByteRange(20_000, 24_096)) == 0, "one forward skip is not a pattern"
+    assert not pattern.strided and pattern.lean, "...and it counts as a random read"
+    window = pattern.observe(ByteRange(50_000, 54_096))
+    assert pattern.strided and not pattern.lean
+    assert window == STRIDES_AHEAD * 30_000, "the next few strides"
+    assert pattern.observe(ByteRange(70_000, 74_096)) == 2 * window, "doubling"
+    windows = [pattern.observe(ByteRange(s, s + 4096)) for s in range(90_000, 400_000, 20_000)]
+    assert windows[-1] == 1 * MiB, "up to stride_readahead_max"
+    assert all(a <= b for a, b in zip(windows, windows[1:]))
+    # A sequential read inside the run (the next header just past the buffer) keeps the window.
+    assert pattern.observe(ByteRange(394_096, 398_192)) >= 1 * MiB
+    assert pattern.observe(ByteRange(410_000, 414_096)) == 1 * MiB
+    # A jump backwards, or further than any window covers, is random: no read-ahead.
+    assert pattern.observe(ByteRange(10, 4106)) == 0 and not pattern.strided
+    assert pattern.observe(ByteRange(30_000, 34_096)) == 0
+    assert pattern.observe(ByteRange(34_096 + 2 * MiB, 38_192 + 2 * MiB)) == 0
+
+
+def test_skips_averaging_more_than_stride_gap_are_random_reads() -> None:
+    policy = ReadPolicy(stride_gap_bytes=64 * KiB, stride_readahead_max=8 * MiB)
+    pattern = AccessPattern(policy)
+    pos = 0
+    for _ in range(10):  # 200 KiB skips: each header is fetched alone, lean
+        assert pattern.observe(ByteRange(pos, pos + 4096)) == 0
+        pos += 4096 + 200 * KiB
+    assert pattern.lean and not pattern.strided
+    # Small skips bring the average down (recent skips weigh most): strided again.
+    for _ in range(4):
+        pattern.observe(ByteRange(pos, pos + 4096))
+        pos += 4096 + 1000
+    assert pattern.strided and pattern.window > 0
+    # One long skip inside a run of short ones does not end it.
+    pos += 100 * KiB
+    assert pattern.observe(ByteRange(pos, pos + 4096)) > 0
+
+
+def test_strided_read_ahead_fits_one_request_and_can_be_turned_off() -> None:
+    tight = ReadPolicy(max_request_bytes=100 * KiB, stride_readahead_max=8 * MiB)
+    pattern = AccessPattern(tight)
+    for i in range(8):
+        window = pattern.observe(ByteRange(i * 30_000, i * 30_000 + 4096))
+    assert window == 100 * KiB - 4096, "the read and its read-ahead make one request"
+    for off in (ReadPolicy(stride_readahead_max=0), ReadPolicy(stride_gap_bytes=0)):
+        pattern = AccessPattern(off)
+        assert [pattern.observe(ByteRange(i * 9000, i * 9000 + 100)) for i in range(6)] == [0] * 6
+
+
+@SETTINGS
+@given(
+    policy=policies(),
+    steps=st.lists(st.tuples(st.integers(-200, 200), st.integers(1, 30)), max_size=30),
+)
+def test_access_pattern_strided_bounds(policy: ReadPolicy, steps: list[tuple[int, int]]) -> None:
+    pattern = AccessPattern(policy)
+    pos = 500
+    forward_skips = 0
+    strided_cap = min(policy.stride_readahead_max, policy.max_request_bytes)
+    for skip, length in steps:
+        pos = max(0, pos + skip)
+        before, last_start = pattern._last_stop, pattern._last_start
+        window = pattern.observe(ByteRange(pos, pos + length))
+        if before is not None and last_start is not None and last_start < pos < before:
+            pos = max(pos + length, before)
+            continue  # the continuation of a short read: the same logical read
+        assert 0 <= window <= max(policy.readahead_max, strided_cap)
+        gap = None if before is None else pos - before
+        if gap is not None and 0 < gap <= policy.stride_readahead_max:
+            forward_skips += 1
+        elif gap != 0:
+            forward_skips = 0
+        if pattern.strided:
+            assert forward_skips >= 2, "strided only after two forward skips in a row"
+            assert gap is not None and 0 < gap <= policy.stride_gap_bytes * 2
+            assert window <= max(0, policy.max_request_bytes - length), "one request"
+        elif gap is not None and gap != 0:
+            assert window == 0, "a read that is neither sequential nor strided gets none"
+        pos += length
+
+
+def simulate_buffered_reads(
+    reads: list[int], size: int, policy: ReadPolicy, buffer: int = 4096
+) -> tuple[list[ByteRange], ByteCache]:
+    """The requests rangeio's planner makes for ``read(512)`` at each offset behind a
+    ``buffer``-byte io.BufferedReader: what tarfile's listing does, without the network."""
+    cache = ByteCache(64 * MiB)
+    pattern = AccessPattern(policy)
+    requests: list[ByteRange] = []
+    held: ByteRange | None = None  # the buffered layer's buffer
+    for pos in reads:
+        if held is not None and held.start <= pos and pos + 512 <= held.stop:
+            continue
+        want = ByteRange(pos, min(size, pos + buffer))
+        readahead = pattern.observe(want)
+        plan = plan_read(want, cache, size, policy, readahead, pattern.minimum_request)
+        for r in plan:
+            cache.insert(r.start, bytes(len(r)))
+        requests += plan
+        held = want
+    return requests, cache
+
+
+def tar_header_offsets(sizes: list[int]) -> list[int]:
+    offsets, pos = [], 0
+    for n in sizes:
+        offsets.append(pos)
+        pos += 512 + -(-n // 512) * 512
+    return [*offsets, pos, pos + 512]  # the two zero blocks at the end
+
+
+def test_a_tar_listing_takes_a_few_requests_and_bounded_bytes() -> None:
+    from tests.servers.tarball import make_member_tar
+
+    data, contents = make_member_tar()
+    reads = tar_header_offsets([len(v) for v in contents.values()])
+    policy = ReadPolicy()
+    requests, _ = simulate_buffered_reads(reads, len(data), policy)
+    # fsspec's HTTPFileSystem lists the same archive in 15 requests (benchmarks/readers).
+    assert len(requests) <= 9
+    assert_sorted_disjoint(requests)
+    fetched = sum(len(r) for r in requests)
+    assert fetched <= (reads[-1] + 512) - reads[0] + policy.stride_readahead_max
+    assert all(len(r) <= policy.max_request_bytes for r in requests)
+
+
+def test_a_tar_of_big_members_is_read_header_by_header() -> None:
+    # 1 MiB members: reading through would cost 1 MiB a header; a request each is cheaper.
+    sizes = [1 * MiB + 100 * i for i in range(50)]
+    reads = tar_header_offsets(sizes)
+    requests, _ = simulate_buffered_reads(reads, reads[-1] + 1024, ReadPolicy())
+    assert len(requests) == len(reads) - 1  # the two end blocks share one
+    assert sum(len(r) for r in requests) <= len(reads) * 8 * KiB
 
 
 # -- plan_vectored --------------------------------------------------------------------------
@@ -306,6 +494,9 @@ def test_opening_specs() -> None:
         {"readahead_max": -1},
         {"gap_fill_bytes": -1},
         {"coalesce_gap_bytes": -1},
+        {"stride_gap_bytes": -1},
+        {"stride_readahead_max": -1},
+        {"stream_drain_bytes": -1},
     ],
 )
 def test_read_policy_validation(kwargs: dict[str, int]) -> None:
@@ -320,6 +511,9 @@ def test_read_policy_defaults() -> None:
     assert policy.max_request_bytes == 8 * MiB
     assert policy.gap_fill_bytes == 64 * KiB
     assert policy.coalesce_gap_bytes == 1 * MiB
+    assert policy.stride_gap_bytes == 256 * KiB
+    assert policy.stride_readahead_max == 8 * MiB
+    assert policy.stream_drain_bytes == 256 * KiB
 
 
 def test_read_ahead_starts_at_the_read_length() -> None:

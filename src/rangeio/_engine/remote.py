@@ -15,6 +15,8 @@ from rangeio._core.inflight import InflightTable
 from rangeio._core.options import FileOptions
 from rangeio._core.planner import (
     AccessPattern,
+    drain_instead_of_abandoning,
+    fit_readahead,
     group_for_multipart,
     opening_specs,
     plan_read,
@@ -42,6 +44,7 @@ from rangeio.errors import (
     HTTPStatusError,
     NetworkError,
     ProtocolError,
+    RangeioError,
     RangeNotSupportedError,
 )
 
@@ -281,13 +284,13 @@ class RemoteFile:
                 self.cache,
                 self.size,
                 self.options.policy,
-                max(cursor.readahead, slack),
+                max(fit_readahead(cursor.readahead, span, self._max_span), slack),
                 cursor.pattern.minimum_request,
             )
         if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
             yield from self._stream_into_cache(cursor, want)
         else:
-            yield from cursor.drop_stream()
+            yield from cursor.drop_stream(drain=True)
             yield from self._fill(plan, protect=want)
         with self._lock:
             got = self.cache.read_into(pos, out)
@@ -305,14 +308,14 @@ class RemoteFile:
         for _ in range(2):
             stream = cursor.stream
             if stream is None or stream.finished or stream.position != want.start:
-                yield from cursor.drop_stream()
-                # Unbounded (to the next cached byte): a stream that is abandoned wastes only what
-                # the network had in flight, while a bounded one costs a round trip per bound on
-                # every long copy.
+                yield from cursor.drop_stream(drain=True)
                 with self._lock:
                     # Stop where cached bytes begin (the open's prefetch, say): no transfer needed.
-                    span = self.cache.missing(ByteRange(want.start, self.size))[0]
-                stream = cursor.stream = Stream(self, span)
+                    gap = self.cache.missing(ByteRange(want.start, self.size))[0]
+                # Bounded, growing with the run: a reader that jumps away wastes at most that.
+                length = cursor.pattern.stream_length()
+                stop = gap.stop if length is None else min(gap.stop, gap.start + length)
+                stream = cursor.stream = Stream(self, ByteRange(gap.start, stop))
             yield from stream.pump_until(want.stop, protect=want)
             if stream.finished:
                 yield from cursor.drop_stream()
@@ -512,9 +515,10 @@ class Stream:
         self._exchange = remote.new_exchange(RangeSpec.of(span))
         self._program = remote.drive(self._exchange)
         self.position = span.start
+        self.stop = span.stop
         self.finished = False
 
-    def pump_until(self, stop: int, *, protect: ByteRange) -> Program[None]:
+    def pump_until(self, stop: int, *, protect: ByteRange | None) -> Program[None]:
         while self.position < stop and not self.finished:
             paused = yield Advance(self._program)
             if not paused:
@@ -525,6 +529,10 @@ class Stream:
                     self._remote.cache.insert(start, data, protect=protect)
                 self.position = start + len(data)
 
+    def drain(self) -> Program[None]:
+        """Read the rest into the cache, to the body's end, which frees the connection."""
+        yield from self.pump_until(self.stop + 1, protect=None)
+
     def close(self) -> Program[None]:
         yield Abandon(self._program)
 
@@ -533,13 +541,24 @@ class Cursor:
     """Per-reader state: the access pattern and the stream it may be consuming."""
 
     def __init__(self, remote: RemoteFile) -> None:
-        self.pattern = AccessPattern(remote.options.policy)
+        self.policy = remote.options.policy
+        self.pattern = AccessPattern(self.policy)
         self.readahead = 0
         self.stream: Stream | None = None
 
-    def drop_stream(self) -> Program[None]:
+    def drop_stream(self, *, drain: bool = False) -> Program[None]:
+        """Stop using the stream. With ``drain`` (the reader moved on, the file stays open) a
+        stream with little left is read to its end instead of abandoned."""
         if self.stream is not None:
             stream, self.stream = self.stream, None
+            left = stream.stop - stream.position
+            if drain and not stream.finished and drain_instead_of_abandoning(left, self.policy):
+                try:
+                    yield from stream.drain()
+                except RangeioError:
+                    # Only bytes ahead are lost: the reader's own request comes next, and that
+                    # one says what is wrong (a changed file, a dead server) if anything is.
+                    pass
             yield from stream.close()
 
 
