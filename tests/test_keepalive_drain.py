@@ -72,7 +72,7 @@ def _answers(status: int, body: bytes, framing: str = "length") -> Callable[...,
 
 
 def _probe(opener: Opener, url: str) -> None:
-    with pytest.raises(FileNotFoundError if False else rangeio.HTTPStatusError):
+    with pytest.raises(rangeio.HTTPStatusError):
         opener(url, retries=FAST, timeout=QUICK)
 
 
@@ -83,3 +83,122 @@ def test_404_probes_reuse_one_connection(shared: Opener, framing: str) -> None:
             _probe(shared, srv.url(f"/missing{i}.aux.xml"))
         srv.wait_for_requests(PROBES)
         assert srv.connections == 1
+
+
+def test_multipart_answers_from_nginx_reuse_the_connection(nginx: Nginx, opener: Opener) -> None:
+    # A guard: nginx writes the close delimiter and its CRLF together, so its multipart bodies
+    # are complete when the parser finishes; they must stay on one connection.
+    data = (nginx.www / "data.bin").read_bytes()
+    groups = [
+        [(i * 100_000 + j * 7_000, i * 100_000 + j * 7_000 + 500) for j in range(3)]
+        for i in range(5)
+    ]
+    mark = len(nginx.log_lines())
+    with opener(nginx.url("data.bin"), prefetch_bytes=0, multipart=True) as f:
+        for group in groups:
+            assert f.read_ranges(group) == [data[a:b] for a, b in group]
+        # The open, then one multipart request per group, all on one connection.
+        assert nginx.connections_since(mark, 1 + len(groups)) == {
+            nginx.connections_since(mark, 1).pop()
+        }
+
+
+def _spans(request: RawRequest) -> list[tuple[int, int]]:
+    assert request.range is not None
+    spans = []
+    for item in request.range[6:].split(","):
+        first, _, last = item.partition("-")
+        spans.append((int(first), int(last) + 1))
+    return spans
+
+
+def _multipart(spans: list[tuple[int, int]]) -> bytes:
+    parts = [
+        b"--BOUND\r\nContent-Range: bytes %d-%d/%d\r\n\r\n%s\r\n" % (a, b - 1, SIZE, DATA[a:b])
+        for a, b in spans
+    ]
+    return b"".join(parts) + b"--BOUND--"
+
+
+def _late_epilogue(conn: RawConnection, request: RawRequest) -> None:
+    """Single ranges answered honestly; a multipart body whose closing CRLF (counted in its
+    Content-Length) comes a moment after the close delimiter, as a separate write."""
+    if request.range is None or "," not in request.range:
+        conn.send(serve_range(DATA, request))
+        return
+    body = _multipart(_spans(request))
+    headers = {
+        "Content-Type": "multipart/byteranges; boundary=BOUND",
+        "ETag": '"raw-1"',
+        "Content-Length": str(len(body) + 2),
+    }
+    if conn.send(response_head(206, headers) + body):
+        conn.drip(b"\r\n", 0.1, piece=2)
+
+
+def test_multipart_epilogue_after_the_close_delimiter_is_drained(opener: Opener) -> None:
+    # Ranges 20 kB apart: farther than multipart_gap_bytes, so each group is one multipart.
+    groups = [
+        [(i * 300 + j * 20_000, i * 300 + j * 20_000 + 200) for j in range(3)] for i in range(4)
+    ]
+    with (
+        RawServer(_late_epilogue, keep_alive=True) as srv,
+        opener(srv.url(), prefetch_bytes=0, multipart=True, retries=FAST, timeout=QUICK) as f,
+    ):
+        for group in groups:
+            assert f.read_ranges(group) == [DATA[a:b] for a, b in group]
+        srv.wait_for_requests(1 + len(groups))
+        assert srv.connections == 1
+
+
+def _unavailable_then_served(conn: RawConnection, request: RawRequest) -> None:
+    """Two 503s with a small body (and Retry-After: 0) on every other request, then the range."""
+    if len(conn.server.requests) % 3:
+        body = b"Service Unavailable\n"
+        head = {"Content-Length": str(len(body)), "Retry-After": "0"}
+        conn.send(response_head(503, head) + body)
+        return
+    conn.send(serve_range(DATA, request))
+
+
+def test_retries_after_503_reuse_the_connection(opener: Opener) -> None:
+    with RawServer(_unavailable_then_served, keep_alive=True) as srv:
+        with opener(srv.url(), prefetch_bytes=1000, retries=FAST, timeout=QUICK) as f:
+            assert f.read(1000) == DATA[:1000]
+        srv.wait_for_requests(3)
+        assert srv.connections == 1
+
+
+def _error_body(kind: str) -> Callable[..., None]:
+    """404s whose body is not worth draining: large, endless (chunked or close-delimited), or
+    dripped so slowly that the drain's time bound ends it."""
+
+    def handler(conn: RawConnection, request: RawRequest) -> None:
+        if kind == "large":
+            body = b"x" * (1024 * 1024)
+            conn.send(response_head(404, {"Content-Length": str(len(body))}) + body)
+            return
+        if kind == "close":
+            conn.send(response_head(404, {"Content-Type": "text/html"}))
+            conn.endless(lambda i: b"not found " * 100)
+            return
+        conn.send(response_head(404, {"Transfer-Encoding": "chunked"}))
+        if kind == "endless-chunked":
+            conn.endless(lambda i: b"400\r\n" + b"n" * 1024 + b"\r\n")
+        else:  # dripped: 16 bytes every 50 ms, far above the low-speed floor, never ending
+            conn.endless(lambda i: b"10\r\n" + b"d" * 16 + b"\r\n", interval=0.05)
+
+    return handler
+
+
+@pytest.mark.parametrize("kind", ["large", "close", "endless-chunked", "dripped"])
+def test_an_error_body_not_worth_draining_is_dropped(shared: Opener, kind: str) -> None:
+    probes = 1 if kind == "dripped" else 3  # a dripped body costs the drain's whole bound
+    with RawServer(_error_body(kind), keep_alive=True) as srv:
+        started = time.monotonic()
+        for i in range(probes):
+            _probe(shared, srv.url(f"/missing{i}"))
+        # The drain's bound (`_core/drain.py` DRAIN_SECONDS, 1 s) per probe, with room.
+        assert time.monotonic() - started < probes * 2.5
+        srv.wait_for_requests(probes)
+        assert srv.connections == probes
