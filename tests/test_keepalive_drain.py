@@ -8,18 +8,15 @@ and a drain never hangs.
 
 from __future__ import annotations
 
-import asyncio
-import re
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
 
 import rangeio
-import rangeio.aio
-from tests.adapters import ALL_ADAPTERS, AsyncFacade, Opener, opener_for
+from tests.adapters import ALL_ADAPTERS, Opener
 from tests.conftest import make_bytes
 from tests.raw_server import RawConnection, RawRequest, RawServer, response_head, serve_range
 from tests.servers.nginx import Nginx
@@ -36,23 +33,30 @@ ERROR_BODY = b"<html><body><h1>404 Not Found</h1></body></html>\n"
 @pytest.fixture(params=ALL_ADAPTERS)
 def shared(request: pytest.FixtureRequest) -> Iterator[Opener]:
     """An opener whose files all share one client (rangeio's own clients are per file)."""
-    for opener in opener_for(request.param):
+    opener = Opener(request.param)
+    try:
         if opener.kind == "urllib3":
             import urllib3
 
-            opener.client = urllib3.PoolManager()
-            opener._closers.append(opener.client.clear)
+            pool = urllib3.PoolManager()
+            opener.client = pool
+            opener._closers.append(pool.clear)
         elif opener.kind == "aiohttp":
-
-            async def make() -> Any:
-                import aiohttp
-
-                return aiohttp.ClientSession()
-
-            session = opener._run(make())
-            opener.client = session
-            opener._closers.append(lambda: opener._run(session.close()))
+            session = opener.client = opener._run(_aiohttp_session())
+            opener._closers.append(partial(_close_session, opener, session))
         yield opener
+    finally:
+        opener.close()
+
+
+async def _aiohttp_session() -> Any:
+    import aiohttp
+
+    return aiohttp.ClientSession()
+
+
+def _close_session(opener: Opener, session: Any) -> None:
+    opener._run(session.close())
 
 
 def _answers(status: int, body: bytes, framing: str = "length") -> Callable[..., None]:
