@@ -206,3 +206,33 @@ def test_an_error_body_not_worth_draining_is_dropped(shared: Opener, kind: str) 
         assert time.monotonic() - started < probes * 2.5
         srv.wait_for_requests(probes)
         assert srv.connections == probes
+
+
+def _widened(conn: RawConnection, request: RawRequest) -> None:
+    """Every single range answered with 1000 bytes more than asked (a cache aligning to its
+    blocks), the tail it adds written a moment after the bytes asked for."""
+    spans = _spans(request)
+    assert len(spans) == 1
+    (start, stop), tail = spans[0], 1000
+    end = min(stop + tail, SIZE)
+    headers = {
+        "ETag": '"raw-1"',
+        "Content-Range": f"bytes {start}-{end - 1}/{SIZE}",
+        "Content-Length": str(end - start),
+    }
+    if conn.send(response_head(206, headers) + DATA[start:stop]):
+        conn.drip(DATA[stop:end], 0.1, piece=end - stop or 1)
+
+
+def test_the_unneeded_tail_of_a_widened_206_is_drained(opener: Opener) -> None:
+    offsets = [5_000, 15_000, 25_000, 35_000]
+    with (
+        RawServer(_widened, keep_alive=True) as srv,
+        opener(srv.url(), prefetch_bytes=0, retries=FAST, timeout=QUICK) as f,
+    ):
+        for at in offsets:
+            assert f.read_ranges([(at, at + 100)]) == [DATA[at : at + 100]]
+        srv.wait_for_requests(1 + len(offsets))
+        assert srv.connections == 1
+        # Every body byte received is counted, the drained tails too: 1 + 1000 at the open.
+        assert f.stats.bytes_fetched == 1001 + len(offsets) * 1100
