@@ -22,12 +22,14 @@ MAX_HEAD_BYTES = 64 * 1024
 
 @dataclass
 class RawRequest:
-    """One request head as it arrived: method, target, lower-cased header names."""
+    """One request head as it arrived: method, target, lower-cased header names, and which
+    accepted connection it came on (0, 1, ... in the order they were accepted)."""
 
     method: str
     target: str
     headers: dict[str, str]
     raw: bytes
+    connection: int = -1
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -145,18 +147,20 @@ class RawServer:
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
+                number = len(self._conns)
                 self._conns.append(conn)
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread = threading.Thread(target=self._serve, args=(conn, number), daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, number: int) -> None:
         connection = RawConnection(sock, self)
         try:
             while not self.stopping.is_set():
                 request = connection.read_request()
                 if request is None:
                     return
+                request.connection = number
                 with self._lock:
                     self.requests.append(request)
                 self.handler(connection, request)
@@ -178,6 +182,12 @@ class RawServer:
                 raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
             time.sleep(0.01)
         return list(self.requests)
+
+    @property
+    def connections(self) -> int:
+        """How many connections the requests recorded so far came on."""
+        with self._lock:
+            return len({request.connection for request in self.requests})
 
     def stop(self) -> None:
         self.stopping.set()

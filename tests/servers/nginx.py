@@ -24,7 +24,10 @@ pid {root}/nginx.pid;
 error_log {root}/error.log warn;
 events {{ worker_connections 512; }}
 http {{
-    access_log off;
+    # Which connection served each request, and its number on that connection: tests of
+    # keep-alive count connections here (tests/test_keepalive_drain.py).
+    log_format conns '$connection $connection_requests $status "$request"';
+    access_log {root}/access.log conns;
     client_body_temp_path {root}/tmp_body;
     proxy_temp_path {root}/tmp_proxy;
     fastcgi_temp_path {root}/tmp_fastcgi;
@@ -83,6 +86,23 @@ class Nginx:
         path = self.www / name
         path.write_bytes(data)
         return self.url(name)
+
+    def connections_since(self, mark: int, requests: int, timeout: float = 10.0) -> set[str]:
+        """The connections that served the first ``requests`` requests logged after line
+        ``mark`` of the access log (polled: nginx logs a request once it has answered it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.log_lines()[mark:]
+            if len(lines) >= requests:
+                return {line.split(" ", 1)[0] for line in lines[:requests]}
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {requests} logged requests, got {len(lines)}")
+            time.sleep(0.01)
+
+    def log_lines(self) -> list[str]:
+        """The access log: one line per request, ``connection number status "request"``."""
+        path = self.root / "access.log"
+        return path.read_text().splitlines() if path.exists() else []
 
     def start(self) -> None:
         # Workers run as root only when we are root: tmp dirs are private to the user.

@@ -400,8 +400,8 @@ class RangeExchange:
     def body_wanted(self) -> bool:
         """False once the rest of this body is not needed: a multipart body whose close
         delimiter has arrived (its epilogue may never end), or a widened 206 past the bytes
-        asked for. The shell then stops reading and closes the response (dropping the
-        connection) instead of draining it."""
+        asked for. The shell then stops reading; a small, framed rest is drained to keep the
+        connection, anything else drops it (`_core/drain.py`)."""
         if self._parser is not None:
             return not self._parser.finished
         return not self._enough

@@ -1,14 +1,16 @@
-"""Reading a response body chunk by chunk under the low-speed rule (`_core/stall.py`)."""
+"""Reading a response body chunk by chunk under the low-speed rule (`_core/stall.py`), and
+releasing a response: its small rest drained so the connection is kept (`_core/drain.py`)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from rangeio._core.drain import DRAIN_SECONDS, drain_budget
 from rangeio._core.options import Timeout
 from rangeio._core.stall import StallWatch
-from rangeio._engine.ops import NextChunk, Program
-from rangeio.errors import NetworkTimeoutError
+from rangeio._engine.ops import Close, NextChunk, Program
+from rangeio.errors import NetworkError, NetworkTimeoutError
 
 # A wait is never given less than this: a deadline already (just) due is the floor's to judge.
 _MIN_WAIT = 0.001
@@ -58,3 +60,43 @@ class BodyReader:
                 f"response body {watch.limit.describe()} of waiting for it (low_speed)"
             )
         return chunk
+
+
+def release(response: Any, timeout: Timeout, *, method: str, received: int = 0) -> Program[int]:
+    """Close ``response``, first reading the rest of its body when ``drain_budget`` allows, so
+    that the transport returns the connection to its pool instead of dropping it. THE one place
+    a body is drained, for every runner and client. ``received``: body bytes already read. The
+    result is the count of bytes drained (stats count every body byte received)."""
+    budget = drain_budget(
+        method=method, status=response.status, headers=response.headers, received=received
+    )
+    drained = 0
+    if budget is not None:
+        drained = yield from _drain(response, timeout, budget)
+    yield Close(response)
+    return drained
+
+
+def _drain(response: Any, timeout: Timeout, budget: int) -> Program[int]:
+    """Read and discard the body until its end, at most ``budget`` bytes and ``DRAIN_SECONDS``
+    (each wait also under the low-speed floor): past either, or on any failure, stop, and the
+    Close that follows drops the connection (the transport sees the body unfinished)."""
+    body = BodyReader(response, timeout)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    drained = 0
+    while True:
+        wait = body.wait()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return drained
+        if wait.within is None or wait.within > left:
+            wait.within = left
+        try:
+            chunk = body.received((yield wait))
+        except NetworkError:
+            return drained
+        if chunk is None:
+            return drained
+        drained += len(chunk)
+        if drained > budget:
+            return drained

@@ -61,7 +61,8 @@ class NextChunk(Op):
 
 @dataclass(frozen=True, slots=True)
 class Close(Op):
-    """Release ``response``; an unread body drops the connection."""
+    """Release ``response``; an unread body drops the connection (``_engine/body.py``
+    ``release()`` drains a small rest first, so that the connection is kept)."""
 
     response: Any
 
