@@ -236,3 +236,13 @@ def test_the_unneeded_tail_of_a_widened_206_is_drained(opener: Opener) -> None:
         assert srv.connections == 1
         # Every body byte received is counted, the drained tails too: 1 + 1000 at the open.
         assert f.stats.bytes_fetched == 1001 + len(offsets) * 1100
+
+
+def test_download_retries_after_503_reuse_the_connection(shared: Opener, tmp_path: Any) -> None:
+    """The download engine releases a status answer the same way (`_engine/body.py` release)."""
+    with RawServer(_unavailable_then_served, keep_alive=True) as srv:
+        dest = tmp_path / "out.bin"
+        result = shared.download(srv.url(), dest, retries=FAST, timeout=QUICK)
+        assert dest.read_bytes() == DATA
+        assert result.requests == 3
+        assert srv.connections == 1

@@ -33,7 +33,7 @@ from rangeio._core.redirects import check_url, follow
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
-from rangeio._engine.body import BodyReader
+from rangeio._engine.body import BodyReader, release
 from rangeio._engine.ops import Blocking, Close, Join, Program, Send, Sleep, Spawn
 from rangeio.errors import (
     ChecksumMismatchError,
@@ -282,7 +282,8 @@ def _ask(
                 spec, response.status, response.headers, pinned, cursor, now=time.time()
             )
         except HTTPStatusError as exc:
-            yield Close(response)
+            # A status answer's small body is drained so the connection is kept (drain_budget).
+            yield from release(response, job.timeout, method="GET")
             if exc.is_transient:
                 raise _partial(exc, cursor, record) from exc
             raise
@@ -291,7 +292,7 @@ def _ask(
             raise
         if not isinstance(answer, Hop):
             return response, answer
-        yield Close(response)
+        yield from release(response, job.timeout, method="GET")
         hops += 1
         url = follow(url, answer.location, hops, job.url, allow_downgrade=job.allow_https_downgrade)
 
