@@ -37,18 +37,6 @@ HANG_GUARD = 10.0  # far above the bounds: only a hang (the bug) reaches it
 DRIP = 0.2  # seconds between two dripped bytes: well under the read timeout
 
 
-# Borrowed sync clients that give no supported way to reach the socket before the head has
-# arrived: for them only the read timeout bounds a dripped head (docs/guarantees.md says so).
-# httpx hands over the socket of a new connection (its trace extension), not of a kept-alive one.
-HEAD_UNBOUNDED_NEW = {"requests", "niquests"}
-HEAD_UNBOUNDED_KEPT_ALIVE = HEAD_UNBOUNDED_NEW | {"httpx"}
-
-
-def skip_unbounded(opener: Opener, unbounded: set[str]) -> None:
-    if opener.kind in unbounded:
-        pytest.skip(f"{opener.kind} gives no supported way to cut a head it is still reading")
-
-
 def open_bounded(opener: Opener, url: str, **options: Any) -> Any:
     options.setdefault("timeout", BOUNDS)
     options.setdefault("retries", NO_RETRY)
@@ -102,7 +90,6 @@ def endless_trailers(conn: RawConnection, request: RawRequest) -> None:
 
 @pytest.mark.parametrize("handler", [drip_status, drip_headers], ids=["status-line", "headers"])
 def test_dripped_head_ends_in_timeout(opener: Opener, handler: Any) -> None:
-    skip_unbounded(opener, HEAD_UNBOUNDED_NEW)
     with raw_server(handler) as server:
         error, elapsed = timed(lambda: open_bounded(opener, server.url()))
     assert isinstance(error, rangeio.NetworkTimeoutError), error
@@ -111,7 +98,6 @@ def test_dripped_head_ends_in_timeout(opener: Opener, handler: Any) -> None:
 
 @pytest.mark.parametrize("handler", [drip_status, drip_headers], ids=["status-line", "headers"])
 def test_dripped_head_on_read_ranges_ends_in_timeout(opener: Opener, handler: Any) -> None:
-    skip_unbounded(opener, HEAD_UNBOUNDED_KEPT_ALIVE)
     with (
         raw_server(answer_first(handler), keep_alive=True) as server,
         open_bounded(opener, server.url()) as f,
@@ -167,8 +153,7 @@ def test_interim_responses_are_skipped(opener: Opener, interims: tuple[bytes, ..
 
 
 def test_endless_interim_responses_end_in_an_error(opener: Opener) -> None:
-    # niquests skips interims itself, with no limit of its own but its read timeout.
-    skip_unbounded(opener, {"niquests"})
+    # niquests skips interims itself, with no limit of its own: the head timeout ends it.
 
     def handle(conn: RawConnection, request: RawRequest) -> None:
         conn.endless(lambda i: EARLY_HINTS, interval=0.01)
@@ -207,8 +192,6 @@ def test_range_stream_meets_the_head_timeout(kind: str) -> None:
 @pytest.mark.parametrize("face", ["download", "haul"])
 @pytest.mark.parametrize("handler", [drip_status, endless_trailers], ids=["head", "trailers"])
 def test_downloads_meet_the_bounds(opener: Opener, face: str, handler: Any, tmp_path: Path) -> None:
-    if handler is drip_status:
-        skip_unbounded(opener, HEAD_UNBOUNDED_NEW)
     with raw_server(handler) as server:
         fetch = getattr(opener, face)
         options: dict[str, Any] = {"timeout": BOUNDS}
@@ -277,7 +260,6 @@ def test_fault_server_slow_heads_and_trailers_end_in_timeout(
 
     with open_bounded(opener, fault_server.url(FAULT_PATH)) as f:
         if switch == "drip_head":
-            skip_unbounded(opener, HEAD_UNBOUNDED_KEPT_ALIVE)
             fault_server.faults = Faults(drip_head=DRIP)
         else:
             fault_server.faults = Faults(endless_trailers=0.1)
