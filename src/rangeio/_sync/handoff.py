@@ -145,12 +145,18 @@ class Helpers:
         handoff = Handoff(transport, request, timeout, guard)
         with self._lock:
             helper = self._idle.pop() if self._idle else None
-            if helper is None:
-                if self._threads < self._limit:
-                    self._threads += 1
-                    helper = _Helper(self)
-                else:
-                    self._waiting.append(handoff)
+            start = helper is None and self._threads < self._limit
+            if start:
+                self._threads += 1
+            elif helper is None:
+                self._waiting.append(handoff)
+        if start:  # outside the lock: starting a thread takes a while
+            try:
+                helper = _Helper(self)
+            except BaseException:  # no thread to be had (RuntimeError): nothing was handed off
+                with self._lock:
+                    self._threads -= 1
+                raise
         if helper is not None:
             helper.give(handoff)
         return handoff.wait(within)
