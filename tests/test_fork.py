@@ -287,3 +287,30 @@ def test_fork_bookkeeping_does_not_keep_files_alive(fault_server: FaultServer) -
         f.close()
     del files, clones, f
     assert sizes() == before
+
+
+def test_a_borrowed_client_in_the_child_gets_fresh_helper_threads(
+    fault_server: FaultServer,
+) -> None:
+    """A borrowed session sends on helper threads (`_sync/handoff.py`); the parent's stay behind
+    at a fork, so a file the child opens with a session of its own must get new ones (else its
+    send waits for a helper that does not exist until the head timeout)."""
+    import requests
+
+    data = fault_server.get_file(DATA)
+    url = fault_server.url(DATA)
+    with requests.Session() as session, rangeio.open(url, client=session, prefetch_bytes=0) as f:
+        assert f.read(100) == data[:100]  # the parent has an idle helper now
+
+    def check() -> None:
+        timeout = rangeio.Timeout(connect=5, read=5, head=3)
+        once = rangeio.RetryPolicy(attempts=1)
+        with (
+            requests.Session() as own,
+            rangeio.open(url, client=own, prefetch_bytes=0, timeout=timeout, retries=once) as g,
+        ):
+            g.seek(1000)
+            assert g.read(100) == data[1000:1100]
+
+    outcome, detail = in_child(check)
+    assert outcome == "ok", detail

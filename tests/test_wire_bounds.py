@@ -13,8 +13,9 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pytest
 
 import rangeio
 import rangeio.aio
-from tests.adapters import Opener
+from tests.adapters import Opener, sync_client
 from tests.conftest import make_bytes
 from tests.raw_server import RawConnection, RawRequest, raw_server, serve_range
 
@@ -35,18 +36,6 @@ BOUNDS = rangeio.Timeout(connect=2, read=1, low_speed=rangeio.LowSpeed(256 * 102
 RELAXED = rangeio.Timeout(connect=5, read=5, head=10)
 HANG_GUARD = 10.0  # far above the bounds: only a hang (the bug) reaches it
 DRIP = 0.2  # seconds between two dripped bytes: well under the read timeout
-
-
-# Borrowed sync clients that give no supported way to reach the socket before the head has
-# arrived: for them only the read timeout bounds a dripped head (docs/guarantees.md says so).
-# httpx hands over the socket of a new connection (its trace extension), not of a kept-alive one.
-HEAD_UNBOUNDED_NEW = {"requests", "niquests"}
-HEAD_UNBOUNDED_KEPT_ALIVE = HEAD_UNBOUNDED_NEW | {"httpx"}
-
-
-def skip_unbounded(opener: Opener, unbounded: set[str]) -> None:
-    if opener.kind in unbounded:
-        pytest.skip(f"{opener.kind} gives no supported way to cut a head it is still reading")
 
 
 def open_bounded(opener: Opener, url: str, **options: Any) -> Any:
@@ -102,7 +91,6 @@ def endless_trailers(conn: RawConnection, request: RawRequest) -> None:
 
 @pytest.mark.parametrize("handler", [drip_status, drip_headers], ids=["status-line", "headers"])
 def test_dripped_head_ends_in_timeout(opener: Opener, handler: Any) -> None:
-    skip_unbounded(opener, HEAD_UNBOUNDED_NEW)
     with raw_server(handler) as server:
         error, elapsed = timed(lambda: open_bounded(opener, server.url()))
     assert isinstance(error, rangeio.NetworkTimeoutError), error
@@ -111,7 +99,6 @@ def test_dripped_head_ends_in_timeout(opener: Opener, handler: Any) -> None:
 
 @pytest.mark.parametrize("handler", [drip_status, drip_headers], ids=["status-line", "headers"])
 def test_dripped_head_on_read_ranges_ends_in_timeout(opener: Opener, handler: Any) -> None:
-    skip_unbounded(opener, HEAD_UNBOUNDED_KEPT_ALIVE)
     with (
         raw_server(answer_first(handler), keep_alive=True) as server,
         open_bounded(opener, server.url()) as f,
@@ -167,8 +154,7 @@ def test_interim_responses_are_skipped(opener: Opener, interims: tuple[bytes, ..
 
 
 def test_endless_interim_responses_end_in_an_error(opener: Opener) -> None:
-    # niquests skips interims itself, with no limit of its own but its read timeout.
-    skip_unbounded(opener, {"niquests"})
+    # niquests skips interims itself, with no limit of its own: the head timeout ends it.
 
     def handle(conn: RawConnection, request: RawRequest) -> None:
         conn.endless(lambda i: EARLY_HINTS, interval=0.01)
@@ -204,11 +190,132 @@ def test_range_stream_meets_the_head_timeout(kind: str) -> None:
     assert elapsed < HANG_GUARD
 
 
+def test_sync_range_stream_meets_the_head_timeout_on_every_client(client: Any) -> None:
+    """RangeStream through each borrowed sync client: the stream's request is dripped."""
+    with raw_server(answer_first(drip_headers), keep_alive=True) as server:
+        options: dict[str, Any] = {"timeout": BOUNDS, "retries": NO_RETRY}
+
+        def run() -> None:
+            with rangeio.RangeStream(server.url(), client, **options) as rs:
+                rs.add((1000, 3000)).read()
+
+        error, elapsed = timed(run)
+    assert isinstance(error, rangeio.NetworkTimeoutError), error
+    assert elapsed < HANG_GUARD
+
+
+@pytest.mark.parametrize("handler", [drip_status, drip_headers], ids=["status-line", "headers"])
+def test_borrowed_pool_meets_the_head_timeout(handler: Any) -> None:
+    """A urllib3.PoolManager the user passes keeps its own connections, which hand over no
+    socket during the head: the open and a read_ranges on a kept-alive connection still end
+    at the head timeout."""
+    import urllib3
+
+    options: dict[str, Any] = {"timeout": BOUNDS, "retries": NO_RETRY, "prefetch_bytes": 0}
+    with urllib3.PoolManager() as pool:
+        with raw_server(handler) as server:
+            error, elapsed = timed(lambda: rangeio.open(server.url(), client=pool, **options))
+        assert isinstance(error, rangeio.NetworkTimeoutError), error
+        assert elapsed < HANG_GUARD
+        with (
+            raw_server(answer_first(handler), keep_alive=True) as server,
+            rangeio.open(server.url(), client=pool, **options) as f,
+        ):
+            error, elapsed = timed(lambda: f.read_ranges([(1000, 2000), (5000, 6000)]))
+        assert isinstance(error, rangeio.NetworkTimeoutError), error
+        assert elapsed < HANG_GUARD
+
+
+BOUNDED: dict[str, Any] = {"timeout": BOUNDS, "retries": NO_RETRY, "prefetch_bytes": 0}
+
+
+@pytest.fixture(params=["requests", "httpx", "niquests", "urllib3.PoolManager"])
+def borrowed(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Each borrowed sync client that reads a head without handing over its socket."""
+    if request.param == "urllib3.PoolManager":
+        import urllib3
+
+        with urllib3.PoolManager() as pool:
+            yield pool
+        return
+    client, close = sync_client(request.param)
+    try:
+        yield client
+    finally:
+        close()
+
+
+def test_an_abandoned_exchange_is_closed_once_the_client_returns(borrowed: Any) -> None:
+    """The caller gets its NetworkTimeoutError while the client still reads a dripped head;
+    when the server at last finishes the head (and starts a body that never ends), the
+    response the client returns is closed (the server sees the connection go) and its
+    watchdog guard released."""
+    from rangeio._transport.watchdog import WATCHDOG
+
+    finish = threading.Event()
+    hung_up = threading.Event()
+
+    def handle(conn: RawConnection, request: RawRequest) -> None:
+        head, _, _ = serve_range(DATA, request).partition(b"\r\n\r\n")
+        head = head.replace(b"Content-Length", b"X-Was-Length")
+        head += b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        sent = 0  # a byte of the status line every DRIP until the test says finish
+        while not finish.wait(DRIP) and sent < 8:
+            if not conn.send(head[sent : sent + 1]):
+                return
+            sent += 1
+        if not finish.wait(HANG_GUARD) or not conn.send(head[sent:]):
+            return
+        conn.endless(lambda i: b"1\r\nX\r\n", interval=0.02)
+        if not conn.server.stopping.is_set():
+            hung_up.set()
+
+    guarded = len(WATCHDOG)
+    with (
+        raw_server(answer_first(handle), keep_alive=True) as server,
+        rangeio.open(server.url(), client=borrowed, **BOUNDED) as f,
+    ):
+        error, elapsed = timed(lambda: f.read_ranges([(1000, 2000)]))
+        assert isinstance(error, rangeio.NetworkTimeoutError), error
+        assert elapsed < HANG_GUARD
+        finish.set()
+        assert hung_up.wait(HANG_GUARD), "the abandoned response was never closed"
+        deadline = time.monotonic() + HANG_GUARD
+        while len(WATCHDOG) > guarded:
+            assert time.monotonic() < deadline, "the abandoned guard was never released"
+            time.sleep(0.01)
+
+
+def test_a_process_with_an_abandoned_exchange_exits() -> None:
+    """A borrowed session's helper thread is still reading a status line that never ends when
+    the caller has its NetworkTimeoutError: the process exits anyway."""
+
+    def never_ending_status(conn: RawConnection, request: RawRequest) -> None:
+        conn.endless(lambda i: b"H", interval=DRIP)
+
+    with raw_server(never_ending_status) as server:
+        script = textwrap.dedent(
+            f"""
+            import requests, rangeio
+            timeout = rangeio.Timeout(connect=2, read=1, head=0.5)
+            try:
+                rangeio.open({server.url()!r}, client=requests.Session(), timeout=timeout,
+                             retries=1)
+            except rangeio.NetworkTimeoutError:
+                print("timed out")
+            """
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], timeout=HANG_GUARD * 3, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == b"timed out", done.stdout
+        assert server.requests, "the request never reached the server"
+
+
 @pytest.mark.parametrize("face", ["download", "haul"])
 @pytest.mark.parametrize("handler", [drip_status, endless_trailers], ids=["head", "trailers"])
 def test_downloads_meet_the_bounds(opener: Opener, face: str, handler: Any, tmp_path: Path) -> None:
-    if handler is drip_status:
-        skip_unbounded(opener, HEAD_UNBOUNDED_NEW)
     with raw_server(handler) as server:
         fetch = getattr(opener, face)
         options: dict[str, Any] = {"timeout": BOUNDS}
@@ -277,7 +384,6 @@ def test_fault_server_slow_heads_and_trailers_end_in_timeout(
 
     with open_bounded(opener, fault_server.url(FAULT_PATH)) as f:
         if switch == "drip_head":
-            skip_unbounded(opener, HEAD_UNBOUNDED_KEPT_ALIVE)
             fault_server.faults = Faults(drip_head=DRIP)
         else:
             fault_server.faults = Faults(endless_trailers=0.1)

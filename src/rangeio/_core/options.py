@@ -31,10 +31,10 @@ class Timeout:
     socket read, so a status line dripped a byte a second would never fire it. This is Go's
     ``http.Transport.ResponseHeaderTimeout``, and nginx's ``client_header_timeout`` seen from
     the client side; its 60 s default is nginx's, the same as the read timeout's. A bare number
-    or a ``(connect, read)`` pair sets it to the read timeout; None turns it off. A borrowed
-    sync requests/niquests/urllib3 client (and httpx on a kept-alive connection) hands over no
-    socket before its head has arrived, so there only the read timeout bounds the head
-    (docs/guarantees.md).
+    or a ``(connect, read)`` pair sets it to the read timeout; None turns it off. It holds on
+    every adapter: a borrowed sync client that hands over no socket before its head has arrived
+    (requests, niquests, a urllib3 PoolManager, httpx on a kept-alive connection) sends on a
+    helper thread, and a head past the deadline is abandoned (ARCHITECTURE.md).
     """
 
     connect: float = 10.0

@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 from rangeio._engine import ops
 from rangeio._engine.fork import ForkHooks
 from rangeio._engine.runner import Live, Responses, Stepper
+from rangeio._sync.handoff import HELPERS, Abandoned
 from rangeio._transport import Transport
+from rangeio._transport.base import cuts_head
 from rangeio._transport.watchdog import WATCHDOG, Guard, sending
 from rangeio.errors import ForkError
 
@@ -133,17 +135,16 @@ class SyncRunner:
         guard = WATCHDOG.guard()
         if op.within is not None:
             guard.arm(op.within)
-        sending(guard)
         try:
-            response = self.transport.send(op.request, op.timeout)
+            response = self._head(op, guard)
+        except Abandoned:  # the helper closes the exchange and releases the guard
+            raise op.overrun() from None
         except BaseException as exc:
             fired = guard.disarm()
             guard.release()
             if fired:
                 raise op.overrun() from exc
             raise
-        finally:
-            sending(None)
         live = Live(response, response.iter_raw())
         live.guard = guard
         guard.attach(getattr(response, "shutdown", None))
@@ -152,6 +153,18 @@ class SyncRunner:
             raise op.overrun()
         opened.append(live)
         return live
+
+    def _head(self, op: ops.Send, guard: Guard) -> Any:
+        """The transport's response, its head arrived. A transport whose head the watchdog
+        cannot cut sends on a helper thread instead, abandoned at the head deadline
+        (`_sync/handoff.py`): one mechanism, chosen by the transport's ``cuts_head``."""
+        if op.within is not None and not cuts_head(self.transport):
+            return HELPERS.send(self.transport, op.request, op.timeout, guard, op.within)
+        sending(guard)
+        try:
+            return self.transport.send(op.request, op.timeout)
+        finally:
+            sending(None)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:

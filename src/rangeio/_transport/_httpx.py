@@ -80,8 +80,8 @@ def stream_shutdown(stream: Any) -> Any:
 
 def _trace(event: str, info: dict[str, Any]) -> None:
     """httpx's ``trace`` extension: a new connection's stream is handed to the watchdog before
-    the head is read. (A kept-alive connection is not announced, so for it only the read
-    timeout bounds the head; see docs/guarantees.md.)"""
+    the head is read. (A kept-alive connection is not announced: the send is handed off and
+    an overrunning head abandoned, `_sync/handoff.py`.)"""
     if event in _CONNECTED:
         attach_sending(stream_shutdown(info.get("return_value")))
 
@@ -91,6 +91,8 @@ _CONNECTED = frozenset({"connection.connect_tcp.complete", "connection.start_tls
 
 class HttpxTransport:
     owned = False
+    # Only a new connection's socket is announced (the trace extension), not a kept-alive one's.
+    cuts_head = False
 
     def __init__(self, client: httpx.Client) -> None:
         self._client = client

@@ -41,6 +41,7 @@ class NiquestsResponse:
 
 class NiquestsTransport:
     owned = False
+    cuts_head = False  # the session reads the head with no hook to its socket: handed off
 
     def __init__(self, session: Any) -> None:
         self._session = session

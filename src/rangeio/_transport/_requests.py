@@ -14,6 +14,7 @@ from rangeio._transport.base import network_error, session_call
 
 class RequestsTransport:
     owned = False
+    cuts_head = False  # the session reads the head with no hook to its socket: handed off
 
     def __init__(self, session: requests.Session) -> None:
         self._session = session

@@ -185,6 +185,9 @@ def make_pool(verify: object = True, **kwargs: Any) -> urllib3.PoolManager:
 class Urllib3Transport:
     def __init__(self, pool: urllib3.PoolManager | None = None, *, verify: object = True) -> None:
         self.owned = pool is None
+        # Only rangeio's own connections hand their socket over before the head (_Connection);
+        # a borrowed pool keeps its own, never reconfigured.
+        self.cuts_head = self.owned
         self._verify = verify
         self._pool = pool if pool is not None else make_pool(verify)
 

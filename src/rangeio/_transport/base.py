@@ -44,6 +44,16 @@ class Transport(Protocol):
         ...
 
 
+def cuts_head(transport: object) -> bool:
+    """Whether the watchdog can cut ``transport``'s response head while it is still arriving:
+    its client hands the socket over before reading the head (rangeio's own urllib3
+    connections). A borrowed client's reads no supported hook reaches say False (the default,
+    and what an unknown Transport gets): the sync runner then sends on a helper thread and
+    abandons a head that overruns (`_sync/handoff.py`). Not part of the Transport protocol, so
+    a user's own transport needs no such attribute."""
+    return getattr(transport, "cuts_head", False) is True
+
+
 # A TLS stream cut short is a cut connection like any other (resumable), not a TLS failure;
 # asyncio's TLS layer reports a reset mid-record as SSLWantReadError.
 _CUT_TLS_STREAM = (

@@ -112,6 +112,11 @@ class Watchdog:
                 self._thread.start()
         return made
 
+    def __len__(self) -> int:
+        """How many responses it guards (released ones are forgotten)."""
+        with self._lock:
+            return len(self._guards)
+
     def forget(self, guard: Guard) -> None:
         with self._lock:
             self._guards.discard(guard)
