@@ -364,13 +364,17 @@ class RemoteFile:
         return list(handles.values())
 
     def _start_fetch(
-        self, group: list[ByteRange], fetch: Callable[..., Program[Any]], *args: Any
+        self,
+        group: list[ByteRange],
+        fetch: Callable[..., Program[Any]],
+        *args: Any,
+        fan_out: bool = False,
     ) -> Program[Any]:
         """Under the lock: claim ``group`` in the in-flight table and spawn ``fetch(ids, *args)``,
         which must call ``_fetch_done(ids)`` however it ends. Returns its handle."""
         ids = [self._inflight.add(r) for r in group]
         try:
-            handle = yield Spawn(fetch(ids, *args))
+            handle = yield Spawn(fetch(ids, *args), fan_out=fan_out)
         except BaseException:
             # Never started, so it will never release its claim: release it here.
             self._fetch_done(ids)
@@ -468,7 +472,7 @@ class RemoteFile:
         else:
             groups = [[r] for r in fetch]
         for group in groups:
-            handle = yield from self._start_fetch(group, self._fetch_group, group)
+            handle = yield from self._start_fetch(group, self._fetch_group, group, fan_out=True)
             handles.append(handle)
         return handles
 
@@ -493,9 +497,7 @@ class RemoteFile:
         # A 200 is the whole file: read only when small, else dropped unread (closed).
         bound = full_body_bound(sum(r.length for r in group), self.options.cache_bytes)
         try:
-            result = yield from self.exchange(
-                [RangeSpec.of(r) for r in group], max_full_body=bound
-            )
+            result = yield from self.exchange([RangeSpec.of(r) for r in group], max_full_body=bound)
         except RangeNotSupportedError:
             with self._lock:
                 self.range_cap.refused(count)
