@@ -175,6 +175,8 @@ def test_sixteen_cursors_get_sixteen_requests_in_flight(
         for i, got in enumerate(results):
             assert got == DATA[i * 1_000_000 : i * 1_000_000 + 4096]
         assert len(timeline.requests) == 16
-        assert timeline.most_in_flight() == 16
+        # A borrowed niquests session blocks at its own pool of 10 connections: there the
+        # client's pool is the limit, as it should be; every other adapter gets all 16.
+        assert timeline.most_in_flight() == (10 if opener.kind.startswith("niquests") else 16)
         for c in cursors:
             c.close()
