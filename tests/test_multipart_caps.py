@@ -47,17 +47,17 @@ class TimelineServer(FaultServer):
         with self._tick:
             self._clock += 1
             self.events.append((self._clock, 1 << 62))
-            self._mine.index = len(self.events) - 1
+            self._mine.index = (self.events, len(self.events) - 1)
 
     def _serve_one(self, sock: Any, conn: Any) -> Any:
         self._mine.index = None
         try:
             return super()._serve_one(sock, conn)
         finally:
-            index = self._mine.index
-            if index is not None:
-                arrived = self.events[index][0]
-                self.events[index] = (arrived, self._next())
+            mine = self._mine.index
+            if mine is not None:  # a request from before reset() is in a list left behind
+                events, index = mine
+                events[index] = (events[index][0], self._next())
 
     def reset(self) -> None:
         self.clear_log()
