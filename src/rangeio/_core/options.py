@@ -75,8 +75,10 @@ class FileOptions:
     - ``cache_bytes`` 64 MiB: enough for the metadata and working set of typical columnar reads,
       small enough for a laptop with many files open.
     - ``multipart`` "auto": ``read_ranges`` asks for several ranges in one multipart/byteranges
-      request; the first such request is the probe, and a server that answers otherwise is
-      remembered and served range by range. True insists (errors are raised), False never asks.
+      request. A server over its cap of ranges per request (a 200) gets smaller groups, the
+      largest count answered being kept; one that refuses even 2 ranges, or answers otherwise,
+      is remembered and served range by range (``_core/rangecap.py``). True insists (groups are
+      still split, but a server that refuses 2 ranges raises), False never asks.
     - ``max_concurrency`` None: cursors reading at once get a request each, up to the
       ``CONNECTIONS_PER_HOST`` (16) connections kept per host, and one ``read_ranges`` call
       fans out to at most ``READ_RANGES_FAN_OUT`` (8) requests (see ``limits()``). A number
