@@ -59,8 +59,9 @@ class AsyncLibrary:
     max_concurrency: int
 
 
-# rangeio's documented default (FileOptions.max_concurrency), for rows that leave it unset.
-RANGEIO_MAX_CONCURRENCY = 8
+# rangeio's default for cursors (FileOptions.max_concurrency None: the connections kept per
+# host, CONNECTIONS_PER_HOST), for rows that leave it unset.
+RANGEIO_MAX_CONCURRENCY = 16
 
 
 def rangeio_aio_library(name: str = "rangeio.aio", **options: Any) -> AsyncLibrary:

@@ -91,6 +91,7 @@ FAULTS: dict[str, Callable[[random.Random, int], Faults]] = {
     "early_hints": lambda r, n: Faults(early_hints=r.choice([1, 3]), times=_times(r)),
     "drip_head": lambda r, n: Faults(drip_head=0.05, times=1),
     "endless_trailers": lambda r, n: Faults(endless_trailers=0.1, times=1),
+    "max_ranges": lambda r, n: Faults(max_ranges=r.choice([1, 2, 8, 64])),
 }
 NO_FAULT_SHARE = 0.3
 

@@ -55,7 +55,7 @@ def test_server_without_multipart_falls_back(fault_server: FaultServer, opener: 
     data = fault_server.get_file(DATA)
     wanted = spread(len(data))
     with opener(fault_server.url(DATA), prefetch_bytes=0, cache_bytes=1 << 20) as f:
-        fault_server.faults = Faults(ignore_range=True, times=1)
+        fault_server.faults = Faults(max_ranges=1)
         assert f.read_ranges(wanted) == [data[a:b] for a, b in wanted]
         assert f._remote.multipart_support is False
         fault_server.clear_log()

@@ -41,6 +41,8 @@ http {{
         root {root}/www;
         max_ranges 1000;
         location / {{ }}
+        # nginx answers a request for more ranges than this with 200 and the whole file.
+        location /capped/ {{ alias {root}/www/; max_ranges 64; }}
     }}
 }}
 """

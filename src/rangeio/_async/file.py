@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from rangeio._async.runner import AsyncRunner
 from rangeio._async.transports import make_async_transport
-from rangeio._core.options import FileOptions
+from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.stats import Stats
 from rangeio._engine.ops import Program
 from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
@@ -45,7 +45,8 @@ class AsyncHttpFile:
             raise ValueError("I/O operation on closed file.")
         remote = RemoteFile(self._url, self._options)
         runner = AsyncRunner(
-            make_async_transport(self._client, self._options.verify), self._options.max_concurrency
+            make_async_transport(self._client, self._options.verify),
+            *concurrency_limits(self._options.max_concurrency),
         )
         try:
             await runner.run(remote.open())

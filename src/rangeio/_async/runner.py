@@ -19,9 +19,14 @@ class AsyncRunner:
     ``max_concurrency`` slots while they run; a waiter that is cancelled never cancels them,
     because other readers may be waiting on the same fetch."""
 
-    def __init__(self, transport: AsyncTransport, max_concurrency: int) -> None:
+    def __init__(
+        self, transport: AsyncTransport, max_concurrency: int, fan_out: int | None = None
+    ) -> None:
         self.transport = transport
         self._slots = asyncio.Semaphore(max_concurrency)
+        # Fan-out spawns (Spawn.fan_out) take one of these first, then a slot.
+        limited = fan_out is not None and fan_out < max_concurrency
+        self._fan_slots = asyncio.Semaphore(fan_out) if limited and fan_out else None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._responses = Responses()
         self._forks = _forks
@@ -86,7 +91,8 @@ class AsyncRunner:
             await asyncio.sleep(op.seconds)
         elif type(op) is ops.Spawn:
             spawned = _Spawned(self._tasks)
-            task = asyncio.get_running_loop().create_task(self._limited(op.program, spawned))
+            fan = self._fan_slots if op.fan_out else None
+            task = asyncio.get_running_loop().create_task(self._limited(op.program, spawned, fan))
             spawned.task = task
             self._tasks.add(task)
             task.add_done_callback(spawned.on_done)
@@ -118,10 +124,16 @@ class AsyncRunner:
             raise TypeError(f"unknown operation {op!r}")
         return None
 
-    async def _limited(self, program: ops.Program[Any], spawned: _Spawned) -> Any:
+    async def _limited(
+        self, program: ops.Program[Any], spawned: _Spawned, fan: asyncio.Semaphore | None
+    ) -> Any:
         try:
-            async with self._slots:
-                result = await self.run(program)
+            if fan is None:
+                async with self._slots:
+                    result = await self.run(program)
+            else:
+                async with fan, self._slots:
+                    result = await self.run(program)
         except BaseException as exc:
             spawned.settle(None, exc)
             raise

@@ -9,7 +9,7 @@ from typing import Any
 
 from rangeio._async.runner import AsyncRunner
 from rangeio._async.transports import make_async_transport
-from rangeio._core.options import FileOptions
+from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.ranges import ByteRange
 from rangeio._core.stats import Stats
 from rangeio._engine.remote import RemoteFile
@@ -40,7 +40,8 @@ class AsyncRangeStream:
         if self._runner is not None:
             return self
         runner = AsyncRunner(
-            make_async_transport(self._client, self._options.verify), self._options.max_concurrency
+            make_async_transport(self._client, self._options.verify),
+            *concurrency_limits(self._options.max_concurrency),
         )
         try:
             await runner.run(self._remote.open())

@@ -10,6 +10,15 @@ from rangeio._core.planner import MiB, ReadPolicy
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.stall import LowSpeed
 
+# With ``max_concurrency`` unset: the requests one file has in flight are bounded by the
+# connections rangeio keeps per host (urllib3's pool, POOL_MAXSIZE), so cursors reading at
+# once (``clone()``: the user's own parallelism) are never throttled below that; and one
+# ``read_ranges`` fans out to at most READ_RANGES_FAN_OUT requests, since many servers and CDNs
+# start failing above 12 to 16 concurrent range requests per client (object_store and
+# fsspec's HTTPFileSystem both cap theirs near 10).
+CONNECTIONS_PER_HOST = 16
+READ_RANGES_FAN_OUT = 8
+
 
 @dataclass(frozen=True, slots=True)
 class Timeout:
@@ -66,10 +75,14 @@ class FileOptions:
     - ``cache_bytes`` 64 MiB: enough for the metadata and working set of typical columnar reads,
       small enough for a laptop with many files open.
     - ``multipart`` "auto": ``read_ranges`` asks for several ranges in one multipart/byteranges
-      request; the first such request is the probe, and a server that answers otherwise is
-      remembered and served range by range. True insists (errors are raised), False never asks.
-    - ``max_concurrency`` 8: many servers and CDNs start failing above 12 to 16 concurrent range
-      requests per client.
+      request. A server over its cap of ranges per request (a 200) gets smaller groups, the
+      largest count answered being kept; one that refuses even 2 ranges, or answers otherwise,
+      is remembered and served range by range (``_core/rangecap.py``). True insists (groups are
+      still split, but a server that refuses 2 ranges raises), False never asks.
+    - ``max_concurrency`` None: cursors reading at once get a request each, up to the
+      ``CONNECTIONS_PER_HOST`` (16) connections kept per host, and one ``read_ranges`` call
+      fans out to at most ``READ_RANGES_FAN_OUT`` (8) requests (see ``limits()``). A number
+      bounds both: every request of the file.
     - ``verify`` True: TLS certificates are checked against the system trust store. A path
       names a CA bundle (PEM) to trust instead, an ``ssl.SSLContext`` is used as it is, and
       False turns checking off (an explicit opt-out, like curl's ``-k``). Only the shells turn
@@ -83,7 +96,7 @@ class FileOptions:
     headers: Mapping[str, str] = field(default_factory=dict)
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: Timeout = field(default_factory=Timeout)
-    max_concurrency: int = 8
+    max_concurrency: int | None = None
     policy: ReadPolicy = field(default_factory=ReadPolicy)
     allow_https_downgrade: bool = False
     multipart: bool | str = "auto"
@@ -119,9 +132,16 @@ class FileOptions:
             raise ValueError("cache_bytes must be >= 0")
         if self.multipart not in (True, False, "auto"):
             raise ValueError("multipart must be True, False or 'auto'")
-        if self.max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1 (or None)")
         check_verify(self.verify)
+
+
+def concurrency_limits(max_concurrency: int | None) -> tuple[int, int]:
+    """(requests a file may have in flight, of which one ``read_ranges`` fan-out may take)."""
+    if max_concurrency is None:
+        return CONNECTIONS_PER_HOST, READ_RANGES_FAN_OUT
+    return max_concurrency, max_concurrency
 
 
 def check_verify(verify: Any) -> None:

@@ -75,9 +75,12 @@ class Sleep(Op):
 @dataclass(frozen=True, slots=True)
 class Spawn(Op):
     """Start ``program`` concurrently (bounded by the file's concurrency); the result is a handle
-    for Join. Never blocks, so it may be yielded while a lock is held."""
+    for Join. Never blocks, so it may be yielded while a lock is held. ``fan_out``: one of the
+    many requests of one call (``read_ranges``), bounded further by the runner's fan-out limit;
+    a cursor's own fetch is not (the cursors are the user's parallelism)."""
 
     program: Program[Any]
+    fan_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,12 @@ from rangeio._core.planner import (
     AccessPattern,
     drain_instead_of_abandoning,
     fit_readahead,
-    group_for_multipart,
     opening_specs,
     plan_read,
     plan_vectored,
     suffix_refused,
 )
+from rangeio._core.rangecap import CapState, RangeCap, full_body_bound
 from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
@@ -76,8 +76,8 @@ class RemoteFile:
         self.size = 0
         self.target = ResolvedUrl(url)
         self.whole_file_cached = False
-        # None until a multi-range request has shown whether the server answers multipart.
-        self.multipart_support: bool | None = None
+        # How many ranges one multipart request may carry here, learned from the answers.
+        self.range_cap = RangeCap(options.policy.max_ranges_per_request)
         self.closed = False
         self._lock = threading.RLock()
         self._inflight = InflightTable()
@@ -111,9 +111,23 @@ class RemoteFile:
 
     # -- exchanges --------------------------------------------------------------------------
 
+    @property
+    def multipart_support(self) -> bool | None:
+        """Whether the server answers multipart requests; None while no answer has told."""
+        state = self.range_cap.state
+        if state is CapState.MULTIPART:
+            return True
+        return False if state is CapState.SINGLE else None
+
     def new_exchange(
-        self, spec: RangeSpec | Sequence[RangeSpec] | None, *, method: str = "GET"
+        self,
+        spec: RangeSpec | Sequence[RangeSpec] | None,
+        *,
+        method: str = "GET",
+        max_full_body: int | None = None,
     ) -> RangeExchange:
+        if max_full_body is None:
+            max_full_body = self.options.cache_bytes
         return RangeExchange(
             spec,
             first_url=self.url,
@@ -121,7 +135,7 @@ class RemoteFile:
             user_headers=self.options.headers,
             pinned=self.identity,
             retry=self.options.retries,
-            max_full_body=self.options.cache_bytes,
+            max_full_body=max_full_body,
             method=method,
             allow_downgrade=self.options.allow_https_downgrade,
         )
@@ -209,10 +223,14 @@ class RemoteFile:
             self.stats.retries += retries
 
     def exchange(
-        self, spec: RangeSpec | Sequence[RangeSpec] | None, *, method: str = "GET"
+        self,
+        spec: RangeSpec | Sequence[RangeSpec] | None,
+        *,
+        method: str = "GET",
+        max_full_body: int | None = None,
     ) -> Program[Result]:
         """Run one exchange to completion: redirects, retries and resumes included."""
-        exchange = self.new_exchange(spec, method=method)
+        exchange = self.new_exchange(spec, method=method, max_full_body=max_full_body)
         # No pause points: a filter generator swallowing them would cost a layer per operation.
         yield from self.drive(exchange, pauses=False)
         return exchange.result
@@ -370,13 +388,17 @@ class RemoteFile:
         return list(handles.values())
 
     def _start_fetch(
-        self, group: list[ByteRange], fetch: Callable[..., Program[Any]], *args: Any
+        self,
+        group: list[ByteRange],
+        fetch: Callable[..., Program[Any]],
+        *args: Any,
+        fan_out: bool = False,
     ) -> Program[Any]:
         """Under the lock: claim ``group`` in the in-flight table and spawn ``fetch(ids, *args)``,
         which must call ``_fetch_done(ids)`` however it ends. Returns its handle."""
         ids = [self._inflight.add(r) for r in group]
         try:
-            handle = yield Spawn(fetch(ids, *args))
+            handle = yield Spawn(fetch(ids, *args), fan_out=fan_out)
         except BaseException:
             # Never started, so it will never release its claim: release it here.
             self._fetch_done(ids)
@@ -457,7 +479,7 @@ class RemoteFile:
         and start them. Returns the handles to join: ours, and those of fetches already in
         flight that overlap the plan (their bytes are not asked for twice)."""
         policy = self.options.policy
-        multipart = self.options.multipart is not False and self.multipart_support is not False
+        multipart = self.options.multipart is not False and self.range_cap.limit() >= 2
         plan: list[ByteRange] = []
         if multipart:
             plan = plan_vectored(holes, self.cache, self.size, policy, multipart=True)
@@ -468,38 +490,63 @@ class RemoteFile:
         # Cut around fetches in flight, a piece may begin or end on cached filler: trim it, so
         # that every request starts on a byte nobody has or is fetching.
         fetch = _still_missing(claim.fetch, self.cache)
-        if multipart and len(fetch) >= 2:
-            # The pieces left around other fetches still go in one request.
-            groups = group_for_multipart(fetch, policy)
+        if multipart:
+            # The pieces left around other fetches still go in one request, under the cap.
+            groups = self.range_cap.group(fetch, policy)
         else:
             groups = [[r] for r in fetch]
         for group in groups:
-            handle = yield from self._start_fetch(group, self._fetch_group, group)
+            handle = yield from self._start_fetch(group, self._fetch_group, group, fan_out=True)
             handles.append(handle)
         return handles
 
     def _fetch_group(self, fetch_ids: list[int], group: list[ByteRange]) -> Program[Pieces | None]:
         """Fetch ``group`` (several ranges go in one multipart request) into the cache. Returns
-        the pieces received, or None when this request showed that the server does not answer
-        multipart requests (the readers then ask again, range by range)."""
+        the pieces received, or None when the server refused this many ranges in one request
+        (the readers then ask again, in smaller groups or range by range: ``RangeCap``)."""
         try:
-            specs = [RangeSpec.of(r) for r in group]
-            try:
-                result = yield from self.exchange(specs[0] if len(specs) == 1 else specs)
-            except (RangeNotSupportedError, ProtocolError):
-                if len(group) < 2 or self.options.multipart is True or self.multipart_support:
-                    raise
-                self.multipart_support = False
-                return None
-            self._check_result(result)
-            with self._lock:
-                if len(group) > 1 and self.multipart_support is None:
-                    self.multipart_support = result.multipart
-                for start, data in result.pieces:
-                    self.cache.insert(start, data)
-            return result.pieces
+            if len(group) == 1:
+                result = yield from self.exchange(RangeSpec.of(group[0]))
+                self._check_result(result)
+                with self._lock:
+                    self.cache.insert(result.range.start, result.data)
+                return result.pieces
+            return (yield from self._fetch_multipart(group))
         finally:
             self._fetch_done(fetch_ids)
+
+    def _fetch_multipart(self, group: list[ByteRange]) -> Program[Pieces | None]:
+        count = len(group)
+        insist = self.options.multipart is True
+        # A 200 is the whole file: read only when small, else dropped unread (closed).
+        bound = full_body_bound(sum(r.length for r in group), self.options.cache_bytes)
+        try:
+            result = yield from self.exchange([RangeSpec.of(r) for r in group], max_full_body=bound)
+        except RangeNotSupportedError:
+            with self._lock:
+                self.range_cap.refused(count)
+                single = self.range_cap.state is CapState.SINGLE
+            if insist and single:
+                raise
+            return None
+        except ProtocolError:
+            if insist or self.range_cap.state is CapState.MULTIPART:
+                raise
+            with self._lock:
+                self.range_cap.unusable()
+            return None
+        self._check_result(result)
+        with self._lock:
+            if result.multipart:
+                self.range_cap.answered(count)
+            elif result.full:
+                self.range_cap.refused(count)
+            else:
+                # One part for ranges far apart: usable once, but not multipart.
+                self.range_cap.unusable()
+            for start, data in result.pieces:
+                self.cache.insert(start, data)
+        return result.pieces
 
     def _copy_cached(self, want: ByteRange, view: memoryview) -> list[ByteRange]:
         """Copy the cached bytes of ``want`` into ``view`` (its bytes); returns the gaps."""

@@ -9,7 +9,7 @@ from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from rangeio._core.options import FileOptions
+from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.stats import Stats
 from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import Program
@@ -152,7 +152,8 @@ class HttpFile(io.BufferedReader):
         file_options = FileOptions.from_kwargs(**options)
         remote = RemoteFile(url, file_options)
         runner = SyncRunner(
-            make_transport(client, file_options.verify), file_options.max_concurrency
+            make_transport(client, file_options.verify),
+            *concurrency_limits(file_options.max_concurrency),
         )
         try:
             runner.run(remote.open())

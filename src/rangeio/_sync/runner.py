@@ -21,11 +21,18 @@ T = TypeVar("T")
 
 class SyncRunner:
     """Executes the operations programs yield. Spawned programs run on a pool of
-    ``max_concurrency`` threads, which is what bounds concurrent requests per file."""
+    ``max_concurrency`` threads, which is what bounds concurrent requests per file; fan-out
+    spawns (``Spawn.fan_out``) run on a pool of ``fan_out`` threads and take a slot of the same
+    bound, so they never have more than ``fan_out`` of it."""
 
-    def __init__(self, transport: Transport, max_concurrency: int) -> None:
+    def __init__(
+        self, transport: Transport, max_concurrency: int, fan_out: int | None = None
+    ) -> None:
         self.transport = transport
         self._max_concurrency = max_concurrency
+        self._fan_out = fan_out if fan_out is not None and fan_out < max_concurrency else None
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._fan_pool: ThreadPoolExecutor | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._responses = Responses()
@@ -38,6 +45,8 @@ class SyncRunner:
     def _after_fork_in_child(self) -> None:
         # The pool's threads and the lock's holder may be parent threads, absent here.
         self._pool = None
+        self._fan_pool = None
+        self._slots = threading.BoundedSemaphore(self._max_concurrency)
         self._pool_lock = threading.Lock()
         # Their responses are dropped, not closed: closing could disturb the parent's connections.
         self._parent_programs = self._responses.program_ids()
@@ -102,7 +111,11 @@ class SyncRunner:
         elif isinstance(op, ops.Sleep):
             time.sleep(op.seconds)
         elif isinstance(op, ops.Spawn):
-            return self._executor().submit(self.run, op.program)
+            if self._fan_out is None:
+                return self._executor().submit(self.run, op.program)
+            if op.fan_out:
+                return self._fan_executor().submit(self._run_in_slot, op.program)
+            return self._executor().submit(self._run_in_slot, op.program)
         elif isinstance(op, ops.Join):
             handles: list[Future[Any]] = list(op.handles)
             return [h.result() for h in handles]
@@ -166,6 +179,18 @@ class SyncRunner:
         finally:
             sending(None)
 
+    def _run_in_slot(self, program: ops.Program[T]) -> T:
+        # Taken in the worker thread, never by Spawn: Spawn must not block.
+        with self._slots:
+            return self.run(program)
+
+    def _fan_executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._fan_pool is None:
+                assert self._fan_out is not None
+                self._fan_pool = ThreadPoolExecutor(self._fan_out, thread_name_prefix="rangeio-fan")
+            return self._fan_pool
+
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
@@ -178,8 +203,10 @@ class SyncRunner:
         _RUNNERS.discard(self)
         with self._pool_lock:
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            fan_pool, self._fan_pool = self._fan_pool, None
+        for each in (pool, fan_pool):
+            if each is not None:
+                each.shutdown(wait=False, cancel_futures=True)
         _close_all(self._responses.release_all())
         self.transport.close()
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from rangeio._core.options import FileOptions
+from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.ranges import ByteRange
 from rangeio._core.stats import Stats
 from rangeio._engine.remote import RemoteFile
@@ -39,7 +39,8 @@ class RangeStream:
         file_options = replace(FileOptions.from_kwargs(**options), prefetch_bytes=0, cache_bytes=0)
         remote = RemoteFile(url, file_options)
         self._runner = SyncRunner(
-            make_transport(client, file_options.verify), file_options.max_concurrency
+            make_transport(client, file_options.verify),
+            *concurrency_limits(file_options.max_concurrency),
         )
         try:
             self._runner.run(remote.open())

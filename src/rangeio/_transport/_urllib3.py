@@ -15,15 +15,15 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
 from rangeio._core.exchange import Request
 from rangeio._core.headers import fold_headers
-from rangeio._core.options import Timeout
+from rangeio._core.options import CONNECTIONS_PER_HOST, Timeout
 from rangeio._core.validate import MAX_INTERIM_RESPONSES, is_interim
 from rangeio._transport.base import CHUNK_BYTES, network_error, tls_context
 from rangeio._transport.watchdog import attach_sending, connection_shutdown, socket_shutdown
 from rangeio.errors import NetworkError
 
-# Enough pooled connections per host for read_ranges' concurrency; more would be dropped with a
-# warning after each use.
-POOL_MAXSIZE = 16
+# Enough pooled connections per host for the requests a file may have in flight (cursors and
+# read_ranges); more would be dropped with a warning after each use.
+POOL_MAXSIZE = CONNECTIONS_PER_HOST
 
 
 def map_urllib3_error(exc: Exception, url: str, *, reading: bool = False) -> NetworkError:

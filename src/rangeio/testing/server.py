@@ -100,6 +100,9 @@ class Faults:
       seconds apart (then the body at once): a slow-loris head.
     - ``endless_trailers``: send 200 and 206 bodies chunked, then after the last chunk one
       trailer line every this many seconds, never the blank line that ends them.
+    - ``max_ranges``: answer a request for more than this many ranges with 200 and the whole
+      body, as nginx's ``max_ranges`` and Apache's ``MaxRanges`` do; 1 is a server that never
+      answers multipart (S3).
     """
 
     times: int | None = None
@@ -135,6 +138,7 @@ class Faults:
     early_hints: int = 0
     drip_head: float = 0.0
     endless_trailers: float = 0.0
+    max_ranges: int | None = None
 
     def __post_init__(self) -> None:
         if self.times is not None and self.times < 0:
@@ -161,6 +165,8 @@ class Faults:
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.max_ranges is not None and self.max_ranges < 1:
+            raise ValueError("max_ranges must be >= 1")
         if self.bad_boundary not in (None, "missing", "wrong"):
             raise ValueError("bad_boundary must be None, 'missing' or 'wrong'")
         if self.redirect_status not in _REDIRECT_STATUSES:
@@ -817,7 +823,7 @@ def _serve_resource(request: RecordedRequest, resource: _Resource, faults: Fault
     if faults.always_416:
         return _unsatisfiable_reply(resource)
     specs = _parse_range_header(range_value)
-    if specs is None:
+    if specs is None or (faults.max_ranges is not None and len(specs) > faults.max_ranges):
         return _full_reply(resource)
     if faults.suffix_501 and any(spec.is_suffix for spec in specs):
         return _text_reply(501, "suffix ranges not implemented")
