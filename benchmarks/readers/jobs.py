@@ -163,11 +163,15 @@ def make_tables(www: Path) -> list[Job]:
         return None
 
     def dask_parquet(session: Session, url: str) -> None:
+        import dask
         import dask.dataframe as dd
 
         df = dd.read_parquet(url, columns=["id", "count"], filesystem=session.filesystem())
-        got = df["count"].sum().compute(scheduler="sync"), len(df)
-        check_equal(session.name, "dask's sum and length", got, (frame["count"].sum(), len(frame)))
+        # Not len(df): dask then reads the row-group statistics with fs.open(path,
+        # default_cache="none"), an option of fsspec's own files that HTTPFileSystem's
+        # aiohttp session and rangeio both refuse.
+        got = dask.compute(df["count"].sum(), df["id"].max(), scheduler="sync")
+        check_equal(session.name, "dask's sum and max", got, (frame["count"].sum(), len(frame) - 1))
 
     def duckdb_parquet(session: Session, url: str) -> None:
         import duckdb

@@ -87,7 +87,8 @@ class RangeioSession(Session):
             return self._fs
         from rangeio.fsspec import RangeioFileSystem
 
-        fs = RangeioFileSystem(**kwargs)
+        # skip_instance_cache: fsspec would hand back an earlier row's (warm) instance.
+        fs = RangeioFileSystem(skip_instance_cache=True, **kwargs)
         self.watch(fs)
         if not kwargs:
             self._fs = fs
@@ -146,7 +147,8 @@ class FsspecSession(Session):
 
 
 class GdalSession(Session):
-    name = kind = "GDAL /vsicurl/"
+    name = "GDAL /vsicurl/"
+    kind = "gdal"
 
 
 SIDES: dict[str, type[Session]] = {
@@ -203,7 +205,7 @@ class Served:
         self.runs += 1
         # A query no run shares: GDAL keeps a process-wide /vsicurl/ cache (and rasterio's
         # opener a VSI plugin cache) keyed by the name, which would warm the next row.
-        url = self.url(job.file) + (f"?run={self.runs}" if "rasterio" in job.key else "")
+        url = self.url(job.file) + (f"?run={self.runs}" if side == "gdal" else "")
         session = SIDES[side]()
         label = session.name
 
