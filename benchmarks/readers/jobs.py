@@ -15,8 +15,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from harness import VerificationError, Verified, check_equal
 from rig import Job, Session
+
+from harness import VerificationError, Verified, check_equal
 
 SEED = 20261203
 MiB = 1024 * 1024
@@ -201,9 +202,13 @@ def make_tables(www: Path) -> list[Job]:
             "table.parquet",
             parquet_cols,
         ),
-        Job("pyarrow-dataset", "pyarrow dataset, filter on id + 2 columns", "table.parquet", dataset),
+        Job(
+            "pyarrow-dataset", "pyarrow dataset, filter on id + 2 columns", "table.parquet", dataset
+        ),
         Job("dask-parquet", "dask read_parquet, 2 columns, sum", "table.parquet", dask_parquet),
-        Job("duckdb", "DuckDB register_filesystem, filtered query", "table.parquet", duckdb_parquet),
+        Job(
+            "duckdb", "DuckDB register_filesystem, filtered query", "table.parquet", duckdb_parquet
+        ),
     ]
 
 
@@ -279,7 +284,9 @@ def make_tiff(www: Path) -> list[Job]:
 
     mib = f"{len(data) / MiB:.1f} MiB, 256x256 zlib tiles"
     return [
-        Job("tifffile-meta", f"tifffile: first page's tags (4096x4096 u2, {mib})", "tiled.tif", meta),
+        Job(
+            "tifffile-meta", f"tifffile: first page's tags (4096x4096 u2, {mib})", "tiled.tif", meta
+        ),
         Job("tifffile-window", "tifffile aszarr: a 700x700 window (12 tiles)", "tiled.tif", tiles),
     ]
 
@@ -373,7 +380,12 @@ def make_hdf5(www: Path) -> list[Job]:
     mib = f"{len(data) / MiB:.1f} MiB"
     return [
         Job("h5py-walk", f"h5py visititems + attrs (240 objects, {mib})", "data.h5", walk),
-        Job("h5py-chunked", "h5py chunked slice 600x600 (f4, 256 chunks)", "data.h5", part("chunked")),
+        Job(
+            "h5py-chunked",
+            "h5py chunked slice 600x600 (f4, 256 chunks)",
+            "data.h5",
+            part("chunked"),
+        ),
         Job("h5py-gzip", "h5py gzip slice 600x600", "data.h5", part("compressed")),
     ]
 
@@ -444,7 +456,9 @@ def make_zarr(www: Path) -> list[Job]:
             if not np.array_equal(got, values[window]):
                 raise VerificationError("the zarr window differs")
 
-        jobs.append(Job(f"zarr-v{fmt}", f"zarr v{fmt} by URL: a 600x600 window (9 chunks of 64)", name, go))
+        jobs.append(
+            Job(f"zarr-v{fmt}", f"zarr v{fmt} by URL: a 600x600 window (9 chunks of 64)", name, go)
+        )
     return jobs
 
 

@@ -237,5 +237,8 @@ def stats_vs_proxy(row: Row) -> tuple[str, str | None]:
     cell = "equal" if diff == 0 else f"{diff:+,} B ({diff / max(seen, 1):+.2%})"
     row.notes.append(f"stats.bytes_fetched {fetched:,} vs proxy bodies {seen:,}")
     if abs(diff) > STATS_TOLERANCE * max(seen, 1):
-        return cell, f"stats.bytes_fetched {fetched} differs from the proxy's {seen} by more than 1 %"
+        return (
+            cell,
+            f"stats.bytes_fetched {fetched} differs from the proxy's {seen} by more than 1 %",
+        )
     return cell, None
