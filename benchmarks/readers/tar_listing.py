@@ -30,6 +30,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
+from rig import stats_vs_proxy  # noqa: E402  (the one stats check of benchmarks/readers)
+
 from fixtures import load_nginx_class  # noqa: E402  (puts tests/ on the path too)
 from harness import Meter, Row, VerificationError, Verified, check_equal, measure  # noqa: E402
 from peers import Library, fsspec_library, rangeio_library  # noqa: E402
@@ -41,8 +43,6 @@ load_nginx_class()
 from servers.tarball import make_member_tar  # noqa: E402
 
 TAR_NAME = "members.tar"
-# Stats must match what the proxy saw within this (issue 12: "within 1 %").
-STATS_TOLERANCE = 0.01
 
 
 @dataclass
@@ -89,14 +89,7 @@ def run_tar(proxy: ProxyProcess, lib: Library, url: str, fx: TarFixture, *, extr
 
 def check_stats(row: Row) -> str | None:
     """rangeio's own count of body bytes against the proxy's; an error, or None."""
-    if row.library_stats is None:
-        return None
-    fetched = row.library_stats["bytes_fetched"]
-    seen = row.extra["body_bytes"]
-    row.notes.append(f"stats.bytes_fetched {fetched:,} vs proxy bodies {seen:,}")
-    if abs(fetched - seen) > STATS_TOLERANCE * max(seen, 1):
-        return f"stats.bytes_fetched {fetched} differs from the proxy's {seen} by more than 1 %"
-    return None
+    return stats_vs_proxy(row)[1]
 
 
 def libraries() -> list[Library]:
