@@ -317,6 +317,7 @@ def test_dask_read_parquet(parts: list[str]) -> None:
     assert len(got) == 1500
     assert sorted(got["id"].tolist()) == list(range(1500))
     assert int(df["id"].sum().compute()) == sum(range(1500))
+    assert len(df) == 1500  # dask opens with default_cache="none" to count rows
 
 
 # -- one remote file per URL, shared by the opens of one filesystem -------------------------------

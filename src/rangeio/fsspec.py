@@ -71,7 +71,18 @@ except ImportError:  # pragma: no cover - older fsspec: the path arrives as ``fo
     _Base = AbstractFileSystem
 
 # fsspec's own knobs for its buffered files; rangeio plans its reads and keeps its own cache.
-_FSSPEC_OPEN_KWARGS = frozenset({"block_size", "cache_options", "cache_type", "autocommit"})
+# fsspec's own buffering/caching knobs (dask passes ``default_cache="none"`` when it counts rows):
+# rangeio has its own cache and read-ahead, so they are accepted and have no effect.
+_FSSPEC_OPEN_KWARGS = frozenset(
+    {
+        "block_size",
+        "cache_options",
+        "cache_type",
+        "autocommit",
+        "default_cache",
+        "default_fill_cache",
+    }
+)
 # Settings of fsspec's AbstractFileSystem, not of rangeio.
 _FSSPEC_FS_KWARGS = frozenset(
     {"use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache"}
