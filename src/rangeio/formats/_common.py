@@ -189,3 +189,208 @@ def prefetched_head(source: RangeSource, owned: bool) -> int:
     if not owned or prefetch is None or prefetch.direction != "START":
         return 0
     return int(prefetch.size)
+
+
+class Window:
+    """The bytes last fetched by a walk, and fetching the next ones through ReadAhead."""
+
+    def __init__(self, source: RangeSource, readahead: ReadAhead) -> None:
+        self.source = source
+        self.readahead = readahead
+        self.start = 0
+        self.data = b""
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.data)
+
+    def holds(self, start: int, stop: int) -> bool:
+        return self.start <= start and stop <= self.stop
+
+    def get(self, start: int, stop: int, what: str) -> bytes:
+        """Bytes ``[start, stop)``, fetched (with read-ahead) unless the window holds them."""
+        if stop > self.source.size:
+            raise FormatError(
+                f"{what}: needs bytes up to {stop}, past the end of the file ({self.source.size})"
+            )
+        if not self.holds(start, stop):
+            fetch_stop = min(self.source.size, start + self.readahead.extent(stop - start))
+            self.data = read_exact(self.source, start, fetch_stop, what)
+            self.start = start
+        return self.data[start - self.start : stop - self.start]
+
+
+def decode_text(raw: bytes, encoding: str = "utf-8") -> str:
+    """Text from a name field: undecodable bytes are kept (surrogateescape), as tarfile and
+    os.fsdecode do, so a name never raises UnicodeDecodeError and round-trips to bytes."""
+    return raw.decode(encoding, "surrogateescape")
+
+
+# -- decompression ------------------------------------------------------------------------
+
+
+class Inflater(Protocol):
+    """An incremental decompressor with bounded output, as bz2/lzma decompressors are:
+    ``decompress(data, max_length)`` returns at most ``max_length`` bytes and keeps the
+    rest of its input for the next call (``needs_input`` is False while it has some)."""
+
+    @property
+    def needs_input(self) -> bool: ...
+
+    @property
+    def eof(self) -> bool: ...
+
+    def decompress(self, data: bytes, max_length: int) -> bytes: ...
+
+
+class StoredInflater:
+    """Method 0: the bytes as they are, still bounded per call."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._buffer
+
+    @property
+    def eof(self) -> bool:
+        return False
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        self._buffer += data
+        out = bytes(self._buffer[:max_length])
+        del self._buffer[:max_length]
+        return out
+
+
+class ZlibInflater:
+    """zlib's decompressobj behind the bz2-style interface (its leftover input is
+    ``unconsumed_tail``, which must be passed back in)."""
+
+    def __init__(self, wbits: int) -> None:
+        import zlib
+
+        self._d = zlib.decompressobj(wbits)
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._d.unconsumed_tail
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        return self._d.decompress(self._d.unconsumed_tail + data, max_length)
+
+
+class ZstdPackageInflater:
+    """The ``zstandard`` package's decompressobj, bounded: it has no ``max_length``, so input
+    is fed in small slices. A zstd block (at most 128 KiB out) takes at least 4 bytes in, so a
+    slice of 512 bytes yields at most 16 MiB, however hostile the data. Concatenated frames
+    are decoded one after the other, as the zstd tool does."""
+
+    _SLICE = 512
+
+    def __init__(self) -> None:
+        import zstandard
+
+        self._zstd = zstandard
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+        self._input = b""
+        self._used = 0
+        self._output = bytearray()
+        self._frames = 0
+
+    @property
+    def needs_input(self) -> bool:
+        return self._used >= len(self._input) and not self._output and not self._d.unused_data
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof and self.needs_input
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if data:
+            self._input = self._input[self._used :] + data
+            self._used = 0
+        while len(self._output) < max_length:
+            if self._d.eof:
+                # Another frame may follow; what the last one left unused is part of it.
+                pending = bytes(self._d.unused_data) + self._input[self._used :]
+                if not pending:
+                    break
+                self._input, self._used = pending, 0
+                self._d = self._zstd.ZstdDecompressor().decompressobj()
+            if self._used >= len(self._input):
+                break
+            piece = self._input[self._used : self._used + self._SLICE]
+            self._used += len(piece)
+            self._output += self._d.decompress(piece)
+        out = bytes(self._output[:max_length])
+        del self._output[:max_length]
+        return out
+
+
+def zstd_inflater(extra: str) -> Inflater:
+    """A zstd decompressor: the standard library's (Python 3.14+) or the ``zstandard``
+    package's; ImportError naming the extra ``extra`` that installs it when neither exists."""
+    try:
+        from compression import zstd
+
+        inflater: Inflater = zstd.ZstdDecompressor()
+        return inflater
+    except ImportError:
+        pass
+    try:
+        return ZstdPackageInflater()
+    except ImportError:
+        raise ImportError(
+            f"zstd decompression needs the zstandard package: pip install 'rangeio[{extra}]'"
+        ) from None
+
+
+def decompression_errors() -> tuple[type[BaseException], ...]:
+    """What the decompressors raise on corrupt input (turned into FormatError)."""
+    import lzma
+    import zlib
+
+    errors: list[type[BaseException]] = [zlib.error, lzma.LZMAError, EOFError]
+    try:
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    except ImportError:
+        pass
+    try:
+        from compression import zstd
+
+        errors.append(zstd.ZstdError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def inflate_all(inflater: Inflater, data: bytes, limit: int, what: str) -> bytes:
+    """Decompress ``data`` whole, refusing more than ``limit`` bytes of output and streams
+    that stop before their end."""
+    errors = decompression_errors()
+    out = bytearray()
+    fed = False
+    try:
+        while not inflater.eof:
+            chunk = inflater.decompress(b"" if fed else data, limit - len(out) + 1)
+            fed = True
+            out += chunk
+            if len(out) > limit:
+                raise FormatError(f"{what}: decompresses to more than {limit} bytes")
+            if not chunk and inflater.needs_input:
+                raise FormatError(f"{what}: compressed data ends before the end of the stream")
+    except FormatError:
+        raise
+    except errors as exc:
+        raise FormatError(f"{what}: corrupt compressed data ({exc})") from exc
+    except OSError as exc:  # bz2's "Invalid data stream"; no I/O happens in here
+        raise FormatError(f"{what}: corrupt compressed data ({exc})") from exc
+    return bytes(out)
