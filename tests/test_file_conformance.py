@@ -94,7 +94,12 @@ def test_open_costs_one_request_and_pins_identity(fault_server: FaultServer, cli
 
 @pytest.mark.parametrize(
     ("options", "expected_range"),
-    [({"prefetch_bytes": 0}, "bytes=0-0"), ({"prefetch_direction": "START"}, "bytes=0-1048575")],
+    [
+        ({"prefetch_bytes": 0}, "bytes=0-0"),
+        # START's own size: a header's worth (prefetch.START_PREFETCH).
+        ({"prefetch_direction": "START"}, "bytes=0-65535"),
+        ({"prefetch_direction": "START", "prefetch_bytes": 1 << 20}, "bytes=0-1048575"),
+    ],
 )
 def test_open_request_shape(
     fault_server: FaultServer, options: dict[str, Any], expected_range: str

@@ -30,6 +30,11 @@ class ByteCache:
         self._data: dict[int, Buffer] = {}
         self._lru: OrderedDict[int, None] = OrderedDict()
         self._pinned: set[int] = set()
+        # Segments inserted ahead of any read (the open's prefetch) and not read since: they are
+        # evicted last, so that a long read crossing the cache does not evict, before reaching
+        # them, bytes it was given for free (a whole-file read would fetch the prefetched tail
+        # twice). Reading any byte of one makes it an ordinary segment.
+        self._held: set[int] = set()
         self.size = 0
         self.evicted_bytes = 0
 
@@ -102,6 +107,7 @@ class ByteCache:
             out[done : done + n] = memoryview(data)[offset : offset + n]
             done += n
             self._lru.move_to_end(start)
+            self._held.discard(start)
             i += 1
         return done
 
@@ -123,11 +129,13 @@ class ByteCache:
         *,
         protect: ByteRange | None = None,
         pin: bool = False,
+        hold: bool = False,
     ) -> None:
         """Add validated bytes at ``start``. Bytes already cached are kept (they are the same
         version); only the holes are filled. ``protect`` is the range a read in progress needs:
         eviction never touches it. ``pin`` keeps the bytes for good (a server that ignores Range
-        gives no second chance to fetch them cheaply)."""
+        gives no second chance to fetch them cheaply). ``hold`` marks bytes no read asked for yet
+        (the open's prefetch): they are evicted after every other unpinned segment, until read."""
         span = ByteRange(start, start + len(data))
         if not span:
             return
@@ -137,7 +145,7 @@ class ByteCache:
                 piece: Buffer = data
             else:
                 piece = bytes(view[gap.start - start : gap.stop - start])
-            self._add(gap.start, piece, pin)
+            self._add(gap.start, piece, pin, hold)
         if pin:
             # Bytes of the span that were cached before are kept for good as well; otherwise
             # "pinned" would depend on what happened to be cached already. A segment reaching
@@ -149,27 +157,30 @@ class ByteCache:
                 i += 1
         self._evict(protect if protect is not None else span)
 
-    def _add(self, start: int, data: Buffer, pin: bool) -> None:
+    def _add(self, start: int, data: Buffer, pin: bool, hold: bool = False) -> None:
         i = bisect_right(self._starts, start)
+        apart = pin or hold
         # Join with the left neighbour when it ends exactly here and the result stays small.
-        if i > 0 and not pin:
+        if i > 0 and not apart:
             left = self._starts[i - 1]
             left_data = self._data[left]
             if (
                 left + len(left_data) == start
                 and left not in self._pinned
+                and left not in self._held
                 and len(left_data) + len(data) <= self._merge_limit
             ):
                 self._remove_at(i - 1)
                 data = bytes(left_data) + bytes(data)
                 start = left
                 i -= 1
-        if i < len(self._starts) and not pin:
+        if i < len(self._starts) and not apart:
             right = self._starts[i]
             right_data = self._data[right]
             if (
                 start + len(data) == right
                 and right not in self._pinned
+                and right not in self._held
                 and len(right_data) + len(data) <= self._merge_limit
             ):
                 self._remove_at(i)
@@ -177,6 +188,8 @@ class ByteCache:
         self._place(start, data)
         if pin:
             self._pinned.add(start)
+        elif hold:
+            self._held.add(start)
 
     def _place(self, start: int, data: Buffer) -> None:
         self._starts.insert(bisect_right(self._starts, start), start)
@@ -189,11 +202,14 @@ class ByteCache:
         self.size -= len(self._data.pop(start))
         self._lru.pop(start, None)
         self._pinned.discard(start)
+        self._held.discard(start)
 
     def _evict(self, protect: ByteRange) -> None:
         if self.size <= self.budget:
             return
-        for start in list(self._lru):
+        held = self._held
+        order = [s for s in self._lru if s not in held] + [s for s in self._lru if s in held]
+        for start in order:
             if self.size <= self.budget:
                 break
             if start in self._pinned:
@@ -217,4 +233,5 @@ class ByteCache:
         self._data.clear()
         self._lru.clear()
         self._pinned.clear()
+        self._held.clear()
         self.size = 0

@@ -133,6 +133,8 @@ class Result:
     # part for multipart/byteranges (where ``data`` and ``range`` are empty).
     pieces: tuple[tuple[int, bytes], ...] = ()
     multipart: bool = False
+    # The answer's Content-Type (a 206 for one range, or a 200): a hint of the file's format.
+    content_type: str | None = None
 
 
 Action = Wait | ReadBody | Skip
@@ -206,6 +208,7 @@ class RangeExchange:
         self._expected: int | None = None
         self._received = 0
         self._result: Result | None = None
+        self._content_type: str | None = None
         self.requests_sent = 0
         self.retries = 0
 
@@ -259,6 +262,8 @@ class RangeExchange:
             # more try. Bounded: it takes a good answer in between, and the cut that led back
             # here spent a retry.
             self._tried_first_url = False
+        if isinstance(verdict, (Partial, Full)):
+            self._content_type = headers.get("content-type")
         if isinstance(verdict, Partial):
             return self._partial(verdict, now)
         if isinstance(verdict, Full):
@@ -600,6 +605,7 @@ class RangeExchange:
             url=self._resolved(now),
             pieces=tuple(pieces),
             multipart=bool(self._parts),
+            content_type=self._content_type,
         )
 
     def _resolved(self, now: float) -> ResolvedUrl:

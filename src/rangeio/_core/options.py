@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from rangeio._core.planner import MiB, ReadPolicy
+from rangeio._core.prefetch import DIRECTIONS
 from rangeio._core.retry import RetryPolicy
 from rangeio._core.stall import LowSpeed
 
@@ -70,8 +71,23 @@ class Timeout:
 class FileOptions:
     """Options of ``HttpFile`` / ``AsyncHttpFile``.
 
-    - ``prefetch_bytes`` 1 MiB: the open request also fetches this much, from the end by default
-      because Parquet, zip and HDF5 keep their index there.
+    - ``prefetch_direction`` "auto": the open request also fetches the part of the file a reader
+      needs first, chosen by the URL's extension (``_core/prefetch.py`` holds the tables): the
+      END for zip, wheels, Parquet, ORC and Arrow files, whose index is there; the START for
+      TIFF/COG, PNG, JPEG, CSV, npy, tar and HDF5/netCDF, whose header is. A URL naming no
+      format gets the END, as before "auto": an index-at-end format then reads its footer
+      with no request of its own, and a header-first one pays the one request its header would
+      cost either way. The first answer's magic bytes and Content-Type correct the choice for
+      the reads that follow: a zip found by its magic in a START prefetch has its last 1 MiB
+      fetched whole by the first read there (its end record, then its central directory, in
+      one request). "END" and "START" force a direction.
+    - ``prefetch_bytes`` None (auto): 1 MiB from the END, since a Parquet footer or a zip
+      central directory is usually under that and one request then holds it (fsspec's default
+      block is 5 MiB); 64 KiB from the START, since header-first formats keep a small index
+      there (GDAL's /vsicurl/ reads 16 KiB first; 64 KiB holds a COG's IFDs, a JPEG's EXIF
+      segment, an HDF5 superblock), and more would be wasted. A number sets it for either
+      direction, 0 turns the prefetch off. Either is cut to ``cache_bytes``: prefetched bytes
+      the cache cannot hold are evicted before they are read.
     - ``cache_bytes`` 64 MiB: enough for the metadata and working set of typical columnar reads,
       small enough for a laptop with many files open.
     - ``multipart`` "auto": ``read_ranges`` asks for several ranges in one multipart/byteranges
@@ -90,8 +106,8 @@ class FileOptions:
       only True is accepted.
     """
 
-    prefetch_bytes: int = 1 * MiB
-    prefetch_direction: str = "END"
+    prefetch_bytes: int | None = None
+    prefetch_direction: str = "auto"
     cache_bytes: int = 64 * MiB
     headers: Mapping[str, str] = field(default_factory=dict)
     retries: RetryPolicy = field(default_factory=RetryPolicy)
@@ -124,10 +140,10 @@ class FileOptions:
         return made
 
     def check(self) -> None:
-        if self.prefetch_bytes < 0:
-            raise ValueError("prefetch_bytes must be >= 0")
-        if self.prefetch_direction.upper() not in ("END", "START"):
-            raise ValueError("prefetch_direction must be 'END' or 'START'")
+        if self.prefetch_bytes is not None and self.prefetch_bytes < 0:
+            raise ValueError("prefetch_bytes must be >= 0 (or None: the direction's size)")
+        if self.prefetch_direction.upper() not in DIRECTIONS:
+            raise ValueError("prefetch_direction must be 'auto', 'END' or 'START'")
         if self.cache_bytes < 0:
             raise ValueError("cache_bytes must be >= 0")
         if self.multipart not in (True, False, "auto"):

@@ -22,6 +22,13 @@ from rangeio._core.planner import (
     plan_vectored,
     suffix_refused,
 )
+from rangeio._core.prefetch import (
+    END,
+    Prefetch,
+    choose_prefetch,
+    direction_from_answer,
+    index_hint,
+)
 from rangeio._core.rangecap import CapState, RangeCap, full_body_bound
 from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.redirects import ResolvedUrl, check_url
@@ -78,6 +85,14 @@ class RemoteFile:
         self.whole_file_cached = False
         # How many ranges one multipart request may carry here, learned from the answers.
         self.range_cap = RangeCap(options.policy.max_ranges_per_request)
+        # What the open request prefetches (decided from the URL), then where the first answer
+        # says the file's index is (None: it did not tell).
+        self.prefetch: Prefetch = choose_prefetch(
+            url, options.prefetch_direction, options.prefetch_bytes, options.cache_bytes
+        )
+        self.index_at: str | None = None
+        # A span the first read touching it fetches whole (a zip found in a START prefetch).
+        self._index_hint: ByteRange | None = None
         self.closed = False
         self._lock = threading.RLock()
         self._inflight = InflightTable()
@@ -239,7 +254,7 @@ class RemoteFile:
 
     def open(self) -> Program[None]:
         """The one request that opens the file: size, identity and prefetch at once."""
-        specs = opening_specs(self.options.prefetch_bytes, self.options.prefetch_direction)
+        specs = opening_specs(self.prefetch.size, self.prefetch.direction)
         result: Result | None = None
         for i, spec in enumerate(specs):
             try:
@@ -253,6 +268,20 @@ class RemoteFile:
         if result.total is None and not result.full:
             result = yield from self._learn_size(result)
         self._adopt(result)
+        self._learn_layout(result)
+
+    def _learn_layout(self, result: Result) -> None:
+        """What the first answer tells of where the file's index is, and what that changes."""
+        first = result.range
+        head = result.data if first.start == 0 else None
+        tail = result.data if first.stop == self.size and first else None
+        self.index_at = direction_from_answer(result.content_type, head, tail)
+        end_size = choose_prefetch(
+            self.url, END, self.options.prefetch_bytes, self.options.cache_bytes
+        ).size
+        taken = Prefetch(self.prefetch.direction, first.length)
+        hint = index_hint(taken, self.index_at, self.size, end_size)
+        self._index_hint = None if hint is None else ByteRange(*hint)
 
     def _learn_size(self, first: Result) -> Program[Result]:
         """The server sent `bytes a-b/*`: ask for the size with a HEAD (Content-Length)."""
@@ -287,7 +316,8 @@ class RemoteFile:
         assert result.total is not None
         self.size = result.total
         self.identity = result.identity.merged(Identity(size=result.total))
-        self.cache.insert(result.range.start, result.data)
+        # Held: no read asked for these bytes yet, and a long read must not evict them first.
+        self.cache.insert(result.range.start, result.data, hold=True)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -329,6 +359,12 @@ class RemoteFile:
                 max(fit_readahead(cursor.readahead, span, self._max_span), slack),
                 cursor.pattern.minimum_request,
             )
+            hint = self._index_hint
+            if hint is not None and want.stop > hint.start:
+                # The first look at the index the open missed: fetch all of it at once.
+                self._index_hint = None
+                if want.start >= hint.start:
+                    plan = _still_missing([hint], self.cache)
         if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
             yield from self._stream_into_cache(cursor, want)
         else:

@@ -11,6 +11,10 @@ from rangeio.errors import RangeioError
 KiB = 1024
 MiB = 1024 * KiB
 
+# The open's prefetch for a walk from the start (tar headers, PNG chunks): the walk reads
+# through small members a MiB at a time anyway, so its first MiB comes with the open.
+WALK_PREFETCH = 1 * MiB
+
 
 class FormatError(RangeioError, ValueError):
     """The remote bytes are not a well-formed file of the expected format (or use a feature
@@ -178,14 +182,13 @@ class ReadAhead:
         return max(need, ahead)
 
 
-def prefetched_head(owned: bool, options: dict[str, Any]) -> int:
-    """How many leading bytes the open request fetched, when we opened the file with the
-    prefetch taken from the start (0 when unknown)."""
-    if not owned or str(options.get("prefetch_direction", "START")).upper() != "START":
+def prefetched_head(source: RangeSource, owned: bool) -> int:
+    """How many leading bytes the open request fetched, when we opened the file and its
+    prefetch was taken from the start (0 when unknown)."""
+    prefetch = getattr(getattr(source, "_remote", None), "prefetch", None)
+    if not owned or prefetch is None or prefetch.direction != "START":
         return 0
-    from rangeio._core.options import FileOptions
-
-    return int(options.get("prefetch_bytes", FileOptions().prefetch_bytes))
+    return int(prefetch.size)
 
 
 class Window:

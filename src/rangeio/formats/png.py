@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rangeio.formats._common import (
+    WALK_PREFETCH,
     FormatError,
     KiB,
     RangeSource,
@@ -86,8 +87,10 @@ def png_chunks(source: str | RangeSource, client: Any = None, **options: Any) ->
     ``source`` is a URL (opened with ``client`` and ``options``; the open request prefetches
     from the start, where a PNG's header is) or an open file with ``size`` and ``read_ranges``.
     """
-    file, owned = open_source(source, client, options, prefetch_direction="START")
-    head = prefetched_head(owned, {"prefetch_direction": "START", **options})
+    file, owned = open_source(
+        source, client, options, prefetch_direction="START", prefetch_bytes=WALK_PREFETCH
+    )
+    head = prefetched_head(file, owned)
     try:
         return _walk(file, head)
     finally:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from rangeio.formats._common import (
+    WALK_PREFETCH,
     FormatError,
     KiB,
     RangeSource,
@@ -74,8 +75,10 @@ class TarIndex(SourceHolder):
     """
 
     def __init__(self, source: str | RangeSource, client: Any = None, **options: Any) -> None:
-        self._source, self._owned = open_source(source, client, options, prefetch_direction="START")
-        head = prefetched_head(self._owned, {"prefetch_direction": "START", **options})
+        self._source, self._owned = open_source(
+            source, client, options, prefetch_direction="START", prefetch_bytes=WALK_PREFETCH
+        )
+        head = prefetched_head(self._source, self._owned)
         try:
             self._members = _walk(self._source, head)
         except BaseException:
