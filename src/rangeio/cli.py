@@ -525,7 +525,14 @@ def gather_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
     pool = RecordingPool(options.pop("verify", True))
     multipart: bool | None = None
     try:
-        with rangeio.open(url, client=pool, prefetch_bytes=1, multipart=True, **options) as f:
+        # The open asks for the last byte (a suffix range, whatever the file's type): that is
+        # the probe of suffix-range support.
+        probe: dict[str, Any] = {
+            "prefetch_bytes": 1,
+            "prefetch_direction": "END",
+            "multipart": True,
+        }
+        with rangeio.open(url, client=pool, **probe, **options) as f:
             size, etag = f.size, f.etag
             # Two one-byte ranges far enough apart that rangeio will not merge them.
             if size > 64 * 1024:
