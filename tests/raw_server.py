@@ -38,6 +38,15 @@ class RawRequest:
     def range(self) -> str | None:
         return self.header("range")
 
+    def spans(self) -> list[tuple[int, int]]:
+        """The ``bytes=a-b,c-d`` ranges asked for, as [start, stop) pairs."""
+        assert self.range is not None
+        spans = []
+        for item in self.range[6:].split(","):
+            first, _, last = item.partition("-")
+            spans.append((int(first), int(last) + 1))
+        return spans
+
 
 Handler = Callable[["RawConnection", RawRequest], None]
 

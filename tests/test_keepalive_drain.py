@@ -107,15 +107,6 @@ def test_multipart_answers_from_nginx_reuse_the_connection(nginx: Nginx, opener:
         }
 
 
-def _spans(request: RawRequest) -> list[tuple[int, int]]:
-    assert request.range is not None
-    spans = []
-    for item in request.range[6:].split(","):
-        first, _, last = item.partition("-")
-        spans.append((int(first), int(last) + 1))
-    return spans
-
-
 def _multipart(spans: list[tuple[int, int]]) -> bytes:
     parts = [
         b"--BOUND\r\nContent-Range: bytes %d-%d/%d\r\n\r\n%s\r\n" % (a, b - 1, SIZE, DATA[a:b])
@@ -130,7 +121,7 @@ def _late_epilogue(conn: RawConnection, request: RawRequest) -> None:
     if request.range is None or "," not in request.range:
         conn.send(serve_range(DATA, request))
         return
-    body = _multipart(_spans(request))
+    body = _multipart(request.spans())
     headers = {
         "Content-Type": "multipart/byteranges; boundary=BOUND",
         "ETag": '"raw-1"',
@@ -211,7 +202,7 @@ def test_an_error_body_not_worth_draining_is_dropped(shared: Opener, kind: str) 
 def _widened(conn: RawConnection, request: RawRequest) -> None:
     """Every single range answered with 1000 bytes more than asked (a cache aligning to its
     blocks), the tail it adds written a moment after the bytes asked for."""
-    spans = _spans(request)
+    spans = request.spans()
     assert len(spans) == 1
     (start, stop), tail = spans[0], 1000
     end = min(stop + tail, SIZE)

@@ -219,15 +219,6 @@ def _multipart(spans: list[tuple[int, int]], boundary: str = "BOUND") -> bytes:
     return out + f"--{boundary}--\r\n".encode()
 
 
-def _ranges_of(request: RawRequest) -> list[tuple[int, int]]:
-    assert request.range is not None
-    spans = []
-    for item in request.range[6:].split(","):
-        first, _, last = item.partition("-")
-        spans.append((int(first), int(last) + 1))
-    return spans
-
-
 EPILOGUE_FRAMINGS = ["close", "chunked", "huge-length"]
 
 
@@ -240,7 +231,7 @@ def _endless_epilogue(framing: str) -> Callable[[RawConnection, RawRequest], Non
         if request.range is None or "," not in request.range:
             conn.send(serve_range(DATA, request))
             return
-        body = _multipart(_ranges_of(request))
+        body = _multipart(request.spans())
         headers = {"Content-Type": "multipart/byteranges; boundary=BOUND", "ETag": '"raw-1"'}
         filler = b"epilogue " * 2000
         if framing == "chunked":
