@@ -356,3 +356,16 @@ def test_plain_progress_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
     progress(2048, 2048)
     progress.close()
     assert "100.0%" in stream.getvalue() and "B/s" in stream.getvalue()
+
+
+def test_runs_without_docstrings(tmp_path: Path) -> None:
+    """`python -OO` strips docstrings; the CLI's help must not depend on them."""
+    done = subprocess.run(
+        [sys.executable, "-OO", "-m", "rangeio", "get", "--help"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert b"130  interrupted" in done.stdout

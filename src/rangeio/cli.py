@@ -15,29 +15,7 @@ running the same command again resumes. Without ``-o`` the name comes from the s
 Content-Disposition ``filename`` (else the URL's last path segment), reduced to a plain file name
 in the current directory. An existing file is never overwritten without ``--force``.
 
-Exit codes (curl-like where curl has one):
-
-     0  success
-     1  any other rangeio error
-     2  usage error
-     3  the URL is malformed or not http/https
-     6  could not resolve the host
-     7  could not connect, or another network failure (including too many redirects)
-     8  the server broke an HTTP rule (a wrong Content-Range, say)
-    18  partial download: the transfer stopped; run the command again to resume
-    22  the server answered with an HTTP error status (404, 500, ...)
-    23  writing the output failed (a local I/O error, or a closed pipe)
-    28  timed out
-    33  the server does not serve byte ranges usably
-    50  checksum mismatch (``--sha256`` or a digest header); the data stays in ``.part``
-    51  the remote file changed while it was read
-    52  the destination is locked by another download
-    60  TLS failed: the server's certificate is not trusted (see --cacert), or a redirect
-        from https to http was refused
-    65  the remote file is not a well-formed zip archive
-    66  no such zip member
-    73  refusing to overwrite an existing file (use ``--force``)
-   130  interrupted (Ctrl-C); ``get`` says whether progress was saved (a rerun resumes it)
+Exit codes: ``EXIT_CODES_HELP`` below (curl-like where curl has one); ``--help`` prints them.
 """
 
 from __future__ import annotations
@@ -98,7 +76,31 @@ EXIT_NO_MEMBER = 66
 EXIT_EXISTS = 73
 EXIT_INTERRUPTED = 130
 
-_EPILOG = "exit codes:\n" + __doc__.split("Exit codes (curl-like where curl has one):\n", 1)[1]
+# A constant, not parsed out of __doc__: `python -OO` strips docstrings.
+EXIT_CODES_HELP = """
+     0  success
+     1  any other rangeio error
+     2  usage error
+     3  the URL is malformed or not http/https
+     6  could not resolve the host
+     7  could not connect, or another network failure (including too many redirects)
+     8  the server broke an HTTP rule (a wrong Content-Range, say)
+    18  partial download: the transfer stopped; run the command again to resume
+    22  the server answered with an HTTP error status (404, 500, ...)
+    23  writing the output failed (a local I/O error, or a closed pipe)
+    28  timed out
+    33  the server does not serve byte ranges usably
+    50  checksum mismatch (``--sha256`` or a digest header); the data stays in ``.part``
+    51  the remote file changed while it was read
+    52  the destination is locked by another download
+    60  TLS failed: the server's certificate is not trusted (see --cacert), or a redirect
+        from https to http was refused
+    65  the remote file is not a well-formed zip archive
+    66  no such zip member
+    73  refusing to overwrite an existing file (use ``--force``)
+   130  interrupted (Ctrl-C); ``get`` says whether progress was saved (a rerun resumes it)
+"""
+_EPILOG = "exit codes:\n" + EXIT_CODES_HELP
 
 CHUNK = 256 * 1024
 _MAX_NAME = 200  # leaves room for ".part.ctrl" under the usual 255-byte limit
