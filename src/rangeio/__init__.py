@@ -8,10 +8,10 @@ from rangeio._core.retry import RetryPolicy
 from rangeio._core.stall import LowSpeed
 from rangeio._core.stats import Stats
 from rangeio._engine.download import DownloadResult, HaulResult
-from rangeio._engine.streams import RangeOverlapError
+from rangeio._engine.streams import RangeOverlapError, SingleRequestError
 from rangeio._sync.download import download, haul
 from rangeio._sync.file import HttpFile, open
-from rangeio._sync.streams import RangeStream
+from rangeio._sync.streams import RangeResponse, RangeStream
 from rangeio.errors import (
     ChecksumMismatchError,
     DownloadLockedError,
@@ -41,7 +41,9 @@ __all__ = [
     "HaulResult",
     "PartialDownloadError",
     "RangeOverlapError",
+    "RangeResponse",
     "RangeStream",
+    "SingleRequestError",
     "download",
     "haul",
     "ByteRange",

@@ -13,12 +13,14 @@ from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.ranges import ByteRange
 from rangeio._core.stats import Stats
 from rangeio._engine.remote import RemoteFile
-from rangeio._engine.streams import RangeResponse, StreamSet, asks_nothing
+from rangeio._engine.streams import Faces, StreamRange, StreamSet, check_pruning_level
 
 
 class AsyncRangeStream:
     """``async with rangeio.aio.RangeStream(url) as rs:`` then ``await rs.add(...)`` and
-    ``await rs.read(...)``; ``seek``/``tell``/``activate`` do no I/O."""
+    ``await rs.read(...)``; ``seek``/``tell``/``activate`` do no I/O. Everything else is as
+    ``rangeio.RangeStream`` (``single_request``, ``pruning_level``, ``activate=False``), and
+    ``rs.ranges[r]`` is a ``rangeio.aio.RangeResponse`` whose ``read`` is awaited."""
 
     def __init__(
         self,
@@ -27,14 +29,20 @@ class AsyncRangeStream:
         byte_range: Any = (0, 0),
         *,
         pruning_level: int = 0,
+        single_request: bool = False,
         **options: Any,
     ) -> None:
+        check_pruning_level(pruning_level)
         self._options = replace(FileOptions.from_kwargs(**options), prefetch_bytes=0, cache_bytes=0)
         self._remote = RemoteFile(url, self._options)
         self._client = client
         self._first = byte_range
-        self._set = StreamSet(self._remote, pruning_level)
+        self._set = StreamSet(self._remote, pruning_level, single_request)
+        self._faces = Faces(self._set.ranges, self._face)
         self._runner: AsyncRunner | None = None
+
+    def _face(self, response: StreamRange) -> AsyncRangeResponse:
+        return AsyncRangeResponse(self._live(), response)
 
     async def open(self) -> AsyncRangeStream:
         if self._runner is not None:
@@ -49,8 +57,7 @@ class AsyncRangeStream:
             await runner.aclose()
             raise
         self._runner = runner
-        if not asks_nothing(self._first):
-            await self.add(self._first)
+        await self.add(self._first)  # the default (0, 0), like any empty range, adds nothing
         return self
 
     def _live(self) -> AsyncRunner:
@@ -78,8 +85,21 @@ class AsyncRangeStream:
         return self._remote.stats
 
     @property
-    def ranges(self) -> Mapping[ByteRange, RangeResponse]:
-        return self._set.ranges
+    def single_request(self) -> bool:
+        return self._set.single is not None
+
+    @property
+    def pruning_level(self) -> int:
+        """0 replant, 1 burn, 2 strict; may be changed at any time (ValueError if invalid)."""
+        return self._set.pruning_level
+
+    @pruning_level.setter
+    def pruning_level(self, value: int) -> None:
+        self._set.pruning_level = value
+
+    @property
+    def ranges(self) -> Mapping[ByteRange, AsyncRangeResponse]:
+        return self._faces
 
     @property
     def open_responses(self) -> int:
@@ -88,18 +108,20 @@ class AsyncRangeStream:
     @property
     def active(self) -> AsyncRangeResponse:
         if self._set.active is None:
-            raise ValueError("no range added yet")
-        return AsyncRangeResponse(self._live(), self._set.active)
+            raise ValueError("no active range: add one, or activate one by name")
+        return self._faces.face(self._set.active)
 
-    async def add(self, byte_range: Any, *, name: str = "") -> AsyncRangeResponse:
-        response = await self._live().run(self._set.add(byte_range, name))
-        return AsyncRangeResponse(self._live(), response)
+    async def add(
+        self, byte_range: Any, *, name: str = "", activate: bool = True
+    ) -> AsyncRangeResponse:
+        response = await self._live().run(self._set.add(byte_range, name, activate))
+        return self._faces.face(response)
 
     def activate(self, name: str) -> AsyncRangeResponse:
         self._set.active = self._set.find(name)
         return self.active
 
-    async def read(self, n: int = -1) -> bytes:
+    async def read(self, n: int | None = -1) -> bytes:
         return await self.active.read(n)
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -120,25 +142,41 @@ class AsyncRangeStream:
 
 
 class AsyncRangeResponse:
-    """A range's response, read with await."""
+    """One range of a ``rangeio.aio.RangeStream`` (``rangeio.aio.RangeResponse``): as
+    ``rangeio.RangeResponse``, with ``read`` and ``close`` awaited."""
 
-    def __init__(self, runner: AsyncRunner, response: RangeResponse) -> None:
+    __slots__ = ("_runner", "_range")
+
+    def __init__(self, runner: AsyncRunner, response: StreamRange) -> None:
         self._runner = runner
-        self.response = response
-        self.range = response.range
-        self.name = response.name
+        self._range = response
 
-    async def read(self, n: int = -1) -> bytes:
-        return await self._runner.run(self.response.read(n))
+    def __repr__(self) -> str:
+        return f"<rangeio.aio.RangeResponse {self.name!r} {self.range} at {self.tell()}>"
+
+    @property
+    def range(self) -> ByteRange:
+        return self._range.range
+
+    @property
+    def name(self) -> str:
+        return self._range.name
+
+    @property
+    def closed(self) -> bool:
+        return self._range.closed
+
+    async def read(self, n: int | None = -1) -> bytes:
+        return await self._runner.run(self._range.read(n))
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self.response.seek(offset, whence)
+        return self._range.seek(offset, whence)
 
     def tell(self) -> int:
-        return self.response.tell()
+        return self._range.tell()
 
     def is_consumed(self) -> bool:
-        return self.response.is_consumed()
+        return self._range.is_consumed()
 
     async def close(self) -> None:
-        await self._runner.run(self.response.close())
+        await self._runner.run(self._range.close())

@@ -11,7 +11,7 @@ from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.ranges import ByteRange
 from rangeio._core.stats import Stats
 from rangeio._engine.remote import RemoteFile
-from rangeio._engine.streams import RangeResponse, StreamSet, asks_nothing
+from rangeio._engine.streams import Faces, StreamRange, StreamSet, check_pruning_level
 from rangeio._sync.runner import SyncRunner
 from rangeio._transport import make_transport
 
@@ -21,8 +21,19 @@ class RangeStream:
 
     ``RangeStream(url)`` costs one request (it learns ``total_bytes`` and pins the file's
     identity); each added range costs one request when first read, and can be abandoned early.
-    ``read``/``seek``/``tell`` act on the active range: the one added last, or ``activate(name)``.
-    At most a few responses stay open; others are closed and asked again when read.
+    ``read``/``seek``/``tell`` act on the active range: the one added last (unless added with
+    ``activate=False``), or ``activate(name)``. At most a few responses stay open; others are
+    closed and asked again when read. ``ranges`` maps each range to its ``RangeResponse``.
+
+    With ``single_request=True`` every range is served from ONE response instead: it is sent
+    at the first read and covers every range added by then, from the lowest start to the
+    highest stop, whatever order they were added in. The response arrives in file order, so
+    reading a range far into it first passes over the ranges before it: their bytes are kept
+    for them (memory: the ranges' own sizes, held until each range is closed); bytes between
+    ranges are dropped. A range added after the first read must lie ahead of what the response
+    has passed and within its span (or be held already by ranges it replaces), else
+    ``SingleRequestError``: add every range before reading. In all: two requests, the opening
+    probe and the one response (more only if a cut response must be resumed).
     """
 
     def __init__(
@@ -32,8 +43,10 @@ class RangeStream:
         byte_range: Any = (0, 0),
         *,
         pruning_level: int = 0,
+        single_request: bool = False,
         **options: Any,
     ) -> None:
+        check_pruning_level(pruning_level)  # before any request
         # No prefetch and no cache: the open is a `bytes=0-0` probe, and a 200 to any range
         # is an error rather than a body to buffer.
         file_options = replace(FileOptions.from_kwargs(**options), prefetch_bytes=0, cache_bytes=0)
@@ -44,12 +57,15 @@ class RangeStream:
         )
         try:
             self._runner.run(remote.open())
-            self._set = StreamSet(remote, pruning_level)
-            if not asks_nothing(byte_range):
-                self.add(byte_range)
+            self._set = StreamSet(remote, pruning_level, single_request)
+            self._faces = Faces(self._set.ranges, self._face)
+            self.add(byte_range)  # the default (0, 0), like any empty range, adds nothing
         except BaseException:
             self._runner.close()
             raise
+
+    def _face(self, response: StreamRange) -> RangeResponse:
+        return RangeResponse(self._runner, response)
 
     @property
     def total_bytes(self) -> int:
@@ -60,24 +76,40 @@ class RangeStream:
         return self._set.remote.stats
 
     @property
-    def ranges(self) -> Mapping[ByteRange, RangeResponse]:
-        return self._set.ranges
+    def single_request(self) -> bool:
+        return self._set.single is not None
 
     @property
-    def active(self) -> SyncRangeResponse:
+    def pruning_level(self) -> int:
+        """0 replant, 1 burn, 2 strict; may be changed at any time (ValueError if invalid)."""
+        return self._set.pruning_level
+
+    @pruning_level.setter
+    def pruning_level(self, value: int) -> None:
+        self._set.pruning_level = value
+
+    @property
+    def ranges(self) -> Mapping[ByteRange, RangeResponse]:
+        """Each range added (and not pruned), in the order added, to its ``RangeResponse``."""
+        return self._faces
+
+    @property
+    def active(self) -> RangeResponse:
         if self._set.active is None:
-            raise ValueError("no range added yet")
-        return SyncRangeResponse(self._runner, self._set.active)
+            raise ValueError("no active range: add one, or activate one by name")
+        return self._faces.face(self._set.active)
 
-    def add(self, byte_range: Any, *, name: str = "") -> SyncRangeResponse:
-        response = self._runner.run(self._set.add(byte_range, name))
-        return SyncRangeResponse(self._runner, response)
+    def add(self, byte_range: Any, *, name: str = "", activate: bool = True) -> RangeResponse:
+        """Add a range (no request until it is read) and make it the active one unless
+        ``activate`` is False. An empty range adds nothing: the response returned reads b""."""
+        response = self._runner.run(self._set.add(byte_range, name, activate))
+        return self._faces.face(response)
 
-    def activate(self, name: str) -> SyncRangeResponse:
+    def activate(self, name: str) -> RangeResponse:
         self._set.active = self._set.find(name)
         return self.active
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
         return self.active.read(n)
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -111,32 +143,44 @@ class RangeStream:
         self.close()
 
 
-class SyncRangeResponse:
-    """A range's response, read synchronously."""
+class RangeResponse:
+    """One range of a ``RangeStream`` (``rangeio.RangeResponse``), read like a binary file
+    positioned within the range: ``read(n)`` returns bytes, ``seek``/``tell`` are relative
+    to the range's start. ``range`` is its ``ByteRange`` in the file, ``name`` its name."""
 
-    def __init__(self, runner: SyncRunner, response: RangeResponse) -> None:
+    __slots__ = ("_runner", "_range")
+
+    def __init__(self, runner: SyncRunner, response: StreamRange) -> None:
         self._runner = runner
-        self.response = response
+        self._range = response
+
+    def __repr__(self) -> str:
+        return f"<rangeio.RangeResponse {self.name!r} {self.range} at {self.tell()}>"
 
     @property
     def range(self) -> ByteRange:
-        return self.response.range
+        return self._range.range
 
     @property
     def name(self) -> str:
-        return self.response.name
+        return self._range.name
 
-    def read(self, n: int = -1) -> bytes:
-        return self._runner.run(self.response.read(n))
+    @property
+    def closed(self) -> bool:
+        return self._range.closed
+
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left of the range when ``n`` is None or negative)."""
+        return self._runner.run(self._range.read(n))
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self.response.seek(offset, whence)
+        return self._range.seek(offset, whence)
 
     def tell(self) -> int:
-        return self.response.tell()
+        return self._range.tell()
 
     def is_consumed(self) -> bool:
-        return self.response.is_consumed()
+        return self._range.is_consumed()
 
     def close(self) -> None:
-        self._runner.run(self.response.close())
+        self._runner.run(self._range.close())
