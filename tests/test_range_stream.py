@@ -172,3 +172,167 @@ def test_initial_negative_range(fault_server: FaultServer) -> None:
     data = fault_server.get_file(DATA)
     with rangeio.RangeStream(fault_server.url(DATA), byte_range=(-100, 0)) as rs:
         assert rs.read() == data[-100:]
+
+
+# -- range-streams' promises: ranges' values, empty ranges, pruning_level, activate, one request
+
+
+def test_ranges_values_read_bytes(fault_server: FaultServer, client: Any) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA), client) as rs:
+        rs.add((0, 100), name="head")
+        rs.add((-50, 0), name="tail")
+        head = rs.ranges[ByteRange(0, 100)]
+        assert isinstance(head, rangeio.RangeResponse)
+        assert rs.ranges[(0, 100)] is head  # one face per range; a tuple names the same key
+        assert head.read(10) == data[:10] and head.read() == data[10:100]
+        tail_key = ByteRange(len(data) - 50, len(data))
+        assert rs.ranges[tail_key].read() == data[-50:]
+        assert [r.name for r in rs.ranges.values()] == ["head", "tail"]
+        assert rs.ranges[PyRange(0, 100)] is head
+        assert (5, 6) not in rs.ranges
+
+
+def test_async_ranges_values_are_awaitable(fault_server: FaultServer) -> None:
+    data = fault_server.get_file(DATA)
+
+    async def main() -> None:
+        async with rangeio.aio.RangeStream(fault_server.url(DATA)) as rs:
+            await rs.add((1000, 1100))
+            await rs.add((0, 10), activate=False)
+            response = rs.ranges[(1000, 1100)]
+            assert isinstance(response, rangeio.aio.RangeResponse)
+            assert await response.read() == data[1000:1100]
+            assert await rs.ranges[(0, 10)].read() == data[:10]
+            assert rs.active is response  # the one added with activate=False did not take over
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "empty", [(0, 0), PyRange(0, 0), ByteRange(0, 0), (7, 7)], ids=["tuple", "pyrange", "br", "7"]
+)
+def test_empty_range_adds_nothing(fault_server: FaultServer, empty: Any) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA), byte_range=empty) as rs:
+        assert rs.total_bytes == len(data)  # set by the opening probe
+        assert len(rs.ranges) == 0 and len(fault_server.requests) == 1
+        response = rs.add(empty)
+        assert response.read() == b"" and response.is_consumed()
+        assert len(rs.ranges) == 0 and len(fault_server.requests) == 1
+        with pytest.raises(ValueError, match="no active range"):
+            rs.read()
+
+    async def main() -> None:
+        async with rangeio.aio.RangeStream(fault_server.url(DATA), byte_range=empty) as ars:
+            assert ars.total_bytes == len(data) and len(ars.ranges) == 0
+
+    asyncio.run(main())
+
+
+def test_pruning_level_can_change_and_is_checked(fault_server: FaultServer) -> None:
+    with pytest.raises(ValueError, match="pruning_level"):
+        rangeio.RangeStream(fault_server.url(DATA), pruning_level=3)
+    assert fault_server.requests == []  # refused before any request
+    with rangeio.RangeStream(fault_server.url(DATA)) as rs:
+        rs.add((0, 1000), name="a")
+        rs.pruning_level = 2
+        assert rs.pruning_level == 2
+        with pytest.raises(rangeio.RangeOverlapError):
+            rs.add((500, 1500))
+        rs.pruning_level = 1
+        rs.add((500, 1500), name="b")
+        assert list(rs.ranges) == [ByteRange(500, 1500)]  # burnt, not replanted
+        for bad in (3, -1, "1", True, 1.0, None):
+            with pytest.raises(ValueError, match="pruning_level"):
+                rs.pruning_level = bad  # type: ignore[assignment]
+        assert rs.pruning_level == 1
+
+
+def test_add_without_activating(fault_server: FaultServer) -> None:
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA)) as rs:
+        rs.add((0, 10), name="first")
+        later = rs.add((100, 110), name="later", activate=False)
+        assert rs.active.name == "first" and rs.read() == data[:10]
+        assert later.read() == data[100:110]
+        rs.add((100, 110), activate=False)  # present already: stays inactive
+        assert rs.active.name == "first"
+
+
+def test_seek_back_after_the_whole_range_arrived(fault_server: FaultServer) -> None:
+    """A small range comes whole in one chunk; seeking back must not hand out the bytes
+    after the read position."""
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA)) as rs:
+        r = rs.add((0, 100))
+        assert r.read(5) == data[:5]
+        r.seek(0)
+        assert r.read(5) == data[:5]
+        r.seek(50)
+        assert r.read() == data[50:100]
+
+
+def _gets(server: FaultServer) -> list[str | None]:
+    return [r.range for r in server.requests if r.method == "GET"]
+
+
+def test_single_request_serves_every_range_from_one_response(
+    fault_server: FaultServer, opener: Any
+) -> None:
+    """Ranges added out of order, read out of order: one request after the probe, covering
+    the lowest start to the highest stop; bytes of ranges passed over are kept for them."""
+    data = fault_server.get_file(DATA)
+    url = fault_server.url(DATA)
+    spans = {"b": (50_000, 60_000), "a": (100, 200), "c": (20_000, 20_100)}
+
+    def check(got: dict[str, bytes]) -> None:
+        for name, (start, stop) in spans.items():
+            assert got[name] == data[start:stop], name
+        assert _gets(fault_server) == ["bytes=0-0", "bytes=100-59999"]
+
+    if not opener.is_async:
+        with rangeio.RangeStream(url, opener.client, single_request=True) as rs:
+            for name, span in spans.items():
+                rs.add(span, name=name)
+            assert len(fault_server.requests) == 1  # nothing until the first read
+            got = {"b": rs.activate("b").read()}  # the last in the file, read first
+            assert rs.open_responses == 0  # its end reached: the response is finished
+            got["a"] = rs.activate("a").read()
+            rs.activate("a").seek(0)
+            assert rs.read(10) == data[100:110]  # seeking back costs nothing
+            got["c"] = rs.activate("c").read()
+            check(got)
+            with pytest.raises(rangeio.SingleRequestError):
+                rs.add((300, 400))  # passed over, held by no range
+            with pytest.raises(rangeio.SingleRequestError):
+                rs.add((59_000, 61_000))  # past the response's span
+            assert rs.add((120, 150)).read() == data[120:150]  # held by "a", replanted
+        check(got)
+        return
+
+    async def main() -> None:
+        async with rangeio.aio.RangeStream(url, opener.client, single_request=True) as rs:
+            for name, span in spans.items():
+                await rs.add(span, name=name)
+            got = {"b": await rs.activate("b").read()}
+            got["a"] = await rs.ranges[(100, 200)].read()
+            got["c"] = await rs.activate("c").read()
+            check(got)
+            with pytest.raises(rangeio.SingleRequestError):
+                await rs.add((300, 400))
+
+    opener._run(main())
+
+
+def test_single_request_ranges_added_while_reading(fault_server: FaultServer) -> None:
+    """A range added after the first read is served if the response has not passed it."""
+    data = fault_server.get_file(DATA)
+    with rangeio.RangeStream(fault_server.url(DATA), single_request=True) as rs:
+        rs.add((0, 10), name="start")
+        rs.add((200_000, 200_010), name="end")
+        assert rs.activate("start").read() == data[:10]
+        ahead = rs.add((100_000, 100_500), activate=False)  # ahead of the response: fine
+        assert rs.activate("end").read() == data[200_000:200_010]
+        assert ahead.read() == data[100_000:100_500]
+        assert _gets(fault_server) == ["bytes=0-0", "bytes=0-200009"]

@@ -48,7 +48,9 @@ class SingleRequestError(RangeioError, ValueError):
 def check_pruning_level(value: object) -> int:
     """``value`` as a pruning level, or ValueError (a bool is not a level, though it is an int)."""
     if type(value) is not int or value not in PRUNING_LEVELS:
-        raise ValueError(f"pruning_level must be 0 (replant), 1 (burn) or 2 (strict), not {value!r}")
+        raise ValueError(
+            f"pruning_level must be 0 (replant), 1 (burn) or 2 (strict), not {value!r}"
+        )
     return value
 
 
@@ -292,7 +294,9 @@ class StreamSet:
     """The ranges of one RangeStream, in the order they were added, sharing one RemoteFile
     (identity pinned by the first answer, every response validated against it)."""
 
-    def __init__(self, remote: RemoteFile, pruning_level: int, single_request: bool = False) -> None:
+    def __init__(
+        self, remote: RemoteFile, pruning_level: int, single_request: bool = False
+    ) -> None:
         self.remote = remote
         self.pruning_level = pruning_level
         self.single = SingleResponse(self) if single_request else None
@@ -443,7 +447,9 @@ class Faces(Mapping[ByteRange, _Face], Generic[_Face]):
     """A stream's ranges as its users see them: each value the public face of an engine range
     (made once per range, so ``rs.ranges[r] is rs.ranges[r]``), in the order they were added."""
 
-    def __init__(self, ranges: Mapping[ByteRange, StreamRange], make: Callable[[StreamRange], _Face]) -> None:
+    def __init__(
+        self, ranges: Mapping[ByteRange, StreamRange], make: Callable[[StreamRange], _Face]
+    ) -> None:
         self._ranges = ranges
         self._make = make
         self._faces: weakref.WeakKeyDictionary[StreamRange, _Face] = weakref.WeakKeyDictionary()
