@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from rangeio.errors import RangeioError
@@ -215,15 +215,107 @@ class Window:
             )
         if not self.holds(start, stop):
             fetch_stop = min(self.source.size, start + self.readahead.extent(stop - start))
-            self.data = read_exact(self.source, start, fetch_stop, what)
+            if fetch_stop > stop and isinstance(self.source, ForwardSource):
+                # Its size is unknown until its end: the read-ahead may run past it.
+                (self.data,) = self.source.read_ranges([(start, fetch_stop)])
+                if len(self.data) < stop - start:
+                    raise FormatError(f"{what}: needs bytes up to {stop}, past the end")
+            else:
+                self.data = read_exact(self.source, start, fetch_stop, what)
             self.start = start
         return self.data[start - self.start : stop - self.start]
+
+
+class ForwardSource:
+    """A RangeSource over a stream read once, forward (a decompressed tarball): ranges must
+    come in order; bytes between them are read and dropped, never held. Its ``size`` is
+    unknown (``UNKNOWN``, past any real file) until the stream ends, then exact; a range
+    running past the end comes back short."""
+
+    UNKNOWN = 2**62
+
+    def __init__(self, read: Callable[[int], bytes], what: str, step: int = 256 * KiB) -> None:
+        self._read = read
+        self._what = what
+        self._step = step
+        self._pos = 0
+        self._ended = False
+
+    @property
+    def size(self) -> int:
+        return self._pos if self._ended else self.UNKNOWN
+
+    def _take(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n and not self._ended:
+            piece = self._read(min(n - len(out), self._step))
+            if not piece:
+                self._ended = True
+            out += piece
+            self._pos += len(piece)
+        return bytes(out)
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        out = []
+        for start, stop in ranges:
+            if start < self._pos:
+                raise FormatError(f"{self._what}: read backwards (at {start}, past {self._pos})")
+            while self._pos < start and not self._ended:
+                self._take(min(start - self._pos, self._step))
+            out.append(self._take(stop - start) if self._pos == start else b"")
+        return out
+
+    def drain(self) -> None:
+        """Read the stream to its end (a decompressor's checks run there), dropping it."""
+        while not self._ended:
+            self._take(self._step)
 
 
 def decode_text(raw: bytes, encoding: str = "utf-8") -> str:
     """Text from a name field: undecodable bytes are kept (surrogateescape), as tarfile and
     os.fsdecode do, so a name never raises UnicodeDecodeError and round-trips to bytes."""
     return raw.decode(encoding, "surrogateescape")
+
+
+class RangePull:
+    """Hands out the bytes ``[pos, stop)`` in order (a zip member's compressed data, a PNG's
+    IDAT chunks): first ``prefix`` (bytes fetched already), then the rest through a cursor of
+    its own (sequential reads, which rangeio turns into read-ahead and then one streaming
+    request), or ``read_ranges`` for a source that has no ``clone``."""
+
+    def __init__(
+        self, source: RangeSource, pos: int, stop: int, prefix: bytes = b"", what: str = "data"
+    ) -> None:
+        self._source = source
+        self._what = what
+        self._prefix = prefix
+        self._pos = pos
+        self._stop = stop
+        self._cursor: Any = None
+
+    def __call__(self, n: int) -> bytes:
+        if self._prefix:
+            out, self._prefix = self._prefix[:n], self._prefix[n:]
+            return out
+        n = min(n, self._stop - self._pos)
+        if n <= 0:
+            return b""
+        if self._cursor is None and hasattr(self._source, "clone"):
+            self._cursor = self._source.clone()
+            self._cursor.seek(self._pos)
+        if self._cursor is not None:
+            data = bytes(self._cursor.read(n))
+        else:
+            data = self._source.read_ranges([(self._pos, self._pos + n)])[0]
+        if not data:
+            raise FormatError(f"{self._what} ends early at {self._pos}")
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
 
 
 # -- decompression ------------------------------------------------------------------------
@@ -349,6 +441,25 @@ def zstd_inflater(extra: str) -> Inflater:
         raise ImportError(
             f"zstd decompression needs the zstandard package: pip install 'rangeio[{extra}]'"
         ) from None
+
+
+def zstd_reader(fileobj: Any, extra: str) -> Any:
+    """A binary reader of the zstd stream in ``fileobj`` (concatenated frames decoded one
+    after the other, ``read(n)`` bounded): the standard library's (3.14+) or the ``zstandard``
+    package's; ImportError naming the extra ``extra`` when neither exists."""
+    try:
+        from compression import zstd
+
+        return zstd.ZstdFile(fileobj, "rb")
+    except ImportError:
+        pass
+    try:
+        import zstandard
+    except ImportError:
+        raise ImportError(
+            f"zstd decompression needs the zstandard package: pip install 'rangeio[{extra}]'"
+        ) from None
+    return zstandard.ZstdDecompressor().stream_reader(fileobj, read_across_frames=True)
 
 
 def decompression_errors() -> tuple[type[BaseException], ...]:

@@ -1,4 +1,5 @@
-"""conda_info: a remote .conda package's metadata and info files, without its payload."""
+"""conda_info: a remote .conda package's metadata and info files, without its payload;
+conda_payload: the payload tarball's listing, streamed once and never held."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from typing import Any
 from rangeio.formats._common import (
     BytesSource,
     FormatError,
+    ForwardSource,
     MiB,
     RangeSource,
+    decompression_errors,
     inflate_all,
     zstd_inflater,
+    zstd_reader,
 )
 from rangeio.formats.tar import TarIndex, TarMember
 from rangeio.formats.zip import ZipStream
 
-__all__ = ["CondaInfo", "conda_info"]
+__all__ = ["CondaInfo", "conda_info", "conda_payload"]
 
 # The info tarball is decompressed in memory; real ones are kilobytes, so a bigger one is
 # refused as a decompression bomb rather than held.
@@ -64,11 +68,7 @@ def conda_info(source: str | RangeSource, client: Any = None, **options: Any) ->
         names = archive.namelist()
         if "metadata.json" not in names:
             raise FormatError("not a .conda package: it has no metadata.json")
-        infos = [n for n in names if fnmatch.fnmatchcase(n, "info-*.tar.zst") and "/" not in n]
-        if len(infos) != 1:
-            raise FormatError(
-                f"not a .conda package: expected one info-*.tar.zst, found {len(infos)}"
-            )
+        infos = _one_tarball(names, "info")
         raw_metadata, compressed = archive.read_many(["metadata.json", infos[0]])
     try:
         metadata = json.loads(raw_metadata)
@@ -82,3 +82,38 @@ def conda_info(source: str | RangeSource, client: Any = None, **options: Any) ->
     regular = [m for m in members if m.is_file and not m.sparse]
     files = dict(zip((m.name for m in regular), index.read_many(regular)))
     return CondaInfo(metadata, infos[0], members, files)
+
+
+def _one_tarball(names: list[str], kind: str) -> list[str]:
+    """The package's one ``{kind}-*.tar.zst`` (at the top level), as a one-item list."""
+    found = [n for n in names if fnmatch.fnmatchcase(n, f"{kind}-*.tar.zst") and "/" not in n]
+    if len(found) != 1:
+        raise FormatError(
+            f"not a .conda package: expected one {kind}-*.tar.zst, found {len(found)}"
+        )
+    return found
+
+
+def conda_payload(source: str | RangeSource, client: Any = None, **options: Any) -> list[TarMember]:
+    """The members of a .conda package's ``pkg-*.tar.zst`` payload (``pip install
+    'rangeio[conda]'``): names, sizes, types, modes, links. A zstd stream cannot be entered in
+    the middle, so this costs the payload's compressed bytes, fetched once as one sequential
+    read (rangeio streams it) and decompressed on the way, with only headers kept: memory
+    stays bounded whatever the payload's size. The stream is read to its end, so the
+    member's CRC-32 and the zstd frames are checked. A member's ``data_range`` is its
+    position in the decompressed tarball.
+    """
+    zstd_inflater("conda")  # fail before any request when zstd is missing
+    with ZipStream(source, client, **options) as archive:
+        (name,) = _one_tarball(archive.namelist(), "pkg")
+        with archive.open(name) as compressed:
+            reader = zstd_reader(compressed, "conda")
+            tar = ForwardSource(reader.read, name)
+            try:
+                members = TarIndex(tar).members()
+                tar.drain()
+            except decompression_errors() as exc:
+                raise FormatError(f"{name}: corrupt compressed data ({exc})") from exc
+            finally:
+                reader.close()
+    return members

@@ -54,6 +54,12 @@ class TarMember:
     sparse: bool = False
 
     @property
+    def padded_size(self) -> int:
+        """The bytes its data takes in the archive: ``size`` rounded up to whole 512-byte
+        blocks (the next header starts that far after ``data_range[0]``)."""
+        return _padded(self.size)
+
+    @property
     def is_file(self) -> bool:
         return self.type in ("0", "7")
 

@@ -15,6 +15,7 @@ from rangeio.formats._common import (
     Inflater,
     KiB,
     MiB,
+    RangePull,
     RangeSource,
     SourceHolder,
     StoredInflater,
@@ -28,7 +29,7 @@ from rangeio.formats._common import (
     zstd_inflater,
 )
 
-__all__ = ["ZipMember", "ZipStream", "open"]
+__all__ = ["Zip64EndRecord", "ZipEndRecord", "ZipMember", "ZipStream", "open"]
 
 # Record layouts (APPNOTE.TXT 4.3). Signatures are checked separately from the layouts.
 _EOCD = struct.Struct("<IHHHHIIH")  # 4.3.16, 22 bytes
@@ -81,6 +82,51 @@ class ZipMember:
     raw_name: bytes = field(default=b"", repr=False, compare=False)
     # The central extra field's length: the best guess of the local one's.
     extra_length: int = field(default=0, repr=False, compare=False)
+    # The rest of the central directory record (APPNOTE 4.3.12), named as zipfile.ZipInfo
+    # names them; ``central_offset`` is where the record starts in the file.
+    create_version: int = field(default=0, repr=False, compare=False)
+    extract_version: int = field(default=0, repr=False, compare=False)
+    date_time: tuple[int, int, int, int, int, int] = field(
+        default=(1980, 1, 1, 0, 0, 0), repr=False, compare=False
+    )
+    internal_attr: int = field(default=0, repr=False, compare=False)
+    external_attr: int = field(default=0, repr=False, compare=False)
+    extra: bytes = field(default=b"", repr=False, compare=False)
+    comment: bytes = field(default=b"", repr=False, compare=False)
+    central_offset: int = field(default=0, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Zip64EndRecord:
+    """The zip64 end of central directory record (APPNOTE 4.3.14), as stored; ``offset`` is
+    where it starts in the file."""
+
+    offset: int
+    create_version: int
+    extract_version: int
+    disk_number: int
+    directory_disk: int
+    entries_on_disk: int
+    entries: int
+    directory_size: int
+    directory_offset: int
+
+
+@dataclass(frozen=True)
+class ZipEndRecord:
+    """The end of central directory record (APPNOTE 4.3.16), its fields as stored (a zip64
+    archive saturates them, 0xFFFF or 0xFFFFFFFF, and ``zip64`` holds the real values);
+    ``offset`` is where it starts in the file."""
+
+    offset: int
+    disk_number: int
+    directory_disk: int
+    entries_on_disk: int
+    entries: int
+    directory_size: int
+    directory_offset: int
+    comment: bytes
+    zip64: Zip64EndRecord | None = None
 
 
 class ZipStream(SourceHolder):
@@ -123,10 +169,15 @@ class ZipStream(SourceHolder):
             _EOCD, tail, eocd_pos, "zip end of central directory record"
         )
         self.comment = tail[eocd_pos + _EOCD.size : eocd_pos + _EOCD.size + comment_len]
+        stored = (disk, cd_disk, count_here, count, cd_size, cd_offset)
         cd_end = eocd_abs
         zip64 = self._zip64_record(tail, tail_start, eocd_abs)
         if zip64 is not None:
-            cd_end, disk, cd_disk, count_here, count, cd_size, cd_offset = zip64
+            cd_end = zip64.offset
+            disk, cd_disk = zip64.disk_number, zip64.directory_disk
+            count_here, count = zip64.entries_on_disk, zip64.entries
+            cd_size, cd_offset = zip64.directory_size, zip64.directory_offset
+        self.end_record = ZipEndRecord(eocd_abs, *stored, comment=self.comment, zip64=zip64)
         if disk != 0 or cd_disk != 0 or count_here != count:
             raise FormatError("multi-disk (split) zip archives are not supported")
         # Bytes prepended to the archive (a self-extractor's stub) shift every offset: the
@@ -142,6 +193,9 @@ class ZipStream(SourceHolder):
         if count > cd_size // _CENTRAL.size:
             raise FormatError(f"zip claims {count} entries in a {cd_size}-byte directory")
         self._cd_start = cd_offset + shift
+        # Bytes before the archive proper (a self-extractor's stub); every offset is shifted.
+        self.prepended = shift
+        self.directory_range = (self._cd_start, cd_end)
         directory = read_exact(self._source, self._cd_start, cd_end, "zip central directory")
         self._members = _parse_directory(directory, shift, self._cd_start)
         # Without zip64, writers store the count modulo 2**16 (some overflow it silently).
@@ -155,10 +209,10 @@ class ZipStream(SourceHolder):
         self._by_name = {m.name: m for m in self._members}
         # Where each member's bytes must end: the next local header, or the directory.
         self._starts = sorted({m.header_offset for m in self._members})
+        # Where each member's data starts, by local header offset, once its header was read.
+        self._data_starts: dict[int, int] = {}
 
-    def _zip64_record(
-        self, tail: bytes, tail_start: int, eocd_abs: int
-    ) -> tuple[int, int, int, int, int, int, int] | None:
+    def _zip64_record(self, tail: bytes, tail_start: int, eocd_abs: int) -> Zip64EndRecord | None:
         """The zip64 end record's fields, when a locator precedes the end record."""
         locator_abs = eocd_abs - _ZIP64_LOCATOR.size
         if locator_abs < tail_start:
@@ -175,8 +229,7 @@ class ZipStream(SourceHolder):
                 record = self._bytes_at(tail, tail_start, candidate, _ZIP64_EOCD.size)
                 fields = unpack(_ZIP64_EOCD, record, 0, "zip64 end of central directory")
                 if fields[0] == _ZIP64_EOCD_SIG:
-                    (_, _, _, _, disk, cd_disk, count_here, count, cd_size, cd_offset) = fields
-                    return candidate, disk, cd_disk, count_here, count, cd_size, cd_offset
+                    return Zip64EndRecord(candidate, *fields[2:])
         raise FormatError(f"zip64 locator points at {record_offset}, where no zip64 end record is")
 
     def _bytes_at(self, tail: bytes, tail_start: int, start: int, length: int) -> bytes:
@@ -233,7 +286,40 @@ class ZipStream(SourceHolder):
                 f"zip member {member.name!r}: its data ({member.compressed_size} bytes at "
                 f"{start}) runs into the next member or the directory"
             )
+        self._data_starts[member.header_offset] = start
         return start
+
+    def file_range(self, name: str | ZipMember) -> tuple[int, int]:
+        """``(start, stop)``: where a member's (compressed) data lies in the file, after its
+        local header. See ``file_ranges``."""
+        return self.file_ranges([name])[0]
+
+    def file_ranges(self, names: Iterable[str | ZipMember]) -> list[tuple[int, int]]:
+        """Where each member's data lies in the file. The local header decides it (its extra
+        field may differ from the central one), so the headers not read yet (by ``read``,
+        ``read_many`` or ``open``) are fetched, all with one ``read_ranges`` call, only
+        their fixed part and name; the spans can then be read by any client, e.g. added
+        to a ``RangeStream``."""
+        members = [self.member(n) for n in names]
+        unknown = list(
+            {
+                m.header_offset: m for m in members if m.header_offset not in self._data_starts
+            }.values()
+        )
+        spans = [
+            (m.header_offset, min(self._bound(m), m.header_offset + _LOCAL.size + len(m.raw_name)))
+            for m in unknown
+        ]
+        heads = self._source.read_ranges(spans) if spans else []
+        for member, head in zip(unknown, heads):
+            if len(head) < _LOCAL.size:
+                head += self._tail_for(member, len(head), _LOCAL.size)
+            self._data_start(member, head)
+        out = []
+        for m in members:
+            start = self._data_starts[m.header_offset]
+            out.append((start, start + m.compressed_size))
+        return out
 
     def _compressed(self, members: Sequence[ZipMember]) -> list[bytes]:
         """The compressed bytes of ``members``: one read_ranges for all of them, and a second
@@ -292,7 +378,13 @@ class ZipStream(SourceHolder):
         stop = start + member.compressed_size
         have = member.header_offset + len(head)
         prefix = head[start - member.header_offset :] if have > start else b""
-        pull = _RangePull(self._source, max(start, have), stop, prefix[: stop - start])
+        pull = RangePull(
+            self._source,
+            max(start, have),
+            stop,
+            prefix[: stop - start],
+            f"zip member {member.name!r}",
+        )
         raw = _MemberReader(member, pull)
         return io.BufferedReader(raw, 64 * KiB)
 
@@ -345,8 +437,8 @@ def _parse_directory(data: bytes, shift: int, cd_start: int) -> list[ZipMember]:
     while pos < len(data):
         what = f"zip central directory entry {len(members)} (at {cd_start + pos})"
         fields = unpack(_CENTRAL, data, pos, what)
-        (sig, _, _, flags, method, _, _, crc, csize, usize) = fields[:10]
-        (name_len, extra_len, comment_len, disk, _, _, offset) = fields[10:]
+        (sig, made_by, needed, flags, method, dos_time, dos_date, crc, csize, usize) = fields[:10]
+        (name_len, extra_len, comment_len, disk, internal, external, offset) = fields[10:]
         if sig != _CENTRAL_SIG:
             raise FormatError(f"{what}: bad signature {sig:#010x}")
         name_at = pos + _CENTRAL.size
@@ -376,10 +468,30 @@ def _parse_directory(data: bytes, shift: int, cd_start: int) -> list[ZipMember]:
                 flags=flags,
                 raw_name=raw_name,
                 extra_length=extra_len,
+                create_version=made_by,
+                extract_version=needed,
+                date_time=_dos_date_time(dos_date, dos_time),
+                internal_attr=internal,
+                external_attr=external,
+                extra=extra,
+                comment=data[extra_at + extra_len : end],
+                central_offset=cd_start + pos,
             )
         )
         pos = end
     return members
+
+
+def _dos_date_time(date: int, time: int) -> tuple[int, int, int, int, int, int]:
+    """A DOS date and time (APPNOTE 4.4.6) as zipfile's ``date_time`` tuple."""
+    return (
+        (date >> 9) + 1980,
+        (date >> 5) & 0xF,
+        date & 0x1F,
+        time >> 11,
+        (time >> 5) & 0x3F,
+        (time & 0x1F) * 2,
+    )
 
 
 def _zip64_fields(
@@ -489,43 +601,6 @@ def _inflater(member: ZipMember) -> Inflater:
         f"zip member {member.name!r} uses compression method {method}, which is not supported "
         f"(supported: {', '.join(f'{k} {v}' for k, v in METHODS.items())})"
     )
-
-
-class _RangePull:
-    """Hands out a member's compressed bytes in order: first those fetched with its local
-    header, then the rest through a cursor of its own (sequential reads, which rangeio turns
-    into read-ahead and then one streaming request)."""
-
-    def __init__(self, source: RangeSource, pos: int, stop: int, prefix: bytes) -> None:
-        self._source = source
-        self._prefix = prefix
-        self._pos = pos
-        self._stop = stop
-        self._cursor: Any = None
-
-    def __call__(self, n: int) -> bytes:
-        if self._prefix:
-            out, self._prefix = self._prefix[:n], self._prefix[n:]
-            return out
-        n = min(n, self._stop - self._pos)
-        if n <= 0:
-            return b""
-        if self._cursor is None and hasattr(self._source, "clone"):
-            self._cursor = self._source.clone()
-            self._cursor.seek(self._pos)
-        if self._cursor is not None:
-            data = bytes(self._cursor.read(n))
-        else:
-            data = self._source.read_ranges([(self._pos, self._pos + n)])[0]
-        if not data:
-            raise FormatError(f"zip member data ends early at {self._pos}")
-        self._pos += len(data)
-        return data
-
-    def close(self) -> None:
-        if self._cursor is not None:
-            self._cursor.close()
-            self._cursor = None
 
 
 class _MemberReader(io.RawIOBase):
