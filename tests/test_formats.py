@@ -962,3 +962,305 @@ def test_module_layout() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# -- range-streams' codecs, at parity -------------------------------------------------------
+
+
+def test_zip_end_and_central_records_match_zipfile(nginx: Nginx) -> None:
+    data = python_zip(zipfile.ZIP_DEFLATED)
+    ref = zipfile.ZipFile(io.BytesIO(data))
+    with ZipStream(serve(nginx, data, ".zip")) as z:
+        end = z.end_record
+        assert end.offset == data.rindex(b"PK\x05\x06") and end.zip64 is None
+        assert (end.entries, end.entries_on_disk) == (len(ref.infolist()),) * 2
+        assert end.directory_offset == ref.start_dir and end.comment == ref.comment
+        assert end.directory_size == end.offset - ref.start_dir
+        assert z.directory_range == (ref.start_dir, end.offset) and z.prepended == 0
+        for m, info in zip(z.members(), ref.infolist()):
+            assert data[m.central_offset : m.central_offset + 4] == b"PK\x01\x02"
+            assert (m.create_version, m.create_system, m.extract_version) == (
+                info.create_version,
+                info.create_system,
+                info.extract_version,
+            )
+            assert m.date_time == info.date_time
+            assert (m.internal_attr, m.external_attr) == (info.internal_attr, info.external_attr)
+            assert (m.extra, m.comment) == (info.extra, info.comment)
+        assert z.stats.requests == 1  # all of it from the open
+
+
+def test_zip64_end_records() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(70_000):  # more entries than a 16-bit count holds: zip64 end records
+            z.writestr(zipfile.ZipInfo(f"{i}"), b"")
+    data = buf.getvalue()
+    z64 = ZipStream(BytesSource(data))
+    end = z64.end_record
+    assert end.entries == 0xFFFF and end.zip64 is not None
+    assert end.zip64.entries == 70_000 and end.zip64.offset == data.rindex(b"PK\x06\x06")
+    assert z64.directory_range[1] == end.zip64.offset
+
+
+def test_zip_file_range_follows_the_local_header(nginx: Nginx) -> None:
+    """The local header's extra field may differ from the central one (here: zip64 sizes in
+    the local header only), so a member's data span comes from its local header: one small
+    request for the headers not read yet, none once read; the span can go to a RangeStream."""
+    buf = io.BytesIO()
+    big = rand(1536 * 1024, 5)
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        with z.open("big.bin", "w", force_zip64=True) as f:
+            f.write(big)
+        z.writestr("small.txt", text(5000, 6))
+        z.writestr(zipfile.ZipInfo("stored.bin"), b"stored bytes", compress_type=zipfile.ZIP_STORED)
+    data = buf.getvalue()
+    ref = zipfile.ZipFile(io.BytesIO(data))
+    url = serve(nginx, data, ".zip")
+    with ZipStream(url) as z:
+        info = ref.getinfo("big.bin")
+        assert z.member("big.bin").extra_length == 0  # the central record has no zip64 extra
+        before = (z.stats.requests, z.stats.bytes_fetched)
+        start, stop = z.file_range("big.bin")
+        assert z.stats.requests == before[0] + 1  # its local header, nothing more
+        assert z.stats.bytes_fetched - before[1] < 100
+        local_extra = struct.unpack_from("<H", data, info.header_offset + 28)[0]
+        assert local_extra == 20  # zipfile wrote the zip64 extra locally
+        assert start == info.header_offset + 30 + len("big.bin") + 20
+        assert stop - start == info.compress_size
+        assert zlib.decompress(data[start:stop], -15) == big
+        assert z.file_range("big.bin") == (start, stop)
+        assert z.stats.requests == before[0] + 1  # known now: no request
+        spans = z.file_ranges(["small.txt", "stored.bin"])  # near the end: the open's prefetch
+        assert z.stats.requests == before[0] + 1
+        assert data[spans[1][0] : spans[1][1]] == b"stored bytes"
+        assert zlib.decompress(data[slice(*spans[0])], -15) == ref.read("small.txt")
+    with rangeio.RangeStream(url) as rs:
+        rs.add((start, start + 1000), name="big")
+        assert rs.read() == data[start : start + 1000]
+
+
+def test_tar_padded_size(nginx: Nginx) -> None:
+    data = python_tar(tarfile.GNU_FORMAT)
+    ref = tarfile.open(fileobj=io.BytesIO(data)).getmembers()
+    with TarIndex(serve(nginx, data, ".tar")) as index:
+        members = index.members()
+    for m, t, following in zip(members, ref, [*ref[1:], None]):
+        assert m.padded_size % 512 == 0 and 0 <= m.padded_size - m.size < 512
+        # The next header starts right after the padded data (the end blocks, for the last).
+        next_header = (
+            following.offset
+            if following is not None
+            else data.index(bytes(1024), m.data_range[0] + m.size)
+        )
+        assert m.data_range[0] + m.padded_size == next_header
+        assert m.padded_size == -(-t.size // 512) * 512 if t.isfile() else m.padded_size == 0
+    assert {m.padded_size for m in members if m.is_file} >= {0, 512, 3072}
+
+
+PNG_MODES = {  # PIL mode: (colour type, channels)
+    "L": (0, 1),
+    "RGB": (2, 3),
+    "P": (3, 1),
+    "LA": (4, 2),
+    "RGBA": (6, 4),
+}
+
+
+def filter_row(kind: int, row: bytes, above: bytes, unit: int) -> bytes:
+    """PNG 9.2's filters, forward (the test's own encoder; rangeio only reverses them)."""
+    out = bytearray()
+    for i, x in enumerate(row):
+        a = row[i - unit] if i >= unit else 0
+        b = above[i]
+        c = above[i - unit] if i >= unit else 0
+        if kind == 0:
+            pred = 0
+        elif kind == 1:
+            pred = a
+        elif kind == 2:
+            pred = b
+        elif kind == 3:
+            pred = (a + b) // 2
+        else:
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+        out.append((x - pred) & 0xFF)
+    return bytes([kind]) + bytes(out)
+
+
+def pixels(mode: str, width: int, height: int, seed: int = 0) -> Any:
+    """Gradients with noise: every filter has something to predict."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    channels = PNG_MODES[mode][1]
+    y, x = np.mgrid[0:height, 0:width]
+    base = (x * 3 + y * 5)[..., None] + np.arange(channels) * 40
+    noisy = base + rng.integers(0, 12, (height, width, channels))
+    arr = (noisy % 256).astype(np.uint8)
+    return arr[..., 0] if channels == 1 else arr
+
+
+def filtered_png(mode: str, arr: Any, *, idat: int = 700) -> bytes:
+    """A PNG whose rows use filter types 0, 1, 2, 3, 4 in turn, its IDAT split in chunks."""
+    colour, channels = PNG_MODES[mode]
+    height, width = arr.shape[:2]
+    stride = width * channels
+    raw, above = [], bytes(stride)
+    for y in range(height):
+        row = arr[y].tobytes()
+        raw.append(filter_row(y % 5, row, above, channels))
+        above = row
+    compressed = zlib.compress(b"".join(raw), 9)
+    out = [
+        SIGNATURE,
+        png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)),
+    ]
+    if mode == "P":
+        out.append(png_chunk(b"PLTE", bytes(range(256)) * 3))
+    out += [png_chunk(b"IDAT", compressed[i : i + idat]) for i in range(0, len(compressed), idat)]
+    out.append(png_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("mode", list(PNG_MODES))
+def test_png_rows_every_filter_match_pil(nginx: Nginx, mode: str) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from rangeio.formats.png import PngImage
+
+    arr = pixels(mode, 37, 23, seed=len(mode))
+    data = filtered_png(mode, arr)
+    reference = np.asarray(Image.open(io.BytesIO(data)))
+    assert (reference == arr).all()  # PIL agrees the test's encoder wrote this image
+    assert {row[0] for row in _raw_rows(data, 1 + arr[0].nbytes)} == {0, 1, 2, 3, 4}
+    with PngImage(serve(nginx, data, ".png")) as image:
+        assert image.channel_count == PNG_MODES[mode][1]
+        assert len(image.info.find("IDAT")) > 1
+        rows = list(image.rows())
+    assert rows == [reference[y].tobytes() for y in range(arr.shape[0])]
+
+
+def _raw_rows(data: bytes, line: int) -> list[bytes]:
+    raw = idat_pixels(data)
+    return [raw[i : i + line] for i in range(0, len(raw), line)]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_png_rows_of_pil_optimized_files(nginx: Nginx, mode: str) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from rangeio.formats.png import PngImage
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels(mode, 64, 40, seed=3)).save(buf, "PNG", optimize=True)
+    data = buf.getvalue()
+    reference = np.asarray(Image.open(io.BytesIO(data)))
+    with PngImage(serve(nginx, data, ".png")) as image:
+        assert [r for r in image.rows()] == [reference[y].tobytes() for y in range(40)]
+
+
+def test_png_first_rows_cost_only_their_bytes(nginx: Nginx) -> None:
+    """A 4 MB image in 1 MiB IDATs: the walk skips the pixel data, and the first 10 rows
+    fetch little more than their own compressed bytes."""
+    import numpy as np
+    from PIL import Image
+
+    from rangeio.formats.png import PngImage
+
+    data = make_png(1200, 1200, idat=MiB, seed=4)
+    with PngImage(serve(nginx, data, ".png"), prefetch_bytes=0) as image:
+        walked = image.stats.bytes_fetched
+        rows = list(image.rows(10))
+        fetched = image.stats.bytes_fetched - walked
+        assert image.header.channel_count == 3
+    reference = np.asarray(Image.open(io.BytesIO(data)))
+    assert rows == [reference[y].tobytes() for y in range(10)]
+    assert fetched < len(data) // 8, fetched
+
+
+def test_png_rows_refuse_corrupt_data() -> None:
+    from rangeio.formats.png import PngImage
+
+    arr = pixels("RGB", 10, 10)
+    good = filtered_png("RGB", arr, idat=50)
+    assert len(list(PngImage(BytesSource(good)).rows())) == 10
+
+    def rebuilt(raw: bytes, *, interlace: int = 0, height: int = 10) -> bytes:
+        ihdr = struct.pack(">IIBBBBB", 10, height, 8, 2, 0, 0, interlace)
+        return b"".join(
+            [SIGNATURE, png_chunk(b"IHDR", ihdr), png_chunk(b"IDAT", raw), png_chunk(b"IEND", b"")]
+        )
+
+    pixels_raw = idat_pixels(good)
+    bad_filter = bytearray(pixels_raw)
+    bad_filter[31 * 3] = 7  # row 3's filter type
+    idat_at = good.index(b"IDAT")
+    bad_crc = bytearray(good)
+    bad_crc[idat_at + 10] ^= 0xFF
+    cases = {
+        "filter type 7": rebuilt(zlib.compress(bytes(bad_filter))),
+        "cut zlib stream": rebuilt(zlib.compress(pixels_raw)[:-30]),
+        "rows short": rebuilt(zlib.compress(pixels_raw[:-31])),
+        "rows over": rebuilt(zlib.compress(pixels_raw + pixels_raw[:31])),
+        "not zlib": rebuilt(b"\x00" * 200),
+        "IDAT CRC": bytes(bad_crc),
+        "interlaced": rebuilt(zlib.compress(pixels_raw), interlace=1),
+    }
+    for label, blob in cases.items():
+        with pytest.raises(FormatError):
+            list(PngImage(BytesSource(blob)).rows())
+            pytest.fail(label)
+    # Rows before a fault are still handed out.
+    assert len(list(PngImage(BytesSource(cases["filter type 7"])).rows(3))) == 3
+
+
+def test_conda_payload_lists_the_pkg_tarball(nginx: Nginx) -> None:
+    from rangeio.formats.conda import conda_payload
+
+    zstandard = pytest.importorskip("zstandard")
+    files = {f"lib/python3/site-packages/m{i}.py": rand(i * 900 + 1, i) for i in range(40)}
+    files["share/" + "long-" * 40 + "name.txt"] = b"a name over 100 bytes"
+    files["share/big.bin"] = rand(2 * MiB, 99)
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, payload in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            info.mode = 0o755
+            t.addfile(info, io.BytesIO(payload))
+        link = tarfile.TarInfo("bin/demo")
+        link.type, link.linkname = tarfile.SYMTYPE, "../lib/python3/site-packages/m1.py"
+        t.addfile(link)
+    pkg = zstandard.ZstdCompressor(level=3).compress(tar.getvalue())
+    conda, _ = make_conda(10)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(conda)) as src, zipfile.ZipFile(buf, "w") as z:
+        z.writestr("metadata.json", src.read("metadata.json"))
+        z.writestr("pkg-demo-1.0-0.tar.zst", pkg)
+        z.writestr("info-demo-1.0-0.tar.zst", src.read("info-demo-1.0-0.tar.zst"))
+    data = buf.getvalue()
+    ref = tarfile.open(fileobj=io.BytesIO(tar.getvalue())).getmembers()
+    with rangeio.open(serve(nginx, data, ".conda")) as f:
+        members = conda_payload(f)
+        # The payload is streamed once: its compressed bytes and little more, few requests.
+        assert f.stats.bytes_fetched < len(data) + 256 * 1024
+        # Today 6: the open, the member's first step, then the sequential ramp to a stream.
+        assert f.stats.requests <= 8, f.stats.requests
+    assert [m.name for m in members] == [t.name for t in ref]
+    assert [(m.size, m.mode, m.linkname) for m in members] == [
+        (t.size, t.mode, t.linkname) for t in ref
+    ]
+    assert [m.data_range[0] for m in members if m.is_file] == [
+        t.offset_data for t in ref if t.isfile()
+    ]
+    # A corrupt payload is a FormatError (the stored member's CRC-32, or zstd's own checks).
+    broken = bytearray(data)
+    at = data.index(pkg) + len(pkg) // 2
+    broken[at : at + 8] = b"\xff" * 8
+    with pytest.raises(FormatError):
+        conda_payload(BytesSource(bytes(broken)))

@@ -85,6 +85,7 @@ class ZipMember:
     # The rest of the central directory record (APPNOTE 4.3.12), named as zipfile.ZipInfo
     # names them; ``central_offset`` is where the record starts in the file.
     create_version: int = field(default=0, repr=False, compare=False)
+    create_system: int = field(default=0, repr=False, compare=False)
     extract_version: int = field(default=0, repr=False, compare=False)
     date_time: tuple[int, int, int, int, int, int] = field(
         default=(1980, 1, 1, 0, 0, 0), repr=False, compare=False
@@ -102,8 +103,8 @@ class Zip64EndRecord:
     where it starts in the file."""
 
     offset: int
-    create_version: int
-    extract_version: int
+    version_made_by: int
+    version_needed: int
     disk_number: int
     directory_disk: int
     entries_on_disk: int
@@ -468,7 +469,8 @@ def _parse_directory(data: bytes, shift: int, cd_start: int) -> list[ZipMember]:
                 flags=flags,
                 raw_name=raw_name,
                 extra_length=extra_len,
-                create_version=made_by,
+                create_version=made_by & 0xFF,
+                create_system=made_by >> 8,
                 extract_version=needed,
                 date_time=_dos_date_time(dos_date, dos_time),
                 internal_attr=internal,
