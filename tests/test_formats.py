@@ -1264,3 +1264,46 @@ def test_conda_payload_lists_the_pkg_tarball(nginx: Nginx) -> None:
     broken[at : at + 8] = b"\xff" * 8
     with pytest.raises(FormatError):
         conda_payload(BytesSource(bytes(broken)))
+
+
+def test_png_rows_of_16_bit_and_1_bit_images(nginx: Nginx) -> None:
+    """Samples wider than a byte (big-endian, filter unit 2) and narrower (packed bits)."""
+    import numpy as np
+    from PIL import Image
+
+    from rangeio.formats.png import PngImage
+
+    wide = (pixels("L", 30, 12, seed=8).astype(np.uint16) * 257 + 3).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(wide).save(buf, "PNG")
+    with PngImage(serve(nginx, buf.getvalue(), ".png")) as image:
+        assert (image.header.bit_depth, image.header.filter_unit) == (16, 2)
+        rows = list(image.rows())
+    reference = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    assert rows == [reference[y].astype(">u2").tobytes() for y in range(12)]
+
+    bits = pixels("L", 29, 9, seed=9) > 128
+    buf = io.BytesIO()
+    Image.fromarray(bits).save(buf, "PNG")
+    with PngImage(serve(nginx, buf.getvalue(), ".png")) as image:
+        assert (image.header.bit_depth, image.header.row_bytes) == (1, 4)
+        rows = list(image.rows())
+    reference = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    assert rows == [np.packbits(reference[y]).tobytes() for y in range(9)]
+
+
+FUZZ_ROWS_PNG = filtered_png("RGB", pixels("RGB", 6, 5), idat=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=32), st.integers(0, len(FUZZ_ROWS_PNG)), st.integers(0, 600))
+def test_png_rows_fuzz_only_format_errors(patch: bytes, at: int, cut: int) -> None:
+    from rangeio.formats.png import PngImage
+
+    blob = bytearray(FUZZ_ROWS_PNG[:cut] if cut < len(FUZZ_ROWS_PNG) else FUZZ_ROWS_PNG)
+    blob[at : at + len(patch)] = patch
+    try:
+        rows = list(PngImage(BytesSource(bytes(blob))).rows())
+    except FormatError:
+        return
+    assert all(len(r) == 18 for r in rows)

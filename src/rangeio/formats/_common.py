@@ -450,7 +450,7 @@ def zstd_reader(fileobj: Any, extra: str) -> Any:
     try:
         from compression import zstd
 
-        return zstd.ZstdFile(fileobj, "rb")
+        return zstd.ZstdFile(fileobj)
     except ImportError:
         pass
     try:

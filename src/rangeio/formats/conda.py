@@ -99,7 +99,7 @@ def conda_payload(source: str | RangeSource, client: Any = None, **options: Any)
     'rangeio[conda]'``): names, sizes, types, modes, links. A zstd stream cannot be entered in
     the middle, so this costs the payload's compressed bytes, fetched once as one sequential
     read (rangeio streams it) and decompressed on the way, with only headers kept: memory
-    stays bounded whatever the payload's size. The stream is read to its end, so the
+    stays bounded whatever the payload's size (headers, a read-ahead window, zstd's window). The stream is read to its end, so the
     member's CRC-32 and the zstd frames are checked. A member's ``data_range`` is its
     position in the decompressed tarball.
     """
