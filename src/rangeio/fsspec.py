@@ -267,18 +267,35 @@ def _running_here() -> bool:
 
 
 def _close_state(state: _AsyncShared) -> None:
-    """Close ``state`` from synchronous code on any thread: on its loop if that loop is running
-    (waited for, unless this thread runs a loop itself, which must not block), else at once."""
+    """Close ``state`` from synchronous code on any thread, on its loop: the loop's sockets
+    can only be closed cleanly there.
+
+    - The loop runs (in another thread, as zarr's and fsspec's sync layers keep one, or in
+      this one): the close is handed to it, and waited for unless this thread runs a loop
+      itself, which must not block.
+    - It stopped without closing (zarr's exit stops its loop thread): it is run here until the
+      close is done. Only what was already queued on it runs too, which would have run anyway.
+    - It is closed (or started again elsewhere meanwhile): nothing can run on it; the
+      connections are dropped at once (``abandon``).
+    """
     if state.closed:
         return
-    if state.loop.is_running():
-        done = asyncio.run_coroutine_threadsafe(state.aclose(), state.loop)
+    loop = state.loop
+    if loop.is_running():
+        done = asyncio.run_coroutine_threadsafe(state.aclose(), loop)
         if not _running_here():
             try:
                 done.result(_CLOSE_WAIT_SECONDS)
             except FutureTimeoutError:
                 pass  # a blocked loop: the close runs when it gets to it
         return
+    if not loop.is_closed() and not _running_here():
+        closing = state.aclose()
+        try:
+            loop.run_until_complete(closing)
+            return
+        except RuntimeError:  # closed, or running, since we looked
+            closing.close()
     state.abandon()
 
 
