@@ -10,7 +10,8 @@ Paths are full ``http://`` or ``https://`` URLs. These forms reach it:
 
 Options (``storage_options``) are rangeio's: ``client`` and every option of ``rangeio.open``
 (``prefetch_bytes``, ``cache_bytes``, ``headers``, ``retries``, ``timeout``, ``verify``, ...).
-With no client, the filesystem keeps one urllib3 pool that all its files share.
+With no client, the filesystem keeps one urllib3 pool that all its files share (``close()``
+closes its connections); a ``client`` given is shared the same way and never closed.
 
 Opens of one URL on one filesystem share one remote file (pinned identity, cache, in-flight
 fetches: what ``HttpFile.clone()`` shares), so a Parquet footer is fetched once however many
@@ -30,11 +31,15 @@ It is an ``fsspec.asyn.AsyncFileSystem`` too: its coroutines (``_cat_file``, ``_
 caller's event loop, and ``open_async`` gives an ``AsyncHttpFile``: zarr v3 (whose
 ``FsspecStore.from_url`` passes ``asynchronous=True``) gets native async I/O. Its sync methods
 stay the sync engine's (``rangeio.open``, the ``client`` pool), not wrappers over the coroutines.
-The async side keeps its own shared files, on the default async client (aiohttp) unless
-``async_client`` (an aiohttp session, httpx.AsyncClient or niquests.AsyncSession, of the loop
-that uses it) is given. They belong to the event loop of the first coroutine that ran, and are
-closed when it shuts down (``asyncio.run`` does at its end); a coroutine on another loop starts
-a new set.
+The async side keeps, per event loop, ONE transport that all its async files share (so
+zarr's chunk reads reuse keep-alive connections, as fsspec's http filesystem does with its one
+aiohttp session), and its own shared files: on a session of the default async client (aiohttp)
+that the filesystem makes and closes, unless ``async_client`` (an aiohttp session,
+httpx.AsyncClient or niquests.AsyncSession, of the loop that uses it) is given, which is then
+used and never closed. A loop's part is closed when that loop shuts down (``asyncio.run`` does
+at its end), at ``close()`` / ``await close_async()``, or when the filesystem is collected (or
+the interpreter exits): on the loop if it runs (zarr's loop thread), by running it until done
+if it stopped, else by dropping the connections. The filesystem stays usable after ``close()``.
 """
 
 from __future__ import annotations
@@ -216,6 +221,9 @@ class _AsyncShared:
         self.opening: dict[str, asyncio.Lock] = {}
         self.closed = False
         self.closer = self._close_at_loop_end()
+        # A forked child inherits the state but not its loop's thread; the loop's selector
+        # and sockets are still the parent's, so the child must leave them alone.
+        self.pid = os.getpid()
 
     async def _close_at_loop_end(self) -> AsyncGenerator[None, None]:
         """Started once (``start``) and left suspended: its ``finally`` closes the state when the
@@ -247,7 +255,7 @@ class _AsyncShared:
     def abandon(self) -> None:
         """Close without the loop (it stopped or closed, so nothing can be awaited on it): the
         files are marked closed, the owned transport's connections dropped at once."""
-        if self.closed:
+        if self.closed or self.pid != os.getpid():
             return
         self.closed = True
         for f in self.table.drain():
@@ -278,8 +286,8 @@ def _close_state(state: _AsyncShared) -> None:
     - It is closed (or started again elsewhere meanwhile): nothing can run on it; the
       connections are dropped at once (``abandon``).
     """
-    if state.closed:
-        return
+    if state.closed or state.pid != os.getpid():
+        return  # closed already, or a forked child's copy of its parent's
     loop = state.loop
     if loop.is_running():
         done = asyncio.run_coroutine_threadsafe(state.aclose(), loop)
