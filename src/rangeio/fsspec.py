@@ -54,7 +54,7 @@ import weakref
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from threading import get_ident
@@ -295,7 +295,11 @@ def _close_state(state: _AsyncShared) -> None:
             try:
                 done.result(_CLOSE_WAIT_SECONDS)
             except FutureTimeoutError:
-                pass  # a blocked loop: the close runs when it gets to it
+                # A blocked loop: the close runs when it gets to it. A loop that stopped
+                # meanwhile (as zarr's does at exit) is run here until the close is done.
+                if not (loop.is_running() or loop.is_closed()):
+                    with suppress(RuntimeError):
+                        loop.run_until_complete(asyncio.wrap_future(done, loop=loop))
         return
     if not loop.is_closed() and not _running_here():
         closing = state.aclose()
@@ -799,7 +803,9 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         return root
 
     async def _arelease(self, url: str, root: AsyncHttpFile) -> None:
-        state = await self._async_state()
+        state = self._async_states.get(asyncio.get_running_loop())
+        if state is None or state.closed:
+            return  # closed with its state (close(), the loop's end): nothing left to release
         state.table.release(url, root, time.monotonic())
         await _aclose_all(state.table.retired())
 
