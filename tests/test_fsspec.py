@@ -534,19 +534,20 @@ def test_coroutines_read_through_rangeio_aio(fault_server: FaultServer) -> None:
             twin = await fs.open_async(zipped)
             assert await twin.read(4) == zip_data[:4]
         await twin.close()
-        assert fs._async.table._table[zipped].users == 0
+        state = fs._async_states[asyncio.get_running_loop()]
+        assert state.table._table[zipped].users == 0
         async with await fs.open_async(zipped, prefetch_bytes=0) as own:  # a file of its own
             assert await own.read(2) == zip_data[:2]
         with pytest.raises(FileNotFoundError):
             await fs.open_async(fault_server.url("/none"))
         fs.invalidate_cache(small)
         assert await fs._size(small) == 100  # opened again, and the old file closed
-        return fs, fs._async.table.take(small, 0)
+        return fs, state, state.table.take(small, 0)
 
-    fs, shared = asyncio.run(main())
+    fs, state, shared = asyncio.run(main())
     # The loop's end closed the files it had opened (their connections belonged to it).
     assert shared is not None and shared.closed
-    assert len(fs._async.table) == 0
+    assert state.closed and len(state.table) == 0
     # One open for each file's first coroutine, then every call shared it; one more after
     # invalidate_cache.
     assert len(gets(fault_server, "/small.bin")) == 2

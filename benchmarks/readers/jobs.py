@@ -463,9 +463,13 @@ def make_zarr(www: Path) -> list[Job]:
 
 
 def _close_store(store: Any) -> None:
-    """Close the aiohttp session of fsspec's async http filesystem (rangeio's closes itself at
-    the end of zarr's loop)."""
+    """Close the connections of the store's filesystem: rangeio's ``close()`` (its one aiohttp
+    session per loop; collecting it or the exit would too), or the aiohttp session of fsspec's
+    async http filesystem, which nothing closes for an ``asynchronous=True`` instance."""
     fs = store.fs
+    if hasattr(fs, "close_async"):  # rangeio's filesystem
+        fs.close()
+        return
     session = getattr(fs, "_session", None)
     if session is not None and not session.closed:
         from zarr.core.sync import sync

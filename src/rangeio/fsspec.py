@@ -10,7 +10,8 @@ Paths are full ``http://`` or ``https://`` URLs. These forms reach it:
 
 Options (``storage_options``) are rangeio's: ``client`` and every option of ``rangeio.open``
 (``prefetch_bytes``, ``cache_bytes``, ``headers``, ``retries``, ``timeout``, ``verify``, ...).
-With no client, the filesystem keeps one urllib3 pool that all its files share.
+With no client, the filesystem keeps one urllib3 pool that all its files share (``close()``
+closes its connections); a ``client`` given is shared the same way and never closed.
 
 Opens of one URL on one filesystem share one remote file (pinned identity, cache, in-flight
 fetches: what ``HttpFile.clone()`` shares), so a Parquet footer is fetched once however many
@@ -30,11 +31,15 @@ It is an ``fsspec.asyn.AsyncFileSystem`` too: its coroutines (``_cat_file``, ``_
 caller's event loop, and ``open_async`` gives an ``AsyncHttpFile``: zarr v3 (whose
 ``FsspecStore.from_url`` passes ``asynchronous=True``) gets native async I/O. Its sync methods
 stay the sync engine's (``rangeio.open``, the ``client`` pool), not wrappers over the coroutines.
-The async side keeps its own shared files, on the default async client (aiohttp) unless
-``async_client`` (an aiohttp session, httpx.AsyncClient or niquests.AsyncSession, of the loop
-that uses it) is given. They belong to the event loop of the first coroutine that ran, and are
-closed when it shuts down (``asyncio.run`` does at its end); a coroutine on another loop starts
-a new set.
+The async side keeps, per event loop, ONE transport that all its async files share (so
+zarr's chunk reads reuse keep-alive connections, as fsspec's http filesystem does with its one
+aiohttp session), and its own shared files: on a session of the default async client (aiohttp)
+that the filesystem makes and closes, unless ``async_client`` (an aiohttp session,
+httpx.AsyncClient or niquests.AsyncSession, of the loop that uses it) is given, which is then
+used and never closed. A loop's part is closed when that loop shuts down (``asyncio.run`` does
+at its end), at ``close()`` / ``await close_async()``, or when the filesystem is collected (or
+the interpreter exits): on the loop if it runs (zarr's loop thread), by running it until done
+if it stopped, else by dropping the connections. The filesystem stays usable after ``close()``.
 """
 
 from __future__ import annotations
@@ -45,9 +50,11 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from threading import get_ident
@@ -57,6 +64,7 @@ from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem, get_loop
 
 from rangeio._async.file import AsyncHttpFile
+from rangeio._async.transports import AsyncTransport, Borrowed, abandon, make_async_transport
 from rangeio._core.identity import Identity
 from rangeio._core.options import FileOptions, check_borrowed_tls
 from rangeio._core.redirects import check_url
@@ -179,25 +187,141 @@ class SharedAsyncHttpFile(AsyncHttpFile):
                 await release()
 
 
-class _AsyncShared:
-    """The async side's shared files: they belong to the event loop that opened them."""
+# How long a synchronous close waits for another thread's running loop (zarr's, fsspec's IO
+# thread) to close what the filesystem keeps on it. Closing sends nothing, so it ends within a
+# loop iteration or two unless that loop is blocked; the bound only keeps a blocked loop from
+# hanging the caller, or the interpreter's exit. fsspec's http filesystem waits 0.1 s, then
+# drops the connections from the wrong thread; rangeio waits longer and never does that.
+_CLOSE_WAIT_SECONDS = 2.0
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_idle: int, trust: float) -> None:
+
+class _AsyncShared:
+    """What the async side keeps for one event loop: ONE transport (one connection pool) that
+    every async file of the filesystem on that loop sends through, and the shared files.
+
+    It ends with the filesystem's ``close``, the filesystem's collection, or the loop's end,
+    whichever comes first; the transport is closed then if the filesystem made it (a borrowed
+    ``async_client`` is left open: its owner closes it)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        transport: AsyncTransport,
+        owned: bool,
+        max_idle: int,
+        trust: float,
+    ) -> None:
         self.loop = loop
+        self.transport = transport
+        self.owned = owned
+        # What each file gets as its client: closing a file leaves the transport open.
+        self.lent = Borrowed(transport)
         self.table: SharedFiles[AsyncHttpFile] = SharedFiles(max_idle, trust)
         # One lock per URL being opened: concurrent first opens of a URL make one remote file.
         self.opening: dict[str, asyncio.Lock] = {}
-        self.closer = _close_at_loop_end(self.table)
+        self.closed = False
+        self.closer = self._close_at_loop_end()
+        # A forked child inherits the state but not its loop's thread; the loop's selector
+        # and sockets are still the parent's, so the child must leave them alone.
+        self.pid = os.getpid()
+
+    async def _close_at_loop_end(self) -> AsyncGenerator[None, None]:
+        """Started once (``start``) and left suspended: its ``finally`` closes the state when the
+        loop shuts its async generators down (``asyncio.run`` does, at its end), when the
+        generator is collected (the loop then runs its ``aclose``), or at ``aclose()``."""
+        try:
+            yield
+        finally:
+            await self._close()
+
+    async def start(self) -> None:
+        await self.closer.__anext__()  # now the loop knows it, and will close it
+
+    async def aclose(self) -> None:
+        """Close the files and the owned transport, on this state's loop."""
+        await self.closer.aclose()
+        await self._close()  # if the generator had already finished
+
+    async def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await _aclose_all(self.table.drain())
+        finally:
+            if self.owned:
+                await self.transport.aclose()
+
+    def abandon(self) -> None:
+        """Close without the loop (it stopped or closed, so nothing can be awaited on it): the
+        files are marked closed, the owned transport's connections dropped at once."""
+        if self.closed or self.pid != os.getpid():
+            return
+        self.closed = True
+        for f in self.table.drain():
+            if f._remote is not None:
+                f._remote.mark_closed()
+        if self.owned:
+            abandon(self.transport)
 
 
-async def _close_at_loop_end(table: SharedFiles[AsyncHttpFile]) -> AsyncIterator[None]:
-    """Started once per loop and left suspended: its ``finally`` closes the loop's files (their
-    connections belong to it) when the loop shuts its async generators down (``asyncio.run``
-    does, at the end), or when the generator is collected (the loop then runs its ``aclose``)."""
+def _running_here() -> bool:
+    """Whether this thread is running an event loop (so it must not block on one)."""
     try:
-        yield
-    finally:
-        await _aclose_all(table.drain())
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _close_state(state: _AsyncShared) -> None:
+    """Close ``state`` from synchronous code on any thread, on its loop: the loop's sockets
+    can only be closed cleanly there.
+
+    - The loop runs (in another thread, as zarr's and fsspec's sync layers keep one, or in
+      this one): the close is handed to it, and waited for unless this thread runs a loop
+      itself, which must not block.
+    - It stopped without closing (zarr's exit stops its loop thread): it is run here until the
+      close is done. Only what was already queued on it runs too, which would have run anyway.
+    - It is closed (or started again elsewhere meanwhile): nothing can run on it; the
+      connections are dropped at once (``abandon``).
+    """
+    if state.closed or state.pid != os.getpid():
+        return  # closed already, or a forked child's copy of its parent's
+    loop = state.loop
+    if loop.is_running():
+        done = asyncio.run_coroutine_threadsafe(state.aclose(), loop)
+        if not _running_here():
+            try:
+                done.result(_CLOSE_WAIT_SECONDS)
+            except FutureTimeoutError:
+                # A blocked loop: the close runs when it gets to it. A loop that stopped
+                # meanwhile (as zarr's does at exit) is run here until the close is done.
+                if not (loop.is_running() or loop.is_closed()):
+                    with suppress(RuntimeError):
+                        loop.run_until_complete(asyncio.wrap_future(done, loop=loop))
+        return
+    if not loop.is_closed() and not _running_here():
+        closing = state.aclose()
+        try:
+            loop.run_until_complete(closing)
+            return
+        except RuntimeError:  # closed, or running, since we looked
+            closing.close()
+    state.abandon()
+
+
+def _close_states(states: dict[asyncio.AbstractEventLoop, _AsyncShared]) -> None:
+    """Close every loop's state: ``close()``, and the filesystem's finalizer (on its collection,
+    or at the interpreter's exit, when zarr's loop thread may still be running). Each state is
+    taken out in one dict step, so no lock is needed (the finalizer cannot hold the filesystem's,
+    which a fork may have replaced)."""
+    while True:
+        try:
+            _, state = states.popitem()
+        except KeyError:
+            return
+        _close_state(state)
 
 
 class SharedHttpFile(HttpFile):
@@ -313,7 +437,8 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         self.options: dict[str, Any] = options
         self._verify = verify
         self.async_client = async_client
-        self._async: _AsyncShared | None = None
+        # The sync side's files share one pool: the client given, else a urllib3 pool of ours.
+        self._owns_pool = client is None
         self.client = client if client is not None else make_pool(verify, maxsize=_POOL_MAXSIZE)
         self._fo = fo
         self._shared: SharedFiles[HttpFile] = SharedFiles(max_shared_files, share_seconds)
@@ -321,6 +446,11 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         # One lock per URL being opened: concurrent first opens of a URL make one remote file.
         self._opening: dict[str, threading.Lock] = {}
         self._owner_pid = os.getpid()
+        # The async side, per event loop: one transport its files share, and the shared files.
+        self._async_states: dict[asyncio.AbstractEventLoop, _AsyncShared] = {}
+        # Collected (or at exit) with states open: they are closed then, as close() does. The
+        # finalizer holds the table, not the filesystem.
+        weakref.finalize(self, _close_states, self._async_states)
 
     @property
     def loop(self) -> Any:
@@ -516,11 +646,38 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         with self._lock:
             self._shared.discard(key)
             retired = self._shared.retired()
-            if self._async is not None:
+            for state in list(self._async_states.values()):
                 # Closed by the next coroutine on their loop, which drains the table's retired.
-                self._async.table.discard(key)
+                state.table.discard(key)
         self._close_all(retired)
         super().invalidate_cache(path)
+
+    def close(self) -> None:
+        """Close what the filesystem holds: its shared files, sync and async; the async
+        transport of each event loop (one per loop, which all its async files share); and
+        the connections of its own urllib3 pool. A ``client`` or ``async_client`` you passed
+        stays open (close it yourself). The filesystem stays usable: what comes next opens
+        afresh. Collecting the filesystem, or the interpreter's exit, closes the async side
+        the same way; a loop's end closes that loop's part."""
+        _close_states(self._async_states)
+        self._close_sync_side()
+
+    async def close_async(self) -> None:
+        """``close()`` from a coroutine: the running loop's part is closed here (awaited), the
+        sync side in a thread."""
+        mine = self._async_states.pop(asyncio.get_running_loop(), None)
+        if mine is not None:
+            await mine.aclose()
+        _close_states(self._async_states)  # other loops': not waited for (this thread runs one)
+        await asyncio.to_thread(self._close_sync_side)
+
+    def _close_sync_side(self) -> None:
+        self._check_fork()
+        with self._lock:
+            files = self._shared.drain()
+        self._close_all(files)
+        if self._owns_pool:
+            self.client.clear()  # a PoolManager stays usable: new connections when needed
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         info = self.info(path)
@@ -598,14 +755,28 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
     # -- the coroutines (rangeio.aio) -------------------------------------------------------
 
     async def _async_state(self) -> _AsyncShared:
+        """The running loop's state: its one transport and shared files (made at its first
+        coroutine). Files of another loop cannot be used, or closed, from this one."""
         loop = asyncio.get_running_loop()
-        state = self._async
-        if state is None or state.loop is not loop:
-            # Files of another loop cannot be used (or closed) from this one: start afresh.
-            state = self._async = _AsyncShared(
-                loop, self._shared.max_idle, self._shared.trust_seconds
-            )
-            await state.closer.__anext__()  # now the loop knows it, and will close it
+        state = self._async_states.get(loop)
+        if state is not None and not state.closed:
+            return state
+        for other, old in list(self._async_states.items()):
+            # States of loops that ended (asyncio.run closed them) or closed without ending
+            # them (abandoned now): a program that runs many loops keeps none of them.
+            if old.closed or other.is_closed():
+                self._async_states.pop(other, None)
+                old.abandon()
+        transport = make_async_transport(self.async_client, self._verify)
+        state = _AsyncShared(
+            loop,
+            transport,
+            self.async_client is None,
+            self._shared.max_idle,
+            self._shared.trust_seconds,
+        )
+        self._async_states[loop] = state
+        await state.start()
         return state
 
     async def _aacquire(self, url: str) -> AsyncHttpFile:
@@ -620,7 +791,8 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
             root = state.table.take(url, time.monotonic())
             if root is not None:  # another task opened it while we waited
                 return root
-            root = AsyncHttpFile(url, client=self.async_client, verify=self._verify, **self.options)
+            # On the loop's one transport (its TLS is the filesystem's ``verify``).
+            root = AsyncHttpFile(url, client=state.lent, **self.options)
             try:
                 with _translate_errors(url):
                     await root.open()
@@ -631,7 +803,9 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         return root
 
     async def _arelease(self, url: str, root: AsyncHttpFile) -> None:
-        state = await self._async_state()
+        state = self._async_states.get(asyncio.get_running_loop())
+        if state is None or state.closed:
+            return  # closed with its state (close(), the loop's end): nothing left to release
         state.table.release(url, root, time.monotonic())
         await _aclose_all(state.table.retired())
 
@@ -655,9 +829,12 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         url = self._url(path)
         own = {k: v for k, v in kwargs.items() if k not in _FSSPEC_OPEN_KWARGS}
         if own:
-            f = AsyncHttpFile(
-                url, client=self.async_client, **{"verify": self._verify, **self.options, **own}
-            )
+            if "verify" in own:
+                # TLS settings of its own: a transport of its own, closed with the file.
+                client = self.async_client
+            else:
+                client = (await self._async_state()).lent
+            f = AsyncHttpFile(url, client=client, **{**self.options, **own})
             with _translate_errors(url):
                 return await f.open()
         root = await self._aacquire(url)

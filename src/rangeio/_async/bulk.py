@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from rangeio._async.file import AsyncHttpFile
-from rangeio._async.transports import AsyncRawResponse, AsyncTransport, make_async_transport
-from rangeio._core.exchange import Request
-from rangeio._core.options import FileOptions, Timeout
+from rangeio._async.transports import Borrowed, make_async_transport
+from rangeio._core.options import FileOptions
 
 T = TypeVar("T")
 
@@ -94,7 +93,7 @@ async def fetch_many(
     verify = FileOptions.from_kwargs(**options).verify
     options.pop("verify", None)
     transport = make_async_transport(client, verify)
-    shared_client = _Borrowed(transport)
+    shared_client = Borrowed(transport)
 
     async def one(url: str) -> None:
         async with slots:
@@ -122,16 +121,3 @@ async def fetch_many(
         await asyncio.gather(*tasks, return_exceptions=True)
         if client is None:
             await transport.aclose()
-
-
-class _Borrowed:
-    """A transport lent to each file: closing a file must not close it."""
-
-    def __init__(self, transport: AsyncTransport) -> None:
-        self._transport = transport
-
-    async def send(self, request: Request, timeout: Timeout) -> AsyncRawResponse:
-        return await self._transport.send(request, timeout)
-
-    async def aclose(self) -> None:
-        """Borrowed: the owner closes it."""

@@ -154,6 +154,19 @@ class AiohttpTransport:
         if self.owned and self._session is not None:
             await self._session.close()
 
+    def abandon(self) -> None:
+        """Close the connections of a session rangeio owns at once, without its event loop: for
+        a loop that has stopped or closed, where ``aclose`` can no longer run. aiohttp has no
+        public synchronous close; the connector's ``_close()`` is the step its ``close()``
+        takes before awaiting the sockets' ends (fsspec's http filesystem calls it for the same
+        case). Without it the session warns "Unclosed client session" when collected. The
+        bare session needs nothing: it is closed once its (shared) connector is."""
+        if not self.owned or self._session is None:
+            return
+        close_now = getattr(self._session.connector, "_close", None)
+        if close_now is not None:
+            close_now()
+
 
 async def _bare_proxy(session: Any, request: Request) -> dict[str, Any]:
     """The proxy a request without credentials goes through: the borrowed session's own, or
@@ -308,5 +321,41 @@ class _OwnedHttpx(HttpxAsyncTransport):
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def abandon(self) -> None:
+        """httpx has no synchronous close of an AsyncClient, nor warns when one is collected:
+        its sockets go with the loop's transports."""
 
-__all__ = ["AsyncRawResponse", "AsyncTransport", "NetworkError", "make_async_transport"]
+
+class Borrowed:
+    """A transport lent to files that share it (``fetch_many``'s URLs, the files of an fsspec
+    filesystem): they send through it, and closing one of them leaves it open. Its owner
+    closes it, once."""
+
+    owned = False
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        self.transport = transport
+
+    async def send(self, request: Request, timeout: Timeout) -> AsyncRawResponse:
+        return await self.transport.send(request, timeout)
+
+    async def aclose(self) -> None:
+        """Borrowed: the owner closes it."""
+
+
+def abandon(transport: AsyncTransport) -> None:
+    """Close an owned transport without its event loop (the loop stopped or closed), as far as
+    its library allows; a transport with no such step is left to the loop's end."""
+    close_now = getattr(transport, "abandon", None)
+    if close_now is not None:
+        close_now()
+
+
+__all__ = [
+    "AsyncRawResponse",
+    "AsyncTransport",
+    "Borrowed",
+    "NetworkError",
+    "abandon",
+    "make_async_transport",
+]
