@@ -66,6 +66,8 @@ class ReadPolicy:
     stride_gap_bytes: int = 256 * KiB
     stride_readahead_max: int = 8 * MiB
     stream_drain_bytes: int = 256 * KiB
+    cluster_readahead_max: int = 8 * MiB
+    cluster_gap_bytes: int = 4 * MiB
 
     def __post_init__(self) -> None:
         if self.minimum_range_request_bytes < 1:
@@ -79,6 +81,8 @@ class ReadPolicy:
             self.stride_gap_bytes,
             self.stride_readahead_max,
             self.stream_drain_bytes,
+            self.cluster_readahead_max,
+            self.cluster_gap_bytes,
         )
         if min(sizes) < 0:
             raise ValueError("sizes must be >= 0")
@@ -88,6 +92,22 @@ class ReadPolicy:
 # the last two reads): enough that the next misses come after a few reads, not at each one,
 # while a stride pattern that was a coincidence (two forward reads) costs a few strides only.
 STRIDES_AHEAD = 4
+
+# The first window of a sequential run is at least the read's own length (a reader of 64 KiB
+# pieces wants the next 64 KiB now), but no more than this: a run of two large reads (two tiles
+# side by side) would otherwise fetch a third for nothing. 256 KiB is what one round trip
+# carries at 100 Mbit/s and 20 ms (see ``stride_gap_bytes``).
+READ_WINDOW_MAX = 256 * KiB
+
+# Clustered reads: the first read-ahead a miss near recently fetched bytes gets (GDAL's
+# /vsicurl/ reads 16 KiB chunks and grows them; a B-tree node or heap block of HDF5 is a few
+# KiB); it doubles each time read-ahead serves a later read, up to ``cluster_readahead_max``.
+CLUSTER_START = 64 * KiB
+# How many recent requests are remembered to tell whether their read-ahead was used.
+RECENT_REQUESTS = 4
+# Rows of tiles or chunks: from the second forward jump in a row, a request covers this many
+# rows (jump plus run) ahead.
+ROWS_AHEAD = 3
 
 # A stream asks for this many times the bytes its sequential run has read so far: a reader that
 # jumps away wastes at most that multiple of what it used, and a copy of N bytes takes about
@@ -132,6 +152,12 @@ class AccessPattern:
         "is_streaming",
         "strided",
         "_copying",
+        "_reach",
+        "_aheads",
+        "_recent",
+        "_last_run",
+        "_row_jumps",
+        "behind",
     )
 
     def __init__(self, policy: ReadPolicy) -> None:
@@ -150,6 +176,15 @@ class AccessPattern:
         self.is_streaming = False
         self.strided = False
         self._copying = False
+        # Clustered reads: the read-ahead a non-sequential miss gets, grown while it serves
+        # later reads; the read-ahead spans of recent misses ([start, stop, used]); the spans of
+        # recent requests; the bytes of the last sequential run and forward jumps in a row.
+        self._reach = 0
+        self._aheads: list[list[int]] = []
+        self._recent: list[tuple[int, int]] = []
+        self._last_run = 0
+        self._row_jumps = 0
+        self.behind = 0
 
     def observe(self, want: ByteRange) -> int:
         """Record a read and return the read-ahead (bytes past ``want.stop``) it deserves."""
@@ -158,6 +193,7 @@ class AccessPattern:
     def observe_span(self, start: int, stop: int) -> int:
         """``observe`` for plain offsets: the cached-read hot path makes no range object."""
         last_start, last_stop = self._last_start, self._last_stop
+        self.behind = 0
         if last_start is not None and last_stop is not None and last_start < start < last_stop:
             # The previous read came back short and this one picks up where it stopped: the
             # same logical read, so the pattern does not change.
@@ -175,26 +211,86 @@ class AccessPattern:
             self.strided = False
             # At least the read's own length: a reader of 64 KiB pieces wants the next 64 KiB
             # now, not after the window has doubled up from 8 KiB.
-            first = max(policy.minimum_range_request_bytes, stop - start)
+            first = max(policy.minimum_range_request_bytes, min(stop - start, READ_WINDOW_MAX))
             window = min(policy.readahead_max, max(first, self.window * 2))
             # Inside a strided run (a header read past the buffer's end, say) the strided window
             # stays: the skips to come are as likely as before.
             self.window = max(window, self.window) if self._in_strided_run() else window
         else:
+            run = self.run_bytes if self.sequential_run > 0 else 0
             self.sequential_run = 0
             self.run_bytes = stop - start
             self.strided = self._skipped_forward(start, stop)
             if not self.strided:
-                self._random_streak += 1
-                self.window = 0
+                self.window = self._clustered(start, stop, run)
+                if self.window == 0:
+                    self._random_streak += 1
+                else:
+                    self._random_streak = 0
         self._was_lean = self.lean
         copy_start = start == 0 and stop - start >= policy.stream_after_bytes
         self._copying = copy_start or (self._copying and start == last_stop)
+        # The read that takes a run past the threshold is not streamed yet, the next one is: a
+        # run that ends there (a row of four 256 KiB chunks) opens no stream to abandon.
         self.is_streaming = (
-            self.sequential_run > 0 and self.run_bytes >= policy.stream_after_bytes
+            self.sequential_run > 0
+            and self.run_bytes - (stop - start) >= policy.stream_after_bytes
         ) or copy_start
         self._last_start, self._last_stop = start, stop
         return self.window
+
+    def _clustered(self, start: int, stop: int, run: int) -> int:
+        """The read-ahead of a read that is neither sequential nor strided (see the class)."""
+        policy = self._policy
+        last_stop = self._last_stop
+        jump = None if last_stop is None else start - last_stop
+        if run and jump is not None and 0 < jump <= policy.cluster_gap_bytes:
+            # Rows of tiles or chunks: a run of reads, a jump forward, the next run.
+            self._row_jumps += 1
+            self._last_run = run
+            # The next rows are likely as far apart and as long: read through them.
+            ahead = ROWS_AHEAD * (jump + run) - (stop - start)
+            return max(0, min(self._cluster_cap(stop - start), ahead))
+        if not (jump is not None and 0 < jump <= policy.cluster_gap_bytes and self._last_run):
+            self._row_jumps = 0
+        for span in self._aheads:
+            if span[0] <= start < span[1]:
+                if not span[2]:
+                    span[2] = 1
+                    # Read-ahead that served a later read: the reads cluster; reach further.
+                    self._reach = min(
+                        self._cluster_cap(stop - start), max(CLUSTER_START, 2 * self._reach)
+                    )
+                self.behind = self._reach // 2
+                return self._reach
+        near = policy.gap_fill_bytes
+        for r_start, r_stop in self._recent:
+            if 0 <= start - r_stop <= near or 0 <= r_start - stop <= near:
+                # Close to bytes just fetched: worth a modest read-ahead to find out.
+                self._reach = max(self._reach, CLUSTER_START)
+                break
+        self.behind = self._reach // 2
+        return self._reach
+
+    def _cluster_cap(self, read_bytes: int) -> int:
+        """Clustered read-ahead, with the read, stays within one request."""
+        policy = self._policy
+        return max(0, min(policy.cluster_readahead_max, policy.max_request_bytes - read_bytes))
+
+    def fetched(self, want_stop: int, stop: int, start: int) -> None:
+        """The engine made a request ``[start, stop)`` for a read ending at ``want_stop``:
+        remember it, so that later reads tell whether its read-ahead was of use."""
+        self._recent.append((start, stop))
+        del self._recent[:-RECENT_REQUESTS]
+        if stop > want_stop and not self.sequential_run:
+            self._aheads.append([want_stop, stop, 0])
+            if len(self._aheads) > RECENT_REQUESTS:
+                dropped = self._aheads.pop(0)
+                if not dropped[2]:
+                    # Read-ahead nobody read: reach less far.
+                    self._reach //= 2
+                    if self._reach < CLUSTER_START:
+                        self._reach = 0
 
     def _skipped_forward(self, start: int, stop: int) -> bool:
         """Record a read that is not sequential; True (and the window set) when it is strided."""
@@ -257,6 +353,7 @@ def plan_read(
     policy: ReadPolicy,
     readahead: int = 0,
     minimum: int | None = None,
+    readbehind: int = 0,
 ) -> list[ByteRange]:
     """Requests that make ``want`` (plus read-ahead) cached; empty when it already is.
 
@@ -269,7 +366,10 @@ def plan_read(
     if minimum is None:
         minimum = policy.minimum_range_request_bytes
     stop = max(want.stop + readahead, want.start + minimum)
-    target = ByteRange(want.start, min(size, stop))
+    if size - stop <= (policy.readahead_max if readahead else policy.gap_fill_bytes):
+        # A rest this short costs more as a round trip of its own than as bytes.
+        stop = size
+    target = ByteRange(max(0, want.start - readbehind), min(size, stop))
     gaps = cache.missing(target)
     return _bounded(coalesce(gaps, policy.gap_fill_bytes), RangeSet(gaps), policy)
 

@@ -358,7 +358,10 @@ class RemoteFile:
                 self.options.policy,
                 max(fit_readahead(cursor.readahead, span, self._max_span), slack),
                 cursor.pattern.minimum_request,
+                fit_readahead(cursor.pattern.behind, span, self._max_span),
             )
+            if plan:
+                cursor.pattern.fetched(want.stop, plan[-1].stop, plan[0].start)
             hint = self._index_hint
             if hint is not None and want.stop > hint.start:
                 # The first look at the index the open missed: fetch all of it at once.
