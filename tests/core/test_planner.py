@@ -9,6 +9,10 @@ from hypothesis import strategies as st
 from rangeio._core.cache import ByteCache
 from rangeio._core.headers import RangeSpec
 from rangeio._core.planner import (
+    CLUSTER_START,
+    READ_WINDOW_MAX,
+    RECENT_REQUESTS,
+    ROWS_AHEAD,
     STREAM_GROWTH,
     STRIDES_AHEAD,
     AccessPattern,
@@ -96,12 +100,18 @@ def cached_runs_inside(requests: list[ByteRange], cached: set[int]) -> list[Byte
     size=st.integers(0, N),
     policy=policies(),
     readahead=st.integers(0, 50),
+    readbehind=st.integers(0, 30),
 )
 def test_plan_read_properties(
-    want: ByteRange, cache: ByteCache, size: int, policy: ReadPolicy, readahead: int
+    want: ByteRange,
+    cache: ByteCache,
+    size: int,
+    policy: ReadPolicy,
+    readahead: int,
+    readbehind: int,
 ) -> None:
     cached = cached_set(cache)
-    requests = plan_read(want, cache, size, policy, readahead)
+    requests = plan_read(want, cache, size, policy, readahead, readbehind=readbehind)
     assert_sorted_disjoint(requests)
     clamped = want.clamp(size)
     if not (span_set(clamped) - cached):
@@ -113,7 +123,9 @@ def test_plan_read_properties(
     assert all(len(r) <= policy.max_request_bytes for r in requests)
     # The target: the read, its read-ahead, and at least minimum_range_request_bytes.
     stop = min(size, max(want.stop + readahead, want.start + policy.minimum_range_request_bytes))
-    target = span_set(ByteRange(clamped.start, stop))
+    if size - stop <= (policy.readahead_max if readahead else policy.gap_fill_bytes):
+        stop = size  # a short rest comes with the read
+    target = span_set(ByteRange(max(0, clamped.start - readbehind), stop))
     assert target - cached <= asked, "every missing byte of the target is asked for"
     assert asked <= target, "nothing beyond the target is asked for"
     for island in cached_runs_inside(requests, cached):
@@ -141,7 +153,7 @@ def test_plan_read_examples() -> None:
         ByteRange(35, 40),
         ByteRange(50, 60),
     ]
-    assert plan_read(ByteRange(0, 5), cache, 100, policy, readahead=30) == [
+    assert plan_read(ByteRange(0, 5), cache, 1000, policy, readahead=30) == [
         ByteRange(0, 25),
         ByteRange(25, 35),
     ]
@@ -171,12 +183,12 @@ def test_access_pattern_doubles_on_sequential_reads_and_resets_on_seek() -> None
     assert windows == [0, 8 * KiB, 16 * KiB, 32 * KiB, 64 * KiB, 64 * KiB, 64 * KiB]
     assert pattern.sequential_run == 6
     assert pattern.window == 64 * KiB
-    # A seek: back to no read-ahead at all.
-    assert pattern.observe(ByteRange(10_000, 10_100)) == 0
+    # A seek (back, or further forward than rows of tiles are apart): no read-ahead at all.
+    assert pattern.observe(ByteRange(10_000_000, 10_000_100)) == 0
     assert pattern.sequential_run == 0
-    assert pattern.observe(ByteRange(10_100, 10_200)) == 8 * KiB
+    assert pattern.observe(ByteRange(10_000_100, 10_000_200)) == 8 * KiB
     # Re-reading the same bytes is not sequential either.
-    assert pattern.observe(ByteRange(10_100, 10_200)) == 0
+    assert pattern.observe(ByteRange(10_000_100, 10_000_200)) == 0
 
 
 def test_access_pattern_streaming_threshold() -> None:
@@ -187,7 +199,9 @@ def test_access_pattern_streaming_threshold() -> None:
         pattern.observe(ByteRange(100 + i * 10, 110 + i * 10))
         assert not pattern.is_streaming  # 20, then 30 bytes read in the run
     pattern.observe(ByteRange(130, 140))
-    assert pattern.is_streaming
+    assert not pattern.is_streaming, "the read that crosses the threshold is not streamed"
+    pattern.observe(ByteRange(140, 150))
+    assert pattern.is_streaming, "the next one is"
     pattern.observe(ByteRange(500, 510))
     assert not pattern.is_streaming
 
@@ -275,12 +289,15 @@ def test_access_pattern_window_bounds(policy: ReadPolicy, steps: list[tuple[bool
     for sequential, length in steps:
         if not sequential:
             pos += 1000
+        was_sequential = pattern.sequential_run
         window = pattern.observe(ByteRange(pos, pos + length))
-        assert 0 <= window <= policy.readahead_max
-        if sequential and pos > 0:
+        cluster_cap = min(policy.cluster_readahead_max, policy.max_request_bytes - length)
+        if sequential and pos > 0 and was_sequential:
+            assert 0 <= window <= policy.readahead_max
             assert window >= min(previous, policy.readahead_max), "sequential never shrinks"
         elif not sequential:
-            assert window == 0
+            # A jump forward after a run is read through as rows, within one request.
+            assert 0 <= window <= max(0, cluster_cap)
         previous = window
         pos += length
 
@@ -521,3 +538,129 @@ def test_read_ahead_starts_at_the_read_length() -> None:
     pattern.observe(ByteRange(0, 64 * KiB))
     assert pattern.observe(ByteRange(64 * KiB, 128 * KiB)) == 64 * KiB
     assert pattern.observe(ByteRange(128 * KiB, 192 * KiB)) == 128 * KiB
+
+
+# -- clustered reads: rows of tiles and chunks, read-ahead that proves useful ----------------
+
+
+def read_row(pattern: AccessPattern, start: int, tiles: int, tile: int) -> list[int]:
+    """A reader going through one row of ``tiles`` adjacent tiles; the windows it got."""
+    return [
+        pattern.observe(ByteRange(start + i * tile, start + (i + 1) * tile)) for i in range(tiles)
+    ]
+
+
+def test_rows_of_tiles_are_read_through_after_the_first_row() -> None:
+    policy = ReadPolicy()
+    pattern = AccessPattern(policy)
+    tile, row_pitch = 120 * KiB, 1900 * KiB  # 4 tiles of a row, then a jump to the next row
+    read_row(pattern, 6 * MiB, 4, tile)
+    run = 4 * tile
+    jump = row_pitch - run
+    first = pattern.observe(ByteRange(6 * MiB + row_pitch, 6 * MiB + row_pitch + tile))
+    assert first == ROWS_AHEAD * (jump + run) - tile, "the next rows, jumps included"
+    # Capped: one request, at most cluster_readahead_max.
+    wide = AccessPattern(policy)
+    read_row(wide, 0, 4, 1 * MiB)
+    got = wide.observe(ByteRange(8 * MiB, 9 * MiB))
+    assert got == min(policy.cluster_readahead_max, policy.max_request_bytes - 1 * MiB)
+
+
+def test_a_jump_too_far_or_backwards_after_a_run_is_a_random_read() -> None:
+    policy = ReadPolicy()
+    for target in (100 * MiB, 0):
+        pattern = AccessPattern(policy)
+        read_row(pattern, 10 * MiB, 4, 64 * KiB)
+        assert pattern.observe(ByteRange(target, target + 4 * KiB)) == 0
+    # A read with no run before it (a random read) reads through nothing.
+    lone = AccessPattern(policy)
+    lone.observe(ByteRange(10 * MiB, 10 * MiB + 4 * KiB))
+    assert lone.observe(ByteRange(11 * MiB, 11 * MiB + 4 * KiB)) == 0
+
+
+def test_read_ahead_that_serves_later_reads_grows_and_unused_read_ahead_shrinks() -> None:
+    policy = ReadPolicy()
+    pattern = AccessPattern(policy)
+    # A miss near bytes just fetched gets a modest read-ahead...
+    pattern.observe(ByteRange(1 * MiB, 1 * MiB + 4 * KiB))
+    pattern.fetched(1 * MiB, 1 * MiB + 4 * KiB, ByteRange(1 * MiB, 1 * MiB + 4 * KiB))
+    near = 1 * MiB + 20 * KiB
+    assert pattern.observe(ByteRange(near, near + 4 * KiB)) == CLUSTER_START
+    assert pattern.behind == CLUSTER_START // 2, "centred: the walk goes back and forth"
+    pattern.fetched(
+        near - CLUSTER_START // 2, near + 4 * KiB + CLUSTER_START, ByteRange(near, near + 4 * KiB)
+    )
+    # ...and a later read landing in what it brought (a hit, not sequential) doubles it.
+    inside = near - 20 * KiB
+    assert pattern.observe(ByteRange(inside, inside + 4 * KiB)) == 2 * CLUSTER_START
+    # Read-ahead nobody reads shrinks it: misses far apart, each fetched with its read-ahead.
+    windows = []
+    for i in range(3 * RECENT_REQUESTS):
+        pos = (50 + 7 * i) * MiB
+        windows.append(pattern.observe(ByteRange(pos, pos + 4 * KiB)))
+        pattern.fetched(pos, pos + 4 * KiB + windows[-1], ByteRange(pos, pos + 4 * KiB))
+    assert windows[-1] == 0, windows
+    assert pattern.lean, "random again: lean"
+
+
+def test_scattered_random_reads_stay_lean() -> None:
+    import random
+
+    rng = random.Random(7)
+    pattern = AccessPattern(ReadPolicy())
+    size = 1 << 30
+    ahead = 0
+    for _ in range(500):
+        pos = rng.randrange(size - 4 * KiB)
+        window = pattern.observe(ByteRange(pos, pos + 4 * KiB))
+        want = ByteRange(pos, pos + 4 * KiB)
+        pattern.fetched(pos - pattern.behind, want.stop + window, want)
+        ahead += window + pattern.behind
+    # A few reads land near earlier ones by chance; their read-ahead goes unused and stops.
+    assert ahead <= 500 * 4 * KiB, "read-ahead under the bytes read themselves"
+
+
+def test_a_sequential_run_of_large_reads_gets_a_bounded_first_window() -> None:
+    pattern = AccessPattern(ReadPolicy())
+    pattern.observe(ByteRange(50 * MiB, 50 * MiB + 480 * KiB))
+    # Two tiles side by side: the second read does not bring a third for nothing.
+    assert pattern.observe(ByteRange(50 * MiB + 480 * KiB, 50 * MiB + 960 * KiB)) == READ_WINDOW_MAX
+    small = AccessPattern(ReadPolicy())
+    small.observe(ByteRange(0, 64 * KiB))
+    assert small.observe(ByteRange(64 * KiB, 128 * KiB)) == 64 * KiB, "a 64 KiB reader's next piece"
+
+
+def test_a_short_rest_of_the_file_comes_with_the_read() -> None:
+    policy = ReadPolicy(gap_fill_bytes=64 * KiB, readahead_max=2 * MiB)
+    size = 10 * MiB
+    cache = ByteCache(64 * MiB)
+    # A lean random read 40 KiB before the end: the rest is one request, not two.
+    near_end = ByteRange(size - 44 * KiB, size - 40 * KiB)
+    assert plan_read(near_end, cache, size, policy, 0, 0) == [ByteRange(near_end.start, size)]
+    # Further from the end, only the read.
+    early = ByteRange(size - 200 * KiB, size - 196 * KiB)
+    assert plan_read(early, cache, size, policy, 0, 0) == [early]
+    # With read-ahead (a sequential reader), a rest within readahead_max comes along.
+    seq = ByteRange(size - 2 * MiB, size - 2 * MiB + 64 * KiB)
+    assert plan_read(seq, cache, size, policy, 64 * KiB) == [ByteRange(seq.start, size)]
+
+
+def test_read_behind_fetches_before_the_read_but_never_cached_bytes() -> None:
+    policy = ReadPolicy()
+    cache = ByteCache(64 * MiB)
+    cache.insert(90 * KiB, bytes(10 * KiB))
+    want = ByteRange(200 * KiB, 204 * KiB)
+    plan = plan_read(want, cache, 100 * MiB, policy, 0, 0, readbehind=100 * KiB)
+    assert plan == [ByteRange(100 * KiB, 204 * KiB)]
+
+
+def test_single_large_reads_in_order_are_not_rows() -> None:
+    # pyarrow reading one column chunk per row group: each read arrives as its body and a
+    # buffered tail of 4 KiB, then a jump forward. Reading through the other columns would
+    # fetch what the query left out.
+    pattern = AccessPattern(ReadPolicy())
+    pos = 1 * MiB
+    for _ in range(6):
+        assert pattern.observe(ByteRange(pos, pos + 288 * KiB)) == 0
+        pattern.observe(ByteRange(pos + 288 * KiB, pos + 292 * KiB))
+        pos += 1 * MiB

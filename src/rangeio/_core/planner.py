@@ -105,6 +105,10 @@ READ_WINDOW_MAX = 256 * KiB
 CLUSTER_START = 64 * KiB
 # How many recent requests are remembered to tell whether their read-ahead was used.
 RECENT_REQUESTS = 4
+# A large read reaches the engine as two: its body, then its tail of at most one buffer
+# (``_sync/file.py`` BUFFER_BYTES) read through the buffer. A run whose reads after the first
+# add no more than this is one read (a Parquet column chunk), not a row of tiles.
+BUFFERED_TAIL_BYTES = 4 * KiB
 # Rows of tiles or chunks: from the second forward jump in a row, a request covers this many
 # rows (jump plus run) ahead.
 ROWS_AHEAD = 3
@@ -157,6 +161,7 @@ class AccessPattern:
         "_recent",
         "_last_run",
         "_row_jumps",
+        "_run_first",
         "behind",
     )
 
@@ -177,13 +182,15 @@ class AccessPattern:
         self.strided = False
         self._copying = False
         # Clustered reads: the read-ahead a non-sequential miss gets, grown while it serves
-        # later reads; the read-ahead spans of recent misses ([start, stop, used]); the spans of
-        # recent requests; the bytes of the last sequential run and forward jumps in a row.
+        # later reads; recent misses' requests that brought more than their read ([start, stop,
+        # used, read start, read stop]); the spans of recent requests; the bytes of the last
+        # sequential run and forward jumps in a row.
         self._reach = 0
         self._aheads: list[list[int]] = []
         self._recent: list[tuple[int, int]] = []
         self._last_run = 0
         self._row_jumps = 0
+        self._run_first = 0
         self.behind = 0
 
     def observe(self, want: ByteRange) -> int:
@@ -217,7 +224,11 @@ class AccessPattern:
             # stays: the skips to come are as likely as before.
             self.window = max(window, self.window) if self._in_strided_run() else window
         else:
-            run = self.run_bytes if self.sequential_run > 0 else 0
+            # A row is a run of more than one read; the tail of one large read, read through
+            # the buffer after it, does not make it one.
+            more = self.run_bytes - self._run_first
+            run = self.run_bytes if self.sequential_run and more > BUFFERED_TAIL_BYTES else 0
+            self._run_first = stop - start
             self.sequential_run = 0
             self.run_bytes = stop - start
             self.strided = self._skipped_forward(start, stop)
@@ -233,8 +244,7 @@ class AccessPattern:
         # The read that takes a run past the threshold is not streamed yet, the next one is: a
         # run that ends there (a row of four 256 KiB chunks) opens no stream to abandon.
         self.is_streaming = (
-            self.sequential_run > 0
-            and self.run_bytes - (stop - start) >= policy.stream_after_bytes
+            self.sequential_run > 0 and self.run_bytes - (stop - start) >= policy.stream_after_bytes
         ) or copy_start
         self._last_start, self._last_stop = start, stop
         return self.window
@@ -254,7 +264,7 @@ class AccessPattern:
         if not (jump is not None and 0 < jump <= policy.cluster_gap_bytes and self._last_run):
             self._row_jumps = 0
         for span in self._aheads:
-            if span[0] <= start < span[1]:
+            if span[0] <= start < span[1] and not span[3] <= start < span[4]:
                 if not span[2]:
                     span[2] = 1
                     # Read-ahead that served a later read: the reads cluster; reach further.
@@ -277,13 +287,13 @@ class AccessPattern:
         policy = self._policy
         return max(0, min(policy.cluster_readahead_max, policy.max_request_bytes - read_bytes))
 
-    def fetched(self, want_stop: int, stop: int, start: int) -> None:
-        """The engine made a request ``[start, stop)`` for a read ending at ``want_stop``:
-        remember it, so that later reads tell whether its read-ahead was of use."""
+    def fetched(self, start: int, stop: int, want: ByteRange) -> None:
+        """The engine made a request ``[start, stop)`` for the read ``want``: remember it, so
+        that later reads tell whether what it brought beyond the read was of use."""
         self._recent.append((start, stop))
         del self._recent[:-RECENT_REQUESTS]
-        if stop > want_stop and not self.sequential_run:
-            self._aheads.append([want_stop, stop, 0])
+        if (start < want.start or stop > want.stop) and not self.sequential_run:
+            self._aheads.append([start, stop, 0, want.start, want.stop])
             if len(self._aheads) > RECENT_REQUESTS:
                 dropped = self._aheads.pop(0)
                 if not dropped[2]:

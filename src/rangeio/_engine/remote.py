@@ -361,7 +361,7 @@ class RemoteFile:
                 fit_readahead(cursor.pattern.behind, span, self._max_span),
             )
             if plan:
-                cursor.pattern.fetched(want.stop, plan[-1].stop, plan[0].start)
+                cursor.pattern.fetched(plan[0].start, plan[-1].stop, want)
             hint = self._index_hint
             if hint is not None and want.stop > hint.start:
                 # The first look at the index the open missed: fetch all of it at once.
