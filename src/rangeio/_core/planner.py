@@ -364,8 +364,11 @@ def plan_read(
     readahead: int = 0,
     minimum: int | None = None,
     readbehind: int = 0,
+    room: int | None = None,
 ) -> list[ByteRange]:
-    """Requests that make ``want`` (plus read-ahead) cached; empty when it already is.
+    """Requests that make ``want`` (plus ``readahead`` after it and ``readbehind`` before it)
+    cached; empty when it already is. A rest of the file too short for a request of its own
+    comes along (see below); ``room`` is what the cache holds beside the read.
 
     Never asks for bytes past ``size`` nor, within one plan, for cached bytes beyond the
     ``gap_fill_bytes`` islands it deliberately refetches.
@@ -376,8 +379,12 @@ def plan_read(
     if minimum is None:
         minimum = policy.minimum_range_request_bytes
     stop = max(want.stop + readahead, want.start + minimum)
-    if size - stop <= (policy.readahead_max if readahead else policy.gap_fill_bytes):
-        # A rest this short costs more as a round trip of its own than as bytes.
+    rest = size - stop
+    if rest <= (policy.readahead_max if readahead else policy.gap_fill_bytes) and (
+        room is None or size - want.start <= room
+    ):
+        # A rest this short costs more as a round trip of its own than as bytes (unless the
+        # cache's ``room`` could not hold it beside the read: it would be fetched again).
         stop = size
     target = ByteRange(max(0, want.start - readbehind), min(size, stop))
     gaps = cache.missing(target)

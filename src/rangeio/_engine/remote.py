@@ -351,23 +351,25 @@ class RemoteFile:
         want = ByteRange(pos, pos + span)
         with self._lock:
             self.stats.cache_misses += 1
+            ahead = max(fit_readahead(cursor.readahead, span, self._max_span), slack)
             plan = plan_read(
                 want,
                 self.cache,
                 self.size,
                 self.options.policy,
-                max(fit_readahead(cursor.readahead, span, self._max_span), slack),
+                ahead,
                 cursor.pattern.minimum_request,
-                fit_readahead(cursor.pattern.behind, span, self._max_span),
+                fit_readahead(cursor.pattern.behind, span + ahead, self._max_span),
+                self._max_span,
             )
-            if plan:
-                cursor.pattern.fetched(plan[0].start, plan[-1].stop, want)
             hint = self._index_hint
             if hint is not None and want.stop > hint.start:
                 # The first look at the index the open missed: fetch all of it at once.
                 self._index_hint = None
                 if want.start >= hint.start:
                     plan = _still_missing([hint], self.cache)
+            if plan:
+                cursor.pattern.fetched(plan[0].start, plan[-1].stop, want)
         if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
             yield from self._stream_into_cache(cursor, want)
         else:
