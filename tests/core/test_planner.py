@@ -123,7 +123,7 @@ def test_plan_read_properties(
     assert all(len(r) <= policy.max_request_bytes for r in requests)
     # The target: the read, its read-ahead, and at least minimum_range_request_bytes.
     stop = min(size, max(want.stop + readahead, want.start + policy.minimum_range_request_bytes))
-    if size - stop <= (policy.readahead_max if readahead else policy.gap_fill_bytes):
+    if size - stop <= policy.gap_fill_bytes:
         stop = size  # a short rest comes with the read
     target = span_set(ByteRange(max(0, clamped.start - readbehind), stop))
     assert target - cached <= asked, "every missing byte of the target is asked for"
@@ -640,9 +640,22 @@ def test_a_short_rest_of_the_file_comes_with_the_read() -> None:
     # Further from the end, only the read.
     early = ByteRange(size - 200 * KiB, size - 196 * KiB)
     assert plan_read(early, cache, size, policy, 0, 0) == [early]
-    # With read-ahead (a sequential reader), a rest within readahead_max comes along.
+    # A sequential reader takes a rest within readahead_max along (the pattern says how much).
     seq = ByteRange(size - 2 * MiB, size - 2 * MiB + 64 * KiB)
-    assert plan_read(seq, cache, size, policy, 64 * KiB) == [ByteRange(seq.start, size)]
+    assert plan_read(seq, cache, size, policy, 64 * KiB) == [
+        ByteRange(seq.start, seq.stop + 64 * KiB)
+    ]
+    tail = 2 * MiB
+    assert plan_read(seq, cache, size, policy, 64 * KiB, tail=tail) == [ByteRange(seq.start, size)]
+    # ...unless the cache has no room for it beside the read.
+    assert plan_read(seq, cache, size, policy, 64 * KiB, room=1 * MiB, tail=tail) == [
+        ByteRange(seq.start, seq.stop + 64 * KiB)
+    ]
+    pattern = AccessPattern(policy)
+    pattern.observe(ByteRange(0, 4 * KiB))
+    assert pattern.tail == policy.gap_fill_bytes
+    pattern.observe(ByteRange(4 * KiB, 8 * KiB))
+    assert pattern.tail == policy.readahead_max
 
 
 def test_read_behind_fetches_before_the_read_but_never_cached_bytes() -> None:

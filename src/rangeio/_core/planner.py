@@ -347,6 +347,14 @@ class AccessPattern:
         )
 
     @property
+    def tail(self) -> int:
+        """The rest of the file a miss takes along rather than leave for a request of its own:
+        up to ``readahead_max`` for a sequential reader (it will read it next; PIL decoding a
+        small PNG then costs the open and one request), else ``gap_fill_bytes``."""
+        policy = self._policy
+        return policy.readahead_max if self.sequential_run else policy.gap_fill_bytes
+
+    @property
     def lean(self) -> bool:
         return self._random_streak >= 2 and not self._lean_blocked
 
@@ -365,10 +373,11 @@ def plan_read(
     minimum: int | None = None,
     readbehind: int = 0,
     room: int | None = None,
+    tail: int | None = None,
 ) -> list[ByteRange]:
     """Requests that make ``want`` (plus ``readahead`` after it and ``readbehind`` before it)
-    cached; empty when it already is. A rest of the file too short for a request of its own
-    comes along (see below); ``room`` is what the cache holds beside the read.
+    cached; empty when it already is. A rest of the file of at most ``tail`` bytes (None:
+    ``gap_fill_bytes``) comes along, if ``room`` (what the cache holds beside the read) allows.
 
     Never asks for bytes past ``size`` nor, within one plan, for cached bytes beyond the
     ``gap_fill_bytes`` islands it deliberately refetches.
@@ -379,10 +388,9 @@ def plan_read(
     if minimum is None:
         minimum = policy.minimum_range_request_bytes
     stop = max(want.stop + readahead, want.start + minimum)
-    rest = size - stop
-    if rest <= (policy.readahead_max if readahead else policy.gap_fill_bytes) and (
-        room is None or size - want.start <= room
-    ):
+    if tail is None:
+        tail = policy.gap_fill_bytes
+    if size - stop <= tail and (room is None or size - want.start <= room):
         # A rest this short costs more as a round trip of its own than as bytes (unless the
         # cache's ``room`` could not hold it beside the read: it would be fetched again).
         stop = size

@@ -361,6 +361,7 @@ class RemoteFile:
                 cursor.pattern.minimum_request,
                 fit_readahead(cursor.pattern.behind, span + ahead, self._max_span),
                 self._max_span,
+                cursor.pattern.tail,
             )
             hint = self._index_hint
             if hint is not None and want.stop > hint.start:
