@@ -53,6 +53,13 @@ class ReadPolicy:
       so ``tarfile``'s listing of a 40 MiB, 1,043-member tar takes 8 requests after the open
       (fsspec's 5 MiB blocks: 15 in all) and a strided run that stops wastes at most this much.
       0 turns strided read-ahead off.
+    - ``cluster_gap_bytes`` 4 MiB: a forward jump of at most this after a run of reads (the
+      next row of tiles in a TIFF or COG window, of chunks in HDF5 or netCDF) makes the reader
+      *clustered*: its request reads through ``ROWS_AHEAD`` rows, jumps included. fsspec's
+      5 MiB blocks read through such jumps on every miss; a longer jump is a random read.
+    - ``cluster_readahead_max`` 8 MiB: what a clustered read-ahead (rows, or read-ahead grown
+      because it kept serving later reads) may reach, with the read one request at most
+      (``max_request_bytes``); a clustered reader that stops wastes at most this. 0 turns it off.
     """
 
     minimum_range_request_bytes: int = 8 * KiB
@@ -130,11 +137,22 @@ class AccessPattern:
       request instead of one request each. It takes two forward skips in a row, averaging at
       most ``stride_gap_bytes`` (recent skips weigh most), before the skipped bytes are read
       through: a lone forward jump is a random read.
-    - *Random*: any other read resets the window to zero, so random access pays no read-ahead.
+    - *Clustered*: a forward jump of at most ``cluster_gap_bytes`` after a run of more than one
+      read (rows of tiles or chunks) reads through ``ROWS_AHEAD`` rows (jump plus run) ahead.
+      A miss near bytes recently fetched (within ``gap_fill_bytes``) gets ``CLUSTER_START`` of
+      read-ahead, half of it before the read (HDF5 walks its metadata back and forth); each
+      time bytes a request brought beyond its read serve a later read, that reach doubles, and
+      it halves when a request's extra bytes go unread (up to ``cluster_readahead_max``).
+    - *Random*: any other read gets no read-ahead, so random access pays for none.
       After two random reads in a row the reader is *lean*: a miss fetches just what was asked,
       without padding to ``minimum_range_request_bytes``. If a lean read is followed at once by
       its own continuation (the caller wanted more than one buffer), padding comes back for good.
-    - A long sequential run switches to streaming (see ``ReadPolicy.stream_after_bytes``).
+    - A long sequential run switches to streaming (see ``ReadPolicy.stream_after_bytes``), from
+      the read after the one that crossed the threshold.
+    - ``tail``: a miss takes the rest of the file along when it is short (see the property).
+
+    The engine tells the pattern what each miss fetched (``fetched``): that is how it learns
+    whether read-ahead was of use.
 
     A strided run therefore fetches at most the bytes between its first and last reads plus
     ``stride_readahead_max``, and reads through no skip of a run whose skips average more than
