@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 from rangeio._core.cache import ByteCache
 from rangeio._core.headers import RangeSpec
 from rangeio._core.planner import (
-    CLUSTER_START,
     READ_WINDOW_MAX,
-    RECENT_REQUESTS,
     ROWS_AHEAD,
     STREAM_GROWTH,
     STRIDES_AHEAD,
@@ -100,18 +98,12 @@ def cached_runs_inside(requests: list[ByteRange], cached: set[int]) -> list[Byte
     size=st.integers(0, N),
     policy=policies(),
     readahead=st.integers(0, 50),
-    readbehind=st.integers(0, 30),
 )
 def test_plan_read_properties(
-    want: ByteRange,
-    cache: ByteCache,
-    size: int,
-    policy: ReadPolicy,
-    readahead: int,
-    readbehind: int,
+    want: ByteRange, cache: ByteCache, size: int, policy: ReadPolicy, readahead: int
 ) -> None:
     cached = cached_set(cache)
-    requests = plan_read(want, cache, size, policy, readahead, readbehind=readbehind)
+    requests = plan_read(want, cache, size, policy, readahead)
     assert_sorted_disjoint(requests)
     clamped = want.clamp(size)
     if not (span_set(clamped) - cached):
@@ -125,7 +117,7 @@ def test_plan_read_properties(
     stop = min(size, max(want.stop + readahead, want.start + policy.minimum_range_request_bytes))
     if size - stop <= policy.gap_fill_bytes:
         stop = size  # a short rest comes with the read
-    target = span_set(ByteRange(max(0, clamped.start - readbehind), stop))
+    target = span_set(ByteRange(clamped.start, stop))
     assert target - cached <= asked, "every missing byte of the target is asked for"
     assert asked <= target, "nothing beyond the target is asked for"
     for island in cached_runs_inside(requests, cached):
@@ -578,31 +570,6 @@ def test_a_jump_too_far_or_backwards_after_a_run_is_a_random_read() -> None:
     assert lone.observe(ByteRange(11 * MiB, 11 * MiB + 4 * KiB)) == 0
 
 
-def test_read_ahead_that_serves_later_reads_grows_and_unused_read_ahead_shrinks() -> None:
-    policy = ReadPolicy()
-    pattern = AccessPattern(policy)
-    # A miss near bytes just fetched gets a modest read-ahead...
-    pattern.observe(ByteRange(1 * MiB, 1 * MiB + 4 * KiB))
-    pattern.fetched(1 * MiB, 1 * MiB + 4 * KiB, ByteRange(1 * MiB, 1 * MiB + 4 * KiB))
-    near = 1 * MiB + 20 * KiB
-    assert pattern.observe(ByteRange(near, near + 4 * KiB)) == CLUSTER_START
-    assert pattern.behind == CLUSTER_START // 2, "centred: the walk goes back and forth"
-    pattern.fetched(
-        near - CLUSTER_START // 2, near + 4 * KiB + CLUSTER_START, ByteRange(near, near + 4 * KiB)
-    )
-    # ...and a later read landing in what it brought (a hit, not sequential) doubles it.
-    inside = near - 20 * KiB
-    assert pattern.observe(ByteRange(inside, inside + 4 * KiB)) == 2 * CLUSTER_START
-    # Read-ahead nobody reads shrinks it: misses far apart, each fetched with its read-ahead.
-    windows = []
-    for i in range(3 * RECENT_REQUESTS):
-        pos = (50 + 7 * i) * MiB
-        windows.append(pattern.observe(ByteRange(pos, pos + 4 * KiB)))
-        pattern.fetched(pos, pos + 4 * KiB + windows[-1], ByteRange(pos, pos + 4 * KiB))
-    assert windows[-1] == 0, windows
-    assert pattern.lean, "random again: lean"
-
-
 def test_scattered_random_reads_stay_lean() -> None:
     import random
 
@@ -612,12 +579,8 @@ def test_scattered_random_reads_stay_lean() -> None:
     ahead = 0
     for _ in range(500):
         pos = rng.randrange(size - 4 * KiB)
-        window = pattern.observe(ByteRange(pos, pos + 4 * KiB))
-        want = ByteRange(pos, pos + 4 * KiB)
-        pattern.fetched(pos - pattern.behind, want.stop + window, want)
-        ahead += window + pattern.behind
-    # A few reads land near earlier ones by chance; their read-ahead goes unused and stops.
-    assert ahead <= 500 * 4 * KiB, "read-ahead under the bytes read themselves"
+        ahead += pattern.observe(ByteRange(pos, pos + 4 * KiB))
+    assert ahead == 0 and pattern.lean
 
 
 def test_a_sequential_run_of_large_reads_gets_a_bounded_first_window() -> None:
@@ -656,24 +619,3 @@ def test_a_short_rest_of_the_file_comes_with_the_read() -> None:
     assert pattern.tail == policy.gap_fill_bytes
     pattern.observe(ByteRange(4 * KiB, 8 * KiB))
     assert pattern.tail == policy.readahead_max
-
-
-def test_read_behind_fetches_before_the_read_but_never_cached_bytes() -> None:
-    policy = ReadPolicy()
-    cache = ByteCache(64 * MiB)
-    cache.insert(90 * KiB, bytes(10 * KiB))
-    want = ByteRange(200 * KiB, 204 * KiB)
-    plan = plan_read(want, cache, 100 * MiB, policy, 0, 0, readbehind=100 * KiB)
-    assert plan == [ByteRange(100 * KiB, 204 * KiB)]
-
-
-def test_single_large_reads_in_order_are_not_rows() -> None:
-    # pyarrow reading one column chunk per row group: each read arrives as its body and a
-    # buffered tail of 4 KiB, then a jump forward. Reading through the other columns would
-    # fetch what the query left out.
-    pattern = AccessPattern(ReadPolicy())
-    pos = 1 * MiB
-    for _ in range(6):
-        assert pattern.observe(ByteRange(pos, pos + 288 * KiB)) == 0
-        pattern.observe(ByteRange(pos + 288 * KiB, pos + 292 * KiB))
-        pos += 1 * MiB

@@ -57,9 +57,9 @@ class ReadPolicy:
       next row of tiles in a TIFF or COG window, of chunks in HDF5 or netCDF) makes the reader
       *clustered*: its request reads through ``ROWS_AHEAD`` rows, jumps included. fsspec's
       5 MiB blocks read through such jumps on every miss; a longer jump is a random read.
-    - ``cluster_readahead_max`` 8 MiB: what a clustered read-ahead (rows, or read-ahead grown
-      because it kept serving later reads) may reach, with the read one request at most
-      (``max_request_bytes``); a clustered reader that stops wastes at most this. 0 turns it off.
+    - ``cluster_readahead_max`` 8 MiB: what a read-ahead over rows may reach, with the read one
+      request at most (``max_request_bytes``); a reader that stops after a row wastes at most
+      this. 0 turns it off.
     """
 
     minimum_range_request_bytes: int = 8 * KiB
@@ -106,18 +106,14 @@ STRIDES_AHEAD = 4
 # carries at 100 Mbit/s and 20 ms (see ``stride_gap_bytes``).
 READ_WINDOW_MAX = 256 * KiB
 
-# Clustered reads: the first read-ahead a miss near recently fetched bytes gets (GDAL's
-# /vsicurl/ reads 16 KiB chunks and grows them; a B-tree node or heap block of HDF5 is a few
-# KiB); it doubles each time read-ahead serves a later read, up to ``cluster_readahead_max``.
-CLUSTER_START = 64 * KiB
-# How many recent requests are remembered to tell whether their read-ahead was used.
-RECENT_REQUESTS = 4
 # A large read reaches the engine as two: its body, then its tail of at most one buffer
 # (``_sync/file.py`` BUFFER_BYTES) read through the buffer. A run whose reads after the first
 # add no more than this is one read (a Parquet column chunk), not a row of tiles.
 BUFFERED_TAIL_BYTES = 4 * KiB
-# Rows of tiles or chunks: from the second forward jump in a row, a request covers this many
-# rows (jump plus run) ahead.
+
+# Rows of tiles or chunks: the request after a jump to the next row reads through this many rows
+# (jump plus run) ahead: a TIFF window of 4 rows costs its first row's requests and one more,
+# as fsspec's 5 MiB blocks do at best; a reader that stops after one row wastes two rows.
 ROWS_AHEAD = 3
 
 # A stream asks for this many times the bytes its sequential run has read so far: a reader that
@@ -137,12 +133,9 @@ class AccessPattern:
       request instead of one request each. It takes two forward skips in a row, averaging at
       most ``stride_gap_bytes`` (recent skips weigh most), before the skipped bytes are read
       through: a lone forward jump is a random read.
-    - *Clustered*: a forward jump of at most ``cluster_gap_bytes`` after a run of more than one
-      read (rows of tiles or chunks) reads through ``ROWS_AHEAD`` rows (jump plus run) ahead.
-      A miss near bytes recently fetched (within ``gap_fill_bytes``) gets ``CLUSTER_START`` of
-      read-ahead, half of it before the read (HDF5 walks its metadata back and forth); each
-      time bytes a request brought beyond its read serve a later read, that reach doubles, and
-      it halves when a request's extra bytes go unread (up to ``cluster_readahead_max``).
+    - *Rows* (clustered): a forward jump of at most ``cluster_gap_bytes`` after a run of more
+      than one read (rows of tiles or chunks) reads through ``ROWS_AHEAD`` rows (jump plus run)
+      ahead, within ``cluster_readahead_max`` and one request.
     - *Random*: any other read gets no read-ahead, so random access pays for none.
       After two random reads in a row the reader is *lean*: a miss fetches just what was asked,
       without padding to ``minimum_range_request_bytes``. If a lean read is followed at once by
@@ -151,8 +144,6 @@ class AccessPattern:
       the read after the one that crossed the threshold.
     - ``tail``: a miss takes the rest of the file along when it is short (see the property).
 
-    The engine tells the pattern what each miss fetched (``fetched``): that is how it learns
-    whether read-ahead was of use.
 
     A strided run therefore fetches at most the bytes between its first and last reads plus
     ``stride_readahead_max``, and reads through no skip of a run whose skips average more than
@@ -174,13 +165,7 @@ class AccessPattern:
         "is_streaming",
         "strided",
         "_copying",
-        "_reach",
-        "_aheads",
-        "_recent",
-        "_last_run",
-        "_row_jumps",
         "_run_first",
-        "behind",
     )
 
     def __init__(self, policy: ReadPolicy) -> None:
@@ -199,17 +184,8 @@ class AccessPattern:
         self.is_streaming = False
         self.strided = False
         self._copying = False
-        # Clustered reads: the read-ahead a non-sequential miss gets, grown while it serves
-        # later reads; recent misses' requests that brought more than their read ([start, stop,
-        # used, read start, read stop]); the spans of recent requests; the bytes of the last
-        # sequential run and forward jumps in a row.
-        self._reach = 0
-        self._aheads: list[list[int]] = []
-        self._recent: list[tuple[int, int]] = []
-        self._last_run = 0
-        self._row_jumps = 0
+        # The length of the read that began the current run (see BUFFERED_TAIL_BYTES).
         self._run_first = 0
-        self.behind = 0
 
     def observe(self, want: ByteRange) -> int:
         """Record a read and return the read-ahead (bytes past ``want.stop``) it deserves."""
@@ -218,7 +194,6 @@ class AccessPattern:
     def observe_span(self, start: int, stop: int) -> int:
         """``observe`` for plain offsets: the cached-read hot path makes no range object."""
         last_start, last_stop = self._last_start, self._last_stop
-        self.behind = 0
         if last_start is not None and last_stop is not None and last_start < start < last_stop:
             # The previous read came back short and this one picks up where it stopped: the
             # same logical read, so the pattern does not change.
@@ -251,7 +226,7 @@ class AccessPattern:
             self.run_bytes = stop - start
             self.strided = self._skipped_forward(start, stop)
             if not self.strided:
-                self.window = self._clustered(start, stop, run)
+                self.window = self._rows_ahead(start, stop, run)
                 if self.window == 0:
                     self._random_streak += 1
                 else:
@@ -267,58 +242,21 @@ class AccessPattern:
         self._last_start, self._last_stop = start, stop
         return self.window
 
-    def _clustered(self, start: int, stop: int, run: int) -> int:
-        """The read-ahead of a read that is neither sequential nor strided (see the class)."""
-        policy = self._policy
-        last_stop = self._last_stop
-        jump = None if last_stop is None else start - last_stop
-        if run and jump is not None and 0 < jump <= policy.cluster_gap_bytes:
-            # Rows of tiles or chunks: a run of reads, a jump forward, the next run.
-            self._row_jumps += 1
-            self._last_run = run
-            # The next rows are likely as far apart and as long: read through them.
-            ahead = ROWS_AHEAD * (jump + run) - (stop - start)
-            return max(0, min(self._cluster_cap(stop - start), ahead))
-        if not (jump is not None and 0 < jump <= policy.cluster_gap_bytes and self._last_run):
-            self._row_jumps = 0
-        for span in self._aheads:
-            if span[0] <= start < span[1] and not span[3] <= start < span[4]:
-                if not span[2]:
-                    span[2] = 1
-                    # Read-ahead that served a later read: the reads cluster; reach further.
-                    self._reach = min(
-                        self._cluster_cap(stop - start), max(CLUSTER_START, 2 * self._reach)
-                    )
-                self.behind = self._reach // 2
-                return self._reach
-        near = policy.gap_fill_bytes
-        for r_start, r_stop in self._recent:
-            if 0 <= start - r_stop <= near or 0 <= r_start - stop <= near:
-                # Close to bytes just fetched: worth a modest read-ahead to find out.
-                self._reach = max(self._reach, CLUSTER_START)
-                break
-        self.behind = self._reach // 2
-        return self._reach
+    def _rows_ahead(self, start: int, stop: int, run: int) -> int:
+        """The read-ahead of a read that is neither sequential nor strided: rows (see the
+        class) when ``run`` (the bytes of the run of reads before it) is one, else none."""
+        jump = None if self._last_stop is None else start - self._last_stop
+        if not (run and jump is not None and 0 < jump <= self._policy.cluster_gap_bytes):
+            return 0
+        # Rows of tiles or chunks: a run of reads, a jump forward, the next run. The next rows
+        # are likely as far apart and as long: read through them.
+        ahead = ROWS_AHEAD * (jump + run) - (stop - start)
+        return max(0, min(self._cluster_cap(stop - start), ahead))
 
     def _cluster_cap(self, read_bytes: int) -> int:
         """Clustered read-ahead, with the read, stays within one request."""
         policy = self._policy
         return max(0, min(policy.cluster_readahead_max, policy.max_request_bytes - read_bytes))
-
-    def fetched(self, start: int, stop: int, want: ByteRange) -> None:
-        """The engine made a request ``[start, stop)`` for the read ``want``: remember it, so
-        that later reads tell whether what it brought beyond the read was of use."""
-        self._recent.append((start, stop))
-        del self._recent[:-RECENT_REQUESTS]
-        if (start < want.start or stop > want.stop) and not self.sequential_run:
-            self._aheads.append([start, stop, 0, want.start, want.stop])
-            if len(self._aheads) > RECENT_REQUESTS:
-                dropped = self._aheads.pop(0)
-                if not dropped[2]:
-                    # Read-ahead nobody read: reach less far.
-                    self._reach //= 2
-                    if self._reach < CLUSTER_START:
-                        self._reach = 0
 
     def _skipped_forward(self, start: int, stop: int) -> bool:
         """Record a read that is not sequential; True (and the window set) when it is strided."""
@@ -389,12 +327,11 @@ def plan_read(
     policy: ReadPolicy,
     readahead: int = 0,
     minimum: int | None = None,
-    readbehind: int = 0,
     room: int | None = None,
     tail: int | None = None,
 ) -> list[ByteRange]:
-    """Requests that make ``want`` (plus ``readahead`` after it and ``readbehind`` before it)
-    cached; empty when it already is. A rest of the file of at most ``tail`` bytes (None:
+    """Requests that make ``want`` (plus ``readahead`` after it) cached; empty when it already
+    is. A rest of the file of at most ``tail`` bytes (None:
     ``gap_fill_bytes``) comes along, if ``room`` (what the cache holds beside the read) allows.
 
     Never asks for bytes past ``size`` nor, within one plan, for cached bytes beyond the
@@ -412,7 +349,7 @@ def plan_read(
         # A rest this short costs more as a round trip of its own than as bytes (unless the
         # cache's ``room`` could not hold it beside the read: it would be fetched again).
         stop = size
-    target = ByteRange(max(0, want.start - readbehind), min(size, stop))
+    target = ByteRange(want.start, min(size, stop))
     gaps = cache.missing(target)
     return _bounded(coalesce(gaps, policy.gap_fill_bytes), RangeSet(gaps), policy)
 

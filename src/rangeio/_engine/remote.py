@@ -359,7 +359,6 @@ class RemoteFile:
                 self.options.policy,
                 ahead,
                 cursor.pattern.minimum_request,
-                fit_readahead(cursor.pattern.behind, span + ahead, self._max_span),
                 self._max_span,
                 cursor.pattern.tail,
             )
@@ -369,8 +368,6 @@ class RemoteFile:
                 self._index_hint = None
                 if want.start >= hint.start:
                     plan = _still_missing([hint], self.cache)
-            if plan:
-                cursor.pattern.fetched(plan[0].start, plan[-1].stop, want)
         if cursor.pattern.is_streaming and self.options.cache_bytes > 0:
             yield from self._stream_into_cache(cursor, want)
         else:
