@@ -149,3 +149,65 @@ def test_a_stream_whose_drain_fails_costs_only_its_read_ahead(opener: Opener) ->
             assert f.read(4096) == data[20 * mib : 20 * mib + 4096]
         resumed = [r for r in server.requests if r.header("if-match")]
         assert resumed, "the drain met the cut and asked for the rest"
+
+
+# -- clustered reads (issue 12): rows of tiles, single chunks in order, small files -----------
+
+KIB, MIB = 1024, 1024 * 1024
+
+
+def patterned(size: int) -> bytes:
+    return bytes((i * 7 + i // 251) & 0xFF for i in range(size))
+
+
+def test_rows_of_tiles_cost_a_request_or_two_per_row_then_one_for_the_rest(
+    opener: Opener,
+) -> None:
+    """tifffile's aszarr window, h5py's chunk rows: a run of adjacent tiles, a jump forward to
+    the next row, and so on. After the first row the next rows are read through (jumps
+    included) in one request, and stats count exactly what the server sent."""
+    data = patterned(16 * MIB)
+    tile, pitch, first_row = 120 * KIB, 1900 * KIB, 6 * MIB
+    with FaultServer({"/tiles.tif": data}) as server:
+        with opener(server.url("/tiles.tif")) as f:
+            for row in range(4):
+                for column in range(4):
+                    pos = first_row + row * pitch + column * tile
+                    f.seek(pos)
+                    assert f.read(tile) == data[pos : pos + tile]
+            stats = f.stats
+        # The open, the first row (its read-ahead grows from nothing), the three other rows.
+        assert len(server.requests) <= 1 + 3 + 1, [r.range for r in server.requests]
+        assert stats.bytes_fetched == body_bytes_asked(server, len(data))
+        assert server.connections == 1, "no stream was abandoned"
+
+
+def test_single_chunks_read_in_order_are_not_read_through(opener: Opener) -> None:
+    """A Parquet reader taking one column chunk per row group, in order: each read is one
+    request of its own bytes; the columns between them are not fetched."""
+    data = patterned(12 * MIB)
+    chunk = 290 * KIB
+    with FaultServer({"/t.bin": data}) as server:
+        with opener(server.url("/t.bin"), prefetch_bytes=0) as f:
+            for group in range(8):
+                pos = 1 * MIB + group * 1 * MIB
+                f.seek(pos)
+                assert f.read(chunk) == data[pos : pos + chunk]
+            stats = f.stats
+        assert stats.bytes_fetched <= 8 * (chunk + 8 * KIB) + 1
+        assert stats.bytes_fetched == body_bytes_asked(server, len(data))
+
+
+def test_a_small_file_read_whole_in_pieces_costs_two_requests(opener: Opener) -> None:
+    """PIL decoding a 1.2 MiB PNG in 64 KiB pieces: the open's prefix, then the rest of the file
+    in one request (a rest within readahead_max is not left for a request of its own)."""
+    data = patterned(1200 * KIB)
+    with FaultServer({"/image.png": data}) as server:
+        with opener(server.url("/image.png")) as f:
+            got = bytearray()
+            while piece := f.read(64 * KIB):
+                got += piece
+            stats = f.stats
+        assert bytes(got) == data
+        assert len(server.requests) == 2, [r.range for r in server.requests]
+        assert stats.bytes_fetched == len(data)

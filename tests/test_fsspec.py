@@ -394,12 +394,13 @@ def test_a_file_held_open_pins_its_version_for_new_opens(fault_server: FaultServ
 
 
 def test_a_change_under_a_shared_file_is_refused_not_mixed(fault_server: FaultServer) -> None:
-    url = fault_server.url("/archive.zip")
-    data = fault_server.get_file("/archive.zip")
+    # 3 MiB: far more than the first read takes along (a small file's rest comes with it).
+    url = fault_server.url("/data.bin")
+    data = fault_server.get_file("/data.bin")
     fs = fresh(prefetch_bytes=0)
     with fs.open(url) as held:
         assert held.read(100) == data[:100]
-        fault_server.replace("/archive.zip", data[::-1])
+        fault_server.replace("/data.bin", data[::-1])
         with fs.open(url) as again:
             assert again.read(100) == data[:100]  # cached, of the pinned version
             again.seek(len(data) // 2)

@@ -24,6 +24,34 @@ def test_header_first_file_opens_with_a_start_prefetch(opener: Opener) -> None:
         assert [r.range for r in server.requests] == ["bytes=0-65535"]
 
 
+HEADER_FIRST = [
+    # (name, magic at the start, the open's prefetch)
+    ("image.png", b"\x89PNG\r\n\x1a\n", 64 * 1024),
+    ("photo.jpg", b"\xff\xd8\xff\xe1", 64 * 1024),
+    ("table.csv", b"id,name,value\n", 64 * 1024),
+    ("array.npy", b"\x93NUMPY\x01\x00", 64 * 1024),
+    ("data.h5", b"\x89HDF\r\n\x1a\n", 2 * 1024 * 1024),
+    ("climate.nc", b"\x89HDF\r\n\x1a\n", 2 * 1024 * 1024),
+]
+
+
+@pytest.mark.parametrize(("name", "magic", "prefetch"), HEADER_FIRST)
+def test_each_header_first_format_opens_with_its_start_prefetch(
+    opener: Opener, name: str, magic: bytes, prefetch: int
+) -> None:
+    """The open's one request reads the start, where these formats keep what a reader needs
+    first; the header read costs nothing more (HDF5 and netCDF-4: 2 MiB, see HDF5_PREFETCH)."""
+    data = magic + make_bytes(6 * 1024 * 1024 - len(magic), seed=11)
+    with FaultServer({f"/{name}": data}) as server:
+        with opener(server.url(f"/{name}")) as f:
+            assert f.read(512) == data[:512]
+            f.seek(prefetch - 4096)
+            assert f.read(4096) == data[prefetch - 4096 : prefetch]
+            assert f.stats.requests == 1
+            assert f.stats.bytes_fetched == prefetch
+        assert [r.range for r in server.requests] == [f"bytes=0-{prefetch - 1}"]
+
+
 def test_zip_keeps_its_suffix_prefetch(opener: Opener, fault_server: FaultServer) -> None:
     with opener(fault_server.url("/archive.zip")) as f:
         f.seek(-22, 2)

@@ -11,10 +11,11 @@ every remote file the session opened) is compared with the proxy's body bytes.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,11 @@ class Job:
     file: str  # the served file (or folder) it reads
     run: Callable[[Session, str], str | None]
     sides: tuple[str, ...] = ("rangeio", "fsspec")
-    gdal_env: dict[str, Any] = field(default_factory=dict)
+    # Each run reads its own hard link of the file (``cog-run3.tif``): GDAL keeps a process-wide
+    # /vsicurl/ cache (and rasterio's opener a VSI plugin cache) keyed by the name, which would
+    # warm the next row. A name, not a query: a query string turns off GDAL's sidecar probes
+    # (``.aux.xml``, ``.msk``, ...) for the /vsicurl/ side only, and every side must be asked the same.
+    fresh_name: bool = False
 
 
 class Served:
@@ -203,9 +208,12 @@ class Served:
         assert self.proxy is not None
         proxy = self.proxy
         self.runs += 1
-        # A query no run shares: GDAL keeps a process-wide /vsicurl/ cache (and rasterio's
-        # opener a VSI plugin cache) keyed by the name, which would warm the next row.
-        url = self.url(job.file) + (f"?run={self.runs}" if side == "gdal" else "")
+        name = job.file
+        if job.fresh_name:
+            stem, dot, ext = job.file.rpartition(".")
+            name = f"{stem}-run{self.runs}{dot}{ext}"
+            os.link(self.www / job.file, self.www / name)
+        url = self.url(name)
         session = SIDES[side]()
         label = session.name
 

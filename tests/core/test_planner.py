@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from rangeio._core.cache import ByteCache
 from rangeio._core.headers import RangeSpec
 from rangeio._core.planner import (
+    READ_WINDOW_MAX,
+    ROWS_AHEAD,
     STREAM_GROWTH,
     STRIDES_AHEAD,
     AccessPattern,
@@ -113,6 +115,8 @@ def test_plan_read_properties(
     assert all(len(r) <= policy.max_request_bytes for r in requests)
     # The target: the read, its read-ahead, and at least minimum_range_request_bytes.
     stop = min(size, max(want.stop + readahead, want.start + policy.minimum_range_request_bytes))
+    if size - stop <= policy.gap_fill_bytes:
+        stop = size  # a short rest comes with the read
     target = span_set(ByteRange(clamped.start, stop))
     assert target - cached <= asked, "every missing byte of the target is asked for"
     assert asked <= target, "nothing beyond the target is asked for"
@@ -141,7 +145,7 @@ def test_plan_read_examples() -> None:
         ByteRange(35, 40),
         ByteRange(50, 60),
     ]
-    assert plan_read(ByteRange(0, 5), cache, 100, policy, readahead=30) == [
+    assert plan_read(ByteRange(0, 5), cache, 1000, policy, readahead=30) == [
         ByteRange(0, 25),
         ByteRange(25, 35),
     ]
@@ -171,12 +175,12 @@ def test_access_pattern_doubles_on_sequential_reads_and_resets_on_seek() -> None
     assert windows == [0, 8 * KiB, 16 * KiB, 32 * KiB, 64 * KiB, 64 * KiB, 64 * KiB]
     assert pattern.sequential_run == 6
     assert pattern.window == 64 * KiB
-    # A seek: back to no read-ahead at all.
-    assert pattern.observe(ByteRange(10_000, 10_100)) == 0
+    # A seek (back, or further forward than rows of tiles are apart): no read-ahead at all.
+    assert pattern.observe(ByteRange(10_000_000, 10_000_100)) == 0
     assert pattern.sequential_run == 0
-    assert pattern.observe(ByteRange(10_100, 10_200)) == 8 * KiB
+    assert pattern.observe(ByteRange(10_000_100, 10_000_200)) == 8 * KiB
     # Re-reading the same bytes is not sequential either.
-    assert pattern.observe(ByteRange(10_100, 10_200)) == 0
+    assert pattern.observe(ByteRange(10_000_100, 10_000_200)) == 0
 
 
 def test_access_pattern_streaming_threshold() -> None:
@@ -187,7 +191,9 @@ def test_access_pattern_streaming_threshold() -> None:
         pattern.observe(ByteRange(100 + i * 10, 110 + i * 10))
         assert not pattern.is_streaming  # 20, then 30 bytes read in the run
     pattern.observe(ByteRange(130, 140))
-    assert pattern.is_streaming
+    assert not pattern.is_streaming, "the read that crosses the threshold is not streamed"
+    pattern.observe(ByteRange(140, 150))
+    assert pattern.is_streaming, "the next one is"
     pattern.observe(ByteRange(500, 510))
     assert not pattern.is_streaming
 
@@ -275,12 +281,15 @@ def test_access_pattern_window_bounds(policy: ReadPolicy, steps: list[tuple[bool
     for sequential, length in steps:
         if not sequential:
             pos += 1000
+        was_sequential = pattern.sequential_run
         window = pattern.observe(ByteRange(pos, pos + length))
-        assert 0 <= window <= policy.readahead_max
-        if sequential and pos > 0:
+        cluster_cap = min(policy.cluster_readahead_max, policy.max_request_bytes - length)
+        if sequential and pos > 0 and was_sequential:
+            assert 0 <= window <= policy.readahead_max
             assert window >= min(previous, policy.readahead_max), "sequential never shrinks"
         elif not sequential:
-            assert window == 0
+            # A jump forward after a run is read through as rows, within one request.
+            assert 0 <= window <= max(0, cluster_cap)
         previous = window
         pos += length
 
@@ -521,3 +530,92 @@ def test_read_ahead_starts_at_the_read_length() -> None:
     pattern.observe(ByteRange(0, 64 * KiB))
     assert pattern.observe(ByteRange(64 * KiB, 128 * KiB)) == 64 * KiB
     assert pattern.observe(ByteRange(128 * KiB, 192 * KiB)) == 128 * KiB
+
+
+# -- clustered reads: rows of tiles and chunks, read-ahead that proves useful ----------------
+
+
+def read_row(pattern: AccessPattern, start: int, tiles: int, tile: int) -> list[int]:
+    """A reader going through one row of ``tiles`` adjacent tiles; the windows it got."""
+    return [
+        pattern.observe(ByteRange(start + i * tile, start + (i + 1) * tile)) for i in range(tiles)
+    ]
+
+
+def test_rows_of_tiles_are_read_through_after_the_first_row() -> None:
+    policy = ReadPolicy()
+    pattern = AccessPattern(policy)
+    tile, row_pitch = 120 * KiB, 1900 * KiB  # 4 tiles of a row, then a jump to the next row
+    read_row(pattern, 6 * MiB, 4, tile)
+    run = 4 * tile
+    jump = row_pitch - run
+    first = pattern.observe(ByteRange(6 * MiB + row_pitch, 6 * MiB + row_pitch + tile))
+    assert first == ROWS_AHEAD * (jump + run) - tile, "the next rows, jumps included"
+    # Capped: one request, at most cluster_readahead_max.
+    wide = AccessPattern(policy)
+    read_row(wide, 0, 4, 1 * MiB)
+    got = wide.observe(ByteRange(8 * MiB, 9 * MiB))
+    assert got == min(policy.cluster_readahead_max, policy.max_request_bytes - 1 * MiB)
+
+
+def test_a_jump_too_far_or_backwards_after_a_run_is_a_random_read() -> None:
+    policy = ReadPolicy()
+    for target in (100 * MiB, 0):
+        pattern = AccessPattern(policy)
+        read_row(pattern, 10 * MiB, 4, 64 * KiB)
+        assert pattern.observe(ByteRange(target, target + 4 * KiB)) == 0
+    # A read with no run before it (a random read) reads through nothing.
+    lone = AccessPattern(policy)
+    lone.observe(ByteRange(10 * MiB, 10 * MiB + 4 * KiB))
+    assert lone.observe(ByteRange(11 * MiB, 11 * MiB + 4 * KiB)) == 0
+
+
+def test_scattered_random_reads_stay_lean() -> None:
+    import random
+
+    rng = random.Random(7)
+    pattern = AccessPattern(ReadPolicy())
+    size = 1 << 30
+    ahead = 0
+    for _ in range(500):
+        pos = rng.randrange(size - 4 * KiB)
+        ahead += pattern.observe(ByteRange(pos, pos + 4 * KiB))
+    assert ahead == 0 and pattern.lean
+
+
+def test_a_sequential_run_of_large_reads_gets_a_bounded_first_window() -> None:
+    pattern = AccessPattern(ReadPolicy())
+    pattern.observe(ByteRange(50 * MiB, 50 * MiB + 480 * KiB))
+    # Two tiles side by side: the second read does not bring a third for nothing.
+    assert pattern.observe(ByteRange(50 * MiB + 480 * KiB, 50 * MiB + 960 * KiB)) == READ_WINDOW_MAX
+    small = AccessPattern(ReadPolicy())
+    small.observe(ByteRange(0, 64 * KiB))
+    assert small.observe(ByteRange(64 * KiB, 128 * KiB)) == 64 * KiB, "a 64 KiB reader's next piece"
+
+
+def test_a_short_rest_of_the_file_comes_with_the_read() -> None:
+    policy = ReadPolicy(gap_fill_bytes=64 * KiB, readahead_max=2 * MiB)
+    size = 10 * MiB
+    cache = ByteCache(64 * MiB)
+    # A lean random read 40 KiB before the end: the rest is one request, not two.
+    near_end = ByteRange(size - 44 * KiB, size - 40 * KiB)
+    assert plan_read(near_end, cache, size, policy, 0, 0) == [ByteRange(near_end.start, size)]
+    # Further from the end, only the read.
+    early = ByteRange(size - 200 * KiB, size - 196 * KiB)
+    assert plan_read(early, cache, size, policy, 0, 0) == [early]
+    # A sequential reader takes a rest within readahead_max along (the pattern says how much).
+    seq = ByteRange(size - 2 * MiB, size - 2 * MiB + 64 * KiB)
+    assert plan_read(seq, cache, size, policy, 64 * KiB) == [
+        ByteRange(seq.start, seq.stop + 64 * KiB)
+    ]
+    tail = 2 * MiB
+    assert plan_read(seq, cache, size, policy, 64 * KiB, tail=tail) == [ByteRange(seq.start, size)]
+    # ...unless the cache has no room for it beside the read.
+    assert plan_read(seq, cache, size, policy, 64 * KiB, room=1 * MiB, tail=tail) == [
+        ByteRange(seq.start, seq.stop + 64 * KiB)
+    ]
+    pattern = AccessPattern(policy)
+    pattern.observe(ByteRange(0, 4 * KiB))
+    assert pattern.tail == policy.gap_fill_bytes
+    pattern.observe(ByteRange(4 * KiB, 8 * KiB))
+    assert pattern.tail == policy.readahead_max

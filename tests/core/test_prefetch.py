@@ -8,6 +8,7 @@ from rangeio._core.cache import ByteCache
 from rangeio._core.prefetch import (
     END,
     END_PREFETCH,
+    HDF5_PREFETCH,
     START,
     START_PREFETCH,
     Prefetch,
@@ -39,7 +40,8 @@ from rangeio._core.ranges import ByteRange
 def test_auto_direction_follows_the_extension(url: str, direction: str) -> None:
     chosen = choose_prefetch(url, "auto", None)
     assert chosen.direction == direction
-    assert chosen.size == (END_PREFETCH if direction == END else START_PREFETCH)
+    size = END_PREFETCH if direction == END else START_PREFETCH
+    assert chosen.size == (HDF5_PREFETCH if url.endswith(".h5") else size)
 
 
 def test_explicit_direction_and_size_win() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rangeio._core.stall import LowSpeed, StallWatch
@@ -65,6 +65,7 @@ def test_matches_a_model_of_consecutive_windows(
     st.floats(0.1, 10.0),
     st.lists(st.tuples(st.integers(0, 5000), st.floats(0.0, 3.0)), max_size=20),
 )
+@example(1, 1.0, [(1, 0.0)])  # exactly a window's worth: fails the moment after the window
 def test_deadline_is_when_the_window_would_fail(
     rate: int, seconds: float, arrivals: list[tuple[int, float]]
 ) -> None:

@@ -53,6 +53,13 @@ class ReadPolicy:
       so ``tarfile``'s listing of a 40 MiB, 1,043-member tar takes 8 requests after the open
       (fsspec's 5 MiB blocks: 15 in all) and a strided run that stops wastes at most this much.
       0 turns strided read-ahead off.
+    - ``cluster_gap_bytes`` 4 MiB: a forward jump of at most this after a run of reads (the
+      next row of tiles in a TIFF or COG window, of chunks in HDF5 or netCDF) makes the reader
+      *clustered*: its request reads through ``ROWS_AHEAD`` rows, jumps included. fsspec's
+      5 MiB blocks read through such jumps on every miss; a longer jump is a random read.
+    - ``cluster_readahead_max`` 8 MiB: what a read-ahead over rows may reach, with the read one
+      request at most (``max_request_bytes``); a reader that stops after a row wastes at most
+      this. 0 turns it off.
     """
 
     minimum_range_request_bytes: int = 8 * KiB
@@ -66,6 +73,8 @@ class ReadPolicy:
     stride_gap_bytes: int = 256 * KiB
     stride_readahead_max: int = 8 * MiB
     stream_drain_bytes: int = 256 * KiB
+    cluster_readahead_max: int = 8 * MiB
+    cluster_gap_bytes: int = 4 * MiB
 
     def __post_init__(self) -> None:
         if self.minimum_range_request_bytes < 1:
@@ -79,6 +88,8 @@ class ReadPolicy:
             self.stride_gap_bytes,
             self.stride_readahead_max,
             self.stream_drain_bytes,
+            self.cluster_readahead_max,
+            self.cluster_gap_bytes,
         )
         if min(sizes) < 0:
             raise ValueError("sizes must be >= 0")
@@ -88,6 +99,22 @@ class ReadPolicy:
 # the last two reads): enough that the next misses come after a few reads, not at each one,
 # while a stride pattern that was a coincidence (two forward reads) costs a few strides only.
 STRIDES_AHEAD = 4
+
+# The first window of a sequential run is at least the read's own length (a reader of 64 KiB
+# pieces wants the next 64 KiB now), but no more than this: a run of two large reads (two tiles
+# side by side) would otherwise fetch a third for nothing. 256 KiB is what one round trip
+# carries at 100 Mbit/s and 20 ms (see ``stride_gap_bytes``).
+READ_WINDOW_MAX = 256 * KiB
+
+# A large read reaches the engine as two: its body, then its tail of at most one buffer
+# (``_sync/file.py`` BUFFER_BYTES) read through the buffer. A run whose reads after the first
+# add no more than this is one read (a Parquet column chunk), not a row of tiles.
+BUFFERED_TAIL_BYTES = 4 * KiB
+
+# Rows of tiles or chunks: the request after a jump to the next row reads through this many rows
+# (jump plus run) ahead: a TIFF window of 4 rows costs its first row's requests and one more,
+# as fsspec's 5 MiB blocks do at best; a reader that stops after one row wastes two rows.
+ROWS_AHEAD = 3
 
 # A stream asks for this many times the bytes its sequential run has read so far: a reader that
 # jumps away wastes at most that multiple of what it used, and a copy of N bytes takes about
@@ -106,11 +133,17 @@ class AccessPattern:
       request instead of one request each. It takes two forward skips in a row, averaging at
       most ``stride_gap_bytes`` (recent skips weigh most), before the skipped bytes are read
       through: a lone forward jump is a random read.
-    - *Random*: any other read resets the window to zero, so random access pays no read-ahead.
+    - *Rows* (clustered): a forward jump of at most ``cluster_gap_bytes`` after a run of more
+      than one read (rows of tiles or chunks) reads through ``ROWS_AHEAD`` rows (jump plus run)
+      ahead, within ``cluster_readahead_max`` and one request.
+    - *Random*: any other read gets no read-ahead, so random access pays for none.
       After two random reads in a row the reader is *lean*: a miss fetches just what was asked,
       without padding to ``minimum_range_request_bytes``. If a lean read is followed at once by
       its own continuation (the caller wanted more than one buffer), padding comes back for good.
-    - A long sequential run switches to streaming (see ``ReadPolicy.stream_after_bytes``).
+    - A long sequential run switches to streaming (see ``ReadPolicy.stream_after_bytes``), from
+      the read after the one that crossed the threshold.
+    - ``tail``: a miss takes the rest of the file along when it is short (see the property).
+
 
     A strided run therefore fetches at most the bytes between its first and last reads plus
     ``stride_readahead_max``, and reads through no skip of a run whose skips average more than
@@ -132,6 +165,7 @@ class AccessPattern:
         "is_streaming",
         "strided",
         "_copying",
+        "_run_first",
     )
 
     def __init__(self, policy: ReadPolicy) -> None:
@@ -150,6 +184,8 @@ class AccessPattern:
         self.is_streaming = False
         self.strided = False
         self._copying = False
+        # The length of the read that began the current run (see BUFFERED_TAIL_BYTES).
+        self._run_first = 0
 
     def observe(self, want: ByteRange) -> int:
         """Record a read and return the read-ahead (bytes past ``want.stop``) it deserves."""
@@ -175,26 +211,52 @@ class AccessPattern:
             self.strided = False
             # At least the read's own length: a reader of 64 KiB pieces wants the next 64 KiB
             # now, not after the window has doubled up from 8 KiB.
-            first = max(policy.minimum_range_request_bytes, stop - start)
+            first = max(policy.minimum_range_request_bytes, min(stop - start, READ_WINDOW_MAX))
             window = min(policy.readahead_max, max(first, self.window * 2))
             # Inside a strided run (a header read past the buffer's end, say) the strided window
             # stays: the skips to come are as likely as before.
             self.window = max(window, self.window) if self._in_strided_run() else window
         else:
+            # A row is a run of more than one read; the tail of one large read, read through
+            # the buffer after it, does not make it one.
+            more = self.run_bytes - self._run_first
+            run = self.run_bytes if self.sequential_run and more > BUFFERED_TAIL_BYTES else 0
+            self._run_first = stop - start
             self.sequential_run = 0
             self.run_bytes = stop - start
             self.strided = self._skipped_forward(start, stop)
             if not self.strided:
-                self._random_streak += 1
-                self.window = 0
+                self.window = self._rows_ahead(start, stop, run)
+                if self.window == 0:
+                    self._random_streak += 1
+                else:
+                    self._random_streak = 0
         self._was_lean = self.lean
         copy_start = start == 0 and stop - start >= policy.stream_after_bytes
         self._copying = copy_start or (self._copying and start == last_stop)
+        # The read that takes a run past the threshold is not streamed yet, the next one is: a
+        # run that ends there (a row of four 256 KiB chunks) opens no stream to abandon.
         self.is_streaming = (
-            self.sequential_run > 0 and self.run_bytes >= policy.stream_after_bytes
+            self.sequential_run > 0 and self.run_bytes - (stop - start) >= policy.stream_after_bytes
         ) or copy_start
         self._last_start, self._last_stop = start, stop
         return self.window
+
+    def _rows_ahead(self, start: int, stop: int, run: int) -> int:
+        """The read-ahead of a read that is neither sequential nor strided: rows (see the
+        class) when ``run`` (the bytes of the run of reads before it) is one, else none."""
+        jump = None if self._last_stop is None else start - self._last_stop
+        if not (run and jump is not None and 0 < jump <= self._policy.cluster_gap_bytes):
+            return 0
+        # Rows of tiles or chunks: a run of reads, a jump forward, the next run. The next rows
+        # are likely as far apart and as long: read through them.
+        ahead = ROWS_AHEAD * (jump + run) - (stop - start)
+        return max(0, min(self._cluster_cap(stop - start), ahead))
+
+    def _cluster_cap(self, read_bytes: int) -> int:
+        """Clustered read-ahead, with the read, stays within one request."""
+        policy = self._policy
+        return max(0, min(policy.cluster_readahead_max, policy.max_request_bytes - read_bytes))
 
     def _skipped_forward(self, start: int, stop: int) -> bool:
         """Record a read that is not sequential; True (and the window set) when it is strided."""
@@ -241,6 +303,14 @@ class AccessPattern:
         )
 
     @property
+    def tail(self) -> int:
+        """The rest of the file a miss takes along rather than leave for a request of its own:
+        up to ``readahead_max`` for a sequential reader (it will read it next; PIL decoding a
+        small PNG then costs the open and one request), else ``gap_fill_bytes``."""
+        policy = self._policy
+        return policy.readahead_max if self.sequential_run else policy.gap_fill_bytes
+
+    @property
     def lean(self) -> bool:
         return self._random_streak >= 2 and not self._lean_blocked
 
@@ -257,8 +327,12 @@ def plan_read(
     policy: ReadPolicy,
     readahead: int = 0,
     minimum: int | None = None,
+    room: int | None = None,
+    tail: int | None = None,
 ) -> list[ByteRange]:
-    """Requests that make ``want`` (plus read-ahead) cached; empty when it already is.
+    """Requests that make ``want`` (plus ``readahead`` after it) cached; empty when it already
+    is. A rest of the file of at most ``tail`` bytes (None:
+    ``gap_fill_bytes``) comes along, if ``room`` (what the cache holds beside the read) allows.
 
     Never asks for bytes past ``size`` nor, within one plan, for cached bytes beyond the
     ``gap_fill_bytes`` islands it deliberately refetches.
@@ -269,6 +343,12 @@ def plan_read(
     if minimum is None:
         minimum = policy.minimum_range_request_bytes
     stop = max(want.stop + readahead, want.start + minimum)
+    if tail is None:
+        tail = policy.gap_fill_bytes
+    if size - stop <= tail and (room is None or size - want.start <= room):
+        # A rest this short costs more as a round trip of its own than as bytes (unless the
+        # cache's ``room`` could not hold it beside the read: it would be fetched again).
+        stop = size
     target = ByteRange(want.start, min(size, stop))
     gaps = cache.missing(target)
     return _bounded(coalesce(gaps, policy.gap_fill_bytes), RangeSet(gaps), policy)

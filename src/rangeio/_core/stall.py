@@ -53,7 +53,9 @@ class StallWatch:
         passes and the next one, empty, ends too slow. Never more than two windows away, so
         bytes that came fast cannot pay for an endless wait."""
         limit = self.limit
-        if self._window_bytes < limit.bytes_per_second * limit.seconds:
+        # Exactly a window's worth passes only if judged at the very end of the window; judged
+        # any later (a clock read a moment after) it is too little: the earlier deadline holds.
+        if self._window_bytes <= limit.bytes_per_second * limit.seconds:
             return self._window_start + limit.seconds
         return self._window_start + 2 * limit.seconds
 

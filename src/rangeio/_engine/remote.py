@@ -351,13 +351,16 @@ class RemoteFile:
         want = ByteRange(pos, pos + span)
         with self._lock:
             self.stats.cache_misses += 1
+            ahead = max(fit_readahead(cursor.readahead, span, self._max_span), slack)
             plan = plan_read(
                 want,
                 self.cache,
                 self.size,
                 self.options.policy,
-                max(fit_readahead(cursor.readahead, span, self._max_span), slack),
+                ahead,
                 cursor.pattern.minimum_request,
+                self._max_span,
+                cursor.pattern.tail,
             )
             hint = self._index_hint
             if hint is not None and want.stop > hint.start:
