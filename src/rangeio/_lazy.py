@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False  # not typing's: importing typing costs more than this whole module
 if TYPE_CHECKING:
@@ -23,7 +23,10 @@ def lazy_names(
         if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module_name, _, attr = target.partition(":")
-        module = importlib.import_module(module_name)
+        # __import__, not importlib.import_module: it goes through the interpreter's import
+        # statement machinery, so `python -X importtime` still shows what each name costs.
+        __import__(module_name)
+        module = sys.modules[module_name]
         value = getattr(module, attr) if attr else module
         namespace[name] = value
         return value
