@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -58,7 +59,16 @@ ROWS: list[tuple[str, list[str], str | None]] = [
     ("import urllib3 (alone)", ["-c", "import urllib3"], None),
     ("import rangeio; rangeio.download", ["-c", "import rangeio; rangeio.download"], None),
     ("import rangeio.aio; rangeio.aio.open", ["-c", "import rangeio.aio; rangeio.aio.open"], None),
+    # A whole command up to its first connect: `cat` of a loopback port that refuses at once
+    # (bound, never listening), so it exits 7 with no network time: the start-up `cat` pays.
+    (
+        "python -m rangeio cat URL (refused: exit 7)",
+        ["-m", "rangeio", "cat", "--retries", "0", "{url}"],
+        None,
+    ),
 ]
+# Exit codes other than 0 that a row must end with.
+EXPECTED_EXIT = {"python -m rangeio cat URL (refused: exit 7)": 7}
 
 
 @dataclass
@@ -66,6 +76,7 @@ class Row:
     label: str
     argv: list[str]
     goal: str | None
+    expect: int
     wall_ms: list[float]
     cpu_ms: list[float]
 
@@ -82,8 +93,8 @@ class Row:
         return statistics.median(self.cpu_ms)
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """One run: (wall ms, child CPU ms). Raises if the command fails."""
+def run_once(argv: list[str], env: dict[str, str], expect: int = 0) -> tuple[float, float]:
+    """One run: (wall ms, child CPU ms). Raises if the command exits other than ``expect``."""
     start = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -94,7 +105,7 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
     if child.stderr:
         child.stderr.close()
-    if child.returncode != 0:
+    if child.returncode != expect:
         raise RuntimeError(f"{argv} exited {child.returncode}: {stderr.strip()}")
     return wall, (usage.ru_utime + usage.ru_stime) * 1000
 
@@ -148,6 +159,8 @@ def main() -> int:
     cache = tempfile.mkdtemp(prefix="rangeio-startup-pyc-")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = cache
+    refusing = socket.socket()  # bound, not listening: a connect to it is refused at once
+    refusing.bind(("127.0.0.1", 0))
     try:
         where = subprocess.run(
             [
@@ -162,12 +175,25 @@ def main() -> int:
         ).stdout.split()
         print(f"python {sys.version.split()[0]} ({sys.executable})")
         print(f"rangeio from {where[0]}; urllib3 {where[1]}; {args.runs} runs per row, interleaved")
-        rows = [Row(label, argv, goal, [], []) for label, argv, goal in ROWS]
+        url = f"http://127.0.0.1:{refusing.getsockname()[1]}/file"
+        rows = [
+            Row(
+                label,
+                [a.replace("{url}", url) for a in argv],
+                goal,
+                EXPECTED_EXIT.get(label, 0),
+                [],
+                [],
+            )
+            for label, argv, goal in ROWS
+        ]
         for row in rows:
-            run_once(row.argv, env)  # warm-up: writes the bytecode, fills the page cache
+            run_once(
+                row.argv, env, row.expect
+            )  # warm-up: writes the bytecode, fills the page cache
         for _ in range(args.runs):
             for row in rows:
-                wall, cpu = run_once(row.argv, env)
+                wall, cpu = run_once(row.argv, env, row.expect)
                 row.wall_ms.append(wall)
                 row.cpu_ms.append(cpu)
         base = rows[0]
@@ -205,6 +231,7 @@ def main() -> int:
         args.output.write_text(json.dumps(report, indent=2))
         print(f"\nwritten to {args.output}")
     finally:
+        refusing.close()
         shutil.rmtree(cache, ignore_errors=True)
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -60,9 +61,9 @@ atexit.register(_report)
 """
 
 
-def modules_after(tmp_path: Path, *argv: str) -> set[str]:
+def modules_after(tmp_path: Path, *argv: str, expect: int = 0) -> set[str]:
     """The modules a fresh interpreter has loaded after running ``argv`` (``-c CODE`` or ``-m
-    MODULE ARGS``), read at its exit. The exit status must be 0."""
+    MODULE ARGS``), read at its exit. The exit status must be ``expect``."""
     if argv[0] == "-c":
         code = _HOOK + argv[1]
     else:  # -m: run the module as `python -m` does (runpy), after the hook
@@ -76,7 +77,7 @@ def modules_after(tmp_path: Path, *argv: str) -> set[str]:
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == expect, proc.stderr
     return set(report.read_text().split("\n"))
 
 
@@ -141,6 +142,18 @@ def test_cli_version_loads_no_engine_and_no_urllib3(baseline: set[str], tmp_path
         sorted(loaded & {"typing", "dataclasses", "threading", "ssl", "socket", "json", "email"})
         == []
     )
+
+
+def test_cli_cat_loads_the_file_engine_only(tmp_path: Path) -> None:
+    """A real command up to its first connect (refused: exit 7) loads urllib3 and the file
+    engine, but not the download engine, asyncio or the formats (not even to map its error)."""
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))  # bound, never listening: a connect is refused
+        url = f"http://127.0.0.1:{refusing.getsockname()[1]}/file"
+        loaded = modules_after(tmp_path, "-m", "rangeio", "cat", "--retries", "0", url, expect=7)
+    engine = {"rangeio.cli", "rangeio._sync.file", "urllib3", "rangeio._transport._urllib3"}
+    assert loaded >= engine
+    assert sorted(loaded & (ALWAYS_HEAVY - engine)) == []
 
 
 def test_modules_after_sees_an_eager_import(tmp_path: Path) -> None:

@@ -187,8 +187,10 @@ def exit_code(exc: BaseException) -> int:
     import socket
 
     from rangeio._transport.base import causes
-    from rangeio.formats._common import FormatError
 
+    # A FormatError exists only if its module was loaded: not importing the formats here
+    # keeps every other failing command's exit quick.
+    formats = sys.modules.get("rangeio.formats._common")
     if isinstance(exc, UrlError):
         return EXIT_URL
     if isinstance(exc, ChecksumMismatchError):
@@ -197,7 +199,7 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_CHANGED
     if isinstance(exc, DownloadLockedError):
         return EXIT_LOCKED
-    if isinstance(exc, FormatError):
+    if formats is not None and isinstance(exc, formats.FormatError):
         return EXIT_FORMAT
     if isinstance(exc, PartialDownloadError) and exc.bytes_done > 0:
         return EXIT_PARTIAL
