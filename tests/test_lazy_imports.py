@@ -133,7 +133,7 @@ def test_import_rangeio_aio_loads_no_asyncio_until_used(tmp_path: Path) -> None:
     assert sorted(loaded & (ALWAYS_HEAVY - shell)) == []
 
 
-def test_cli_version_loads_no_engine_and_no_urllib3(baseline: set[str], tmp_path: Path) -> None:
+def test_cli_version_loads_no_engine_and_no_urllib3(tmp_path: Path) -> None:
     loaded = modules_after(tmp_path, "-m", "rangeio", "--version")
     ours = {m for m in loaded if m == "rangeio" or m.startswith("rangeio.")}
     assert ours == IMPORT_RANGEIO | {"rangeio.cli"}
