@@ -1,10 +1,29 @@
 """rangeio.aio: the async faces: AsyncHttpFile and ``open``, RangeStream, ``haul`` and ``download``."""
 
-from rangeio._async.bulk import FetchResult, fetch_many
-from rangeio._async.download import download, haul
-from rangeio._async.file import AsyncHttpFile, open
-from rangeio._async.streams import AsyncRangeResponse as RangeResponse
-from rangeio._async.streams import AsyncRangeStream as RangeStream
+from rangeio._lazy import lazy_names
+
+# Each name loads on first use (PEP 562), as in `rangeio`: `rangeio.aio.open` loads asyncio and
+# the async file's shell, `download` the download engine, `fetch_many` the bulk planner.
+_LAZY = {
+    "AsyncHttpFile": "rangeio._async.file:AsyncHttpFile",
+    "FetchResult": "rangeio._async.bulk:FetchResult",
+    "RangeResponse": "rangeio._async.streams:AsyncRangeResponse",
+    "RangeStream": "rangeio._async.streams:AsyncRangeStream",
+    "download": "rangeio._async.download:download",
+    "fetch_many": "rangeio._async.bulk:fetch_many",
+    "haul": "rangeio._async.download:haul",
+    "open": "rangeio._async.file:open",
+}
+
+TYPE_CHECKING = False  # not typing's: see rangeio/__init__.py
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
+else:
+    from rangeio._async.bulk import FetchResult, fetch_many
+    from rangeio._async.download import download, haul
+    from rangeio._async.file import AsyncHttpFile, open
+    from rangeio._async.streams import AsyncRangeResponse as RangeResponse
+    from rangeio._async.streams import AsyncRangeStream as RangeStream
 
 __all__ = [
     "AsyncHttpFile",

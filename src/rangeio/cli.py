@@ -21,25 +21,11 @@ Exit codes: ``EXIT_CODES_HELP`` below (curl-like where curl has one); ``--help``
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import email.message
-import json
 import os
-import socket
 import sys
 import time
-import unicodedata
-import urllib.parse
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import IO, Any
-
-import urllib3
 
 import rangeio
-from rangeio._sync.download import saved_progress
-from rangeio._transport._urllib3 import pool_tls_kwargs, use_own_connections
-from rangeio._transport.base import causes
 from rangeio.errors import (
     ChecksumMismatchError,
     DownloadLockedError,
@@ -54,6 +40,16 @@ from rangeio.errors import (
     TLSError,
     UrlError,
 )
+
+# The start-up (`rangeio --version`, `--help`, a usage error) imports only argparse and the
+# errors: a command imports what it uses (the file engine, urllib3, the download engine, the
+# formats, json, email) when it runs. benchmarks/startup.py measures it. Not typing's
+# TYPE_CHECKING: importing typing alone costs a tenth of the start-up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from typing import IO, Any
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -115,55 +111,14 @@ class RefusedError(Exception):
     """The command would overwrite an existing file (exit 73)."""
 
 
-# -- observing responses through the public ``client=`` hook -----------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Exchange:
-    """One request rangeio sent through the recording pool, and the answer's headers."""
-
-    method: str
-    url: str
-    range: str | None
-    status: int
-    headers: dict[str, str]
-
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
-
-
-class RecordingPool(urllib3.PoolManager):
-    """A urllib3 pool (a client rangeio accepts and borrows) that notes every request and the
-    response headers, which rangeio's file API does not expose (Content-Disposition,
-    Last-Modified, redirects)."""
-
-    def __init__(self, verify: Any = True) -> None:
-        super().__init__(maxsize=16, **pool_tls_kwargs(verify))
-        use_own_connections(self)
-        self.exchanges: list[Exchange] = []
-
-    def urlopen(  # type: ignore[override]
-        self, method: str, url: str, redirect: bool = True, **kw: Any
-    ) -> urllib3.BaseHTTPResponse:
-        response = super().urlopen(method, url, redirect=redirect, **kw)
-        headers = dict(kw.get("headers") or {})
-        range_value = next((v for k, v in headers.items() if k.lower() == "range"), None)
-        self.exchanges.append(
-            Exchange(method, url, range_value, response.status, dict(response.headers.items()))
-        )
-        return response
-
-
 # -- names ------------------------------------------------------------------------------------
 
 
 def sanitize_filename(name: str | None) -> str:
     """A plain file name for the current directory: no directories, no ``..``, no absolute
     path, no control characters, no leading dots (hidden files), never empty."""
+    import unicodedata
+
     if not name:
         return _FALLBACK_NAME
     name = "".join(ch for ch in name if not unicodedata.category(ch).startswith("C") or ch in "/\\")
@@ -182,6 +137,8 @@ def sanitize_filename(name: str | None) -> str:
 
 def content_disposition_filename(value: str | None) -> str | None:
     """``filename*`` (RFC 6266/5987) or ``filename`` of a Content-Disposition header."""
+    import email.message
+
     if not value:
         return None
     message = email.message.Message()
@@ -193,6 +150,8 @@ def content_disposition_filename(value: str | None) -> str | None:
 
 
 def url_filename(url: str) -> str | None:
+    import urllib.parse
+
     path = urllib.parse.urlsplit(url).path
     segment = path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else ""
     return urllib.parse.unquote(segment) or None
@@ -201,6 +160,8 @@ def url_filename(url: str) -> str | None:
 def remote_filename(url: str, options: dict[str, Any]) -> str:
     """The name ``get`` saves to: the Content-Disposition filename seen by one cheap probe
     (a ``bytes=0-0`` open), else the URL's last path segment; always sanitised."""
+    from rangeio._transport.recording import RecordingPool
+
     options = dict(options)
     pool = RecordingPool(options.pop("verify", True))
     try:
@@ -223,8 +184,13 @@ def remote_filename(url: str, options: dict[str, Any]) -> str:
 
 def exit_code(exc: BaseException) -> int:
     """The exit code for an error (see the module docstring)."""
-    from rangeio.formats._common import FormatError
+    import socket
 
+    from rangeio._transport.base import causes
+
+    # A FormatError exists only if its module was loaded: not importing the formats here
+    # keeps every other failing command's exit quick.
+    formats = sys.modules.get("rangeio.formats._common")
     if isinstance(exc, UrlError):
         return EXIT_URL
     if isinstance(exc, ChecksumMismatchError):
@@ -233,7 +199,7 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_CHANGED
     if isinstance(exc, DownloadLockedError):
         return EXIT_LOCKED
-    if isinstance(exc, FormatError):
+    if formats is not None and isinstance(exc, formats.FormatError):
         return EXIT_FORMAT
     if isinstance(exc, PartialDownloadError) and exc.bytes_done > 0:
         return EXIT_PARTIAL
@@ -383,6 +349,8 @@ def _headers(values: Sequence[str] | None) -> dict[str, str]:
 
 
 def _common_options(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
     options: dict[str, Any] = {}
     headers = _headers(getattr(args, "header", None))
     if headers:
@@ -392,32 +360,34 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
     default = rangeio.Timeout()
     timeout = default
     if getattr(args, "timeout", None) is not None:
-        timeout = dataclasses.replace(
-            timeout, connect=args.timeout, read=args.timeout, head=args.timeout
-        )
+        timeout = replace(timeout, connect=args.timeout, read=args.timeout, head=args.timeout)
     speed_limit = getattr(args, "speed_limit", None)
     speed_time = getattr(args, "speed_time", None)
     if speed_time == 0:
-        timeout = dataclasses.replace(timeout, low_speed=None)
+        timeout = replace(timeout, low_speed=None)
     elif (speed_limit is not None or speed_time is not None) and default.low_speed is not None:
         floor = rangeio.LowSpeed(
             speed_limit or default.low_speed.bytes_per_second,
             speed_time or default.low_speed.seconds,
         )
-        timeout = dataclasses.replace(timeout, low_speed=floor)
+        timeout = replace(timeout, low_speed=floor)
     if timeout != default:
         options["timeout"] = timeout
     if getattr(args, "cacert", None) is not None:
         options["verify"] = args.cacert
     elif getattr(args, "insecure", False):
         # Asked for explicitly, like curl -k: no warning on every request either.
+        import urllib3
+
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         options["verify"] = False
     return options
 
 
 def _result_json(result: rangeio.DownloadResult) -> dict[str, Any]:
-    data = dataclasses.asdict(result)
+    from dataclasses import asdict
+
+    data = asdict(result)
     data["path"] = str(result.path)
     return data
 
@@ -430,6 +400,11 @@ def _prepare_output(path: Path, force: bool) -> None:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from rangeio._sync.download import saved_progress
+
     options = _common_options(args)
     if args.output is not None:
         dest = Path(args.output)
@@ -523,6 +498,8 @@ def _etag_kind(etag: str | None) -> str | None:
 
 
 def gather_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    from rangeio._transport.recording import RecordingPool
+
     options = dict(options)
     pool = RecordingPool(options.pop("verify", True))
     multipart: bool | None = None
@@ -579,6 +556,8 @@ def gather_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
     info = gather_info(args.url, _common_options(args))
     if args.json:
         print(json.dumps(info, indent=2))
@@ -608,6 +587,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_zip_ls(args: argparse.Namespace) -> int:
+    import json
+
     from rangeio.formats.zip import METHODS, ZipStream
 
     with ZipStream(args.url, **_common_options(args)) as archive:
@@ -634,6 +615,8 @@ def cmd_zip_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_zip_get(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from rangeio.formats.zip import ZipStream
 
     with ZipStream(args.url, **_common_options(args)) as archive:
