@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
+from rangeio._core.cache import Buffer, ByteCache
 from rangeio._core.identity import ETag, Identity
 from rangeio._core.ranges import ByteRange
 
@@ -380,3 +381,66 @@ def to_evict(files: Iterable[Stored], budget: int) -> list[str]:
 def scan_due(written_since_scan: int, budget: int) -> bool:
     """Whether a process has written enough since its last scan to look at the directory again."""
     return written_since_scan * SCAN_SHARE >= budget
+
+
+# -- the memory cache, as the first level -----------------------------------------------------
+
+
+class TrackedCache(ByteCache):
+    """A ByteCache that remembers which blocks received bytes from the network since the last
+    ``take_dirty()``: those are written through to the disk. Bytes read from the disk go in by
+    ``insert_clean`` and are not written back."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(budget)
+        self._dirty: set[int] = set()
+
+    def insert(
+        self,
+        start: int,
+        data: Buffer,
+        *,
+        protect: ByteRange | None = None,
+        pin: bool = False,
+        hold: bool = False,
+    ) -> None:
+        self._dirty.update(blocks_of(ByteRange(start, start + len(data))))
+        super().insert(start, data, protect=protect, pin=pin, hold=hold)
+
+    def insert_clean(self, start: int, data: Buffer, *, protect: ByteRange | None = None) -> None:
+        super().insert(start, data, protect=protect)
+
+    def take_dirty(self) -> set[int]:
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def mark_dirty(self, indices: Iterable[int]) -> None:
+        self._dirty.update(indices)
+
+    def clear(self) -> None:
+        super().clear()
+        self._dirty.clear()
+
+
+def write_through(
+    cache: ByteCache, indices: Iterable[int], size: int, known: dict[int, ByteRange], *, whole: bool
+) -> tuple[list[Block], list[int]]:
+    """The blocks to write for ``indices`` (blocks that received bytes), and those to keep for
+    later. Each is the longest run of the block the memory cache holds, unless the disk is known
+    to hold it already. With ``whole`` (a sequential reader still streaming into the blocks),
+    only complete blocks go now: a block written at every step of a stream would be rewritten
+    dozens of times; the rest wait for the stream to move on, or for the file to close."""
+    out: list[Block] = []
+    later: list[int] = []
+    for index in sorted(indices):
+        span = block_span(index, size)
+        run = longest_run(span, cache.missing(span)) if span else None
+        if run is None or choose_extent(known.get(index), run) is None:
+            continue
+        if whole and run != span:
+            later.append(index)
+            continue
+        data = cache.peek(run)
+        if data is not None:
+            out.append(Block(index, run.start, data))
+    return out, later

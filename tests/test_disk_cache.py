@@ -1,0 +1,201 @@
+"""The disk cache (``cache_dir``) against real servers: what a later open costs, and never stale bytes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rangeio
+from rangeio.testing import Faults, FaultServer
+from tests.adapters import Opener
+from tests.servers.nginx import Nginx
+
+MiB = 1024 * 1024
+
+
+def whole(f: object) -> bytes:
+    f.seek(0)  # type: ignore[attr-defined]
+    return f.read()  # type: ignore[attr-defined, no-any-return]
+
+
+def test_second_open_costs_one_request_and_no_body(
+    opener: Opener, fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    with opener(url, cache_dir=tmp_path) as f:
+        f.seek(1000)
+        assert f.read(300_000) == data[1000:301_000]
+        f.seek(-5000, 2)
+        assert f.read() == data[-5000:]
+    fault_server.clear_log()
+    with opener(url, cache_dir=tmp_path) as g:
+        g.seek(1000)
+        assert g.read(300_000) == data[1000:301_000]
+        g.seek(-5000, 2)
+        assert g.read() == data[-5000:]
+        assert g.stats.requests == 1 and g.stats.bytes_fetched == 0
+        assert g.stats.revalidations == 1 and g.stats.disk_hits > 0
+    [only] = fault_server.requests
+    assert only.headers["if-none-match"] == fault_server.etag("/data.bin")
+
+
+def test_immutable_costs_no_request(
+    opener: Opener, fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    with opener(url, cache_dir=tmp_path, immutable=True) as f:
+        f.seek(2 * MiB)
+        assert f.read(100_000) == data[2 * MiB : 2 * MiB + 100_000]
+    fault_server.clear_log()
+    with opener(url, cache_dir=tmp_path, immutable=True) as g:
+        assert g.size == len(data)
+        g.seek(2 * MiB)
+        assert g.read(100_000) == data[2 * MiB : 2 * MiB + 100_000]
+        assert g.stats.requests == 0
+    assert fault_server.requests == []
+
+
+@pytest.mark.parametrize("faults", [Faults(), Faults(ignore_conditionals=True)])
+def test_a_changed_file_is_never_served_stale(
+    opener: Opener, sample_files: dict[str, bytes], tmp_path: Path, faults: Faults
+) -> None:
+    old = sample_files["data.bin"]
+    new = old[::-1]
+    with FaultServer({"/f.bin": old}) as server:
+        server.set_faults("/f.bin", faults)
+        url = server.url("/f.bin")
+        with opener(url, cache_dir=tmp_path) as f:
+            assert whole(f) == old
+        server.replace("/f.bin", new)
+        with opener(url, cache_dir=tmp_path) as g:
+            assert whole(g) == new
+        # The new version is what the directory serves next.
+        server.clear_log()
+        with opener(url, cache_dir=tmp_path) as h:
+            assert whole(h) == new
+            if not faults.ignore_conditionals:
+                assert h.stats.bytes_fetched == 0
+
+
+def test_server_ignoring_conditionals_still_reuses_the_same_version(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    fault_server.set_faults("/data.bin", Faults(ignore_conditionals=True))
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    with rangeio.open(url, cache_dir=tmp_path) as f:
+        f.seek(0)
+        f.read(600_000)
+    with rangeio.open(url, cache_dir=tmp_path) as g:
+        assert g.read(600_000) == data[:600_000]
+        # The open's own request (its 206, same ETag) is the only one: the rest is on disk.
+        assert g.stats.requests == 1 and g.stats.disk_hits > 0
+
+
+@pytest.mark.parametrize("etag", ["weak", "none"])
+def test_weak_or_no_validator_is_not_reused(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path, etag: str
+) -> None:
+    data = sample_files["data.bin"]
+    fault_server.add_file("/w.bin", data, etag=etag, last_modified=False)  # type: ignore[arg-type]
+    url = fault_server.url("/w.bin")
+    for _ in range(2):
+        with rangeio.open(url, cache_dir=tmp_path) as f:
+            assert f.read(300_000) == data[:300_000]
+            assert f.stats.disk_hits == 0 and f.stats.bytes_fetched >= 300_000
+
+
+def test_last_modified_only_revalidates_with_if_modified_since(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["data.bin"]
+    fault_server.add_file("/lm.bin", data, etag="none")
+    url = fault_server.url("/lm.bin")
+    with rangeio.open(url, cache_dir=tmp_path) as f:
+        whole(f)
+    fault_server.clear_log()
+    with rangeio.open(url, cache_dir=tmp_path) as g:
+        assert whole(g) == data
+        assert g.stats.requests == 1 and g.stats.bytes_fetched == 0
+    assert "if-modified-since" in fault_server.requests[0].headers
+
+
+def test_a_corrupt_block_is_fetched_again(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    with rangeio.open(url, cache_dir=tmp_path) as f:
+        whole(f)
+    blocks = sorted((tmp_path / "v1").glob("*/*.blk"))
+    assert blocks
+    for path in blocks[:3]:
+        raw = bytearray(path.read_bytes())
+        raw[-1] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    with rangeio.open(url, cache_dir=tmp_path) as g:
+        assert whole(g) == data
+        assert 0 < g.stats.bytes_fetched < len(data)
+
+
+def test_environment_turns_it_on(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    url = fault_server.url("/data.bin")
+    code = (
+        "import sys, rangeio\n"
+        "f = rangeio.open(sys.argv[1]); f.seek(-4096, 2); f.read()\n"
+        "print(f.stats.requests, f.stats.bytes_fetched)\n"
+    )
+    env = {**os.environ, "RANGEIO_CACHE_DIR": str(tmp_path / "c")}
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", code, url], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert outs[1] == ["1", "0"] and outs[0][0] == "1" and int(outs[0][1]) > 0
+    assert (tmp_path / "c" / "v1").is_dir()
+
+
+def _read_in_child(url: str, root: str, start: int, stop: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    with rangeio.open(url, cache_dir=root) as f:
+        f.seek(start)
+        out.put((f.read(stop - start), f.stats.requests, f.stats.bytes_fetched))
+
+
+def test_another_process_reuses_nginx_blocks(
+    nginx: Nginx, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["table.parquet"]
+    url = nginx.url("table.parquet")
+    ctx = multiprocessing.get_context("spawn")
+    results = []
+    for _ in range(2):
+        out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+        p = ctx.Process(target=_read_in_child, args=(url, str(tmp_path), 0, len(data), out))
+        p.start()
+        results.append(out.get(timeout=30))
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    (first, _, fetched_a), (second, requests_b, fetched_b) = results
+    assert first == second == data
+    assert fetched_a >= len(data) and (requests_b, fetched_b) == (1, 0)
+
+
+def test_options_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cache_dir_bytes"):
+        rangeio.open("http://127.0.0.1:9/x", cache_dir=tmp_path, cache_dir_bytes=10)
+    with pytest.raises(TypeError, match="cache_dir"):
+        rangeio.open("http://127.0.0.1:9/x", cache_dir=3)
+    with pytest.raises(ValueError, match="empty"):
+        rangeio.open("http://127.0.0.1:9/x", cache_dir="")
+    with pytest.raises(TypeError, match="immutable"):
+        rangeio.open("http://127.0.0.1:9/x", immutable="yes")
