@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import subprocess
@@ -199,3 +200,50 @@ def test_options_are_checked(tmp_path: Path) -> None:
         rangeio.open("http://127.0.0.1:9/x", cache_dir="")
     with pytest.raises(TypeError, match="immutable"):
         rangeio.open("http://127.0.0.1:9/x", immutable="yes")
+
+
+def test_cli_cache_info_and_clear(
+    fault_server: FaultServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rangeio import cli
+
+    root = tmp_path / "c"
+    for name in ("/data.bin", "/small.bin"):
+        with rangeio.open(fault_server.url(name), cache_dir=root) as f:
+            f.read()
+    assert cli.main(["cache", "info", "--dir", str(root), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["entries"] == 2 and facts["blocks"] > 0 and facts["bytes"] > 3 * MiB
+    # Nothing is older than a day: nothing goes.
+    assert cli.main(["cache", "clear", "--dir", str(root), "--older-than", "1d"]) == 0
+    assert cli.main(["cache", "info", "--dir", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == 2
+    assert cli.main(["cache", "clear", "--dir", str(root)]) == 0
+    assert cli.main(["cache", "info", "--dir", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "dir": str(root),
+        "entries": 0,
+        "blocks": 0,
+        "bytes": 0,
+    }
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["cache", "clear", "--older-than", "soon", "--dir", str(root)])
+    assert usage.value.code == 2
+
+
+def test_fsspec_storage_option(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    import fsspec
+
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    for _ in range(2):
+        fault_server.clear_log()
+        fs = fsspec.filesystem("rangeio", cache_dir=str(tmp_path), skip_instance_cache=True)
+        with fs.open(url, "rb") as f:
+            f.seek(-3000, 2)
+            assert f.read() == data[-3000:]
+    # The second filesystem's open: one conditional request, no body.
+    [only] = fault_server.requests
+    assert "if-none-match" in only.headers
