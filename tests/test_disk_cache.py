@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import rangeio
+from rangeio._core.diskcache import SCAN_SHARE
+from rangeio._diskcache import DiskStore
 from rangeio.testing import Faults, FaultServer
 from tests.adapters import Opener
 from tests.servers.nginx import Nginx
@@ -247,3 +252,50 @@ def test_fsspec_storage_option(
     # The second filesystem's open: one conditional request, no body.
     [only] = fault_server.requests
     assert "if-none-match" in only.headers
+
+
+def _random_reader(url: str, root: str, budget: int, seed: int, data: bytes, bad: Any) -> None:
+    """Open, read random ranges, close, again and again; report any wrong byte."""
+    rng = random.Random(seed)
+    for _ in range(12):
+        with rangeio.open(url, cache_dir=root, cache_dir_bytes=budget) as f:
+            for _ in range(6):
+                start = rng.randrange(len(data))
+                stop = min(len(data), start + rng.randrange(1, 200_000))
+                f.seek(start)
+                if f.read(stop - start) != data[start:stop]:
+                    bad.put((seed, start, stop))
+
+
+def test_processes_killed_at_random_serve_no_wrong_byte(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    root = str(tmp_path / "c")
+    budget = 1 * MiB
+    ctx = multiprocessing.get_context("fork")
+    bad: Any = ctx.Queue()
+    procs = [
+        ctx.Process(target=_random_reader, args=(url, root, budget, seed, data, bad))
+        for seed in range(4)
+    ]
+    for p in procs:
+        p.start()
+    rng = random.Random(1)
+    victims = procs[:2]
+    for p in victims:
+        p.join(timeout=rng.uniform(0.2, 0.6))
+        if p.is_alive():
+            os.kill(p.pid or 0, signal.SIGKILL)
+    for p in procs:
+        p.join(timeout=60)
+        assert not p.is_alive()
+    assert [p.exitcode for p in procs[2:]] == [0, 0]
+    assert bad.empty()
+    # Every block left behind (by killed processes too) is right, or refused.
+    with rangeio.open(url, cache_dir=root, cache_dir_bytes=budget) as f:
+        assert whole(f) == data
+    # Between two scans each process may write budget/SCAN_SHARE more (docs/disk-cache.md).
+    info = DiskStore(root, budget).info()
+    assert info.bytes <= budget + 5 * (budget // SCAN_SHARE + 256 * 1024)
