@@ -1,10 +1,10 @@
 """DiskTier: a RemoteFile's second cache level, on disk (``cache_dir``), as steps of its programs.
 
 The policy is `_core/diskcache.py`; the files are `_diskcache.py` (run through Blocking ops, so
-the async shell never blocks its loop). RemoteFile calls it from three places only: ``open``
+the async shell never blocks its loop). RemoteFile calls it from four places only: ``open``
 (look up the entry, revalidate with the open's own request or, with ``immutable``, open from
 the directory alone), ``read_missing`` / ``read_ranges`` (``load()`` before planning a fetch,
-``flush()`` after it: bytes fetched are written through).
+``flush()`` after it: bytes fetched are written through), and ``close_cursor`` (a last flush).
 """
 
 from __future__ import annotations
@@ -213,14 +213,3 @@ class DiskTier:
                 self._known[block.index] = block.range
         if blocks:
             yield Blocking(self.store.write, (self.url_digest, self.key, blocks, remote.size))
-
-    def flush_now(self, remote: RemoteFile) -> None:
-        """At close: what a stream left in part-filled blocks, written directly (a few blocks)."""
-        program = self.flush(remote)
-        try:
-            op = next(program)
-            while True:
-                assert isinstance(op, Blocking)
-                op = program.send(op.function(*op.args))
-        except StopIteration:
-            pass

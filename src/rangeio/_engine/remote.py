@@ -651,10 +651,15 @@ class RemoteFile:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
 
+    def close_cursor(self, cursor: Cursor, *, last: bool) -> Program[None]:
+        """Closing ``cursor``: its stream is dropped. Closing the file (``last``) with a disk
+        cache writes through what a stream left in part-filled blocks."""
+        yield from cursor.drop_stream()
+        if last and self.disk is not None and self.identity is not None:
+            yield from self.disk.flush(self)
+
     def mark_closed(self) -> None:
         self.closed = True
-        if self.disk is not None and self.identity is not None:
-            self.disk.flush_now(self)  # disk cache: blocks a stream left part-filled
         with self._lock:
             self.cache.clear()
 
