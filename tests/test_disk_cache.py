@@ -299,3 +299,17 @@ def test_processes_killed_at_random_serve_no_wrong_byte(
     # Between two scans each process may write budget/SCAN_SHARE more (docs/disk-cache.md).
     info = DiskStore(root, budget).info()
     assert info.bytes <= budget + 5 * (budget // SCAN_SHARE + 256 * 1024)
+
+
+def test_read_ranges_are_served_from_disk(
+    opener: Opener, fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    ranges = [(10, 5000), (700_000, 900_000), (2 * MiB, 2 * MiB + 77), (len(data) - 9, len(data))]
+    for second in (False, True):
+        with opener(url, cache_dir=tmp_path, prefetch_bytes=0) as f:
+            assert f.read_ranges(ranges) == [data[a:b] for a, b in ranges]
+            if second:
+                assert f.stats.requests == 1 and f.stats.bytes_fetched == 0
+                assert f.stats.disk_hits >= len(ranges)

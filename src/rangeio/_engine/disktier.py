@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rangeio._core import diskcache as policy
@@ -128,7 +129,7 @@ class DiskTier:
         span = spec.resolve(size) if size else None
         data = b""
         if span is not None:
-            yield from self._load(remote, span, size)
+            yield from self._load(remote, [span], size)
             data = remote.cache.peek(span) or b""
         if not data:
             span = ByteRange(0, 0)
@@ -166,32 +167,38 @@ class DiskTier:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def load(self, remote: RemoteFile, want: ByteRange) -> Program[None]:
-        """Before a fetch: bring the blocks of ``want`` the disk holds into the memory cache."""
-        if self.key is not None and want:
-            yield from self._load(remote, want, remote.size)
+    def load(self, remote: RemoteFile, *wants: ByteRange) -> Program[None]:
+        """Before a fetch: bring the blocks of ``wants`` the disk holds into the memory cache
+        (one Blocking step for all of them)."""
+        if self.key is not None:
+            yield from self._load(remote, wants, remote.size)
 
-    def _load(self, remote: RemoteFile, want: ByteRange, size: int) -> Program[None]:
+    def _load(self, remote: RemoteFile, wants: Sequence[ByteRange], size: int) -> Program[None]:
         assert self.key is not None
         with remote._lock:
             cache = remote.cache
-            indices = [
-                i
-                for i in policy.blocks_of(want)
-                if i not in self._absent
-                and cache.missing(policy.block_span(i, size).intersection(want) or want)
-            ]
+            indices = sorted(
+                {
+                    i
+                    for want in wants
+                    for i in policy.blocks_of(want)
+                    if i not in self._absent
+                    and cache.missing(policy.block_span(i, size).intersection(want) or want)
+                }
+            )
         if not indices:
             return
         blocks = yield Blocking(self.store.read, (self.url_digest, self.key, indices, size))
         with remote._lock:
             found = set()
+            cache = remote.cache
             for block in blocks:
                 found.add(block.index)
                 self._known[block.index] = block.range
-                cache = remote.cache
                 if isinstance(cache, TrackedCache):
-                    cache.insert_clean(block.start, block.data, protect=want)
+                    # Protected like the read's own bytes: the read copies them out next.
+                    protect = next((w for w in wants if w.overlaps(block.range)), None)
+                    cache.insert_clean(block.start, block.data, protect=protect)
             self._absent.update(i for i in indices if i not in found)
             remote.stats.disk_hits += len(blocks)
 

@@ -520,8 +520,7 @@ class RemoteFile:
         wanted = [_checked_range(r, self.size) for r in ranges]
         outputs = [bytearray(len(w)) for w in wanted]
         if self.disk is not None:  # disk cache: what it holds of the ranges
-            for w in wanted:
-                yield from self.disk.load(self, w)
+            yield from self.disk.load(self, *wanted)
         # (index of a wanted range, bytes of it not copied yet)
         holes = list(enumerate(wanted))
         first = True
