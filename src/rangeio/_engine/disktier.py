@@ -182,8 +182,7 @@ class DiskTier:
                     i
                     for want in wants
                     for i in policy.blocks_of(want)
-                    if i not in self._absent
-                    and cache.missing(policy.block_span(i, size).intersection(want) or want)
+                    if i not in self._absent and self._may_help(cache, i, want, size)
                 }
             )
         if not indices:
@@ -201,6 +200,14 @@ class DiskTier:
                     cache.insert_clean(block.start, block.data, protect=protect)
             self._absent.update(i for i in indices if i not in found)
             remote.stats.disk_hits += len(blocks)
+
+    def _may_help(self, cache: Any, index: int, want: ByteRange, size: int) -> bool:
+        """Whether block ``index`` may hold bytes of ``want`` the memory cache lacks: not when
+        they are all cached, nor when the extent we know it holds lies elsewhere."""
+        part = policy.block_span(index, size).intersection(want)
+        gaps = cache.missing(part) if part is not None else []
+        known = self._known.get(index)
+        return bool(gaps) and (known is None or any(known.overlaps(g) for g in gaps))
 
     def flush(self, remote: RemoteFile, *, streaming: bool = False) -> Program[None]:
         """After a fetch: write the blocks that received bytes through to the disk."""
