@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import rangeio
+import rangeio.aio
 from rangeio._core.diskcache import SCAN_SHARE
 from rangeio._diskcache import DiskStore
 from rangeio.testing import Faults, FaultServer
@@ -313,3 +314,42 @@ def test_read_ranges_are_served_from_disk(
             if second:
                 assert f.stats.requests == 1 and f.stats.bytes_fetched == 0
                 assert f.stats.disk_hits >= len(ranges)
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_range_stream_is_served_from_disk(
+    is_async: bool, fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    spans = [(100, 700_000), (2 * MiB, 2 * MiB + 5000), (len(data) - 300, len(data))]
+
+    def read_all() -> tuple[list[bytes], rangeio.Stats]:
+        if is_async:
+            import asyncio
+
+            async def run() -> tuple[list[bytes], rangeio.Stats]:
+                async with rangeio.aio.RangeStream(url, cache_dir=tmp_path) as rs:
+                    out = []
+                    for span in spans:
+                        await rs.add(span)
+                        out.append(await rs.read())
+                    return out, rs.stats
+
+            return asyncio.run(run())
+        with rangeio.RangeStream(url, cache_dir=tmp_path) as rs:
+            out = []
+            for span in spans:
+                rs.add(span)
+                out.append(rs.read())
+            return out, rs.stats
+
+    first, _ = read_all()
+    second, stats = read_all()
+    assert first == second == [data[a:b] for a, b in spans]
+    assert stats.requests == 1 and stats.bytes_fetched == 0 and stats.disk_hits > 0
+    # And a file opened later reuses what the stream wrote.
+    with rangeio.open(url, cache_dir=tmp_path, prefetch_bytes=0) as f:
+        f.seek(100)
+        assert f.read(600_000) == data[100:600_100]
+        assert f.stats.bytes_fetched == 0

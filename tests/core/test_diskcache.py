@@ -209,3 +209,35 @@ def test_lru_down_to_low_water() -> None:
 def test_scan_due() -> None:
     assert not dc.scan_due(0, 1024)
     assert dc.scan_due(1024 // dc.SCAN_SHARE, 1024)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 3 * dc.BLOCK_SIZE // 2), min_size=1, max_size=8), st.integers(0, 3))
+def test_accumulator_cuts_a_stream_into_its_blocks(pieces: list[int], skip: int) -> None:
+    size = 5 * dc.BLOCK_SIZE + 17
+    acc = dc.Accumulator(size)
+    pos = skip * 1000
+    out: list[dc.Block] = []
+    for n in pieces:
+        n = min(n, size - pos)
+        if n <= 0:
+            break
+        out.extend(acc.feed(pos, bytes([pos % 251]) * n))
+        pos += n
+    out.extend(acc.finish())
+    # Every block lies in one block of the file, and together they are exactly what was fed.
+    covered = 0
+    for block in out:
+        assert dc.block_span(block.index, size).contains(block.range)
+        covered += len(block.data)
+    assert covered == pos - skip * 1000
+    # Only the first and last may be part-filled.
+    for block in out[1:-1]:
+        assert block.range == dc.block_span(block.index, size)
+
+
+def test_accumulator_restarts_on_a_jump() -> None:
+    acc = dc.Accumulator(4 * dc.BLOCK_SIZE)
+    assert acc.feed(10, b"abc") == []
+    assert acc.feed(5000, b"xy") == [dc.Block(0, 10, b"abc")]
+    assert acc.finish() == [dc.Block(0, 5000, b"xy")]

@@ -444,3 +444,41 @@ def write_through(
         if data is not None:
             out.append(Block(index, run.start, data))
     return out, later
+
+
+class Accumulator:
+    """Cuts a stream of validated bytes (a range stream's body, which no memory cache holds)
+    into blocks to write through: each complete block as soon as its last byte arrives, the
+    part-filled one at ``finish()``. Bytes fed out of order begin a new run; the part-filled
+    block of the old run is handed out first."""
+
+    def __init__(self, size: int, block_size: int = BLOCK_SIZE) -> None:
+        self._size = size
+        self._block_size = block_size
+        self._start = 0
+        self._buffer = bytearray()
+
+    def feed(self, start: int, data: bytes) -> list[Block]:
+        out: list[Block] = []
+        if self._buffer and start != self._start + len(self._buffer):
+            out.extend(self.finish())
+        if not self._buffer:
+            self._start = start
+        self._buffer += data
+        while self._buffer:
+            index = self._start // self._block_size
+            span = block_span(index, self._size, self._block_size)
+            need = span.stop - self._start
+            if len(self._buffer) < need:
+                break
+            out.append(Block(index, self._start, bytes(self._buffer[:need])))
+            del self._buffer[:need]
+            self._start = span.stop
+        return out
+
+    def finish(self) -> list[Block]:
+        if not self._buffer:
+            return []
+        block = Block(self._start // self._block_size, self._start, bytes(self._buffer))
+        self._buffer = bytearray()
+        return [block]

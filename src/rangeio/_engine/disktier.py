@@ -5,6 +5,8 @@ the async shell never blocks its loop). RemoteFile calls it from four places onl
 (look up the entry, revalidate with the open's own request or, with ``immutable``, open from
 the directory alone), ``read_missing`` / ``read_ranges`` (``load()`` before planning a fetch,
 ``flush()`` after it: bytes fetched are written through), and ``close_cursor`` (a last flush).
+Range streams (`_engine/streams.py`), which keep no memory cache, read runs of blocks straight
+from the disk (``read_run()``) and write their bodies through an ``Accumulator``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from rangeio._engine.remote import RemoteFile
 
 ENVIRONMENT = "RANGEIO_CACHE_DIR"
+# A range stream takes at most this many blocks from the disk at a time (2 MiB): it holds them
+# in memory until read, and has no cache budget to bound them otherwise.
+STREAM_RUN_BLOCKS = 8
 
 # One store per directory and budget in a process, so that its count of bytes written since
 # the last scan (when to evict) covers every file of the process.
@@ -227,3 +232,54 @@ class DiskTier:
                 self._known[block.index] = block.range
         if blocks:
             yield Blocking(self.store.write, (self.url_digest, self.key, blocks, remote.size))
+
+    # -- range streams (no memory cache) ----------------------------------------------------
+
+    def read_run(self, remote: RemoteFile, want: ByteRange) -> Program[bytes]:
+        """The bytes of ``want`` the disk holds from its first byte on, up to the first hole
+        (at most STREAM_RUN_BLOCKS blocks at a time); b"" when it holds none."""
+        if self.key is None or not want:
+            return b""
+        size = remote.size
+        with remote._lock:
+            indices: list[int] = []
+            for i in policy.blocks_of(want)[:STREAM_RUN_BLOCKS]:
+                if i in self._absent:
+                    break
+                indices.append(i)
+        if not indices:
+            return b""
+        blocks = yield Blocking(self.store.read, (self.url_digest, self.key, indices, size))
+        by_index = {b.index: b for b in blocks}
+        out = bytearray()
+        pos = want.start
+        used = 0
+        for i in indices:
+            block = by_index.get(i)
+            if block is None or not block.start <= pos < block.range.stop:
+                break
+            stop = min(block.range.stop, want.stop)
+            out += block.data[pos - block.start : stop - block.start]
+            pos = stop
+            used += 1
+            if pos >= want.stop or block.range.stop < policy.block_span(i, size).stop:
+                break
+        with remote._lock:
+            self._absent.update(i for i in indices if i not in by_index)
+            for block in blocks:
+                self._known[block.index] = block.range
+            remote.stats.disk_hits += used
+        return bytes(out)
+
+    def accumulator(self, remote: RemoteFile) -> policy.Accumulator | None:
+        """What a range response feeds its body to, for writing through; None: no disk entry."""
+        return policy.Accumulator(remote.size) if self.key is not None else None
+
+    def write(self, remote: RemoteFile, blocks: list[policy.Block]) -> Program[None]:
+        """Write ``blocks`` (validated bytes of the version this open validated) through."""
+        if self.key is None or not blocks:
+            return
+        with remote._lock:
+            for block in blocks:
+                self._absent.discard(block.index)
+        yield Blocking(self.store.write, (self.url_digest, self.key, blocks, remote.size))

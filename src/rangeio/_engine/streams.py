@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from rangeio._core.diskcache import Accumulator
 from rangeio._core.exchange import RangeExchange
 from rangeio._core.headers import RangeSpec
 from rangeio._core.ranges import ByteRange
@@ -76,6 +77,8 @@ class RangeResponse:
         self._exchange: RangeExchange | None = None
         self._program: Program[None] | None = None
         self._stream_position = span.start  # where the open response's next byte lands
+        # The disk cache's writer for the open response's body (None: no disk cache).
+        self._through: Accumulator | None = None
         self.closed = False
 
     def __repr__(self) -> str:
@@ -105,8 +108,11 @@ class RangeResponse:
         ended_early = False
         while len(out) < want:
             at = self.position + len(out)
-            if self._program is not None and self._stream_position - len(self._pending) != at:
-                # A seek moved us away from the open response: drop it, ask again from here.
+            if (self._program is not None or self._pending) and (
+                self._stream_position - len(self._pending) != at
+            ):
+                # A seek moved us away from the open response (or from bytes the disk gave):
+                # drop it, ask again from here.
                 yield from self._drop()
             if self._pending:
                 take = min(len(self._pending), want - len(out))
@@ -114,6 +120,16 @@ class RangeResponse:
                 del self._pending[:take]
                 continue
             if self._program is None:
+                disk = self._owner.remote.disk
+                if disk is not None:  # disk cache: what it holds from here, before a request
+                    stored = yield from disk.read_run(
+                        self._owner.remote, ByteRange(at, self.range.stop)
+                    )
+                    if stored:
+                        self._pending += stored
+                        self._stream_position = at + len(stored)
+                        continue
+                yield from self._finish_through()
                 yield from self._owner.make_room(self)
                 self._open(at)
             assert self._program is not None and self._exchange is not None
@@ -123,6 +139,8 @@ class RangeResponse:
                 self._pending += data
                 self._stream_position = start + len(data)
                 ended_early = False
+                if self._through is not None:  # disk cache: write the body through
+                    yield from self._write_through(self._through.feed(start, data))
             elif not paused:
                 self._program = self._exchange = None
                 # An exchange ends only with its whole range or an error, so a response that
@@ -155,6 +173,7 @@ class RangeResponse:
             if not paused:
                 self._program = self._exchange = None
                 self._owner.forget(self)
+        yield from self._finish_through()
 
     def _open(self, at: int) -> None:
         if at >= self.range.stop:
@@ -164,6 +183,19 @@ class RangeResponse:
         self._stream_position = at
         self._pending.clear()
         self._owner.opened(self)
+        disk = self._owner.remote.disk
+        self._through = disk.accumulator(self._owner.remote) if disk is not None else None
+
+    def _finish_through(self) -> Program[None]:
+        """The part-filled block of the last response's body, written through."""
+        through, self._through = self._through, None
+        if through is not None:
+            yield from self._write_through(through.finish())
+
+    def _write_through(self, blocks: list[Any]) -> Program[None]:
+        disk = self._owner.remote.disk
+        if blocks and disk is not None:
+            yield from disk.write(self._owner.remote, blocks)
 
     def _drop(self) -> Program[None]:
         program, self._program, self._exchange = self._program, None, None
@@ -171,6 +203,7 @@ class RangeResponse:
         self._owner.forget(self)
         if program is not None:
             yield Abandon(program)
+        yield from self._finish_through()
 
     def close(self) -> Program[None]:
         self.closed = True
