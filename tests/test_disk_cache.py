@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 import os
@@ -353,3 +354,24 @@ def test_range_stream_is_served_from_disk(
         f.seek(100)
         assert f.read(600_000) == data[100:600_100]
         assert f.stats.bytes_fetched == 0
+
+
+def test_format_planner_passes_cache_dir(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    import zipfile
+
+    from rangeio.formats.zip import ZipStream
+
+    url = fault_server.url("/archive.zip")
+    reference = zipfile.ZipFile(io.BytesIO(sample_files["archive.zip"]))
+    name = reference.namelist()[len(reference.namelist()) // 2]
+    for _ in range(2):
+        fault_server.clear_log()
+        archive = ZipStream(url, cache_dir=tmp_path)
+        try:
+            assert archive.read(name) == reference.read(name)
+        finally:
+            archive.close()
+    # The second listing and member: the open's one conditional request, answered 304.
+    assert [r.headers.get("if-none-match") is not None for r in fault_server.requests] == [True]
