@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import secrets
 import shutil
@@ -41,6 +40,13 @@ from rangeio._core import diskcache as policy
 from rangeio._core.diskcache import Block, Meta
 from rangeio._core.identity import Identity
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: evictions may then run two at once (harmless)
+    fcntl = None  # type: ignore[assignment]
+
+# Never through a symbolic link planted at a block's name (POSIX; elsewhere 0).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 FORMAT_DIR = "v1"
 META_NAME = "meta"
 TMP_PREFIX = ".tmp."
@@ -110,7 +116,7 @@ class DiskStore:
     def _write_new(self, path: Path, data: bytes) -> None:
         """Write ``data`` to ``path`` whole: a temporary in the same directory, then a rename."""
         tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}.{secrets.token_hex(6)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         try:
             view = memoryview(data)
             while view:
@@ -121,7 +127,7 @@ class DiskStore:
             raise
         os.close(fd)
         try:
-            os.rename(tmp, path)
+            os.replace(tmp, path)  # atomic, over an old file too (POSIX rename)
         except BaseException:
             _unlink(tmp)
             raise
@@ -187,7 +193,7 @@ class DiskStore:
         for index in indices:
             path = entry / f"{index}.blk"
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
             except FileNotFoundError:
                 continue
             try:
@@ -252,7 +258,10 @@ class DiskStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[bool]:
-        fd = os.open(self.base / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        if fcntl is None:
+            yield True
+            return
+        fd = os.open(self.base / LOCK, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -344,7 +353,7 @@ def _compose(extent: Any, new: Block, old: Block | None) -> bytes:
 
 
 def _read_bounded(path: Path, limit: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     try:
         return _read_fd(fd, limit)
     finally:
