@@ -375,3 +375,58 @@ def test_format_planner_passes_cache_dir(
             archive.close()
     # The second listing and member: the open's one conditional request, answered 304.
     assert [r.headers.get("if-none-match") is not None for r in fault_server.requests] == [True]
+
+
+def test_a_304_naming_another_etag_is_not_trusted(
+    sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    from tests.raw_server import RawConnection, RawRequest, raw_server, response_head, serve_range
+
+    data = sample_files["data.bin"]
+
+    def handler(conn: RawConnection, request: RawRequest) -> None:
+        if request.header("if-none-match") is not None:
+            # A confused cache: "not modified", but about another version than the one asked.
+            conn.send(response_head(304, {"ETag": '"other"'}))
+        else:
+            conn.send(serve_range(data, request))
+
+    with raw_server(handler) as server:
+        with rangeio.open(server.url(), cache_dir=tmp_path) as f:
+            f.seek(-1000, 2)
+            assert f.read() == data[-1000:]
+        with rangeio.open(server.url(), cache_dir=tmp_path) as g:
+            g.seek(-1000, 2)
+            assert g.read() == data[-1000:]
+            # The 304 dropped the entry; the open asked again without a precondition.
+            assert g.stats.requests == 2 and g.stats.disk_hits == 0
+        conditional = [r.header("if-none-match") for r in server.requests]
+        assert conditional == [None, '"raw-1"', None]
+
+
+def test_fault_server_answers_conditional_requests(fault_server: FaultServer) -> None:
+    import urllib3
+
+    url = fault_server.url("/small.bin")
+    etag = fault_server.etag("/small.bin")
+    assert etag is not None
+    http = urllib3.PoolManager()
+    try:
+        first = http.request("GET", url, headers={"Range": "bytes=0-9"})
+        modified = first.headers["Last-Modified"]
+
+        def status(**headers: str) -> int:
+            answer = http.request("GET", url, headers={"Range": "bytes=0-9", **headers})
+            return answer.status
+
+        assert status(**{"If-None-Match": etag}) == 304
+        assert status(**{"If-None-Match": '"other", ' + etag}) == 304
+        assert status(**{"If-None-Match": '"other"'}) == 206
+        assert status(**{"If-Modified-Since": modified}) == 304
+        assert status(**{"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}) == 206
+        # If-None-Match decides when both are sent (RFC 9110 §13.1.3).
+        assert status(**{"If-None-Match": '"other"', "If-Modified-Since": modified}) == 206
+        fault_server.set_faults("/small.bin", Faults(ignore_conditionals=True))
+        assert status(**{"If-None-Match": etag}) == 206
+    finally:
+        http.clear()

@@ -7,8 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rangeio._core import diskcache as dc
+from rangeio._core.exchange import RangeExchange, Skip
+from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import ETag, Identity
 from rangeio._core.ranges import ByteRange
+from rangeio._core.redirects import ResolvedUrl
+from rangeio._core.retry import RetryPolicy
+from rangeio.errors import HTTPStatusError
 
 LM = "Wed, 02 Dec 2026 10:00:00 GMT"
 LATER = "Wed, 02 Dec 2026 10:00:05 GMT"
@@ -241,3 +246,40 @@ def test_accumulator_restarts_on_a_jump() -> None:
     assert acc.feed(10, b"abc") == []
     assert acc.feed(5000, b"xy") == [dc.Block(0, 10, b"abc")]
     assert acc.finish() == [dc.Block(0, 5000, b"xy")]
+
+
+# -- the conditional open request ---------------------------------------------------------
+
+
+def _exchange(conditional: dict[str, str] | None) -> RangeExchange:
+    url = "http://h/f"
+    return RangeExchange(
+        RangeSpec.suffix(100),
+        first_url=url,
+        target=ResolvedUrl(url),
+        user_headers={},
+        pinned=None,
+        retry=RetryPolicy(attempts=1),
+        max_full_body=None,
+        conditional=conditional,
+    )
+
+
+def test_the_open_request_carries_the_precondition_and_a_304_ends_it() -> None:
+    exchange = _exchange({"If-None-Match": '"abc"'})
+    request = exchange.next_request(0.0)
+    assert request is not None and request.headers["If-None-Match"] == '"abc"'
+    assert request.headers["Range"] == "bytes=-100"
+    assert isinstance(exchange.on_response(304, {"etag": '"abc"'}, 0.0), Skip)
+    assert exchange.next_request(0.0) is None
+    result = exchange.result
+    assert result.not_modified and result.data == b"" and result.identity.etag == ETag("abc")
+
+
+def test_a_304_without_a_precondition_is_an_error() -> None:
+    exchange = _exchange(None)
+    request = exchange.next_request(0.0)
+    assert request is not None and "If-None-Match" not in request.headers
+    with pytest.raises(HTTPStatusError) as raised:
+        exchange.on_response(304, {}, 0.0)
+    assert raised.value.status == 304
