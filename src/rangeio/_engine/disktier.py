@@ -216,13 +216,14 @@ class DiskTier:
 
     def flush(self, remote: RemoteFile, *, streaming: bool = False) -> Program[None]:
         """After a fetch: write the blocks that received bytes through to the disk."""
-        if self.key is None:
-            return
         with remote._lock:
             cache = remote.cache
             if not isinstance(cache, TrackedCache):
                 return
             dirty = cache.take_dirty() | self._deferred
+            if self.key is None:
+                self._deferred = set()
+                return  # nothing of this file is kept (a weak ETag, say): forget the marks
             blocks, later = policy.write_through(
                 cache, dirty, remote.size, self._known, whole=streaming
             )
