@@ -430,3 +430,36 @@ def test_fault_server_answers_conditional_requests(fault_server: FaultServer) ->
         assert status(**{"If-None-Match": etag}) == 206
     finally:
         http.clear()
+
+
+def test_threads_on_clones_share_the_directory(
+    fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    import threading
+
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+    wrong: list[tuple[int, int]] = []
+
+    def read_some(f: Any, seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(20):
+            start = rng.randrange(len(data))
+            stop = min(len(data), start + rng.randrange(1, 300_000))
+            f.seek(start)
+            if f.read(stop - start) != data[start:stop]:
+                wrong.append((start, stop))
+
+    for _ in range(2):
+        with rangeio.open(url, cache_dir=tmp_path, cache_bytes=2 * MiB) as f:
+            clones = [f.clone() for _ in range(4)]
+            threads = [
+                threading.Thread(target=read_some, args=(c, i)) for i, c in enumerate(clones)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    assert wrong == []
+    with rangeio.open(url, cache_dir=tmp_path) as g:
+        assert whole(g) == data
