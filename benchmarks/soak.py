@@ -92,6 +92,7 @@ FAULTS: dict[str, Callable[[random.Random, int], Faults]] = {
     "drip_head": lambda r, n: Faults(drip_head=0.05, times=1),
     "endless_trailers": lambda r, n: Faults(endless_trailers=0.1, times=1),
     "max_ranges": lambda r, n: Faults(max_ranges=r.choice([1, 2, 8, 64])),
+    "ignore_conditionals": lambda r, n: Faults(ignore_conditionals=True, times=_times(r)),
 }
 NO_FAULT_SHARE = 0.3
 

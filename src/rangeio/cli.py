@@ -8,6 +8,8 @@ Commands::
     rangeio info URL [--json]
     rangeio zip ls URL [--json]
     rangeio zip get URL MEMBER [-o FILE] [--force]
+    rangeio cache info [--dir DIR] [--json]
+    rangeio cache clear [--dir DIR] [--older-than AGE]
     rangeio demo
 
 ``get`` keeps its progress in ``FILE.part`` and ``FILE.part.ctrl``: after a failure or Ctrl-C,
@@ -641,6 +643,61 @@ def cmd_zip_get(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cache_store(args: argparse.Namespace) -> Any:
+    from rangeio._diskcache import DiskStore
+    from rangeio._engine.disktier import ENVIRONMENT
+
+    root = args.dir or os.environ.get(ENVIRONMENT)
+    if not root:
+        raise UsageError(f"no cache directory: pass --dir or set {ENVIRONMENT}")
+    # The budget does not matter to info and clear (no eviction runs).
+    return DiskStore(os.path.expanduser(root), 1 << 30)
+
+
+def _age(text: str) -> float:
+    """``30``, ``30s``, ``15m``, ``12h`` or ``7d``: seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    unit = text[-1:].lower()
+    number = text[:-1] if unit in units else text
+    try:
+        value = float(number) * units.get(unit, 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an age: {text!r} (say 30s, 15m, 12h or 7d)"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("an age must be >= 0")
+    return value
+
+
+def cmd_cache_info(args: argparse.Namespace) -> int:
+    store = _cache_store(args)
+    info = store.info()
+    facts = {
+        "dir": str(store.root),
+        "entries": info.entries,
+        "blocks": info.blocks,
+        "bytes": info.bytes,
+    }
+    if args.json:
+        import json
+
+        print(json.dumps(facts))
+    else:
+        print(f"dir      {facts['dir']}")
+        print(f"entries  {info.entries}")
+        print(f"blocks   {info.blocks}")
+        print(f"size     {_human(info.bytes)}")
+    return EXIT_OK
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    store = _cache_store(args)
+    freed = store.clear(args.older_than)
+    print(f"freed {_human(freed)}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rangeio import demo
 
@@ -793,6 +850,24 @@ def build_parser() -> argparse.ArgumentParser:
     zip_get.add_argument("--force", action="store_true", help="overwrite an existing file")
     _add_network_options(zip_get)
     zip_get.set_defaults(handler=cmd_zip_get)
+
+    cache = commands.add_parser("cache", help="the disk cache (cache_dir): size, or clear it")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="COMMAND", required=True)
+    cache_info = cache_commands.add_parser("info", help="entries, blocks and bytes on disk")
+    cache_clear = cache_commands.add_parser("clear", help="delete cached files")
+    for sub in (cache_info, cache_clear):
+        sub.add_argument(
+            "--dir", metavar="DIR", help="the cache directory (default: $RANGEIO_CACHE_DIR)"
+        )
+    cache_info.add_argument("--json", action="store_true")
+    cache_info.set_defaults(handler=cmd_cache_info)
+    cache_clear.add_argument(
+        "--older-than",
+        type=_age,
+        metavar="AGE",
+        help="only files not used for AGE (30s, 15m, 12h, 7d)",
+    )
+    cache_clear.set_defaults(handler=cmd_cache_clear)
 
     demo = commands.add_parser("demo", help="run the demo against an embedded loopback server")
     demo.set_defaults(handler=cmd_demo)

@@ -76,7 +76,7 @@ class AsyncHttpFile:
         if remote is None or runner is None or cursor is None:
             return
         try:
-            await runner.run(cursor.drop_stream())
+            await runner.run(remote.close_cursor(cursor, last=self._owns_remote))
         finally:
             if self._owns_remote:
                 remote.mark_closed()

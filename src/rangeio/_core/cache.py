@@ -111,6 +111,23 @@ class ByteCache:
             i += 1
         return done
 
+    def peek(self, want: ByteRange) -> bytes | None:
+        """The bytes of ``want`` if all are cached, else None; leaves the LRU order and held
+        segments as they are (the disk cache copies bytes out without using them)."""
+        if not want or self.missing(want):
+            return None if want else b""
+        parts: list[bytes] = []
+        i = bisect_right(self._starts, want.start) - 1
+        pos = want.start
+        while pos < want.stop:
+            start = self._starts[i]
+            data = self._data[start]
+            n = min(start + len(data), want.stop) - pos
+            parts.append(bytes(memoryview(data)[pos - start : pos - start + n]))
+            pos += n
+            i += 1
+        return b"".join(parts)
+
     def get(self, want: ByteRange) -> bytes | None:
         """The bytes of ``want`` if all are cached, else None."""
         if not want:

@@ -32,6 +32,7 @@ from rangeio._core.validate import (
     Failure,
     Full,
     Multipart,
+    NotModified,
     Partial,
     Redirect,
     Unsatisfiable,
@@ -135,6 +136,11 @@ class Result:
     multipart: bool = False
     # The answer's Content-Type (a 206 for one range, or a 200): a hint of the file's format.
     content_type: str | None = None
+    # The answer's Date (the disk cache asks whether a Last-Modified is strong, §8.8.2.2).
+    date: str | None = None
+    # A 304 answered a conditional request: ``identity`` holds its validators, nothing else
+    # in the result is meaningful.
+    not_modified: bool = False
 
 
 Action = Wait | ReadBody | Skip
@@ -146,7 +152,9 @@ class RangeExchange:
 
     ``pinned`` is the identity every response must agree with (None at open, when the first
     response defines it). ``max_full_body`` bounds a 200 answer to a range request: larger ones
-    raise RangeNotSupportedError instead of being buffered.
+    raise RangeNotSupportedError instead of being buffered. ``conditional`` headers
+    (If-None-Match / If-Modified-Since, from the disk cache) go on every request of the
+    exchange, and a 304 then ends it with ``Result.not_modified``.
     """
 
     def __init__(
@@ -161,6 +169,7 @@ class RangeExchange:
         max_full_body: int | None,
         method: str = "GET",
         allow_downgrade: bool = False,
+        conditional: Mapping[str, str] | None = None,
     ) -> None:
         specs: tuple[RangeSpec, ...]
         if spec is None:
@@ -209,6 +218,8 @@ class RangeExchange:
         self._received = 0
         self._result: Result | None = None
         self._content_type: str | None = None
+        self._date: str | None = None
+        self._conditional = dict(conditional or {})
         self.requests_sent = 0
         self.retries = 0
 
@@ -227,6 +238,7 @@ class RangeExchange:
             extra["Range"] = format_range(self._resume_specs)
         if self._pinned is not None:
             extra.update(self._pinned.precondition_headers())
+        extra.update(self._conditional)
         request = request_to(self._method, self._url, self._first_url, self._user_headers, extra)
         self.requests_sent += 1
         self._received = 0
@@ -249,9 +261,28 @@ class RangeExchange:
     # -- responses --------------------------------------------------------------------------
 
     def on_response(self, status: int, headers: Mapping[str, str], now: float) -> Action:
-        verdict = judge(self._resume_specs, status, headers, self._pinned, now=now)
+        verdict = judge(
+            self._resume_specs,
+            status,
+            headers,
+            self._pinned,
+            now=now,
+            conditional=bool(self._conditional),
+        )
         if isinstance(verdict, Redirect):
             return self._follow(verdict)
+        if isinstance(verdict, NotModified):
+            self._result = Result(
+                b"",
+                ByteRange(0, 0),
+                None,
+                verdict.identity,
+                full=False,
+                unsatisfiable=False,
+                url=self._resolved(now),
+                not_modified=True,
+            )
+            return Skip()
         if isinstance(verdict, Failure):
             return self._after_failure(verdict)
         if isinstance(verdict, Unsatisfiable):
@@ -264,6 +295,7 @@ class RangeExchange:
             self._tried_first_url = False
         if isinstance(verdict, (Partial, Full)):
             self._content_type = headers.get("content-type")
+            self._date = headers.get("date")
         if isinstance(verdict, Partial):
             return self._partial(verdict, now)
         if isinstance(verdict, Full):
@@ -606,6 +638,7 @@ class RangeExchange:
             pieces=tuple(pieces),
             multipart=bool(self._parts),
             content_type=self._content_type,
+            date=self._date,
         )
 
     def _resolved(self, now: float) -> ResolvedUrl:

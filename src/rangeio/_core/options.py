@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from rangeio._core.diskcache import BLOCK_SIZE, DEFAULT_CACHE_DIR_BYTES
 from rangeio._core.planner import MiB, ReadPolicy
 from rangeio._core.prefetch import DIRECTIONS
 from rangeio._core.retry import RetryPolicy
@@ -104,6 +105,17 @@ class FileOptions:
       False turns checking off (an explicit opt-out, like curl's ``-k``). Only the shells turn
       it into an ``ssl`` object; a client the user passes is never reconfigured, so with one
       only True is accepted.
+    - ``cache_dir`` None: no disk cache, unless ``RANGEIO_CACHE_DIR`` is set in the environment
+      (read by the shell, `_engine/disktier.py`). A directory (str or path) keeps validated
+      blocks on disk for later opens, in this process or others (docs/disk-cache.md); each open
+      revalidates them with its own range request (``If-None-Match``), so an unchanged file
+      costs one request and no body bytes.
+    - ``cache_dir_bytes`` 1 GiB: the whole directory's budget, shared by every process using it
+      (the reason is beside ``DEFAULT_CACHE_DIR_BYTES`` in `_core/diskcache.py`).
+    - ``immutable`` False: True promises the URL's bytes never change (a versioned URL, a
+      content-addressed store): blocks on disk are served without asking the server, and an
+      open found on disk costs no request at all. Also lets files with weak or no validators be
+      kept (never reused otherwise).
     """
 
     prefetch_bytes: int | None = None
@@ -118,6 +130,10 @@ class FileOptions:
     multipart: bool | str = "auto"
     # bool | str | os.PathLike | ssl.SSLContext; typed Any so the core never imports ssl.
     verify: Any = True
+    # str | os.PathLike | None; typed Any so the core never imports os.
+    cache_dir: Any = None
+    cache_dir_bytes: int = DEFAULT_CACHE_DIR_BYTES
+    immutable: bool = False
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> FileOptions:
@@ -151,6 +167,23 @@ class FileOptions:
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1 (or None)")
         check_verify(self.verify)
+        check_cache_dir(self.cache_dir)
+        if isinstance(self.cache_dir_bytes, bool) or not isinstance(self.cache_dir_bytes, int):
+            raise TypeError("cache_dir_bytes must be an int")
+        if self.cache_dir_bytes < BLOCK_SIZE:
+            raise ValueError(f"cache_dir_bytes must be >= {BLOCK_SIZE} (one block)")
+        if not isinstance(self.immutable, bool):
+            raise TypeError("immutable must be True or False")
+
+
+def check_cache_dir(cache_dir: Any) -> None:
+    """None, or a directory's path (str or os.PathLike)."""
+    if cache_dir is None or hasattr(cache_dir, "__fspath__"):
+        return
+    if not isinstance(cache_dir, str):
+        raise TypeError(f"cache_dir must be a path or None, not {type(cache_dir).__qualname__}")
+    if not cache_dir:
+        raise ValueError("cache_dir must not be an empty path (None turns the disk cache off)")
 
 
 def concurrency_limits(max_concurrency: int | None) -> tuple[int, int]:

@@ -12,6 +12,9 @@ class Stats:
     cache_hits: int = 0
     cache_misses: int = 0
     retries: int = 0
+    # The disk cache (``cache_dir``): blocks read from it, and opens revalidated against it.
+    disk_hits: int = 0
+    revalidations: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -120,6 +120,14 @@ class Encoded(Verdict):
 
 
 @dataclass(frozen=True, slots=True)
+class NotModified(Verdict):
+    """304 answering the open's conditional request (the disk cache's revalidation): the
+    version the precondition named is current. ``identity`` holds the validators it sent."""
+
+    identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
 class Redirect(Verdict):
     status: int
     location: str
@@ -158,9 +166,11 @@ def judge(
     pinned: Identity | None,
     *,
     now: float,
+    conditional: bool = False,
 ) -> Verdict:
     """Judge one response. ``requested`` is the Range that was sent (empty for a plain GET);
-    ``headers`` are folded (lower-case names); ``now`` is epoch seconds, for Retry-After dates."""
+    ``headers`` are folded (lower-case names); ``now`` is epoch seconds, for Retry-After dates;
+    ``conditional``: the request carried If-None-Match or If-Modified-Since (a 304 may answer)."""
     if status in _REDIRECT_STATUSES:
         location = headers.get("location")
         if not location:
@@ -172,6 +182,8 @@ def judge(
         return Changed("precondition failed (412): the ETag no longer matches")
     if status == 416:
         return _judge_416(requested, headers, pinned)
+    if status == 304 and conditional:
+        return NotModified(Identity.from_headers(headers, None))
     if status not in (200, 206):
         return Failure(
             status,

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rangeio._core.cache import ByteCache
+from rangeio._core.diskcache import TrackedCache
 from rangeio._core.exchange import Action, RangeExchange, ReadBody, Request, Result, Wait
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
@@ -35,6 +36,7 @@ from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
 from rangeio._core.validate import size_contradiction
 from rangeio._engine.body import BodyReader, release
+from rangeio._engine.disktier import DiskTier
 from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import (
     DELIVERED,
@@ -76,7 +78,9 @@ class RemoteFile:
     def __init__(self, url: str, options: FileOptions) -> None:
         self.url = check_url(url)
         self.options = options
-        self.cache = ByteCache(options.cache_bytes)
+        # The disk cache (cache_dir), the second level under the memory cache; or None.
+        self.disk = DiskTier.for_options(self.url, options)
+        self.cache = self._new_cache()
         self._max_span = max(options.cache_bytes // 2, _MIN_SPAN)
         self.stats = Stats()
         self.identity: Identity | None = None
@@ -121,8 +125,12 @@ class RemoteFile:
         self._inflight = InflightTable()
         self._handles = {}
         if not consistent:
-            self.cache = ByteCache(self.options.cache_bytes)
+            self.cache = self._new_cache()
             self.whole_file_cached = False
+
+    def _new_cache(self) -> ByteCache:
+        budget = self.options.cache_bytes
+        return ByteCache(budget) if self.disk is None else TrackedCache(budget)
 
     # -- exchanges --------------------------------------------------------------------------
 
@@ -140,6 +148,7 @@ class RemoteFile:
         *,
         method: str = "GET",
         max_full_body: int | None = None,
+        conditional: dict[str, str] | None = None,
     ) -> RangeExchange:
         if max_full_body is None:
             max_full_body = self.options.cache_bytes
@@ -153,6 +162,7 @@ class RemoteFile:
             max_full_body=max_full_body,
             method=method,
             allow_downgrade=self.options.allow_https_downgrade,
+            conditional=conditional,
         )
 
     def drive(self, exchange: RangeExchange, *, pauses: bool = True) -> Program[None]:
@@ -243,9 +253,12 @@ class RemoteFile:
         *,
         method: str = "GET",
         max_full_body: int | None = None,
+        conditional: dict[str, str] | None = None,
     ) -> Program[Result]:
         """Run one exchange to completion: redirects, retries and resumes included."""
-        exchange = self.new_exchange(spec, method=method, max_full_body=max_full_body)
+        exchange = self.new_exchange(
+            spec, method=method, max_full_body=max_full_body, conditional=conditional
+        )
         # No pause points: a filter generator swallowing them would cost a layer per operation.
         yield from self.drive(exchange, pauses=False)
         return exchange.result
@@ -253,22 +266,45 @@ class RemoteFile:
     # -- open -------------------------------------------------------------------------------
 
     def open(self) -> Program[None]:
-        """The one request that opens the file: size, identity and prefetch at once."""
-        specs = opening_specs(self.prefetch.size, self.prefetch.direction)
-        result: Result | None = None
-        for i, spec in enumerate(specs):
-            try:
-                result = yield from self.exchange(spec)
-                break
-            except (HTTPStatusError, ProtocolError) as exc:
-                status = None if isinstance(exc, ProtocolError) else exc.status
-                if not (spec.is_suffix and suffix_refused(status) and i + 1 < len(specs)):
-                    raise
-        assert result is not None
+        """The one request that opens the file: size, identity and prefetch at once. With a
+        disk cache (``self.disk``) the same request revalidates what the disk holds."""
+        # --- disk cache: look up the entry (immutable: open from it, no request) ---
+        conditional = None
+        if self.disk is not None:
+            conditional = yield from self.disk.lookup(self)
+            stored = yield from self.disk.opened_from_disk(self)
+            if stored is not None:
+                self._adopt(stored)
+                self._learn_layout(stored)
+                return
+        # ---
+        result = yield from self._opening_exchange(conditional)
+        # --- disk cache: a 304 serves the stored blocks, another answer replaces them ---
+        if result.not_modified:
+            assert self.disk is not None
+            stored = yield from self.disk.not_modified(self, result)
+            if stored is None:
+                result = yield from self._opening_exchange(None)
+            else:
+                result = stored
+        # ---
         if result.total is None and not result.full:
             result = yield from self._learn_size(result)
         self._adopt(result)
         self._learn_layout(result)
+        if self.disk is not None and self.disk.key is None:
+            yield from self.disk.answered(self, result)
+
+    def _opening_exchange(self, conditional: dict[str, str] | None) -> Program[Result]:
+        specs = opening_specs(self.prefetch.size, self.prefetch.direction)
+        for i, spec in enumerate(specs):
+            try:
+                return (yield from self.exchange(spec, conditional=conditional))
+            except (HTTPStatusError, ProtocolError) as exc:
+                status = None if isinstance(exc, ProtocolError) else exc.status
+                if not (spec.is_suffix and suffix_refused(status) and i + 1 < len(specs)):
+                    raise
+        raise AssertionError("opening_specs() is never empty")
 
     def _learn_layout(self, result: Result) -> None:
         """What the first answer tells of where the file's index is, and what that changes."""
@@ -349,6 +385,13 @@ class RemoteFile:
         span = min(len(out), self.size - pos, self._max_span)
         out = out[:span]
         want = ByteRange(pos, pos + span)
+        if self.disk is not None:  # disk cache: what it holds of the read and its read-ahead
+            ahead = min(self.size, pos + max(span, cursor.readahead, slack))
+            yield from self.disk.load(self, ByteRange(pos, ahead))
+            with self._lock:
+                got = self.cache.read_into(pos, out)
+            if got:
+                return got
         with self._lock:
             self.stats.cache_misses += 1
             ahead = max(fit_readahead(cursor.readahead, span, self._max_span), slack)
@@ -375,6 +418,8 @@ class RemoteFile:
             yield from self._fill(plan, protect=want)
         with self._lock:
             got = self.cache.read_into(pos, out)
+        if self.disk is not None:  # disk cache: write the bytes fetched through
+            yield from self.disk.flush(self, streaming=cursor.stream is not None)
         if got == 0:
             # Only a zero budget can drop bytes a read protects; fetch straight into `out`.
             result = yield from self.exchange(RangeSpec.of(want))
@@ -477,6 +522,8 @@ class RemoteFile:
         self._check_open()
         wanted = [_checked_range(r, self.size) for r in ranges]
         outputs = [bytearray(len(w)) for w in wanted]
+        if self.disk is not None:  # disk cache: what it holds of the ranges
+            yield from self.disk.load(self, *wanted)
         # (index of a wanted range, bytes of it not copied yet)
         holes = list(enumerate(wanted))
         first = True
@@ -511,6 +558,8 @@ class RemoteFile:
                 # Every fetch answered yet none brought these bytes: asking again would loop.
                 raise ProtocolError("server did not send the byte ranges asked for")
             holes = left
+        if self.disk is not None:  # disk cache: write the bytes fetched through
+            yield from self.disk.flush(self)
         return [bytes(o) for o in outputs]
 
     def _claim_vectored(self, holes: list[ByteRange]) -> Program[list[Any]]:
@@ -603,6 +652,13 @@ class RemoteFile:
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
+
+    def close_cursor(self, cursor: Cursor, *, last: bool) -> Program[None]:
+        """Closing ``cursor``: its stream is dropped. Closing the file (``last``) with a disk
+        cache writes through what a stream left in part-filled blocks."""
+        yield from cursor.drop_stream()
+        if last and self.disk is not None and self.identity is not None:
+            yield from self.disk.flush(self)
 
     def mark_closed(self) -> None:
         self.closed = True

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from rangeio._core.diskcache import Accumulator
 from rangeio._core.exchange import RangeExchange
 from rangeio._core.headers import RangeSpec
 from rangeio._core.ranges import ByteRange
@@ -148,6 +149,8 @@ class StreamRange:
         # single_request: the range's bytes from its start, as far as the response has passed.
         # Kept until the range is closed, so seeking back within it costs no request.
         self.held = bytearray()
+        # The disk cache's writer for the open response's body (None: no disk cache).
+        self._through: Accumulator | None = None
         self.closed = False
 
     def __repr__(self) -> str:
@@ -196,6 +199,16 @@ class StreamRange:
                 self._pending_at += take
                 continue
             if self._feed is None:
+                disk = self._owner.remote.disk
+                if disk is not None:  # disk cache: what it holds from here, before a request
+                    stored = yield from disk.read_run(
+                        self._owner.remote, ByteRange(at, self.range.stop)
+                    )
+                    if stored:
+                        self._pending += stored
+                        self._pending_at = at
+                        continue
+                yield from self._finish_through()
                 yield from self._owner.make_room(self)
                 self._open(at)
             assert self._feed is not None
@@ -213,10 +226,13 @@ class StreamRange:
             elif got[1]:
                 self._pending += got[1]
                 ended_early = False
+                if self._through is not None:  # disk cache: write the body through
+                    yield from self._write_through(self._through.feed(got[0], got[1]))
         if self._feed is not None and self._feed.position >= self.range.stop:
             feed, self._feed = self._feed, None
             self._owner.forget(self)
             yield from feed.see_the_end()
+            yield from self._finish_through()
         return bytes(out)
 
     def _open(self, at: int) -> None:
@@ -226,6 +242,19 @@ class StreamRange:
         self._pending.clear()
         self._pending_at = at
         self._owner.opened(self)
+        disk = self._owner.remote.disk
+        self._through = disk.accumulator(self._owner.remote) if disk is not None else None
+
+    def _finish_through(self) -> Program[None]:
+        """The part-filled block of the last response's body, written through."""
+        through, self._through = self._through, None
+        if through is not None:
+            yield from self._write_through(through.finish())
+
+    def _write_through(self, blocks: list[Any]) -> Program[None]:
+        disk = self._owner.remote.disk
+        if blocks and disk is not None:
+            yield from disk.write(self._owner.remote, blocks)
 
     def _drop(self) -> Program[None]:
         feed, self._feed = self._feed, None
@@ -233,6 +262,7 @@ class StreamRange:
         self._owner.forget(self)
         if feed is not None:
             yield from feed.abandon()
+        yield from self._finish_through()
 
     def close(self) -> Program[None]:
         self.closed = True

@@ -115,7 +115,9 @@ class RawHttpReader(io.RawIOBase):
         with self._entered():
             if not self.closed:
                 try:
-                    self._runner.run(self._cursor.drop_stream())
+                    self._runner.run(
+                        self._remote.close_cursor(self._cursor, last=self._owns_remote)
+                    )
                 finally:
                     if self._owns_remote:
                         self._remote.mark_closed()

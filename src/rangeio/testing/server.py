@@ -103,6 +103,8 @@ class Faults:
     - ``max_ranges``: answer a request for more than this many ranges with 200 and the whole
       body, as nginx's ``max_ranges`` and Apache's ``MaxRanges`` do; 1 is a server that never
       answers multipart (S3).
+    - ``ignore_conditionals``: ignore ``If-None-Match`` and ``If-Modified-Since`` (answer as if
+      they were not sent, never 304), as servers and proxies without conditional GETs do.
     """
 
     times: int | None = None
@@ -139,6 +141,7 @@ class Faults:
     drip_head: float = 0.0
     endless_trailers: float = 0.0
     max_ranges: int | None = None
+    ignore_conditionals: bool = False
 
     def __post_init__(self) -> None:
         if self.times is not None and self.times < 0:
@@ -811,6 +814,8 @@ def _serve_resource(request: RecordedRequest, resource: _Resource, faults: Fault
     headers = request.headers
     if not _if_match_passes(headers.get("if-match"), resource):
         return _Reply(412, _validators(resource))
+    if not faults.ignore_conditionals and _not_modified(request, resource):
+        return _Reply(304, _validators(resource))
     range_value = headers.get("range")
     # RFC 9110 14.2: only GET has range semantics; a failed If-Range means "send it all".
     if (
@@ -966,6 +971,28 @@ def _if_range_passes(value: str | None, resource: _Resource) -> bool:
     if value.startswith(('"', "W/")):
         return _strong_match(value, resource.etag)
     return _same_date(value, resource.last_modified)
+
+
+def _not_modified(request: RecordedRequest, resource: _Resource) -> bool:
+    """RFC 9110 §13.1.2/§13.1.3 for GET and HEAD: If-None-Match (weak comparison) decides when
+    sent; else If-Modified-Since, when the file has not changed since that date."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    none_match = request.headers.get("if-none-match")
+    if none_match is not None:
+        if none_match.strip() == "*":
+            return True
+        tags = [t.removeprefix("W/") for t in _split_list(none_match)]
+        return resource.etag is not None and resource.etag.removeprefix("W/") in tags
+    since = request.headers.get("if-modified-since")
+    if since is None or resource.last_modified is None:
+        return False
+    try:
+        asked = email.utils.parsedate_to_datetime(since)
+        modified = email.utils.parsedate_to_datetime(resource.last_modified)
+    except (TypeError, ValueError):
+        return False
+    return modified <= asked
 
 
 def _strong_match(tag: str, etag: str | None) -> bool:
