@@ -150,7 +150,9 @@ def _as_zip64(data: bytes) -> bytes:
 
     eocd = data.rindex(b"PK\x05\x06")
     _, _, _, _, count, cd_size, cd_offset, _ = struct.unpack("<IHHHHIIH", data[eocd : eocd + 22])
-    record = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, cd_size, cd_offset)
+    record = struct.pack(
+        "<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, count, count, cd_size, cd_offset
+    )
     locator = struct.pack("<IIQI", 0x07064B50, 0, eocd, 1)
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
     return data[:eocd] + record + locator + end

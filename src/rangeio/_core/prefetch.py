@@ -289,14 +289,14 @@ def index_start(tail: bytes, file_size: int) -> int | None:
     zip's central directory (the end record's directory size, counted back from the record:
     bytes prepended to the archive, as in self-extractors, shift the offset it states). None
     when the tail holds no such record, or a record that contradicts the file's size."""
-    tail_start = file_size - len(tail)
+    start: int | None
     if tail[-4:] in _PARQUET_MAGICS and len(tail) >= 8:
         start = file_size - 8 - _u32(tail, len(tail) - 8)
     elif tail.endswith(_ARROW_MAGIC) and len(tail) >= 10:
         start = file_size - 10 - _u32(tail, len(tail) - 10)
     else:
         found = _zip_directory_start(tail)
-        start = None if found is None else tail_start + found
+        start = None if found is None else file_size - len(tail) + found
     return start if start is not None and start >= 0 else None
 
 
