@@ -243,3 +243,10 @@ def test_an_index_larger_than_the_cache_can_hold_is_left_to_the_reader() -> None
     taken = Prefetch(END, len(tail))
     assert index_hint(taken, END, size, None, tail, cache_bytes=64 * 1024 * 1024) is None
     assert index_hint(taken, END, size, None, tail, cache_bytes=128 * 1024 * 1024) is not None
+    # Nor one longer than a request may be.
+    big_cache = 1024 * 1024 * 1024
+    assert index_hint(taken, END, size, None, tail, big_cache, 8 * 1024 * 1024) is None
+    assert index_hint(taken, END, size, None, tail, big_cache, 32 * 1024 * 1024) == (
+        size - 8 - footer,
+        size - len(tail),
+    )

@@ -235,6 +235,7 @@ def index_hint(
     size: int | None,
     tail: bytes | None = None,
     cache_bytes: int | None = None,
+    max_request_bytes: int | None = None,
 ) -> tuple[int, int] | None:
     """The span ``[start, stop)`` the first read that touches it should fetch whole: the part
     of the file's index the open's prefetch did not bring. None when there is none to fetch.
@@ -242,9 +243,10 @@ def index_hint(
     - The prefetch brought the file's ``tail`` (its last ``len(tail)`` bytes): the index is where
       that tail says (``index_start``: a zip's central directory, a Parquet or Arrow footer),
       and the part before the tail is the span, one request where the reader's own reads might
-      take several (a reader walking the directory entry by entry). The span is cut to nothing
-      when longer than a quarter of ``cache_bytes`` (PREFETCH_CACHE_SHARE): the cache could not
-      keep it until read, and the reader's own reads are planned as any other.
+      take several (a reader walking the directory entry by entry). There is no span when it
+      would be longer than a quarter of ``cache_bytes`` (PREFETCH_CACHE_SHARE: the cache could
+      not keep it until read) or than one request may be (``max_request_bytes``, the read
+      policy's): the reader's own reads are then planned as any other.
     - A START prefetch found a zip or Parquet file by its magic bytes (``learned`` END): its
       index is in the last ``size`` bytes (END_PREFETCH when None), and the reader's first look
       there (the 22-byte end record, the 8-byte footer length) would otherwise cost one
@@ -258,7 +260,10 @@ def index_hint(
         start = index_start(tail, file_size)
         if start is None or start >= tail_start:
             return None
-        if cache_bytes is not None and tail_start - start > cache_bytes // PREFETCH_CACHE_SHARE:
+        length = tail_start - start
+        if cache_bytes is not None and length > cache_bytes // PREFETCH_CACHE_SHARE:
+            return None
+        if max_request_bytes is not None and length > max_request_bytes:
             return None
         return (start, tail_start)
     if learned != END or prefetched.direction != START:

@@ -281,7 +281,16 @@ class RemoteFile:
             self.url, END, self.options.prefetch_bytes, self.options.cache_bytes
         ).size
         taken = Prefetch(self.prefetch.direction, first.length)
-        hint = index_hint(taken, self.index_at, self.size, end_size, tail, self.options.cache_bytes)
+        options = self.options
+        hint = index_hint(
+            taken,
+            self.index_at,
+            self.size,
+            end_size,
+            tail,
+            options.cache_bytes,
+            options.policy.max_request_bytes,
+        )
         self._index_hint = None if hint is None else ByteRange(*hint)
 
     def _learn_size(self, first: Result) -> Program[Result]:
