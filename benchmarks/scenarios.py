@@ -120,7 +120,11 @@ def scenario_zip(ctx: Context) -> Scenario:
     rows = [run_file(ctx, lib, ctx.url("many.zip"), fx.data, drive) for lib in file_libraries(ctx)]
     for row in rows:
         if row.library.startswith("rangeio"):
-            judge(row, "<= 2 requests", row.requests <= 2)
+            # The open's 16 KiB suffix (ZIP_END_PREFETCH) holds the end record, the first read
+            # of the directory fetches the rest of it, then the member. A suffix holding this
+            # ~330 KB directory (1 MiB: 2 requests) would cost a wheel's METADATA 25x fsspec's
+            # bytes (benchmarks/readers); here it costs 1.0 MiB against 0.35 MiB.
+            judge(row, "<= 3 requests", row.requests <= 3)
     title = (
         f"zip: list {len(fx.names)} members with zipfile, read one "
         f"({len(fx.data) / MiB:.1f} MiB file)"

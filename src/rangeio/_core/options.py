@@ -82,11 +82,14 @@ class FileOptions:
       the reads that follow: a zip found by its magic in a START prefetch has its last 1 MiB
       fetched whole by the first read there (its end record, then its central directory, in
       one request). "END" and "START" force a direction.
-    - ``prefetch_bytes`` None (auto): 1 MiB from the END, since a Parquet footer or a zip
-      central directory is usually under that and one request then holds it (fsspec's default
-      block is 5 MiB); 64 KiB from the START, since header-first formats keep a small index
-      there (GDAL's /vsicurl/ reads 16 KiB first; 64 KiB holds a COG's IFDs, a JPEG's EXIF
-      segment, an HDF5 superblock), and more would be wasted. A number sets it for either
+    - ``prefetch_bytes`` None (auto): from the END, 16 KiB for a zip-based file (its end
+      record; the rest of a larger central directory, located by that record, is fetched whole
+      by the first read there), 1 MiB for a Parquet/Arrow/ORC file or a URL naming no format,
+      since a footer is usually under that and one request then holds it (fsspec's default
+      block is 5 MiB; ``_core/prefetch.py`` gives the reasons); 64 KiB from the START, since
+      header-first formats keep a small index there (GDAL's /vsicurl/ reads 16 KiB first;
+      64 KiB holds a COG's IFDs, a JPEG's EXIF segment, an HDF5 superblock), and more would
+      be wasted. A number sets it for either
       direction, 0 turns the prefetch off. Either is cut to ``cache_bytes``: prefetched bytes
       the cache cannot hold are evicted before they are read.
     - ``cache_bytes`` 64 MiB: enough for the metadata and working set of typical columnar reads,

@@ -13,11 +13,28 @@ END = "END"
 AUTO = "AUTO"
 DIRECTIONS = frozenset({AUTO, START, END})
 
-# The suffix a format with its index at the end gets: a Parquet footer, a zip central directory
-# or an Arrow IPC footer is usually well under 1 MiB, even for wide tables or archives of
-# thousands of members, and one round trip then brings all of it (fsspec's default block is
-# 5 MiB; 1 MiB was rangeio's default before "auto" and keeps its one-request footer reads).
+# The suffix a columnar file gets (Parquet, ORC, Arrow), and any file whose URL names no format:
+# a Parquet footer or an Arrow IPC footer is usually well under 1 MiB, even for wide tables, and
+# one round trip then brings all of it (fsspec's default block is 5 MiB; 1 MiB was rangeio's
+# default before "auto"). pyarrow reads the last 64 KiB first, so a suffix under that would cost
+# it a second request at once; the bytes above 64 KiB are the last row group's data, which a
+# query reading a column usually reads (the readers benchmark's pandas read_parquet: 8 requests
+# with 1 MiB, 9 with 64 KiB, fsspec 8). A footer longer than the suffix is fetched whole by the
+# first read that touches it (``index_hint``).
 END_PREFETCH = 1 * MiB
+
+# The suffix a zip-based file gets (.zip, .whl, .jar, ...): its readers (zipfile, pip's lazy
+# wheel) read the 22-byte end record, then the whole central directory where that record says,
+# then the members they want. A suffix that holds the directory saves one request; one that is
+# longer brings bytes before the directory that nobody asked for (a 1 MiB suffix read 25 times
+# what fsspec read for a wheel's METADATA). 16 KiB is GDAL's /vsicurl/ first read, what
+# /vsizip/ opens a remote zip with (pip's lazy wheel fetches its last 10 KiB first). It holds
+# the end records (22 bytes, 98 with zip64's) and the directory of a ~200-member archive (an
+# entry is 46 bytes plus its name); past that, the end record says where the directory starts
+# and the first read there fetches the rest of it whole (``index_hint``): two requests, and not
+# a byte before the directory. (``rangeio.formats.zip.ZipStream`` reads the directory as soon as
+# it opens and asks for a larger suffix itself.)
+ZIP_END_PREFETCH = 16 * KiB
 
 # The prefix a header-first format gets. GDAL's /vsicurl/ reads 16 KiB first and grows from
 # there; 64 KiB holds what the formats that come here keep first: a TIFF/COG header and its
@@ -39,16 +56,18 @@ START_PREFETCH = 64 * KiB
 HDF5_PREFETCH = 2 * MiB
 HDF5_EXTENSIONS = frozenset({".h5", ".hdf5", ".hdf", ".he5", ".nc", ".nc4"})
 
-# Extensions whose index (or everything a reader needs first) sits at the end of the file.
-END_EXTENSIONS = frozenset(
+# Extensions whose index (or everything a reader needs first) sits at the end of the file:
+# zip and the formats built on it (ZIP_END_PREFETCH) ...
+ZIP_EXTENSIONS = frozenset(
     {
-        # zip and the formats built on it
         ".zip", ".whl", ".jar", ".war", ".apk", ".egg", ".nupkg", ".conda", ".docx", ".xlsx",
         ".pptx", ".odt", ".ods", ".epub", ".kmz",
-        # columnar files with a footer
-        ".parquet", ".pq", ".parq", ".orc", ".arrow", ".feather", ".ipc",
     }
 )  # fmt: skip
+# ... and columnar files with a footer (END_PREFETCH).
+END_EXTENSIONS = ZIP_EXTENSIONS | frozenset(
+    {".parquet", ".pq", ".parq", ".orc", ".arrow", ".feather", ".ipc"}
+)
 
 # Extensions whose header comes first: reading starts at byte 0.
 START_EXTENSIONS = frozenset(
@@ -165,8 +184,8 @@ def choose_prefetch(
     header-first format pays the same single round trip for its header either way, and files
     behind extension-less URLs (object stores, download endpoints) are as often one as the other.
 
-    ``size`` None is the size that suits the direction (END_PREFETCH or START_PREFETCH); a number
-    the user gave is kept. Either is cut to a quarter of ``cache_bytes`` when there is a cache
+    ``size`` None is the size that suits the direction and the format (``default_size``); a
+    number the user gave is kept. Either is cut to a quarter of ``cache_bytes`` when there is a cache
     (PREFETCH_CACHE_SHARE): bytes prefetched beyond what it holds are evicted before they are
     read (a 1 MiB tail in a 2 MiB cache was fetched again by a whole-file read).
     """
@@ -176,15 +195,21 @@ def choose_prefetch(
     if wanted == AUTO:
         wanted = direction_for_url(url) or END
     if size is None:
-        if wanted == END:
-            size = END_PREFETCH
-        elif url_extension(url) in HDF5_EXTENSIONS:
-            size = HDF5_PREFETCH
-        else:
-            size = START_PREFETCH
+        size = default_size(url, wanted)
     if cache_bytes:
         size = min(size, cache_bytes // PREFETCH_CACHE_SHARE)
     return Prefetch(wanted, max(size, 0))
+
+
+def default_size(url: str, direction: str) -> int:
+    """The prefetch that suits ``direction`` (START or END) for the format ``url`` names:
+    ZIP_END_PREFETCH from the end of a zip-based file, END_PREFETCH from the end of any other
+    (a columnar file, or one the URL does not name); from the start HDF5_PREFETCH for HDF5
+    and netCDF-4, START_PREFETCH for the rest."""
+    ext = url_extension(url)
+    if direction == START:
+        return HDF5_PREFETCH if ext in HDF5_EXTENSIONS else START_PREFETCH
+    return ZIP_END_PREFETCH if ext in ZIP_EXTENSIONS else END_PREFETCH
 
 
 def media_type(content_type: str | None) -> str:
@@ -217,18 +242,43 @@ def direction_from_answer(
 
 
 def index_hint(
-    prefetched: Prefetch, learned: str | None, file_size: int, size: int | None
+    prefetched: Prefetch,
+    learned: str | None,
+    file_size: int,
+    size: int | None,
+    tail: bytes | None = None,
+    cache_bytes: int | None = None,
+    max_request_bytes: int | None = None,
 ) -> tuple[int, int] | None:
-    """The span ``[start, stop)`` the first read that touches it should fetch whole, when the
-    first answer showed the open prefetched the wrong end: a zip or Parquet file found by its
-    magic bytes in a START prefetch keeps its index in the last END_PREFETCH bytes (or the
-    user's ``size``), and the reader's first look there (the 22-byte end record, the 8-byte
-    footer length) would otherwise cost one request and the index itself another. None when
-    the prefetch was right, or covered the file.
+    """The span ``[start, stop)`` the first read that touches it should fetch whole: the part
+    of the file's index the open's prefetch did not bring. None when there is none to fetch.
+
+    - The prefetch brought the file's ``tail`` (its last ``len(tail)`` bytes): the index is where
+      that tail says (``index_start``: a zip's central directory, a Parquet or Arrow footer),
+      and the part before the tail is the span, one request where the reader's own reads might
+      take several (a reader walking the directory entry by entry). There is no span when it
+      would be longer than a quarter of ``cache_bytes`` (PREFETCH_CACHE_SHARE: the cache could
+      not keep it until read) or than one request may be (``max_request_bytes``, the read
+      policy's): the reader's own reads are then planned as any other.
+    - A START prefetch found a zip or Parquet file by its magic bytes (``learned`` END): its
+      index is in the last ``size`` bytes (END_PREFETCH when None), and the reader's first look
+      there (the 22-byte end record, the 8-byte footer length) would otherwise cost one
+      request and the index itself another.
 
     A header-first file found in an END prefetch needs nothing: its reader starts at byte 0,
     and a read there is planned like any other.
     """
+    if tail is not None:
+        tail_start = file_size - len(tail)
+        start = index_start(tail, file_size)
+        if start is None or start >= tail_start:
+            return None
+        length = tail_start - start
+        if cache_bytes is not None and length > cache_bytes // PREFETCH_CACHE_SHARE:
+            return None
+        if max_request_bytes is not None and length > max_request_bytes:
+            return None
+        return (start, tail_start)
     if learned != END or prefetched.direction != START:
         return None
     want = END_PREFETCH if size is None else size
@@ -236,3 +286,79 @@ def index_hint(
     if start >= file_size:
         return None
     return (start, file_size)
+
+
+# What the last bytes of a file say of where its index starts (APPNOTE.TXT 4.3.14-16 for zip;
+# Parquet's and Arrow IPC's file layouts): offsets and lengths are little-endian.
+_EOCD_SIGNATURE = b"PK\x05\x06"
+_EOCD_SIZE = 22  # then a comment of at most 65535 bytes
+_ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_ZIP64_LOCATOR_SIZE = 20
+_ZIP64_EOCD_SIGNATURE = b"PK\x06\x06"
+_ZIP64_EOCD_SIZE = 56  # before its extensible data
+_CENTRAL_ENTRY_SIZE = 46  # a directory entry before its name, extra field and comment
+_PARQUET_MAGICS = (b"PAR1", b"PARE")  # plain and encrypted footers
+_ARROW_MAGIC = b"ARROW1"
+
+
+def index_start(tail: bytes, file_size: int) -> int | None:
+    """Where the index of the file whose last bytes are ``tail`` starts: a Parquet footer
+    (``<footer><u32 length>PAR1``), an Arrow IPC footer (``<footer><i32 length>ARROW1``) or a
+    zip's central directory (the end record's directory size, counted back from the record:
+    bytes prepended to the archive, as in self-extractors, shift the offset it states). None
+    when the tail holds no such record, or a record that contradicts the file's size."""
+    start: int | None
+    if tail[-4:] in _PARQUET_MAGICS and len(tail) >= 8:
+        start = file_size - 8 - _u32(tail, len(tail) - 8)
+    elif tail.endswith(_ARROW_MAGIC) and len(tail) >= 10:
+        start = file_size - 10 - _u32(tail, len(tail) - 10)
+    else:
+        found = _zip_directory_start(tail)
+        start = None if found is None else file_size - len(tail) + found
+    return start if start is not None and start >= 0 else None
+
+
+def _zip_directory_start(tail: bytes) -> int | None:
+    """Where a zip's central directory starts, counted from the start of ``tail`` (negative:
+    before it), or None without a sound end record in ``tail``."""
+    eocd = _find_eocd(tail)
+    if eocd is None:
+        return None
+    directory_end, entries, directory_size = eocd, _u16(tail, eocd + 10), _u32(tail, eocd + 12)
+    locator = eocd - _ZIP64_LOCATOR_SIZE
+    if locator >= 0 and tail[locator : locator + 4] == _ZIP64_LOCATOR_SIGNATURE:
+        # zip64: the sizes are in the zip64 end record, which normally ends at the locator.
+        record = locator - _ZIP64_EOCD_SIZE
+        if record < 0 or tail[record : record + 4] != _ZIP64_EOCD_SIGNATURE:
+            return None  # not in the tail (extensible data, or a short tail): nothing known
+        directory_end, entries = record, _u64(tail, record + 32)
+        directory_size = _u64(tail, record + 40)
+    if entries * _CENTRAL_ENTRY_SIZE > directory_size:
+        return None  # more entries than the directory holds: not an end record after all
+    return directory_end - directory_size
+
+
+def _find_eocd(tail: bytes) -> int | None:
+    """The offset in ``tail`` of the zip end record whose comment runs exactly to the end."""
+    pos = len(tail) - _EOCD_SIZE
+    floor = max(0, len(tail) - _EOCD_SIZE - 0xFFFF)
+    while pos >= floor:
+        pos = tail.rfind(_EOCD_SIGNATURE, floor, pos + 4)
+        if pos < 0:
+            return None
+        if pos + _EOCD_SIZE + _u16(tail, pos + 20) == len(tail):
+            return pos
+        pos -= 1
+    return None
+
+
+def _u16(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 2], "little")
+
+
+def _u32(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 4], "little")
+
+
+def _u64(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 8], "little")

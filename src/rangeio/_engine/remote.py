@@ -95,7 +95,8 @@ class RemoteFile:
             url, options.prefetch_direction, options.prefetch_bytes, options.cache_bytes
         )
         self.index_at: str | None = None
-        # A span the first read touching it fetches whole (a zip found in a START prefetch).
+        # A span the first read touching it fetches whole: the rest of an index the open's
+        # prefetch found the start of in its tail, or the tail of a zip found in a START prefetch.
         self._index_hint: ByteRange | None = None
         self.closed = False
         self._lock = threading.RLock()
@@ -316,7 +317,16 @@ class RemoteFile:
             self.url, END, self.options.prefetch_bytes, self.options.cache_bytes
         ).size
         taken = Prefetch(self.prefetch.direction, first.length)
-        hint = index_hint(taken, self.index_at, self.size, end_size)
+        options = self.options
+        hint = index_hint(
+            taken,
+            self.index_at,
+            self.size,
+            end_size,
+            tail,
+            options.cache_bytes,
+            options.policy.max_request_bytes,
+        )
         self._index_hint = None if hint is None else ByteRange(*hint)
 
     def _learn_size(self, first: Result) -> Program[Result]:
