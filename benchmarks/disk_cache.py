@@ -11,8 +11,9 @@ requests, body bytes and wall time of each process, as the proxy counted them:
 - B after the files changed on the server: the new bytes, checked against the new files.
 
 The same for fsspec's ``blockcache::`` and ``simplecache::`` (``cache_storage`` the directory), as
-peers; a peer that serves the old bytes after the change is marked STALE. (hctef's ``cache_dir`` is
-not measured: hctef is not installed here.)
+peers, and hctef's ``HttpFile(url, cache_dir=...)`` when hctef is installed (it declares Python
+>= 3.12, but its sync HttpFile runs on 3.11: ``pip install --ignore-requires-python hctef``); a peer
+that serves the old bytes after the change is marked STALE.
 
     python benchmarks/disk_cache.py [--delay-ms 20] [--quick]
 """
@@ -20,6 +21,7 @@ not measured: hctef is not installed here.)
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
@@ -32,21 +34,71 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures import Fixtures, Servers, Sizes, make_parquet, make_zip  # noqa: E402
 
-KINDS = ("rangeio", "fsspec blockcache::", "fsspec simplecache::")
+KINDS = ("rangeio", "fsspec blockcache::", "fsspec simplecache::", "hctef")
+
+
+def available(kind: str) -> bool:
+    if kind != "hctef":
+        return True
+    try:
+        import hctef  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def opener(kind: str, cache_dir: str, immutable: bool) -> Any:
     """``open(url)`` for a context manager giving a binary file, through ``kind``'s disk cache."""
     if kind == "rangeio":
+        import urllib3  # noqa: F401  (as every peer's, its imports are not timed)
+
         import rangeio
 
-        return lambda url: rangeio.open(url, cache_dir=cache_dir, immutable=immutable)
+        open_ = rangeio.open  # the lazy name resolved: the file engine loads here, untimed
+        return lambda url: open_(url, cache_dir=cache_dir, immutable=immutable)
+    if kind == "hctef":
+        import hctef
+
+        def open_hctef(url: str) -> Any:
+            f = hctef.HttpFile(url, cache_dir=cache_dir, immutable=immutable or None).open()
+            return io.BufferedReader(_Raw(f), buffer_size=64 * 1024)
+
+        return open_hctef
     import fsspec
 
     protocol = kind.split()[1].rstrip(":")
     return lambda url: fsspec.open(
         f"{protocol}::{url}", "rb", **{protocol: {"cache_storage": cache_dir}}
     )
+
+
+class _Raw(io.RawIOBase):
+    """hctef's HttpFile as a raw io file (it is not an io.IOBase: pyarrow would see no ``closed``)."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._f.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._f.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._f.tell())
+
+    def close(self) -> None:
+        if not self.closed:
+            self._f.close()
+        super().close()
 
 
 def worker(
@@ -91,10 +143,11 @@ def run_worker(
             cache_dir,
             "1" if immutable else "0",
         ],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if done.returncode:
+        raise SystemExit(f"{kind}: the worker failed:\n{done.stderr}")
     return dict(json.loads(done.stdout))
 
 
@@ -153,6 +206,9 @@ def main() -> None:
 
     try:
         for kind in KINDS:
+            if not available(kind):
+                print(f"({kind} is not installed: skipped)")
+                continue
             serve(originals)
             with tempfile.TemporaryDirectory(prefix="rangeio-diskcache-") as cache_dir:
 
@@ -168,7 +224,7 @@ def main() -> None:
 
                 measure(kind, "A (cold directory)")
                 measure(kind, "B (same directory)")
-                if kind == "rangeio":
+                if kind in ("rangeio", "hctef"):
                     measure(kind, "B, immutable=True", immutable=True)
                 # Both files change on the server (same names; sizes and ETags change): B must
                 # read the new ones.
