@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import rangeio
-from rangeio.testing import FaultServer, Faults
+from rangeio.testing import Faults, FaultServer
 from tests.servers.nginx import Nginx
 
 ISSUE = "issue 15: haul 200 recovery lands with w-haul200"
@@ -406,7 +406,9 @@ def test_pyhaul_quick_example_resumes_after_a_cut(
     monkeypatch.chdir(tmp_path)
     # The first answer is cut after 1 MiB: the loop calls haul again, which resumes.
     fault_server.set_faults("/data.bin", Faults(truncate_after=1 << 20, times=1))
-    run_example(PYHAUL_QUICK, PYHAUL, {"https://example.com/big.zip": fault_server.url("/data.bin")})
+    run_example(
+        PYHAUL_QUICK, PYHAUL, {"https://example.com/big.zip": fault_server.url("/data.bin")}
+    )
     assert (tmp_path / "big.zip").read_bytes() == data
     assert capsys.readouterr().out == f"done: {len(data):,} bytes\n"
     gets = [r for r in fault_server.requests if r.method == "GET"]
@@ -515,7 +517,10 @@ def test_pyhaul_state_after_a_cut_and_after_success(
 
 @pytest.mark.parametrize(
     "change",
-    [pytest.param("new version", marks=pytest.mark.xfail(strict=True, reason=ISSUE)), "range ignored"],
+    [
+        pytest.param("new version", marks=pytest.mark.xfail(strict=True, reason=ISSUE)),
+        "range ignored",
+    ],
 )
 def test_pyhaul_200_to_a_resume_is_written_from_byte_0_in_the_same_call(
     change: str, fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
