@@ -243,6 +243,11 @@ def test_hctef_signatures_and_lazy_construction(
         f.seek(-100, 2)
         assert f.read() == data[-100:]  # prefetched: no request
         assert len(fault_server.requests) == 1
+        # On purpose unlike hctef (which clamps): seek as io defines it (docs/migrating.md).
+        assert f.seek(len(data) + 10) == len(data) + 10
+        assert f.read(5) == b""
+        with pytest.raises(OSError):
+            f.seek(-len(data) - 1, 2)
 
 
 # -- range-streams (its README, /work/shared/seeds) ----------------------------------------------
@@ -323,9 +328,12 @@ def test_range_streams_signature_and_names(fault_server: FaultServer) -> None:
     with RangeStream(fault_server.url("/small.bin"), None, (0, 0), 2) as s:
         assert s.total_range == rangeio.ByteRange(0, 100)
         s.handle_byte_range((0, 10))
+        s.add((50, 60), False, "later")  # range-streams' positional activate and name
+        assert s.active.range == rangeio.ByteRange(0, 10)
+        assert s.activate("later").read() == fault_server.get_file("/small.bin")[50:60]
         with pytest.raises(RangeOverlapError):
             s.add((5, 20))
-        assert list(s._ranges) == [rangeio.ByteRange(0, 10)]
+        assert list(s._ranges) == [rangeio.ByteRange(0, 10), rangeio.ByteRange(50, 60)]
 
 
 # -- pyhaul (its README) -------------------------------------------------------------------------

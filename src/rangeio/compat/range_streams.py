@@ -47,8 +47,12 @@ class RangeStream(_RangeStream):
             **options,
         )
 
+    def add(self, byte_range: Any = (0, 0), activate: bool = True, name: str = "") -> RangeResponse:
+        """range-streams' argument order (``activate`` and ``name`` may be positional)."""
+        return super().add(byte_range, name=name, activate=activate)
+
     # range-streams' other names for the same members.
-    handle_byte_range = _RangeStream.add
+    handle_byte_range = add
 
     @property
     def _ranges(self) -> Any:
