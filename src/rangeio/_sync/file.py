@@ -201,15 +201,20 @@ class HttpFile(io.BufferedReader):
 
     def open(self) -> HttpFile:
         """Make the opening request now if it was not made (a lazy file); returns the file."""
+        if self.closed or self._remote.closed:
+            raise ValueError("I/O operation on closed file.")
         self._opened_remote()
         return self
 
     def _opened_remote(self) -> RemoteFile:
-        if self.closed or self._remote.closed:
-            raise ValueError("I/O operation on closed file.")
-        raw = self.raw
-        assert isinstance(raw, RawHttpReader)
-        raw.ensure_open()
+        """The RemoteFile, its opening request made first if it was not (a lazy file). What an
+        open file learnt (size, etag) stays readable after close, as it always was."""
+        if not self._remote.opened:
+            if self.closed or self._remote.closed:
+                raise ValueError("I/O operation on closed file.")
+            raw = self.raw
+            assert isinstance(raw, RawHttpReader)
+            raw.ensure_open()
         return self._remote
 
     @property
