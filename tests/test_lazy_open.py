@@ -201,3 +201,25 @@ def test_prefetch_returns_the_bytes_it_fetched(
         assert len(fault_server.requests) == 1
     finally:
         g.close()
+
+
+def test_rangeio_aio_open_lazy(fault_server: FaultServer, sample_files: dict[str, bytes]) -> None:
+    """`async with rangeio.aio.open(url, lazy=True)` and `await rangeio.aio.open(url, lazy=True)`
+    make no request; the first read does."""
+    import rangeio.aio
+
+    data = sample_files["data.bin"]
+    url = fault_server.url("/data.bin")
+
+    async def main() -> None:
+        async with rangeio.aio.open(url, lazy=True) as f:
+            f.seek(100)
+            assert fault_server.requests == []
+            assert await f.read(10) == data[100:110]
+            assert len(fault_server.requests) == 2  # the END prefetch, then the read
+        g = await rangeio.aio.open(url, lazy=True)
+        assert len(fault_server.requests) == 2
+        await g.close()
+        assert len(fault_server.requests) == 2
+
+    asyncio.run(main())
