@@ -59,6 +59,17 @@ class AsyncFacade:
     def read_ranges(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         return self._run(self.file.read_ranges(ranges))  # type: ignore[no-any-return]
 
+    def prefetch(self, ranges: list[tuple[int, int]]) -> int:
+        return self._run(self.file.prefetch(ranges))  # type: ignore[no-any-return]
+
+    def open(self) -> AsyncFacade:
+        self._run(self.file.open())
+        return self
+
+    @property
+    def etag(self) -> str | None:
+        return self.file.etag
+
     def seek(self, offset: int, whence: int = 0) -> int:
         return self.file.seek(offset, whence)
 
@@ -134,7 +145,7 @@ class Opener:
             return rangeio.open(url, client=self.client, **options)
         assert self._loop is not None
         file = rangeio.aio.AsyncHttpFile(url, client=self.client, **options)
-        self._run(file.open())
+        self._run(file.start())  # as `async with` does: with lazy=True, no request
         return AsyncFacade(self._loop, file)
 
     def download(self, url: str, dest: Any, **options: Any) -> Any:

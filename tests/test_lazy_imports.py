@@ -41,6 +41,8 @@ ADAPTERS = {
 THIRD_PARTY = {"urllib3", "requests", "httpx", "aiohttp", "niquests", "fsspec", "h11"}
 ALWAYS_HEAVY = (
     {"rangeio.cli", "rangeio.fsspec", "rangeio.formats", "rangeio.testing", "rangeio.demo"}
+    | {"rangeio.compat", "rangeio.compat.hctef", "rangeio.compat.range_streams"}
+    | {"rangeio.compat.pyhaul"}
     | {"rangeio._async.file", "rangeio._async.download", "rangeio._async.bulk"}
     | {"rangeio._sync.streams", "rangeio._engine.streams", "asyncio"}
     | DOWNLOAD_ENGINE

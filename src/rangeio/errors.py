@@ -47,6 +47,19 @@ class HTTPStatusError(NetworkError):
         self.is_transient = is_transient
         self.retry_after = retry_after
 
+    # pyhaul's names for the same facts (rangeio.compat.pyhaul aliases this class).
+    @property
+    def status_code(self) -> int:
+        return self.status
+
+    @property
+    def is_server_error(self) -> bool:
+        return 500 <= self.status <= 599
+
+    @property
+    def retry_after_seconds(self) -> float | None:
+        return self.retry_after
+
 
 class ProtocolError(NetworkError):
     """The server broke an HTTP rule, e.g. a Content-Range that does not match the request."""
@@ -72,6 +85,11 @@ class PartialDownloadError(NetworkError):
         super().__init__(message)
         self.bytes_done = bytes_done
         self.total = total
+
+    @property
+    def reason(self) -> str:
+        """What stopped the transfer: the message (pyhaul's ``PartialHaulError.reason``)."""
+        return str(self)
 
 
 class ChecksumMismatchError(RangeioError):

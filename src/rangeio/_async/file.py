@@ -23,12 +23,16 @@ class AsyncHttpFile:
 
     Use ``async with AsyncHttpFile(url) as f`` or ``await f.open()`` / ``await f.close()``.
     ``seek`` and ``tell`` do no I/O. ``clone()`` gives another cursor on the same file.
+    With ``lazy=True``, ``async with`` makes no request: the first read, ``read_ranges``,
+    ``prefetch`` or an explicit ``await f.open()`` does. ``size``, ``etag`` and ``seek(n, 2)``
+    cannot wait for a request, so before it they raise ``ValueError`` (await ``open()`` first).
     A file opened before ``os.fork()`` raises ``rangeio.ForkError`` in the child when it needs
     the network (its session and event loop belong to the parent): open it again there.
     """
 
-    def __init__(self, url: str, *, client: Any = None, **options: Any) -> None:
+    def __init__(self, url: str, *, client: Any = None, lazy: bool = False, **options: Any) -> None:
         self._url = url
+        self._lazy = lazy
         self._client = client
         self._options = FileOptions.from_kwargs(**options)
         self._remote: RemoteFile | None = None
@@ -39,25 +43,44 @@ class AsyncHttpFile:
         self._closed = False
 
     async def open(self) -> AsyncHttpFile:
-        if self._remote is not None:
-            return self
+        """Make the opening request, unless it was made (a lazy file's first use makes it)."""
         if self._closed:
             raise ValueError("I/O operation on closed file.")
-        remote = RemoteFile(self._url, self._options)
-        runner = AsyncRunner(
-            make_async_transport(self._client, self._options.verify),
-            *concurrency_limits(self._options.max_concurrency),
-        )
+        attached = self._remote is not None
+        remote, runner = self._attach()
         try:
-            await runner.run(remote.open())
+            # A lazy file may have clones asking at once: they share one open (ensure_open).
+            await self._run(remote.ensure_open() if attached else remote.open())
         except BaseException:
-            await runner.aclose()
+            if not attached:  # an eager open that failed leaves nothing behind
+                self._remote = self._runner = self._cursor = None
+                await runner.aclose()
             raise
-        self._remote, self._runner, self._cursor = remote, runner, Cursor(remote)
         return self
 
-    async def __aenter__(self) -> AsyncHttpFile:
+    def _attach(self) -> tuple[RemoteFile, AsyncRunner]:
+        """The file's RemoteFile and runner, made (without any request) if not made yet."""
+        if self._remote is None or self._runner is None:
+            remote = RemoteFile(self._url, self._options)
+            runner = AsyncRunner(
+                make_async_transport(self._client, self._options.verify),
+                *concurrency_limits(self._options.max_concurrency),
+            )
+            self._remote, self._runner, self._cursor = remote, runner, Cursor(remote)
+        return self._remote, self._runner
+
+    async def start(self) -> AsyncHttpFile:
+        """What ``async with`` and ``await rangeio.aio.open()`` do: open, or with ``lazy``
+        only make the file ready to open at its first use."""
+        if self._lazy:
+            if self._closed:
+                raise ValueError("I/O operation on closed file.")
+            self._attach()
+            return self
         return await self.open()
+
+    async def __aenter__(self) -> AsyncHttpFile:
+        return await self.start()
 
     async def __aexit__(
         self,
@@ -88,6 +111,7 @@ class AsyncHttpFile:
         remote, runner = self._live()
         twin = AsyncHttpFile.__new__(AsyncHttpFile)
         twin._url, twin._client, twin._options = self._url, self._client, self._options
+        twin._lazy = self._lazy
         twin._remote, twin._runner, twin._cursor = remote, runner, Cursor(remote)
         twin._owns_remote = False
         twin._pos = 0
@@ -101,6 +125,15 @@ class AsyncHttpFile:
             raise ValueError("file is not open: use `async with` or `await f.open()`")
         return self._remote, self._runner
 
+    def _opened(self) -> RemoteFile:
+        """The RemoteFile, which must have made its opening request (sync members need it)."""
+        remote, _ = self._live()
+        if not remote.opened:
+            raise ValueError(
+                "the lazy file has not been opened yet: await f.open() (or a read) first"
+            )
+        return remote
+
     @property
     def closed(self) -> bool:
         return self._closed or (self._remote is not None and self._remote.closed)
@@ -111,14 +144,19 @@ class AsyncHttpFile:
 
     @property
     def size(self) -> int:
-        return self._live()[0].size
+        return self._opened().size
+
+    @property
+    def etag(self) -> str | None:
+        identity = self._opened().identity
+        return identity.etag.header_value() if identity and identity.etag else None
 
     @property
     def stats(self) -> Stats:
         return self._live()[0].stats
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        remote, _ = self._live()
+        remote = self._opened() if whence == io.SEEK_END else self._live()[0]
         self._pos = resolve_seek(self._pos, remote.size, offset, whence)
         return self._pos
 
@@ -152,6 +190,8 @@ class AsyncHttpFile:
     async def read(self, n: int = -1) -> bytes:
         remote, _ = self._live()
         if n is None or n < 0:
+            if not remote.opened:
+                await self._run(remote.ensure_open())
             n = max(remote.size - self._pos, 0)
         buffer = bytearray(n)
         got = await self.readinto(buffer)
@@ -162,6 +202,12 @@ class AsyncHttpFile:
         """Read several ``(start, stop)`` ranges at once (merged, multipart, or concurrent)."""
         remote, _ = self._live()
         return await self._run(remote.read_ranges(ranges))
+
+    async def prefetch(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """Bring ``(start, stop)`` ranges into the cache; returns the bytes fetched (see
+        ``HttpFile.prefetch``)."""
+        remote, _ = self._live()
+        return await self._run(remote.prefetch_ranges(ranges))
 
     async def _run(self, program: Program[T]) -> T:
         remote, runner = self._live()
@@ -187,15 +233,18 @@ class _OpenContext:
         self._file = file
 
     def __await__(self) -> Any:
-        return self._file.open().__await__()
+        return self._file.start().__await__()
 
     async def __aenter__(self) -> AsyncHttpFile:
-        return await self._file.open()
+        return await self._file.start()
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._file.close()
 
 
-def open(url: str, *, client: Any = None, **options: Any) -> _OpenContext:  # noqa: A001
-    """Open ``url`` as an async file: ``async with rangeio.aio.open(url) as f: ...``."""
-    return _OpenContext(AsyncHttpFile(url, client=client, **options))
+def open(  # noqa: A001
+    url: str, *, client: Any = None, lazy: bool = False, **options: Any
+) -> _OpenContext:
+    """Open ``url`` as an async file: ``async with rangeio.aio.open(url) as f: ...``
+    (``lazy``: the opening request waits for the first read)."""
+    return _OpenContext(AsyncHttpFile(url, client=client, lazy=lazy, **options))

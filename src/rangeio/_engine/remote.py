@@ -99,6 +99,10 @@ class RemoteFile:
         # prefetch found the start of in its tail, or the tail of a zip found in a START prefetch.
         self._index_hint: ByteRange | None = None
         self.closed = False
+        # Whether the opening request has been answered; a lazy file opens at its first use
+        # (`ensure_open`), sharing one open among the cursors that ask at once (`_opening`).
+        self.opened = False
+        self._opening: Any = None
         self._lock = threading.RLock()
         self._inflight = InflightTable()
         self._handles: dict[int, Any] = {}
@@ -125,6 +129,7 @@ class RemoteFile:
         self._lock = threading.RLock()
         self._inflight = InflightTable()
         self._handles = {}
+        self._opening = None
         if not consistent:
             self.cache = self._new_cache()
             self.whole_file_cached = False
@@ -277,6 +282,7 @@ class RemoteFile:
             if stored is not None:
                 self._adopt(stored)
                 self._learn_layout(stored)
+                self.opened = True
                 return
         # ---
         result = yield from self._opening_exchange(conditional)
@@ -295,6 +301,7 @@ class RemoteFile:
         self._learn_layout(result)
         if self.disk is not None and self.disk.key is None:
             yield from self.disk.answered(self, result)
+        self.opened = True
 
     def _opening_exchange(self, conditional: dict[str, str] | None) -> Program[Result]:
         specs = opening_specs(self.prefetch.size, self.prefetch.direction)
@@ -306,6 +313,25 @@ class RemoteFile:
                 if not (spec.is_suffix and suffix_refused(status) and i + 1 < len(specs)):
                     raise
         raise AssertionError("opening_specs() is never empty")
+
+    def ensure_open(self) -> Program[None]:
+        """Open a lazily made file if it is not open yet. Cursors asking at once share the one
+        opening request; a failed open is tried again by the next use."""
+        self._check_open()
+        with self._lock:
+            if self.opened:
+                return
+            handle = self._opening
+            if handle is None:
+                handle = self._opening = yield Spawn(self._open_shared())
+        yield Join([handle])
+
+    def _open_shared(self) -> Program[None]:
+        try:
+            yield from self.open()
+        finally:
+            with self._lock:
+                self._opening = None
 
     def _learn_layout(self, result: Result) -> None:
         """What the first answer tells of where the file's index is, and what that changes."""
@@ -372,6 +398,8 @@ class RemoteFile:
         (0 at EOF), or None when the bytes must be fetched first (call ``readinto``)."""
         if self.closed:
             raise ValueError("I/O operation on closed file.")
+        if not self.opened:
+            return None  # a lazy file: read_missing opens it first
         size = self.size
         if pos >= size or not len(out):
             return 0
@@ -392,6 +420,12 @@ class RemoteFile:
 
         ``slack`` is extra read-ahead the caller knows it will want (the buffered layer reads the
         tail of a large read through its buffer right after)."""
+        if not self.opened:
+            yield from self.ensure_open()
+            # The opening request may have brought these bytes (or told that pos is past EOF).
+            n = self.read_cached(pos, out, cursor)
+            if n is not None:
+                return n
         span = min(len(out), self.size - pos, self._max_span)
         out = out[:span]
         want = ByteRange(pos, pos + span)
@@ -529,7 +563,7 @@ class RemoteFile:
             raise ProtocolError("server sent a full body whose size differs from the file's")
 
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> Program[list[bytes]]:
-        self._check_open()
+        yield from self.ensure_open()
         wanted = [_checked_range(r, self.size) for r in ranges]
         outputs = [bytearray(len(w)) for w in wanted]
         if self.disk is not None:  # disk cache: what it holds of the ranges
@@ -571,6 +605,32 @@ class RemoteFile:
         if self.disk is not None:  # disk cache: write the bytes fetched through
             yield from self.disk.flush(self)
         return [bytes(o) for o in outputs]
+
+    def prefetch_ranges(self, ranges: Sequence[tuple[int, int]]) -> Program[int]:
+        """Fetch into the cache the bytes of ``(start, stop)`` ranges it lacks, planned as
+        ``read_ranges`` plans them, without copying them out. Returns the bytes received by the
+        fetches it waited for (its own, and any already under way for these bytes): 0 when all
+        were cached. A lazy file's opening request, made first, is not counted."""
+        yield from self.ensure_open()
+        holes = [w for w in (_checked_range(r, self.size) for r in ranges) if w.length]
+        fetched = 0
+        while holes:
+            with self._lock:
+                holes = [gap for hole in holes for gap in self.cache.missing(hole)]
+                if not holes:
+                    break
+                handles = yield from self._claim_vectored(holes)
+            answers: list[Pieces | None] = yield Join(handles)
+            received = RangeSet()
+            for pieces in answers:
+                for start, data in pieces or ():
+                    fetched += len(data)
+                    received.add(ByteRange(start, start + len(data)))
+            left = [gap for hole in holes for gap in received.gaps(hole)]
+            if left == holes and None not in answers:
+                raise ProtocolError("server did not send the byte ranges asked for")
+            holes = left
+        return fetched
 
     def _claim_vectored(self, holes: list[ByteRange]) -> Program[list[Any]]:
         """Under the lock: plan the requests for ``holes``, claim them in the in-flight table

@@ -78,8 +78,14 @@ class RawHttpReader(io.RawIOBase):
                 raise ValueError("I/O operation on closed file.") from None
             raise
 
+    def ensure_open(self) -> None:
+        """Make a lazy file's opening request, unless it was made (see ``HttpFile.open``)."""
+        if not self._remote.opened:
+            self._run(self._remote.ensure_open())
+
     def readall(self) -> bytes:
         with self._entered():
+            self.ensure_open()
             remaining = max(self._remote.size - self._pos, 0)
             out = bytearray(remaining)
             view = memoryview(out)
@@ -95,6 +101,8 @@ class RawHttpReader(io.RawIOBase):
         with self._entered():
             if self.closed:
                 raise ValueError("I/O operation on closed file.")
+            if whence == io.SEEK_END:
+                self.ensure_open()  # a lazy file learns its size
             self._pos = resolve_seek(self._pos, self._remote.size, offset, whence)
             return self._pos
 
@@ -129,7 +137,9 @@ class HttpFile(io.BufferedReader):
     """A read-only, seekable binary file over HTTP byte ranges.
 
     Opening costs one request (a range that also reveals the size and pins the file's identity).
-    Every byte served comes from a validated response of that same version.
+    Every byte served comes from a validated response of that same version. With ``lazy=True``
+    that request waits for the file's first use: a read, ``size``, ``etag``, ``seek(n, 2)``,
+    ``read_ranges``, ``prefetch`` or an explicit ``open()``; until then the file costs nothing.
 
     After ``os.fork()`` (a ``multiprocessing`` pool with the fork start method, say) a file
     opened in the parent works in the child, never sharing a connection with the parent: the
@@ -147,6 +157,7 @@ class HttpFile(io.BufferedReader):
         mode: str = "rb",
         *,
         client: Any = None,
+        lazy: bool = False,
         **options: Any,
     ) -> None:
         if mode not in ("rb", "r"):
@@ -157,11 +168,12 @@ class HttpFile(io.BufferedReader):
             make_transport(client, file_options.verify),
             *concurrency_limits(file_options.max_concurrency),
         )
-        try:
-            runner.run(remote.open())
-        except BaseException:
-            runner.close()
-            raise
+        if not lazy:
+            try:
+                runner.run(remote.open())
+            except BaseException:
+                runner.close()
+                raise
         self._setup(remote, runner, owns_remote=True)
 
     def _setup(self, remote: RemoteFile, runner: SyncRunner, *, owns_remote: bool) -> None:
@@ -189,6 +201,24 @@ class HttpFile(io.BufferedReader):
         twin._setup(self._remote, self._runner, owns_remote=False)
         return twin
 
+    def open(self) -> HttpFile:
+        """Make the opening request now if it was not made (a lazy file); returns the file."""
+        if self.closed or self._remote.closed:
+            raise ValueError("I/O operation on closed file.")
+        self._opened_remote()
+        return self
+
+    def _opened_remote(self) -> RemoteFile:
+        """The RemoteFile, its opening request made first if it was not (a lazy file). What an
+        open file learnt (size, etag) stays readable after close, as it always was."""
+        if not self._remote.opened:
+            if self.closed or self._remote.closed:
+                raise ValueError("I/O operation on closed file.")
+            raw = self.raw
+            assert isinstance(raw, RawHttpReader)
+            raw.ensure_open()
+        return self._remote
+
     @property
     def url(self) -> str:
         return self._remote.url
@@ -203,7 +233,7 @@ class HttpFile(io.BufferedReader):
 
     @property
     def size(self) -> int:
-        return self._remote.size
+        return self._opened_remote().size
 
     @property
     def stats(self) -> Stats:
@@ -211,7 +241,7 @@ class HttpFile(io.BufferedReader):
 
     @property
     def etag(self) -> str | None:
-        identity = self._remote.identity
+        identity = self._opened_remote().identity
         return identity.etag.header_value() if identity and identity.etag else None
 
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
@@ -221,13 +251,25 @@ class HttpFile(io.BufferedReader):
             raise ValueError("I/O operation on closed file.")
         return self._runner.run(self._remote.read_ranges(ranges))
 
+    def prefetch(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """Bring ``(start, stop)`` ranges into the cache (planned as ``read_ranges`` plans
+        them) so that later reads of them cost no request; returns the bytes fetched (0 when
+        all were cached). Bytes beyond ``cache_bytes`` are evicted as any others."""
+        if self.closed or self._remote.closed:
+            raise ValueError("I/O operation on closed file.")
+        return self._runner.run(self._remote.prefetch_ranges(ranges))
+
     def __repr__(self) -> str:
-        return f"<rangeio.HttpFile url={self.url!r} size={self.size}>"
+        if not self._remote.opened:
+            return f"<rangeio.HttpFile url={self.url!r} (not opened yet)>"
+        return f"<rangeio.HttpFile url={self.url!r} size={self._remote.size}>"
 
 
 _FILES = ForkHooks(after_in_child="_after_fork_in_child")
 
 
-def open(url: str, mode: str = "rb", *, client: Any = None, **options: Any) -> HttpFile:  # noqa: A001
-    """Open ``url`` as a read-only binary file. See HttpFile for the options."""
-    return HttpFile(url, mode, client=client, **options)
+def open(  # noqa: A001
+    url: str, mode: str = "rb", *, client: Any = None, lazy: bool = False, **options: Any
+) -> HttpFile:
+    """Open ``url`` as a read-only binary file (``lazy``: at its first use). See HttpFile."""
+    return HttpFile(url, mode, client=client, lazy=lazy, **options)
