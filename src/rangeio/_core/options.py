@@ -104,6 +104,10 @@ class FileOptions:
       False turns checking off (an explicit opt-out, like curl's ``-k``). Only the shells turn
       it into an ``ssl`` object; a client the user passes is never reconfigured, so with one
       only True is accepted.
+    - ``pickle_headers`` False: a pickled file (sent to a process pool or a dask worker)
+      leaves ``headers`` behind, since they are where credentials go and a pickle travels and
+      is stored in clear; True sends them along (``docs/distributed.md``). fsspec's http
+      filesystem pickles its headers unasked; rangeio makes that a choice.
     """
 
     prefetch_bytes: int | None = None
@@ -118,6 +122,7 @@ class FileOptions:
     multipart: bool | str = "auto"
     # bool | str | os.PathLike | ssl.SSLContext; typed Any so the core never imports ssl.
     verify: Any = True
+    pickle_headers: bool = False
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> FileOptions:

@@ -33,6 +33,7 @@ from rangeio._core.rangecap import CapState, RangeCap, full_body_bound
 from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
+from rangeio._core.travel import Description, describe
 from rangeio._core.validate import size_contradiction
 from rangeio._engine.body import BodyReader, release
 from rangeio._engine.fork import ForkHooks
@@ -98,7 +99,44 @@ class RemoteFile:
         self._inflight = InflightTable()
         self._handles: dict[int, Any] = {}
         self._lock_taken_for_fork = False
+        # Revived from a pickle: opened again by the first I/O, with the identity pinned.
+        self._revived = False
         _REMOTES.add(self)
+
+    # -- pickling ---------------------------------------------------------------------------
+
+    def describe(self) -> Description:
+        """What a pickle of a file on this remote carries (`_core/travel.py` decides)."""
+        self._check_open()
+        if self.identity is None:
+            raise ValueError("file is not open: nothing to describe")
+        return describe(self.url, self.target, self.identity, self.options)
+
+    @classmethod
+    def revived(cls, description: Description) -> RemoteFile:
+        """The remote of an unpickled file: no request yet. The identity is pinned and the size
+        known (seek and tell work at once); the first I/O runs ``open()`` under that pin, so
+        its first answer is judged against it (`_core/validate.py` `judge()`: a changed file
+        raises RemoteChangedError), as every later one is."""
+        description.check()
+        remote = cls(description.url, description.options)
+        remote.target = description.target
+        remote.identity = description.identity
+        remote.size = description.identity.size or 0
+        remote._revived = True
+        return remote
+
+    def ready(self) -> Program[None]:
+        """A revived file's open, at its first I/O (nothing for any other file). A failed
+        open is tried again by the next I/O, and fails the same way if the file changed."""
+        if not self._revived:
+            return
+        self._revived = False
+        try:
+            yield from self.open()
+        except BaseException:
+            self._revived = True
+            raise
 
     # -- fork -------------------------------------------------------------------------------
 
@@ -346,6 +384,8 @@ class RemoteFile:
 
         ``slack`` is extra read-ahead the caller knows it will want (the buffered layer reads the
         tail of a large read through its buffer right after)."""
+        if self._revived:
+            yield from self.ready()
         span = min(len(out), self.size - pos, self._max_span)
         out = out[:span]
         want = ByteRange(pos, pos + span)
@@ -475,6 +515,8 @@ class RemoteFile:
 
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> Program[list[bytes]]:
         self._check_open()
+        if self._revived:
+            yield from self.ready()
         wanted = [_checked_range(r, self.size) for r in ranges]
         outputs = [bytearray(len(w)) for w in wanted]
         # (index of a wanted range, bytes of it not copied yet)

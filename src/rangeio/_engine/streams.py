@@ -171,6 +171,7 @@ class StreamRange:
     def read(self, n: int | None = -1) -> Program[bytes]:
         if self.closed or self._owner.closed:
             raise ValueError("I/O operation on closed range response.")
+        yield from self._owner.remote.ready()
         remaining = max(self.range.stop - self.position, 0)
         want = remaining if n is None or n < 0 else min(n, remaining)
         single = self._owner.single
