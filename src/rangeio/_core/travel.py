@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from rangeio._core.identity import Identity
 from rangeio._core.options import FileOptions
@@ -43,7 +45,9 @@ class Description:
         return self
 
 
-def describe(url: str, target: ResolvedUrl, identity: Identity, options: FileOptions) -> Description:
+def describe(
+    url: str, target: ResolvedUrl, identity: Identity, options: FileOptions
+) -> Description:
     """The description of a file opened from ``url`` whose requests now go to ``target``."""
     # A target that expires (a presigned URL a redirect led to) may be dead by the time a worker
     # reads: the worker follows ``url``'s redirects again instead (as this process does once
@@ -64,6 +68,26 @@ def travelling_options(options: FileOptions) -> FileOptions:
       against its system trust store instead (never less checking than True).
     """
     headers = options.headers if options.pickle_headers else {}
-    keep = isinstance(options.verify, (bool, str)) or hasattr(options.verify, "__fspath__")
-    verify = options.verify if keep else True
+    verify = options.verify if verify_travels(options.verify) else True
     return replace(options, headers=dict(headers), verify=verify)
+
+
+def verify_travels(verify: Any) -> bool:
+    """Whether a ``verify`` value is pickled as it is (a bool or a CA bundle's path)."""
+    return isinstance(verify, (bool, str)) or hasattr(verify, "__fspath__")
+
+
+# Keyword arguments that name a client: borrowed, never pickled.
+BORROWED = frozenset({"client", "async_client", "loop"})
+
+
+def travelling_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Open keyword arguments (an fsspec filesystem's storage options) as they may leave this
+    process, by the rules of ``travelling_options``; a borrowed client (and fsspec's
+    ``loop``) stays behind too."""
+    out = {k: v for k, v in kwargs.items() if k not in BORROWED}
+    if not out.get("pickle_headers"):
+        out.pop("headers", None)
+    if "verify" in out and not verify_travels(out["verify"]):
+        del out["verify"]
+    return out
