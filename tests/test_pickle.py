@@ -1,5 +1,5 @@
 """Files that travel: every face pickles as a description (URL, options, position, pinned
-identity), reopens at its first I/O on the other side, refuses a changed file there, and never
+identity), sends nothing until its first I/O on the other side, refuses a changed file there, and never
 carries a credential unasked; process pools (fork and spawn) and a dask LocalCluster read them."""
 
 from __future__ import annotations
@@ -78,6 +78,19 @@ def test_http_file_round_trip_every_adapter(server: FaultServer, opener: Opener)
     finally:
         twin.close()
         f.close()
+
+
+def test_first_read_there_is_one_request_under_the_pinned_etag(server: FaultServer) -> None:
+    with rangeio.open(server.url("/data.bin")) as f:
+        f.seek(200_000)
+        blob = pickle.dumps(f)
+    server.clear_log()
+    with pickle.loads(blob) as twin:
+        assert twin.read(4096) == DATA[200_000:204_096]
+        assert twin.stats.requests == 1  # no second open, no prefetch
+    (request,) = server.requests
+    assert request.headers["if-match"] == server.etag("/data.bin")
+    assert request.range is not None and request.range.startswith("bytes=200000-")
 
 
 def test_unpickled_file_pickles_again_before_any_read(server: FaultServer) -> None:
@@ -191,7 +204,7 @@ def test_format_readers_round_trip(server: FaultServer) -> None:
     with ZipStream(server.url("/a.zip")) as z:
         zt = travel(z)
     with zt:
-        # The directory travelled: the member costs the reopen's request alone.
+        # The directory travelled: the member costs its own request, no index read.
         assert [m.name for m in zt.members()] == [f"m{i}.txt" for i in range(20)]
         assert zt.read("m7.txt") == make_bytes(3000, seed=7)
     with TarIndex(server.url("/a.tar")) as t:

@@ -28,7 +28,7 @@ class AsyncHttpFile:
     A file opened before ``os.fork()`` raises ``rangeio.ForkError`` in the child when it needs
     the network (its session and event loop belong to the parent): open it again there.
     It pickles as HttpFile does (docs/distributed.md); unpickled, it is open already and
-    makes its first request (on the loop that reads it) at its first read.
+    sends its first request (on the loop that reads it) at its first read.
     """
 
     def __init__(self, url: str, *, client: Any = None, **options: Any) -> None:

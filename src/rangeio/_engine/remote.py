@@ -99,8 +99,6 @@ class RemoteFile:
         self._inflight = InflightTable()
         self._handles: dict[int, Any] = {}
         self._lock_taken_for_fork = False
-        # Revived from a pickle: opened again by the first I/O, with the identity pinned.
-        self._revived = False
         _REMOTES.add(self)
 
     # -- pickling ---------------------------------------------------------------------------
@@ -114,29 +112,18 @@ class RemoteFile:
 
     @classmethod
     def revived(cls, description: Description) -> RemoteFile:
-        """The remote of an unpickled file: no request yet. The identity is pinned and the size
-        known (seek and tell work at once); the first I/O runs ``open()`` under that pin, so
-        its first answer is judged against it (`_core/validate.py` `judge()`: a changed file
-        raises RemoteChangedError), as every later one is."""
+        """The remote of an unpickled file, open with no request: the identity pinned, the size
+        known, the target set, as the open left them on the other side. Its first I/O is the
+        read's own request (no second open, no prefetch: the position says what the reader
+        wants), and its answer is judged against the pinned identity (`_core/validate.py`
+        `judge()`, If-Match where the ETag allows) like every later one: a file changed in
+        between raises RemoteChangedError."""
         description.check()
         remote = cls(description.url, description.options)
         remote.target = description.target
         remote.identity = description.identity
         remote.size = description.identity.size or 0
-        remote._revived = True
         return remote
-
-    def ready(self) -> Program[None]:
-        """A revived file's open, at its first I/O (nothing for any other file). A failed
-        open is tried again by the next I/O, and fails the same way if the file changed."""
-        if not self._revived:
-            return
-        self._revived = False
-        try:
-            yield from self.open()
-        except BaseException:
-            self._revived = True
-            raise
 
     # -- fork -------------------------------------------------------------------------------
 
@@ -384,8 +371,6 @@ class RemoteFile:
 
         ``slack`` is extra read-ahead the caller knows it will want (the buffered layer reads the
         tail of a large read through its buffer right after)."""
-        if self._revived:
-            yield from self.ready()
         span = min(len(out), self.size - pos, self._max_span)
         out = out[:span]
         want = ByteRange(pos, pos + span)
@@ -515,8 +500,6 @@ class RemoteFile:
 
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> Program[list[bytes]]:
         self._check_open()
-        if self._revived:
-            yield from self.ready()
         wanted = [_checked_range(r, self.size) for r in ranges]
         outputs = [bytearray(len(w)) for w in wanted]
         # (index of a wanted range, bytes of it not copied yet)

@@ -173,7 +173,6 @@ class StreamRange:
     def read(self, n: int | None = -1) -> Program[bytes]:
         if self.closed or self._owner.closed:
             raise ValueError("I/O operation on closed range response.")
-        yield from self._owner.remote.ready()
         remaining = max(self.range.stop - self.position, 0)
         want = remaining if n is None or n < 0 else min(n, remaining)
         single = self._owner.single
@@ -335,8 +334,8 @@ class StreamSet:
 
     @classmethod
     def revived(cls, state: StreamSetState) -> StreamSet:
-        """An unpickled stream's ranges, as they were, with no response open: the first read
-        opens the file again under its pinned identity (``RemoteFile.ready``)."""
+        """An unpickled stream's ranges, as they were, with no response open: a range's first
+        read sends its request, judged against the pinned identity (``RemoteFile.revived``)."""
         made = cls(RemoteFile.revived(state.description), state.pruning_level, state.single_request)
         for start, stop, name, position, closed in state.ranges:
             r = StreamRange(made, ByteRange(start, stop), name)
