@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=float, default=20.0)
     args = parser.parse_args(argv)
 
-    import distributed
     import pyarrow.parquet as pq
+
+    import distributed
 
     parquet = {f"t{i}.parquet": make_parquet(i) for i in range(args.files)}
     blobs = {f"b{i}.bin": random.Random(100 + i).randbytes(BLOB_BYTES) for i in range(args.files)}
