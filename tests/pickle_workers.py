@@ -26,3 +26,25 @@ def read_error(file: Any) -> str:
 
 def sha_of_rest(file: Any) -> str:
     return hashlib.sha256(file.read()).hexdigest()
+
+
+_session: Any = None
+_sent: list[str] = []
+
+
+def counting_session(url: str) -> Any:
+    """A client factory (``rangeio.set_client_factory``): one requests.Session per process,
+    recording the URL of every response it gets."""
+    global _session
+    if _session is None:
+        import requests
+
+        _session = requests.Session()
+        _session.hooks["response"].append(lambda r, *args, **kwargs: _sent.append(r.url))
+    return _session
+
+
+def read_through_factory(file: Any) -> tuple[bytes, int]:
+    """The first 10 bytes, and how many responses the factory's session got for them."""
+    before = len(_sent)
+    return file.read(10), len(_sent) - before

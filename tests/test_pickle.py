@@ -429,6 +429,19 @@ def test_async_client_factory_serves_unpickled_files(server: FaultServer) -> Non
     asyncio.run(main())
 
 
+def test_client_factory_in_spawned_workers(server: FaultServer) -> None:
+    """The recipe of docs/distributed.md: the factory registered by the pool's initializer."""
+    with rangeio.open(server.url("/data.bin")) as f:
+        with concurrent.futures.ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=rangeio.set_client_factory,
+            initargs=(pickle_workers.counting_session,),
+        ) as pool:
+            data, responses = pool.submit(pickle_workers.read_through_factory, f).result()
+    assert (data, responses) == (DATA[:10], 1)
+
+
 def test_redirect_target_travels_unless_presigned(server: FaultServer) -> None:
     server.add_file("/plain", b"")
     server.set_faults("/plain", Faults(redirect_to="/data.bin"))
