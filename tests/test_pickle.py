@@ -431,14 +431,16 @@ def test_async_client_factory_serves_unpickled_files(server: FaultServer) -> Non
 
 def test_client_factory_in_spawned_workers(server: FaultServer) -> None:
     """The recipe of docs/distributed.md: the factory registered by the pool's initializer."""
-    with rangeio.open(server.url("/data.bin")) as f:
-        with concurrent.futures.ProcessPoolExecutor(
+    with (
+        rangeio.open(server.url("/data.bin")) as f,
+        concurrent.futures.ProcessPoolExecutor(
             1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=rangeio.set_client_factory,
             initargs=(pickle_workers.counting_session,),
-        ) as pool:
-            data, responses = pool.submit(pickle_workers.read_through_factory, f).result()
+        ) as pool,
+    ):
+        data, responses = pool.submit(pickle_workers.read_through_factory, f).result()
     assert (data, responses) == (DATA[:10], 1)
 
 
