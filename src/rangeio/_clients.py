@@ -38,8 +38,10 @@ def _set(kind: str, factory: Factory | None) -> None:
     _factories[kind] = factory
 
 
-def client_for(url: str, *, kind: str = "sync") -> Any:
-    """The client for a file unpickled here: the registered factory's, else None (rangeio's
-    own pool)."""
+def client_for(url: str, verify: Any, *, kind: str = "sync") -> tuple[Any, Any]:
+    """The client and ``verify`` for a file unpickled here: the registered factory's client
+    (its TLS settings are its own, so ``verify`` is left at True), else None (rangeio's own
+    pool) and the pickled ``verify``."""
     factory = _factories[kind]
-    return None if factory is None else factory(url)
+    client = None if factory is None else factory(url)
+    return client, verify if client is None else True

@@ -204,8 +204,7 @@ class AsyncHttpFile:
 def revived_runner(url: str, options: FileOptions) -> AsyncRunner:
     """The runner of an unpickled file: the client ``rangeio.aio.set_client_factory``'s
     factory gives for the URL, else rangeio's own, checking TLS as the pickled ``verify``."""
-    client = client_for(url, kind="async")
-    verify = options.verify if client is None else True
+    client, verify = client_for(url, options.verify, kind="async")
     return AsyncRunner(
         make_async_transport(client, verify), *concurrency_limits(options.max_concurrency)
     )

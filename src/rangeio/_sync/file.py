@@ -241,8 +241,7 @@ _FILES = ForkHooks(after_in_child="_after_fork_in_child")
 def revived_runner(description: Description) -> SyncRunner:
     """The runner of a file unpickled here: the client the process's factory gives for the
     URL (``rangeio.set_client_factory``), else rangeio's own pool with the pickled ``verify``."""
-    client = client_for(description.url)
-    verify = description.options.verify if client is None else True
+    client, verify = client_for(description.url, description.options.verify)
     return SyncRunner(
         make_transport(client, verify), *concurrency_limits(description.options.max_concurrency)
     )
