@@ -44,6 +44,7 @@ _LAZY = {
     "download": "rangeio._sync.download:download",
     "haul": "rangeio._sync.download:haul",
     "open": "rangeio._sync.file:open",
+    "set_client_factory": "rangeio._clients:set_client_factory",
     # Submodules, so that `import rangeio; rangeio.aio.open(...)` works.
     "aio": "rangeio.aio",
     "formats": "rangeio.formats",
@@ -58,6 +59,7 @@ if not TYPE_CHECKING:
 else:
     from rangeio import aio as aio  # submodules: not in __all__, so `import *` stays light
     from rangeio import formats as formats
+    from rangeio._clients import set_client_factory
     from rangeio._core.download import DownloadPolicy
     from rangeio._core.headers import RangeSpec
     from rangeio._core.options import Timeout
@@ -107,4 +109,5 @@ __all__ = [
     "Timeout",
     "UrlError",
     "open",
+    "set_client_factory",
 ]

@@ -13,6 +13,7 @@ _LAZY = {
     "fetch_many": "rangeio._async.bulk:fetch_many",
     "haul": "rangeio._async.download:haul",
     "open": "rangeio._async.file:open",
+    "set_client_factory": "rangeio._clients:set_async_client_factory",
 }
 
 TYPE_CHECKING = False  # not typing's: see rangeio/__init__.py
@@ -24,6 +25,7 @@ else:
     from rangeio._async.file import AsyncHttpFile, open
     from rangeio._async.streams import AsyncRangeResponse as RangeResponse
     from rangeio._async.streams import AsyncRangeStream as RangeStream
+    from rangeio._clients import set_async_client_factory as set_client_factory
 
 __all__ = [
     "AsyncHttpFile",
@@ -34,4 +36,5 @@ __all__ = [
     "fetch_many",
     "haul",
     "open",
+    "set_client_factory",
 ]

@@ -62,6 +62,7 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem, get_loop
+from fsspec.spec import make_instance
 
 from rangeio._async.file import AsyncHttpFile
 from rangeio._async.transports import AsyncTransport, Borrowed, abandon, make_async_transport
@@ -69,6 +70,7 @@ from rangeio._core.identity import Identity
 from rangeio._core.options import FileOptions, check_borrowed_tls
 from rangeio._core.redirects import check_url
 from rangeio._core.sharing import MAX_SHARED_FILES, SHARE_SECONDS, SharedFiles, version_key
+from rangeio._core.travel import travelling_kwargs
 from rangeio._sync.file import HttpFile
 from rangeio._transport._urllib3 import make_pool
 from rangeio.errors import HTTPStatusError, UrlError
@@ -451,6 +453,14 @@ class RangeioFileSystem(AsyncFileSystem, _Base):  # type: ignore[misc]
         # Collected (or at exit) with states open: they are closed then, as close() does. The
         # finalizer holds the table, not the filesystem.
         weakref.finalize(self, _close_states, self._async_states)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # fsspec pickles a filesystem as its constructor's arguments; a borrowed client (its
+        # auth, cookies, connections) and, unless pickle_headers=True, the headers stay behind
+        # (docs/distributed.md): the worker's filesystem keeps a pool of its own. Its open files
+        # pickle as HttpFile does.
+        kept = travelling_kwargs(self.storage_options)
+        return make_instance, (type(self), self.storage_args, kept)
 
     @property
     def loop(self) -> Any:

@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 from rangeio._async.runner import AsyncRunner
 from rangeio._async.transports import make_async_transport
+from rangeio._clients import client_for
 from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.stats import Stats
+from rangeio._core.travel import Description, travelling_options
 from rangeio._engine.ops import Program
 from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
 
@@ -28,6 +30,8 @@ class AsyncHttpFile:
     cannot wait for a request, so before it they raise ``ValueError`` (await ``open()`` first).
     A file opened before ``os.fork()`` raises ``rangeio.ForkError`` in the child when it needs
     the network (its session and event loop belong to the parent): open it again there.
+    It pickles as HttpFile does (docs/distributed.md); unpickled, it is open already and
+    sends its first request (on the loop that reads it) at its first read.
     """
 
     def __init__(self, url: str, *, client: Any = None, lazy: bool = False, **options: Any) -> None:
@@ -41,6 +45,7 @@ class AsyncHttpFile:
         self._owns_remote = True
         self._pos = 0
         self._closed = False
+        self._travelled = False  # unpickled: its client comes from the process's factory
 
     async def open(self) -> AsyncHttpFile:
         """Make the opening request, unless it was made (a lazy file's first use makes it)."""
@@ -61,12 +66,18 @@ class AsyncHttpFile:
     def _attach(self) -> tuple[RemoteFile, AsyncRunner]:
         """The file's RemoteFile and runner, made (without any request) if not made yet."""
         if self._remote is None or self._runner is None:
-            remote = RemoteFile(self._url, self._options)
-            runner = AsyncRunner(
-                make_async_transport(self._client, self._options.verify),
-                *concurrency_limits(self._options.max_concurrency),
-            )
-            self._remote, self._runner, self._cursor = remote, runner, Cursor(remote)
+            if self._travelled:  # unpickled: the client of the process's factory
+                runner = revived_runner(self._url, self._options)
+            else:
+                runner = AsyncRunner(
+                    make_async_transport(self._client, self._options.verify),
+                    *concurrency_limits(self._options.max_concurrency),
+                )
+            if self._remote is None:
+                self._remote = RemoteFile(self._url, self._options)
+                self._cursor = Cursor(self._remote)
+            self._runner = runner
+        assert self._runner is not None
         return self._remote, self._runner
 
     async def start(self) -> AsyncHttpFile:
@@ -96,6 +107,8 @@ class AsyncHttpFile:
             return
         self._closed = True
         remote, runner, cursor = self._remote, self._runner, self._cursor
+        if remote is not None and runner is None and self._owns_remote:
+            remote.mark_closed()  # unpickled and never read: nothing was sent
         if remote is None or runner is None or cursor is None:
             return
         try:
@@ -104,6 +117,13 @@ class AsyncHttpFile:
             if self._owns_remote:
                 remote.mark_closed()
                 await runner.aclose()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.closed:
+            raise ValueError("cannot pickle a closed file")
+        if self._remote is None:  # never opened: it travels as the URL and options
+            return (_revive_unopened, (self._url, travelling_options(self._options)))
+        return (_revive, (self._remote.describe(), self._pos))
 
     def clone(self) -> AsyncHttpFile:
         """An independent cursor sharing the session, cache, pinned identity, in-flight
@@ -114,6 +134,7 @@ class AsyncHttpFile:
         twin._lazy = self._lazy
         twin._remote, twin._runner, twin._cursor = remote, runner, Cursor(remote)
         twin._owns_remote = False
+        twin._travelled = self._travelled
         twin._pos = 0
         twin._closed = False
         return twin
@@ -121,8 +142,11 @@ class AsyncHttpFile:
     def _live(self) -> tuple[RemoteFile, AsyncRunner]:
         if self._closed or (self._remote is not None and self._remote.closed):
             raise ValueError("I/O operation on closed file.")
-        if self._remote is None or self._runner is None:
+        if self._remote is None:
             raise ValueError("file is not open: use `async with` or `await f.open()`")
+        if self._runner is None:
+            # Unpickled: the transport is made at the first use, on the loop that reads.
+            self._runner = revived_runner(self._url, self._options)
         return self._remote, self._runner
 
     def _opened(self) -> RemoteFile:
@@ -224,6 +248,34 @@ class AsyncHttpFile:
 
     def __repr__(self) -> str:
         return f"<rangeio.aio.AsyncHttpFile url={self._url!r}>"
+
+
+def revived_runner(url: str, options: FileOptions) -> AsyncRunner:
+    """The runner of an unpickled file: the client ``rangeio.aio.set_client_factory``'s
+    factory gives for the URL, else rangeio's own, checking TLS as the pickled ``verify``."""
+    client, verify = client_for(url, options.verify, kind="async")
+    return AsyncRunner(
+        make_async_transport(client, verify), *concurrency_limits(options.max_concurrency)
+    )
+
+
+def _revive(description: Description, position: int) -> AsyncHttpFile:
+    """Unpickle an opened AsyncHttpFile: no request until its first read."""
+    file = _revive_unopened(description.url, description.options)
+    file._remote = RemoteFile.revived(description)
+    file._cursor = Cursor(file._remote)
+    file._pos = position
+    return file
+
+
+def _revive_unopened(url: str, options: FileOptions) -> AsyncHttpFile:
+    file = AsyncHttpFile.__new__(AsyncHttpFile)
+    file._url, file._client, file._options = url, None, options
+    file._remote, file._runner, file._cursor = None, None, None
+    file._owns_remote, file._pos, file._closed = True, 0, False
+    file._lazy = False
+    file._travelled = True
+    return file
 
 
 class _OpenContext:

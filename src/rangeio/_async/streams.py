@@ -7,13 +7,20 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
+from rangeio._async.file import revived_runner
 from rangeio._async.runner import AsyncRunner
 from rangeio._async.transports import make_async_transport
 from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.ranges import ByteRange
 from rangeio._core.stats import Stats
 from rangeio._engine.remote import RemoteFile
-from rangeio._engine.streams import Faces, StreamRange, StreamSet, check_pruning_level
+from rangeio._engine.streams import (
+    Faces,
+    StreamRange,
+    StreamSet,
+    StreamSetState,
+    check_pruning_level,
+)
 
 
 class AsyncRangeStream:
@@ -40,12 +47,23 @@ class AsyncRangeStream:
         self._set = StreamSet(self._remote, pruning_level, single_request)
         self._faces = Faces(self._set.ranges, self._face)
         self._runner: AsyncRunner | None = None
+        self._travelled = False  # unpickled: opened by its first read, client from the factory
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # As HttpFile pickles (docs/distributed.md); a stream never opened travels the same
+        # way once open (its probe pins the identity), so it must be opened first.
+        if self._runner is None and not self._travelled:
+            raise ValueError("open the range stream before pickling it (`await rs.open()`)")
+        return (_revive, (self._set.describe(),))
 
     def _face(self, response: StreamRange) -> AsyncRangeResponse:
         return AsyncRangeResponse(self._live(), response)
 
     async def open(self) -> AsyncRangeStream:
         if self._runner is not None:
+            return self
+        if self._travelled:
+            self._live()
             return self
         runner = AsyncRunner(
             make_async_transport(self._client, self._options.verify),
@@ -61,6 +79,8 @@ class AsyncRangeStream:
         return self
 
     def _live(self) -> AsyncRunner:
+        if self._runner is None and self._travelled:
+            self._runner = revived_runner(self._remote.url, self._options)
         if self._runner is None:
             raise ValueError("stream is not open: use `async with` or `await rs.open()`")
         return self._runner
@@ -139,6 +159,18 @@ class AsyncRangeStream:
         finally:
             self._remote.mark_closed()
             await runner.aclose()
+
+
+def _revive(state: StreamSetState) -> AsyncRangeStream:
+    """Unpickle a rangeio.aio.RangeStream: open, with no request until a range is read."""
+    stream = AsyncRangeStream.__new__(AsyncRangeStream)
+    stream._set = StreamSet.revived(state)
+    stream._remote = stream._set.remote
+    stream._options = stream._remote.options
+    stream._client, stream._first, stream._runner = None, (0, 0), None
+    stream._travelled = True
+    stream._faces = Faces(stream._set.ranges, stream._face)
+    return stream
 
 
 class AsyncRangeResponse:

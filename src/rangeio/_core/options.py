@@ -119,6 +119,10 @@ class FileOptions:
       content-addressed store): blocks on disk are served without asking the server, and an
       open found on disk costs no request at all. Also lets files with weak or no validators be
       kept (never reused otherwise).
+    - ``pickle_headers`` False: a pickled file (sent to a process pool or a dask worker)
+      leaves ``headers`` behind, since they are where credentials go and a pickle travels and
+      is stored in clear; True sends them along (``docs/distributed.md``). fsspec's http
+      filesystem pickles its headers unasked; rangeio makes that a choice.
     """
 
     prefetch_bytes: int | None = None
@@ -137,6 +141,7 @@ class FileOptions:
     cache_dir: Any = None
     cache_dir_bytes: int = DEFAULT_CACHE_DIR_BYTES
     immutable: bool = False
+    pickle_headers: bool = False
 
     @classmethod
     def from_kwargs(cls, **options: Any) -> FileOptions:

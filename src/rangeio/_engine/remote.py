@@ -34,6 +34,7 @@ from rangeio._core.rangecap import CapState, RangeCap, full_body_bound
 from rangeio._core.ranges import ByteRange, RangeSet
 from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
+from rangeio._core.travel import Description, describe
 from rangeio._core.validate import size_contradiction
 from rangeio._engine.body import BodyReader, release
 from rangeio._engine.disktier import DiskTier
@@ -108,6 +109,31 @@ class RemoteFile:
         self._handles: dict[int, Any] = {}
         self._lock_taken_for_fork = False
         _REMOTES.add(self)
+
+    # -- pickling ---------------------------------------------------------------------------
+
+    def describe(self) -> Description:
+        """What a pickle of a file on this remote carries (`_core/travel.py` decides)."""
+        self._check_open()
+        if self.identity is None:
+            raise ValueError("file is not open: nothing to describe")
+        return describe(self.url, self.target, self.identity, self.options)
+
+    @classmethod
+    def revived(cls, description: Description) -> RemoteFile:
+        """The remote of an unpickled file, open with no request: the identity pinned, the size
+        known, the target set, as the open left them on the other side. Its first I/O is the
+        read's own request (no second open, no prefetch: the position says what the reader
+        wants), and its answer is judged against the pinned identity (`_core/validate.py`
+        `judge()`, If-Match where the ETag allows) like every later one: a file changed in
+        between raises RemoteChangedError."""
+        description.check()
+        remote = cls(description.url, description.options)
+        remote.target = description.target
+        remote.identity = description.identity
+        remote.size = description.identity.size or 0
+        remote.opened = True
+        return remote
 
     # -- fork -------------------------------------------------------------------------------
 

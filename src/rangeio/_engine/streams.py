@@ -18,12 +18,14 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from rangeio._core.diskcache import Accumulator
 from rangeio._core.exchange import RangeExchange
 from rangeio._core.headers import RangeSpec
 from rangeio._core.ranges import ByteRange
+from rangeio._core.travel import Description
 from rangeio._engine.ops import Abandon, Advance, Program
 from rangeio._engine.remote import RemoteFile
 from rangeio.errors import ProtocolError, RangeioError
@@ -320,6 +322,19 @@ class SingleResponse:
             yield from feed.abandon()
 
 
+@dataclass(frozen=True, slots=True)
+class StreamSetState:
+    """A pickled RangeStream: its file's description and, per range in the order added,
+    ``(start, stop, name, position, closed)``; the active range's index. Bytes at hand (a
+    response's, or those ``single_request`` kept for a range) stay behind: asked again there."""
+
+    description: Description
+    ranges: tuple[tuple[int, int, str, int, bool], ...]
+    active: int | None
+    pruning_level: int
+    single_request: bool
+
+
 class StreamSet:
     """The ranges of one RangeStream, in the order they were added, sharing one RemoteFile
     (identity pinned by the first answer, every response validated against it)."""
@@ -334,6 +349,31 @@ class StreamSet:
         self._open: OrderedDict[int, StreamRange] = OrderedDict()
         self.active: StreamRange | None = None
         self.closed = False
+
+    def describe(self) -> StreamSetState:
+        if self.closed:
+            raise ValueError("cannot pickle a closed range stream")
+        kept = list(self._ranges.values())
+        return StreamSetState(
+            self.remote.describe(),
+            tuple((r.range.start, r.range.stop, r.name, r.position, r.closed) for r in kept),
+            next((i for i, r in enumerate(kept) if r is self.active), None),
+            self.pruning_level,
+            self.single is not None,
+        )
+
+    @classmethod
+    def revived(cls, state: StreamSetState) -> StreamSet:
+        """An unpickled stream's ranges, as they were, with no response open: a range's first
+        read sends its request, judged against the pinned identity (``RemoteFile.revived``)."""
+        made = cls(RemoteFile.revived(state.description), state.pruning_level, state.single_request)
+        for start, stop, name, position, closed in state.ranges:
+            r = StreamRange(made, ByteRange(start, stop), name)
+            r.position, r.closed = position, closed
+            made._ranges[r.range] = r
+        if state.active is not None:
+            made.active = list(made._ranges.values())[state.active]
+        return made
 
     @property
     def pruning_level(self) -> int:

@@ -9,8 +9,10 @@ from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from rangeio._clients import client_for
 from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.stats import Stats
+from rangeio._core.travel import Description
 from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import Program
 from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
@@ -149,6 +151,11 @@ class HttpFile(io.BufferedReader):
     the fork has an unspecified position in the child: seek before reading it. A file opened
     with a borrowed ``client`` raises ``rangeio.ForkError`` in the child when it needs the
     network (the client's connections belong to the parent); open it again in the child.
+
+    A file pickles (for a process pool with any start method, a dask worker) as a small
+    description: its URL, options (no ``headers`` unless ``pickle_headers=True``), position and
+    pinned identity, never a client. Unpickled, it sends nothing until its first read, which
+    must find that same version, else ``RemoteChangedError`` (see docs/distributed.md).
     """
 
     def __init__(
@@ -181,6 +188,11 @@ class HttpFile(io.BufferedReader):
         self._runner = runner
         super().__init__(RawHttpReader(remote, runner, owns_remote=owns_remote), BUFFER_BYTES)
         _FILES.add(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.closed or self._remote.closed:
+            raise ValueError("cannot pickle a closed file")
+        return (_revive, (self._remote.describe(), self.tell()))
 
     def _after_fork_in_child(self) -> None:
         if self.closed:
@@ -266,6 +278,24 @@ class HttpFile(io.BufferedReader):
 
 
 _FILES = ForkHooks(after_in_child="_after_fork_in_child")
+
+
+def revived_runner(description: Description) -> SyncRunner:
+    """The runner of a file unpickled here: the client the process's factory gives for the
+    URL (``rangeio.set_client_factory``), else rangeio's own pool with the pickled ``verify``."""
+    client, verify = client_for(description.url, description.options.verify)
+    return SyncRunner(
+        make_transport(client, verify), *concurrency_limits(description.options.max_concurrency)
+    )
+
+
+def _revive(description: Description, position: int) -> HttpFile:
+    """Unpickle an HttpFile: no request until its first read (``RemoteFile.revived``)."""
+    remote = RemoteFile.revived(description)
+    file = HttpFile.__new__(HttpFile)
+    file._setup(remote, revived_runner(description), owns_remote=True)
+    file.seek(position)
+    return file
 
 
 def open(  # noqa: A001

@@ -11,7 +11,14 @@ from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.ranges import ByteRange
 from rangeio._core.stats import Stats
 from rangeio._engine.remote import RemoteFile
-from rangeio._engine.streams import Faces, StreamRange, StreamSet, check_pruning_level
+from rangeio._engine.streams import (
+    Faces,
+    StreamRange,
+    StreamSet,
+    StreamSetState,
+    check_pruning_level,
+)
+from rangeio._sync.file import revived_runner
 from rangeio._sync.runner import SyncRunner
 from rangeio._transport import make_transport
 
@@ -66,6 +73,10 @@ class RangeStream:
 
     def _face(self, response: StreamRange) -> RangeResponse:
         return RangeResponse(self._runner, response)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # As HttpFile pickles (docs/distributed.md), with each range's name and position.
+        return (_revive, (self._set.describe(),))
 
     @property
     def total_bytes(self) -> int:
@@ -141,6 +152,15 @@ class RangeStream:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _revive(state: StreamSetState) -> RangeStream:
+    """Unpickle a RangeStream: no request until a range is read."""
+    stream = RangeStream.__new__(RangeStream)
+    stream._runner = revived_runner(state.description)
+    stream._set = StreamSet.revived(state)
+    stream._faces = Faces(stream._set.ranges, stream._face)
+    return stream
 
 
 class RangeResponse:

@@ -105,6 +105,18 @@ class SourceHolder:
     def close(self) -> None:
         close_source(self._source, self._owned)
 
+    # A planner pickles (a dask task, a process pool) as what it parsed (a zip's directory, a
+    # tar's members, a PNG's chunks) and its source: an HttpFile pickles as its description
+    # (docs/distributed.md), so the worker reads the members with no request for the index,
+    # and the first one it sends must find the version the index came from.
+    _NOT_PICKLED: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_PICKLED}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def __enter__(self: _Holder) -> _Holder:
         return self
 

@@ -57,6 +57,15 @@ class ParquetPlan(SourceHolder):
             close_source(self._source, self._owned)
             raise
 
+    # pyarrow's modules and its parsed metadata stay behind: the footer's bytes travel, and are
+    # parsed again on the other side (no request).
+    _NOT_PICKLED = ("_pa", "_pq", "metadata")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._pa, self._pq = _pyarrow()
+        self._parse_footer()
+
     def _load(self) -> None:
         size = self._source.size
         if size < len(MAGIC) + _TAIL.size:
@@ -71,6 +80,9 @@ class ParquetPlan(SourceHolder):
             raise FormatError(f"Parquet footer length {length} exceeds the file ({size} bytes)")
         self._footer_start = size - _TAIL.size - length
         self._footer = read_exact(self._source, self._footer_start, size, "Parquet footer")
+        self._parse_footer()
+
+    def _parse_footer(self) -> None:
         try:
             self.metadata = self._pq.read_metadata(self._pa.BufferReader(self._footer))
         except (self._pa.ArrowException, OSError, ValueError) as exc:
