@@ -48,3 +48,9 @@ def read_through_factory(file: Any) -> tuple[bytes, int]:
     """The first 10 bytes, and how many responses the factory's session got for them."""
     before = len(_sent)
     return file.read(10), len(_sent) - before
+
+
+def read_at_with_disk_hits(file: Any, n: int = 1000) -> tuple[str, int, int]:
+    """(sha256 of the ``n`` bytes at the file's position, requests made here, disk hits here)."""
+    data = file.read(n)
+    return hashlib.sha256(data).hexdigest(), file.stats.requests, file.stats.disk_hits

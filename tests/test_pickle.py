@@ -485,6 +485,37 @@ def test_process_pool_reads_pickled_files(server: FaultServer, method: str) -> N
     assert errors == ["RemoteChangedError"] * 3
 
 
+def test_workers_share_the_disk_cache_of_the_pinned_version(
+    server: FaultServer, tmp_path: Any
+) -> None:
+    """A file opened with ``cache_dir`` and sent to workers: the bytes the first worker fetched
+    are served to a later one (another process) from the directory, with no request, as the
+    version the driver opened; after the file changes, a read the disk cannot serve raises."""
+    big = make_bytes(2_000_000, seed=23)
+    server.add_file("/big.bin", big)
+    f = rangeio.open(server.url("/big.bin"), cache_dir=str(tmp_path), prefetch_bytes=0)
+    f.seek(300_000)
+    context = multiprocessing.get_context("spawn")
+    want = hashlib.sha256(big[300_000:301_000]).hexdigest()
+    for turn in range(2):
+        before = len(server.requests)
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            digest, requests, disk_hits = pool.submit(
+                pickle_workers.read_at_with_disk_hits, f
+            ).result()
+        assert digest == want, (turn, requests, disk_hits)
+        if turn == 0:
+            assert requests >= 1 and len(server.requests) > before, (requests, disk_hits)
+        else:
+            assert (requests, disk_hits) == (0, 1), "served from the directory"
+            assert len(server.requests) == before
+    server.replace("/big.bin", big[::-1])
+    f.seek(1_000_000)  # bytes no worker fetched: the server is asked, and the change is seen
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(pickle_workers.read_error, f).result() == "RemoteChangedError"
+    f.close()
+
+
 def test_dask_local_cluster_reads_pickled_files(tmp_path: Any) -> None:
     distributed = pytest.importorskip("distributed")
     dask_bag = pytest.importorskip("dask.bag")

@@ -72,6 +72,9 @@ class DiskTier:
         self._known: dict[int, ByteRange] = {}
         self._absent: set[int] = set()
         self._deferred: set[int] = set()
+        # An unpickled file (`RemoteFile.revived`) makes no open: its entry is found by the
+        # identity it carries, at its first use of the disk (`_adopt_pinned`).
+        self.pin_pending = False
 
     @classmethod
     def for_options(cls, url: str, options: FileOptions) -> DiskTier | None:
@@ -145,36 +148,60 @@ class DiskTier:
         """The open's request got the file's bytes (a first open, a changed file, or a server
         that ignores preconditions): keep the stored blocks if it is the same version, else
         drop them and start an entry for this one (if it may be reused at all)."""
-        assert remote.identity is not None
-        current = policy.cache_identity(remote.identity, immutable=self.immutable, date=answer.date)
-        if current is None:
-            if self.stored is not None:
-                yield Blocking(self.store.drop, (self.url_digest,))
-            self.stored = None
+        kept = yield from self._take_version(remote, answer.date, drop_unusable=True)
+        if kept:
+            yield from self.flush(remote)
+
+    def _adopt_pinned(self, remote: RemoteFile) -> Program[None]:
+        """A file unpickled here, its identity pinned where it was opened: its entry is that
+        version's. Blocks another process stored of the same version are served (the entry key
+        holds the identity, so never another version's); a changed file still raises at the
+        first request, as without a disk cache (docs/distributed.md)."""
+        self.pin_pending = False
+        usable = yield Blocking(self.store.ensure)
+        if not usable:
             return
+        self.stored = yield Blocking(self.store.lookup, (self.url_digest,))
+        yield from self._take_version(remote, None, drop_unusable=False)
+
+    def _take_version(
+        self, remote: RemoteFile, date: str | None, *, drop_unusable: bool
+    ) -> Program[bool]:
+        """Make ``remote.identity`` this file's entry (the stored one if it is the same
+        version); False when that version may not be kept (then, with ``drop_unusable``, the
+        stored blocks of another version are dropped)."""
+        assert remote.identity is not None
+        current = policy.cache_identity(remote.identity, immutable=self.immutable, date=date)
+        if current is None:
+            if drop_unusable and self.stored is not None:
+                yield Blocking(self.store.drop, (self.url_digest,))
+                self.stored = None
+            return False
         if self.stored is not None:
             outcome = policy.revalidate(
                 self.stored,
                 not_modified=False,
                 answer=remote.identity,
                 immutable=self.immutable,
-                date=answer.date,
+                date=date,
             )
             if outcome is Outcome.UNCHANGED:
                 current = self.stored
         if current != self.stored:
             adopted = yield Blocking(self.store.adopt, (self.url_digest, current))
             if not adopted:
-                return
+                return False
             self.stored = current
         self.key = policy.entry_key(self.url_digest, current)
-        yield from self.flush(remote)
+        return True
 
     # -- reads ------------------------------------------------------------------------------
 
     def load(self, remote: RemoteFile, *wants: ByteRange) -> Program[None]:
         """Before a fetch: bring the blocks of ``wants`` the disk holds into the memory cache
         (one Blocking step for all of them)."""
+        if self.pin_pending:
+            yield from self._adopt_pinned(remote)
         if self.key is not None:
             yield from self._load(remote, wants, remote.size)
 
@@ -216,6 +243,8 @@ class DiskTier:
 
     def flush(self, remote: RemoteFile, *, streaming: bool = False) -> Program[None]:
         """After a fetch: write the blocks that received bytes through to the disk."""
+        if self.pin_pending:
+            yield from self._adopt_pinned(remote)
         with remote._lock:
             cache = remote.cache
             if not isinstance(cache, TrackedCache):
@@ -239,6 +268,8 @@ class DiskTier:
     def read_run(self, remote: RemoteFile, want: ByteRange) -> Program[bytes]:
         """The bytes of ``want`` the disk holds from its first byte on, up to the first hole
         (at most STREAM_RUN_BLOCKS blocks at a time); b"" when it holds none."""
+        if self.pin_pending:
+            yield from self._adopt_pinned(remote)
         if self.key is None or not want:
             return b""
         size = remote.size

@@ -133,6 +133,8 @@ class RemoteFile:
         remote.identity = description.identity
         remote.size = description.identity.size or 0
         remote.opened = True
+        if remote.disk is not None:
+            remote.disk.pin_pending = True
         return remote
 
     # -- fork -------------------------------------------------------------------------------
