@@ -243,3 +243,27 @@ def test_allow_redirects_false_raises_the_3xx_with_its_location(
     fault_server.faults = redirect
     fetch(fault_server.url(DATA), dest)
     assert dest.read_bytes() == fault_server.get_file("/small.bin")
+
+
+def test_a_parallel_resume_redirected_raises_redirect_error_unretried(
+    fault_server: FaultServer, opener: Opener, tmp_path: Path
+) -> None:
+    dest = tmp_path / "out.bin"
+    fault_server.faults = Faults(truncate_after=400_000)
+    with pytest.raises(rangeio.PartialDownloadError):
+        opener.download(fault_server.url(DATA), dest, connections=4, retries=0, policy=SEGMENTS)
+    fault_server.faults = Faults(redirect_to="/small.bin", redirect_status=308)
+    fault_server.clear_log()
+    with pytest.raises(rangeio.RedirectError) as info:
+        opener.download(
+            fault_server.url(DATA),
+            dest,
+            connections=4,
+            retries=3,
+            policy=SEGMENTS,
+            allow_redirects=False,
+        )
+    assert (info.value.status, info.value.location) == (308, "/small.bin")
+    # Each connection asked once: a redirect not to follow is not retried.
+    assert len(gets(fault_server)) <= 4
+    assert info.value.state is not None and info.value.state.bytes_done > 0

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 class RangeioError(Exception):
     """Base class of every error rangeio raises on purpose. ``state``: for an error out of
     ``haul`` or ``download``, the DownloadState on disk when it stopped (what the next call
-    resumes from); None for every other error."""
+    resumes from); None for every other error, and for DownloadLockedError (the disk is
+    another download's)."""
 
     state: DownloadState | None = None
 

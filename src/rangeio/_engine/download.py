@@ -907,7 +907,7 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     yield Blocking(shared.checkpoint)
     if not shared.table.done:
         error = shared.errors[0] if shared.errors else None
-        if isinstance(error, (ProtocolError, ChecksumMismatchError, TLSError)) or (
+        if isinstance(error, (ProtocolError, ChecksumMismatchError, TLSError, RedirectError)) or (
             error is not None and not isinstance(error, (NetworkError, PartialDownloadError))
         ):
             raise error
@@ -1010,7 +1010,8 @@ def _claim_and_fill(
             failures = 0
         except _Restarted as restart:
             return restart
-        except TLSError as exc:
+        except (TLSError, RedirectError) as exc:
+            # Neither changes by asking again: an untrusted certificate, a redirect not to follow.
             shared.errors.append(exc)
         except NetworkError as exc:
             failures += 1

@@ -33,8 +33,9 @@ def haul(
     verify: Any = True,
 ) -> HaulResult:
     """One call = one HTTP request: complete ``dest``, or raise PartialDownloadError (retryable;
-    its ``bytes_done`` are durable and the next call resumes from them). The client is
-    borrowed, never closed."""
+    its ``bytes_done`` are durable and the next call resumes from them). A 200 to a resume is
+    written from byte 0 in this same call. ``on_progress`` and ``allow_redirects`` (False: a
+    3xx raises RedirectError) as for ``download``. The client is borrowed, never closed."""
     job = engine.new_job(
         url,
         dest,
