@@ -267,3 +267,26 @@ def test_a_parallel_resume_redirected_raises_redirect_error_unretried(
     # Each connection asked once: a redirect not to follow is not retried.
     assert len(gets(fault_server)) <= 4
     assert info.value.state is not None and info.value.state.bytes_done > 0
+
+
+def test_a_cut_parallel_restart_resumes_the_new_version(
+    fault_server: FaultServer, opener: Opener, tmp_path: Path
+) -> None:
+    """Every body is cut, the restarting 200 too: the retries resume the new version only (its
+    ETag in every If-Range after the restart), and the file is the new one."""
+    old = fault_server.get_file(DATA)
+    dest = tmp_path / "out.bin"
+    fault_server.faults = Faults(truncate_after=400_000)
+    with pytest.raises(rangeio.PartialDownloadError):
+        opener.download(fault_server.url(DATA), dest, connections=4, retries=0, policy=SEGMENTS)
+    old_etag = fault_server.etag(DATA)
+    new = bytes(reversed(old))
+    fault_server.replace(DATA, new)
+    fault_server.clear_log()
+    retries = rangeio.RetryPolicy(attempts=20, backoff=0.01, max_backoff=0.02)
+    opener.download(fault_server.url(DATA), dest, connections=4, retries=retries, policy=SEGMENTS)
+    assert dest.read_bytes() == new
+    if_ranges = [r.headers.get("if-range") for r in gets(fault_server)]
+    restarted = if_ranges.index(fault_server.etag(DATA))
+    assert set(if_ranges[:restarted]) == {old_etag}  # the first round's resumes, answered 200
+    assert set(if_ranges[restarted:]) == {fault_server.etag(DATA)}

@@ -857,11 +857,8 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
         log.info("parallel download of %s restarts from byte 0 with a 200 (%s)", job.url, restart)
         job.reused = 0
         shared.restarted = yield from _stream_whole(job, restart.response, restart.answer)
-    except Exception as exc:
+    except Exception as exc:  # the response, if still open, is closed as this program ends
         shared.restart_error = exc
-    except BaseException:
-        yield Close(restart.response)
-        raise
 
 
 def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
@@ -1052,8 +1049,8 @@ def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
     if isinstance(answer, Restart):
         raise _Restarted(response, answer)
     yield Close(response)
-    # A 200 here means the file changed (If-Range failed) or Range stopped being honoured:
-    # either way the segments cannot be trusted to fit together any more.
+    # Anything else (a 206 or 412 of another version, a 416): the segments cannot be trusted to
+    # fit together any more, and this answer carries nothing to restart with.
     raise RemoteChangedError(f"parallel segment request answered with {type(answer).__name__}")
 
 
