@@ -9,11 +9,11 @@ from rangeio._core.control import (
     MAX_OFFSET,
     ControlRecord,
     Segment,
+    durable_bytes,
     is_complete,
     tail_digest,
     tail_range,
 )
-from rangeio._core.control import durable_bytes as control_durable
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import ETag, Identity
 from rangeio._core.planner import MiB
@@ -379,7 +379,7 @@ def state_of(assessment: Assessment) -> DownloadState:
     record = assessment.record
     if assessment.kind != "resume" or record is None:
         return NOTHING_SAVED
-    return DownloadState(control_durable(record), record.total, record.etag, record.last_modified)
+    return DownloadState(durable_bytes(record), record.total, record.etag, record.last_modified)
 
 
 def single_segment(cursor: int, total: int | None, tail: bytes) -> Segment:
