@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from rangeio._core.control import MAX_OFFSET
-from rangeio._core.download import Hop, Reset, Restart, Resume, read_answer
+from rangeio._core.control import MAX_OFFSET, ControlRecord, Segment
+from rangeio._core.download import (
+    NOTHING_SAVED,
+    Assessment,
+    DownloadState,
+    Hop,
+    Reset,
+    Restart,
+    Resume,
+    read_answer,
+    state_of,
+)
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import ETag, Identity
 from rangeio._core.ranges import ByteRange
@@ -73,3 +83,17 @@ def test_a_200_of_a_new_version_is_still_judged_as_a_first_answer() -> None:
 
 def test_a_redirect_keeps_its_status() -> None:
     assert resume_answer(307, {"location": "/elsewhere"}) == Hop("/elsewhere", 307)
+
+
+def test_the_state_of_the_disk_is_what_a_resume_would_trust() -> None:
+    record = ControlRecord(
+        url="https://example.com/f",
+        total=5000,
+        etag='"v1"',
+        last_modified=None,
+        segments=(Segment(0, 1200, 2500, "a" * 64), Segment(2500, 2600, 5000, "b" * 64)),
+    )
+    assert state_of(Assessment("resume", record)) == DownloadState(1300, 5000, '"v1"', None)
+    # A fresh start (the record is of no use) reuses nothing, whatever the record says.
+    assert state_of(Assessment("fresh", None, "tail does not verify")) == NOTHING_SAVED
+    assert DownloadState(0, None, None, None) == NOTHING_SAVED and not NOTHING_SAVED.complete
