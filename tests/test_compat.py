@@ -23,8 +23,6 @@ from rangeio.testing import Faults, FaultServer
 from tests.servers.nginx import Nginx
 from tests.stand_ins import ranges_module, tenacity_module
 
-ISSUE = "issue 15: haul 200 recovery lands with w-haul200"
-
 
 @pytest.fixture(params=["nginx", "faults"])
 def url_of(request: pytest.FixtureRequest, nginx: Nginx, fault_server: FaultServer) -> Any:
@@ -539,13 +537,7 @@ def test_pyhaul_state_after_a_cut_and_after_success(
     assert (tmp_path / "a").read_bytes() == data
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        pytest.param("new version", marks=pytest.mark.xfail(strict=True, reason=ISSUE)),
-        "range ignored",
-    ],
-)
+@pytest.mark.parametrize("change", ["new version", "range ignored"])
 def test_pyhaul_200_to_a_resume_is_written_from_byte_0_in_the_same_call(
     change: str, fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path
 ) -> None:
@@ -569,7 +561,6 @@ def test_pyhaul_200_to_a_resume_is_written_from_byte_0_in_the_same_call(
     assert len(fault_server.requests) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE)
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_pyhaul_on_progress_gets_the_state(
     kind: str, fault_server: FaultServer, sample_files: dict[str, bytes], tmp_path: Path

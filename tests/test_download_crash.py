@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import rangeio
+from rangeio._core import control
 from rangeio.testing import Faults, FaultServer
 
 CHECKPOINT = 256 * 1024
@@ -108,3 +109,42 @@ def test_preallocated_part_is_trimmed(tmp_path: Path) -> None:
         dest = tmp_path / "out.bin"
         rangeio.download(server.url("/f.bin"), dest)
         assert dest.stat().st_size == len(data)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.15, 0.4])
+def test_sigkill_while_a_200_restarts_the_file_never_splices(tmp_path: Path, delay: float) -> None:
+    """A resume's If-Range fails (the file changed) and the 200 restarts the file from byte 0;
+    the downloader is killed while that body flows. What the disk holds is then the new
+    version's progress only: its record names the new ETag, and the bytes it covers are the
+    new file's (files.begin wrote the cursor-0 record before truncating). The next call resumes
+    that, never splicing the old bytes beyond it."""
+    old = random.Random(5).randbytes(4 * 1024 * 1024)
+    new = old[::-1]
+    dest = tmp_path / "out.bin"
+    ctrl = dest.with_name("out.bin.part.ctrl")
+    with FaultServer({"/f.bin": old}) as server:
+        url = server.url("/f.bin")
+        server.faults = Faults(truncate_after=3_000_000, times=1)
+        policy = rangeio.DownloadPolicy(checkpoint_bytes=CHECKPOINT)
+        with pytest.raises(rangeio.PartialDownloadError):
+            rangeio.haul(url, dest=dest, policy=policy)
+        old_etag = server.etag("/f.bin")
+        assert control.decode(ctrl.read_bytes()).etag == old_etag
+        server.replace("/f.bin", new)
+        server.faults = Faults(throttle=1024 * 1024)  # four seconds of body: the kill lands in it
+        proc = child(url, dest)
+        first = _first_line(proc, timeout=20)
+        assert first.strip().isdigit()  # a byte of the 200 was written
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+        record = control.decode(ctrl.read_bytes())
+        done = control.durable_bytes(record)
+        assert record.etag == server.etag("/f.bin") != old_etag
+        assert dest.with_name("out.bin.part").read_bytes()[:done] == new[:done]
+        server.clear_faults()
+        server.clear_log()
+        result = rangeio.haul(url, dest=dest)
+        [request] = server.requests
+        assert request.headers.get("if-range") == (record.etag if done else None)
+        assert dest.read_bytes() == new and result.bytes_reused == done

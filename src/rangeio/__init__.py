@@ -13,6 +13,7 @@ from rangeio.errors import (
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
+    RedirectError,
     RemoteChangedError,
     TLSError,
     UnsafePathError,
@@ -29,6 +30,7 @@ _LAZY = {
     "ByteRange": "rangeio._core.ranges:ByteRange",
     "DownloadPolicy": "rangeio._core.download:DownloadPolicy",
     "DownloadResult": "rangeio._engine.download:DownloadResult",
+    "DownloadState": "rangeio._core.download:DownloadState",
     "HaulResult": "rangeio._engine.download:HaulResult",
     "HttpFile": "rangeio._sync.file:HttpFile",
     "LowSpeed": "rangeio._core.stall:LowSpeed",
@@ -60,7 +62,7 @@ else:
     from rangeio import aio as aio  # submodules: not in __all__, so `import *` stays light
     from rangeio import formats as formats
     from rangeio._clients import set_client_factory
-    from rangeio._core.download import DownloadPolicy
+    from rangeio._core.download import DownloadPolicy, DownloadState
     from rangeio._core.headers import RangeSpec
     from rangeio._core.options import Timeout
     from rangeio._core.ranges import ByteRange, RangeSet
@@ -80,6 +82,7 @@ __all__ = [
     "DownloadLockedError",
     "DownloadPolicy",
     "DownloadResult",
+    "DownloadState",
     "ForkError",
     "HaulResult",
     "PartialDownloadError",
@@ -98,6 +101,7 @@ __all__ = [
     "NetworkTimeoutError",
     "ProtocolError",
     "RangeNotSupportedError",
+    "RedirectError",
     "RangeSet",
     "RangeSpec",
     "RangeioError",

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+# Not `from typing import TYPE_CHECKING`: this module is imported by `import rangeio`, which must
+# stay light (see rangeio/__init__.py); type checkers treat the name itself as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from rangeio._core.download import DownloadState
+
 
 class RangeioError(Exception):
-    """Base class of every error rangeio raises on purpose."""
+    """Base class of every error rangeio raises on purpose. ``state``: for an error out of
+    ``haul`` or ``download``, the DownloadState on disk when it stopped (what the next call
+    resumes from); None for every other error, and for DownloadLockedError (the disk is
+    another download's)."""
+
+    state: DownloadState | None = None
 
 
 class NetworkError(RangeioError, OSError):
@@ -59,6 +70,15 @@ class HTTPStatusError(NetworkError):
     @property
     def retry_after_seconds(self) -> float | None:
         return self.retry_after
+
+
+class RedirectError(HTTPStatusError):
+    """A redirect (3xx) that rangeio was told not to follow (``allow_redirects=False``):
+    ``status`` is the 3xx, ``location`` its Location header, as the server sent it."""
+
+    def __init__(self, message: str, *, status: int, location: str) -> None:
+        super().__init__(message, status=status)
+        self.location = location
 
 
 class ProtocolError(NetworkError):
@@ -137,6 +157,7 @@ __all__ = [
     "ProtocolError",
     "RangeNotSupportedError",
     "RangeioError",
+    "RedirectError",
     "RemoteChangedError",
     "TLSError",
     "UnsafePathError",

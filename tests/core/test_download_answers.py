@@ -1,14 +1,26 @@
-"""read_answer(): what a download makes of a 206 for another range than it asked for."""
+"""read_answer(): what a download makes of a 206 for another range than it asked for, and of a
+200 to a resume."""
 
 from __future__ import annotations
 
 import pytest
 
-from rangeio._core.download import Resume, read_answer
+from rangeio._core.control import MAX_OFFSET, ControlRecord, Segment
+from rangeio._core.download import (
+    NOTHING_SAVED,
+    Assessment,
+    DownloadState,
+    Hop,
+    Reset,
+    Restart,
+    Resume,
+    read_answer,
+    state_of,
+)
 from rangeio._core.headers import RangeSpec
-from rangeio._core.identity import Identity
+from rangeio._core.identity import ETag, Identity
 from rangeio._core.ranges import ByteRange
-from rangeio.errors import ProtocolError
+from rangeio.errors import ProtocolError, RangeNotSupportedError
 
 
 def answer(content_range: str, cursor: int = 1000, content_length: str | None = None) -> object:
@@ -33,3 +45,55 @@ def test_a_resume_that_starts_past_the_cursor_is_refused() -> None:
 def test_a_resume_holding_none_of_it_is_refused() -> None:
     with pytest.raises(ProtocolError):
         answer("bytes 0-999/5000")
+
+
+# -- a 200 to a resume (pyhaul's graceful 200 recovery) ------------------------------------------
+
+PINNED = Identity(ETag.parse('"v1"'), None, 5000)
+
+
+def resume_answer(status: int, headers: dict[str, str]) -> object:
+    return read_answer(RangeSpec.open_ended(1000), status, headers, PINNED, 1000, now=0.0)
+
+
+def test_a_200_of_a_new_version_restarts_with_its_body() -> None:
+    got = resume_answer(200, {"etag": '"v2"', "content-length": "6000"})
+    assert isinstance(got, Restart)
+    assert (got.length, got.identity.etag, got.identity.size) == (6000, ETag.parse('"v2"'), 6000)
+    assert "ETag" in got.changed or "etag" in got.changed.lower()
+
+
+def test_a_200_of_the_same_version_restarts_with_no_change_named() -> None:
+    got = resume_answer(200, {"etag": '"v1"', "content-length": "5000"})
+    assert got == Restart(5000, Identity(ETag.parse('"v1"'), None, 5000), "")
+
+
+def test_a_206_of_a_new_version_is_still_a_reset() -> None:
+    # Its body is part of the new version: nothing of it can be written without the rest.
+    got = resume_answer(206, {"etag": '"v2"', "content-range": "bytes 1000-4999/5000"})
+    assert isinstance(got, Reset)
+
+
+def test_a_200_of_a_new_version_is_still_judged_as_a_first_answer() -> None:
+    with pytest.raises(RangeNotSupportedError, match="gzip"):
+        resume_answer(200, {"etag": '"v2"', "content-encoding": "gzip"})
+    with pytest.raises(ProtocolError):
+        resume_answer(200, {"etag": '"v2"', "content-length": str(MAX_OFFSET + 1)})
+
+
+def test_a_redirect_keeps_its_status() -> None:
+    assert resume_answer(307, {"location": "/elsewhere"}) == Hop("/elsewhere", 307)
+
+
+def test_the_state_of_the_disk_is_what_a_resume_would_trust() -> None:
+    record = ControlRecord(
+        url="https://example.com/f",
+        total=5000,
+        etag='"v1"',
+        last_modified=None,
+        segments=(Segment(0, 1200, 2500, "a" * 64), Segment(2500, 2600, 5000, "b" * 64)),
+    )
+    assert state_of(Assessment("resume", record)) == DownloadState(1300, 5000, '"v1"', None)
+    # A fresh start (the record is of no use) reuses nothing, whatever the record says.
+    assert state_of(Assessment("fresh", None, "tail does not verify")) == NOTHING_SAVED
+    assert DownloadState(0, None, None, None) == NOTHING_SAVED and not NOTHING_SAVED.complete

@@ -15,6 +15,7 @@ from rangeio._core.retry import NO_RETRY, RetryPolicy
 from rangeio._engine import download as engine
 from rangeio._engine.download import DownloadResult, HaulResult, Progress
 from rangeio._engine.ops import Program
+from rangeio.errors import RangeioError
 
 
 async def haul(
@@ -26,7 +27,9 @@ async def haul(
     sha256: str | None = None,
     timeout: Timeout | float | tuple[float, float] | None = None,
     policy: DownloadPolicy | None = None,
+    on_progress: Progress | None = None,
     allow_https_downgrade: bool = False,
+    allow_redirects: bool = True,
     verify: Any = True,
 ) -> HaulResult:
     """Async twin of rangeio.haul: one call = one HTTP request."""
@@ -38,7 +41,9 @@ async def haul(
         timeout=timeout,
         retries=NO_RETRY,
         policy=policy,
+        on_progress=on_progress,
         allow_https_downgrade=allow_https_downgrade,
+        allow_redirects=allow_redirects,
         verify=verify,
     )
     return await _run(job, client, engine.haul(job), verify)
@@ -57,6 +62,7 @@ async def download(
     timeout: Timeout | float | tuple[float, float] | None = None,
     policy: DownloadPolicy | None = None,
     allow_https_downgrade: bool = False,
+    allow_redirects: bool = True,
     verify: Any = True,
 ) -> DownloadResult:
     """Async twin of rangeio.download; file I/O runs on worker threads, never on the loop."""
@@ -71,6 +77,7 @@ async def download(
         on_progress=on_progress,
         connections=connections,
         allow_https_downgrade=allow_https_downgrade,
+        allow_redirects=allow_redirects,
         verify=verify,
     )
     return await _run(job, client, engine.download(job), verify)
@@ -91,6 +98,9 @@ async def _run(
             result = await runner.run(program)
             done = True
             return result
+        except RangeioError as exc:
+            exc.state = await asyncio.to_thread(engine.saved_state, job.files, job.url)
+            raise
         finally:
             await asyncio.to_thread(job.files.unlock, done)
     finally:

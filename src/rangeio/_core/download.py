@@ -9,6 +9,7 @@ from rangeio._core.control import (
     MAX_OFFSET,
     ControlRecord,
     Segment,
+    durable_bytes,
     is_complete,
     tail_digest,
     tail_range,
@@ -213,10 +214,13 @@ class Resume:
 
 @dataclass(frozen=True, slots=True)
 class Restart:
-    """200: the whole file follows; old progress must be reset durably before it is written."""
+    """200: the whole file follows; old progress must be reset durably before it is written.
+    ``changed`` says why the 200 came when it answers a resume whose validators no longer
+    match (If-Range failed: a new version); empty when the server merely ignored Range."""
 
     length: int | None
     identity: Identity
+    changed: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +240,10 @@ class Reset:
 
 @dataclass(frozen=True, slots=True)
 class Hop:
+    """A redirect: ``status`` (3xx) and where it points."""
+
     location: str
+    status: int = 302
 
 
 Answer = Resume | Restart | Complete | Reset | Hop
@@ -260,7 +267,7 @@ def read_answer(
         # partial data cannot be reconciled with this server's view, so start again.
         return Reset(f"unexpected 416: {getattr(verdict, 'reason', verdict)}")
     if isinstance(verdict, Redirect):
-        return Hop(verdict.location)
+        return Hop(verdict.location, verdict.status)
     if isinstance(verdict, Partial):
         _check_size(verdict.total if verdict.total is not None else verdict.range.stop)
         got = verdict.range
@@ -280,6 +287,8 @@ def read_answer(
     if isinstance(verdict, Unsatisfiable):
         return _unsatisfiable(verdict.total, headers, pinned, cursor)
     if isinstance(verdict, Changed):
+        if status == 200:
+            return _restart_with_new_version(requested, headers, verdict.reason, now=now)
         return Reset(verdict.reason)
     if isinstance(verdict, Multipart):
         raise ProtocolError("multipart answer to a single-range download request")
@@ -287,6 +296,23 @@ def read_answer(
         raise verdict.error()
     error: RangeioError = verdict.error()
     raise error
+
+
+def _restart_with_new_version(
+    requested: Sequence[RangeSpec], headers: Mapping[str, str], reason: str, *, now: float
+) -> Answer:
+    """A 200 whose validators differ from the pinned ones: the server sends the whole new
+    version (what §13.1.5 If-Range asks for when the file changed). Its body is the file from
+    byte 0, so it is written from byte 0 (Restart) instead of being thrown away and fetched
+    again; the old bytes are reset durably first, so nothing of the two versions is spliced
+    (pyhaul's graceful 200 recovery; curl stops with a range error, wget appends blindly).
+    Judged again with nothing pinned, so the new version's own headers are checked as any
+    first answer's are (a broken length or encoding is still refused)."""
+    verdict = judge(requested, 200, headers, None, now=now)
+    if isinstance(verdict, Full):
+        _check_size(verdict.length)
+        return Restart(verdict.length, verdict.identity, reason)
+    raise verdict.error()  # unreachable: judge() refused nothing else of this 200 before
 
 
 def _check_size(size: int | None) -> None:
@@ -327,6 +353,33 @@ def _unsatisfiable(
         f"416 without Content-Range to a resume at byte {cursor}, but the record's total is "
         f"{'unknown' if known is None else known}: nothing says which bytes are missing"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadState:
+    """Where a download of ``url`` to a destination stands, as the disk says: ``bytes_done``
+    durable bytes (what the next call resumes from; the size once ``complete``), of ``total``
+    (None: unknown yet), for the version ``etag`` / ``last_modified`` names. The one state
+    object of haul and download: ``result.state`` after success, ``error.state`` after a
+    failure (read back from the control record, so it is what a resume will trust)."""
+
+    bytes_done: int
+    total: int | None
+    etag: str | None
+    last_modified: str | None
+    complete: bool = False
+
+
+NOTHING_SAVED = DownloadState(0, None, None, None)
+
+
+def state_of(assessment: Assessment) -> DownloadState:
+    """The state an assessment of the disk implies: a resumable record's progress and
+    validators, or nothing (a fresh start would reuse no byte)."""
+    record = assessment.record
+    if assessment.kind != "resume" or record is None:
+        return NOTHING_SAVED
+    return DownloadState(durable_bytes(record), record.total, record.etag, record.last_modified)
 
 
 def single_segment(cursor: int, total: int | None, tail: bytes) -> Segment:

@@ -12,9 +12,11 @@ from typing import Any
 
 from rangeio._core import control, digests
 from rangeio._core.download import (
+    NOTHING_SAVED,
     Assessment,
     Complete,
     DownloadPolicy,
+    DownloadState,
     Hop,
     Reset,
     Restart,
@@ -24,6 +26,7 @@ from rangeio._core.download import (
     resume_headers,
     segment_spec,
     single_segment,
+    state_of,
 )
 from rangeio._core.exchange import request_to
 from rangeio._core.headers import RangeSpec
@@ -41,6 +44,8 @@ from rangeio.errors import (
     NetworkError,
     PartialDownloadError,
     ProtocolError,
+    RangeioError,
+    RedirectError,
     RemoteChangedError,
     TLSError,
 )
@@ -64,6 +69,11 @@ class DownloadResult:
     bytes_reused: int
     elapsed: float
 
+    @property
+    def state(self) -> DownloadState:
+        """The same DownloadState a failure carries (``error.state``), here complete."""
+        return DownloadState(self.size, self.size, self.etag, self.last_modified, complete=True)
+
 
 HaulResult = DownloadResult
 
@@ -82,6 +92,7 @@ class DownloadJob:
     on_progress: Progress | None = None
     connections: int = 1
     allow_https_downgrade: bool = False
+    allow_redirects: bool = True
     requests: int = 0
     transferred: int = 0
     reused: int | None = None
@@ -111,6 +122,7 @@ def new_job(
     on_progress: Progress | None = None,
     connections: int = 1,
     allow_https_downgrade: bool = False,
+    allow_redirects: bool = True,
     verify: Any = True,
 ) -> DownloadJob:
     """The job for one haul/download call, every argument checked once for both front ends
@@ -133,6 +145,7 @@ def new_job(
         on_progress,
         connections,
         allow_https_downgrade,
+        allow_redirects,
     )
 
 
@@ -198,6 +211,16 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
         ) from RemoteChangedError(answer.reason)
     skip = 0
     if isinstance(answer, Restart):
+        if cursor:
+            # The server sends the whole file (a new version, or Range ignored): it is written
+            # from byte 0 in this same call. files.begin() makes a record of the new version at
+            # cursor 0 durable before it truncates, so no crash leaves old bytes claimed valid.
+            log.info(
+                "download of %s restarts from byte 0 with the 200 answer (%s)",
+                job.url,
+                answer.changed or "the server ignored Range",
+            )
+            job.reused = 0
         total = answer.length
         record = _record(job, answer.identity, total, 0, b"")
         _note_unstorable(job, record)
@@ -240,6 +263,17 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
         return result
     finally:
         yield Blocking(fd.close)
+
+
+def saved_state(files: PartFiles, url: str) -> DownloadState:
+    """What the disk holds for ``url`` now, as a resume would judge it: the ``state`` of an
+    error out of haul/download (run by the shell, under the destination's lock). Nothing
+    readable counts as nothing saved."""
+    try:
+        assessment, _ = files.inspect(url)
+    except (OSError, RangeioError):
+        return NOTHING_SAVED
+    return state_of(assessment)
 
 
 def _existing(job: DownloadJob, assessment: Assessment) -> Program[DownloadResult | None]:
@@ -293,6 +327,13 @@ def _ask(
         if not isinstance(answer, Hop):
             return response, answer
         yield from release(response, job.timeout, method="GET")
+        if not job.allow_redirects:
+            raise RedirectError(
+                f"{answer.status} redirect to {answer.location!r} not followed "
+                "(allow_redirects=False)",
+                status=answer.status,
+                location=answer.location,
+            )
         hops += 1
         url = follow(url, answer.location, hops, job.url, allow_downgrade=job.allow_https_downgrade)
 
@@ -594,6 +635,11 @@ class _Shared:
         self.stopped = False  # set by halt(), or by a worker that was interrupted
         self._sealed = False  # halt() wrote the last record: later checkpoints are dropped
         self.errors: list[BaseException] = []
+        self.workers = 0  # workers not yet ended (set before they are spawned)
+        self.hashing = False  # the prefix hasher has not ended
+        self.restart: _Restarted | None = None  # a 200 a worker took over (_take_over)
+        self.restarted: DownloadResult | None = None
+        self.restart_error: BaseException | None = None
         self._last_bytes = table.durable_candidates
         self._last_time = time.monotonic()
 
@@ -631,6 +677,18 @@ class _Shared:
         """No write starts from now on (the workers notice at their next chunk)."""
         with self.lock:
             self.stopped = True
+
+    def seal(self) -> None:
+        """No write starts and no record of these segments is written from now on (a
+        checkpoint under way finishes first): the file is about to restart for a new version."""
+        with self._checkpoint_lock:
+            self._sealed = True
+        self.stop()
+
+    def quiet(self) -> bool:
+        """Whether the calling worker is the only thing left touching ``.part``."""
+        with self.lock:
+            return self.workers == 1 and not self._writing and not self.hashing
 
     def halt(self) -> None:
         """The attempt was interrupted (Ctrl-C, cancellation) while workers may still be
@@ -699,31 +757,7 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     response, answer = yield from _ask(job, spec, {"Range": "bytes=0-"}, None, 0, None)
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
         # Range ignored (200) or size unknown: one connection streams it all.
-        total = answer.length if isinstance(answer, Restart) else None
-        record = _record(job, answer.identity, total, 0, b"")
-        fd = yield from _begin(job, record, total)
-        try:
-            end = total if isinstance(answer, Restart) else answer.range.stop
-            offset = yield from _receive(job, response, fd, record, 0, end, bytearray())
-            yield Close(response)
-            if end is not None and offset < end:
-                raise PartialDownloadError(
-                    f"connection closed after {offset} of {end} bytes",
-                    bytes_done=_claimable(offset, record),
-                    total=total,
-                )
-            return (
-                yield from _finish(
-                    job,
-                    fd,
-                    total if total is not None else offset,
-                    record,
-                    response.headers,
-                    whole=isinstance(answer, Restart),
-                )
-            )
-        finally:
-            yield Blocking(fd.close)
+        return (yield from _stream_whole(job, response, answer))
     if isinstance(answer, Complete):  # an empty file
         yield Close(response)
         record = _record(job, Identity(), 0, 0, b"")
@@ -749,17 +783,98 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
         yield Blocking(fd.close)
 
 
+def _stream_whole(
+    job: DownloadJob, response: Any, answer: Restart | Resume
+) -> Program[DownloadResult]:
+    """Write the file from byte 0 with one connection: ``response`` carries all of it (a 200,
+    or a ``bytes=0-`` 206 of unknown size). ``.part`` restarts for its version first."""
+    total = answer.length if isinstance(answer, Restart) else None
+    record = _record(job, answer.identity, total, 0, b"")
+    try:
+        fd = yield from _begin(job, record, total)
+    except BaseException:
+        yield Close(response)  # a .part that cannot be started still closes the answer
+        raise
+    try:
+        end = total if isinstance(answer, Restart) else answer.range.stop
+        offset = yield from _receive(job, response, fd, record, 0, end, bytearray())
+        yield Close(response)
+        if end is not None and offset < end:
+            raise PartialDownloadError(
+                f"connection closed after {offset} of {end} bytes",
+                bytes_done=_claimable(offset, record),
+                total=total,
+            )
+        return (
+            yield from _finish(
+                job,
+                fd,
+                total if total is not None else offset,
+                record,
+                response.headers,
+                whole=isinstance(answer, Restart),
+            )
+        )
+    finally:
+        yield Blocking(fd.close)
+
+
+class _Restarted(Exception):
+    """A segment's resume was answered 200: the whole file follows in ``response`` (a new
+    version, or Range no longer honoured)."""
+
+    def __init__(self, response: Any, answer: Restart) -> None:
+        super().__init__(answer.changed or "the server ignored Range")
+        self.response = response
+        self.answer = answer
+
+
+def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
+    """The 200 a segment's resume received becomes the download: the worker that received it
+    writes the file from byte 0, in this attempt, once nothing else touches ``.part``.
+
+    Judgement call: the body already flowing is the whole new file, so cutting it to split the
+    file again would throw away the transfer this exists to keep; and a server that answered a
+    ranged request with 200 may go on ignoring Range, when each re-split connection would cost
+    another whole transfer. So one connection finishes it (aria2 instead aborts with
+    CANNOT_RESUME, curl stops with a range error). The response stays with this worker (a
+    runner closes a program's responses when it ends). First the old segments are sealed (no
+    checkpoint of them is written from now on) and every other worker and the prefix hasher
+    are waited for, so old and new bytes never mix; then ``files.begin`` makes the new
+    version's record (cursor 0) durable before it truncates. A second 200 is closed unread."""
+    job = shared.job
+    with shared.lock:
+        taken = shared.restart is not None
+        if not taken:
+            shared.restart = restart
+    if taken:
+        yield Close(restart.response)
+        return
+    try:
+        yield Blocking(shared.seal)
+        while not shared.quiet():
+            yield Sleep(0.01)  # the others notice the stop at their next chunk or answer
+        log.info("parallel download of %s restarts from byte 0 with a 200 (%s)", job.url, restart)
+        job.reused = 0
+        shared.restarted = yield from _stream_whole(job, restart.response, restart.answer)
+    except Exception as exc:  # the response, if still open, is closed as this program ends
+        shared.restart_error = exc
+
+
 def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
     job = shared.job
     count = initial_workers(job.connections, shared.table.total, shared.table.min_segment)
     prefix = _PrefixHasher()
+    shared.hashing = True
     hashing = yield Spawn(prefix.follow(shared))
     handles = []
     if first is not None:
-        handles.append((yield Spawn(_worker(shared, first))))
         count -= 1
-    for _ in range(max(count, 0 if first is not None else 1)):
-        handles.append((yield Spawn(_worker(shared, None))))
+    planned: list[tuple[Any, int | None] | None] = [first] if first is not None else []
+    planned += [None] * max(count, 0 if first is not None else 1)
+    shared.workers = len(planned)  # before any starts: a take-over waits for them all
+    for each in planned:
+        handles.append((yield Spawn(_worker(shared, each))))
     try:
         yield Join(handles)  # workers raise only interruptions: errors are in shared.errors
         prefix.stop = True
@@ -769,6 +884,13 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
         if not isinstance(exc, GeneratorExit):
             yield from _halt(shared)
         raise
+    if shared.restart is not None:
+        # A 200 restarted the file (_take_over): its outcome is the attempt's; the old
+        # segments' table and record are never looked at or written again.
+        if shared.restart_error is not None:
+            raise shared.restart_error
+        assert shared.restarted is not None
+        return shared.restarted
     shared.fd.adopt_hash(prefix.hashers, prefix.hashed)
     changed = [e for e in shared.errors if isinstance(e, RemoteChangedError)]
     if changed:
@@ -782,7 +904,7 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     yield Blocking(shared.checkpoint)
     if not shared.table.done:
         error = shared.errors[0] if shared.errors else None
-        if isinstance(error, (ProtocolError, ChecksumMismatchError, TLSError)) or (
+        if isinstance(error, (ProtocolError, ChecksumMismatchError, TLSError, RedirectError)) or (
             error is not None and not isinstance(error, (NetworkError, PartialDownloadError))
         ):
             raise error
@@ -825,9 +947,19 @@ class _PrefixHasher:
         self.stop = False
 
     def follow(self, shared: _Shared) -> Program[None]:
+        try:
+            yield from self._follow(shared)
+        finally:
+            with shared.lock:
+                shared.hashing = False
+
+    def _follow(self, shared: _Shared) -> Program[None]:
         while True:
             with shared.lock:
                 end = shared.table.contiguous_prefix()
+                restarting = shared.restart is not None
+            if restarting:
+                return  # the file is about to be truncated: what was hashed is of no use
             if end > self.hashed:
                 yield Blocking(hash_into, (self.hashers, shared.fd.fd, end, self.hashed))
                 self.hashed = end
@@ -840,6 +972,19 @@ class _PrefixHasher:
 def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[None]:
     """Claim segments until none is left; errors are recorded for the coordinator, so that it
     waits for every worker before touching the file again."""
+    try:
+        restart = yield from _claim_and_fill(shared, first)
+        if restart is not None:
+            yield from _take_over(shared, restart)
+    finally:
+        with shared.lock:
+            shared.workers -= 1
+
+
+def _claim_and_fill(
+    shared: _Shared, first: tuple[Any, int | None] | None
+) -> Program[_Restarted | None]:
+    """The worker's loop: segments until none is left, or a 200 that restarts the file."""
     job = shared.job
     failures = 0
     while not shared.errors and not shared.stopped:
@@ -853,14 +998,17 @@ def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[No
         if slot is None:
             if response is not None:
                 yield Close(response)
-            return
+            return None
         try:
             skip = 0
             if response is None:
                 response, skip = yield from _open_segment(shared, slot)
             yield from _fill_segment(shared, slot, response, skip)
             failures = 0
-        except TLSError as exc:
+        except _Restarted as restart:
+            return restart
+        except (TLSError, RedirectError) as exc:
+            # Neither changes by asking again: an untrusted certificate, a redirect not to follow.
             shared.errors.append(exc)
         except NetworkError as exc:
             failures += 1
@@ -879,6 +1027,7 @@ def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[No
         finally:
             with shared.lock:
                 shared.table.release(slot)
+    return None
 
 
 def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
@@ -897,9 +1046,11 @@ def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
     )
     if isinstance(answer, Resume) and answer.range.start == cursor:
         return response, answer.skip
+    if isinstance(answer, Restart):
+        raise _Restarted(response, answer)
     yield Close(response)
-    # A 200 here means the file changed (If-Range failed) or Range stopped being honoured:
-    # either way the segments cannot be trusted to fit together any more.
+    # Anything else (a 206 or 412 of another version, a 416): the segments cannot be trusted to
+    # fit together any more, and this answer carries nothing to restart with.
     raise RemoteChangedError(f"parallel segment request answered with {type(answer).__name__}")
 
 

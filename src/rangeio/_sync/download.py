@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rangeio._core import control
 from rangeio._core.download import DownloadPolicy
 from rangeio._core.options import Timeout
 from rangeio._core.retry import NO_RETRY, RetryPolicy
@@ -16,6 +15,7 @@ from rangeio._engine.download import DownloadResult, HaulResult, Progress
 from rangeio._engine.ops import Program
 from rangeio._sync.runner import SyncRunner
 from rangeio._transport import make_transport
+from rangeio.errors import RangeioError
 
 
 def haul(
@@ -27,12 +27,15 @@ def haul(
     sha256: str | None = None,
     timeout: Timeout | float | tuple[float, float] | None = None,
     policy: DownloadPolicy | None = None,
+    on_progress: Progress | None = None,
     allow_https_downgrade: bool = False,
+    allow_redirects: bool = True,
     verify: Any = True,
 ) -> HaulResult:
     """One call = one HTTP request: complete ``dest``, or raise PartialDownloadError (retryable;
-    its ``bytes_done`` are durable and the next call resumes from them). The client is
-    borrowed, never closed."""
+    its ``bytes_done`` are durable and the next call resumes from them). A 200 to a resume is
+    written from byte 0 in this same call. ``on_progress`` and ``allow_redirects`` (False: a
+    3xx raises RedirectError) as for ``download``. The client is borrowed, never closed."""
     job = engine.new_job(
         url,
         dest,
@@ -41,7 +44,9 @@ def haul(
         timeout=timeout,
         retries=NO_RETRY,
         policy=policy,
+        on_progress=on_progress,
         allow_https_downgrade=allow_https_downgrade,
+        allow_redirects=allow_redirects,
         verify=verify,
     )
     return _run(job, client, engine.haul(job), verify)
@@ -60,6 +65,7 @@ def download(
     timeout: Timeout | float | tuple[float, float] | None = None,
     policy: DownloadPolicy | None = None,
     allow_https_downgrade: bool = False,
+    allow_redirects: bool = True,
     verify: Any = True,
 ) -> DownloadResult:
     """Download ``url`` to ``dest``, resuming after failures (backoff, Retry-After honoured),
@@ -77,6 +83,7 @@ def download(
         on_progress=on_progress,
         connections=connections,
         allow_https_downgrade=allow_https_downgrade,
+        allow_redirects=allow_redirects,
         verify=verify,
     )
     return _run(job, client, engine.download(job), verify)
@@ -96,6 +103,9 @@ def _run(
             result = runner.run(program)
             done = True
             return result
+        except RangeioError as exc:
+            exc.state = engine.saved_state(job.files, job.url)
+            raise
         finally:
             job.files.unlock(done)
     finally:
@@ -105,10 +115,4 @@ def _run(
 def saved_progress(url: str, dest: str | Path) -> int:
     """How many bytes a new download of ``url`` to ``dest`` would resume from, as the disk
     says now (the record, checked as a resume checks it): 0 when it would start afresh."""
-    try:
-        assessment, _ = PartFiles(Path(dest)).inspect(url)
-    except OSError:
-        return 0
-    if assessment.kind != "resume" or assessment.record is None:
-        return 0
-    return control.durable_bytes(assessment.record)
+    return engine.saved_state(PartFiles(Path(dest)), url).bytes_done
