@@ -10,6 +10,8 @@ body bytes are counted there, the same way for both libraries):
   ``fsspec.filesystem("http").open``), a ``dask.bag`` sends the open files to the workers
   (pickled), and each worker reads ``--reads`` random 64 KiB ranges of each and hashes them.
   The driver's opens are counted too (a third row opens with ``prefetch_bytes=0``).
+- Both again with one ``cache_dir`` shared by the driver and the workers, run twice (one run
+  each, not a median): the second run makes only the opens' revalidating requests (a 304 each).
 
 Every result is checked against the source. Reported: the median wall seconds over
 ``--repeats`` runs, and the requests and body bytes of one run.
@@ -102,6 +104,12 @@ def open_rangeio_lean(url: str) -> Any:
     return rangeio.open(url, prefetch_bytes=0)
 
 
+def open_rangeio_cached(url: str, cache_dir: str) -> Any:
+    import rangeio
+
+    return rangeio.open(url, cache_dir=cache_dir)
+
+
 def open_fsspec(url: str) -> Any:
     import fsspec
 
@@ -122,11 +130,13 @@ def run_bag(
     return wall
 
 
-def run_parquet(urls: list[str], expected: tuple[int, float]) -> float:
+def run_parquet(
+    urls: list[str], expected: tuple[int, float], storage_options: dict[str, Any] | None = None
+) -> float:
     import dask.dataframe as dd
 
     began = time.perf_counter()
-    frame = dd.read_parquet(urls, columns=["a", "b"])
+    frame = dd.read_parquet(urls, columns=["a", "b"], storage_options=storage_options)
     sums = frame.sum().compute()
     wall = time.perf_counter() - began
     got = (int(sums["a"]), float(sums["b"]))
@@ -220,6 +230,43 @@ def main(argv: list[str] | None = None) -> int:
                             counts["body_bytes"],
                         )
                     )
+                # A disk cache shared by the driver and the workers (one cache_dir): the same
+                # workload twice. The second run pays the opens' revalidations (a 304 each) and
+                # nothing the first run stored.
+                shared: list[tuple[str, Callable[[str], float]]] = [
+                    (
+                        "read_parquet",
+                        lambda d: run_parquet(
+                            [f"rangeio://{u}" for u in parquet_urls],
+                            parquet_sums,
+                            {"cache_dir": d},
+                        ),
+                    ),
+                    (
+                        "bag of open files",
+                        lambda d: run_bag(
+                            lambda url: open_rangeio_cached(url, d),
+                            blob_urls,
+                            args.reads,
+                            bag_hashes,
+                        ),
+                    ),
+                ]
+                for workload, run_in in shared:
+                    with tempfile.TemporaryDirectory(prefix="rangeio-bench-dask-cache-") as d:
+                        for label in ("first run", "second run"):
+                            proxy.reset()
+                            wall = run_in(d)
+                            counts = proxy.snapshot()
+                            rows.append(
+                                (
+                                    workload,
+                                    f"rangeio, shared cache_dir, {label}",
+                                    wall,
+                                    counts["requests"],
+                                    counts["body_bytes"],
+                                )
+                            )
         finally:
             proxy.close()
             nginx.stop()
