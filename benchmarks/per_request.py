@@ -1,0 +1,118 @@
+"""Per-request overhead: 200 random 4 KiB reads through rangeio against a bare urllib3 loop.
+
+Both make the same requests (one ``Range`` GET per read, kept-alive connections) to nginx behind
+the delaying proxy (``--delay-ms`` per request, 20 by default): rangeio as a user gets it
+(``rangeio.open(url, prefetch_bytes=0)``, seek and read), and a loop of
+``urllib3.PoolManager().request("GET", url, headers={"Range": ...})``, the floor for a Python
+client on urllib3. The sides alternate, ``--repeats`` times; every byte is checked; requests are
+counted at the proxy. Reported: median wall seconds and process CPU seconds of each side, and the
+median of the per-repeat ratios (issue 16's goal: rangeio <= 1.03x the bare loop).
+
+    .venv/bin/python benchmarks/per_request.py [--reads 200] [--repeats 5] [--delay-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from fixtures import load_nginx_class  # noqa: E402
+from proxy import ProxyProcess  # noqa: E402
+
+MiB = 1024 * 1024
+SIZE = 64 * MiB
+READ = 4096
+
+
+def bare_urllib3(url: str, offsets: list[int], data: bytes) -> None:
+    import urllib3
+
+    with urllib3.PoolManager() as pool:
+        for pos in offsets:
+            r = pool.request("GET", url, headers={"Range": f"bytes={pos}-{pos + READ - 1}"})
+            if r.status != 206 or r.data != data[pos : pos + READ]:
+                raise AssertionError(f"bare urllib3: wrong answer at {pos}")
+
+
+def with_rangeio(url: str, offsets: list[int], data: bytes) -> None:
+    import rangeio
+
+    with rangeio.open(url, prefetch_bytes=0) as f:
+        for pos in offsets:
+            f.seek(pos)
+            if f.read(READ) != data[pos : pos + READ]:
+                raise AssertionError(f"rangeio: wrong bytes at {pos}")
+
+
+def timed(
+    side: Callable[[str, list[int], bytes], None], url: str, offsets: list[int], data: bytes
+) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    side(url, offsets, data)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--delay-ms", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    data = random.Random(3).randbytes(SIZE)
+    sides: dict[str, Callable[[str, list[int], bytes], None]] = {
+        "bare urllib3 loop": bare_urllib3,
+        "rangeio": with_rangeio,
+    }
+    walls: dict[str, list[float]] = {name: [] for name in sides}
+    cpus: dict[str, list[float]] = {name: [] for name in sides}
+    requests: dict[str, int] = {}
+    import urllib3  # noqa: F401  (imports are not timed, for either side)
+
+    import rangeio
+
+    rangeio.open  # noqa: B018  (the lazy name resolved: the file engine loads here)
+    with tempfile.TemporaryDirectory(prefix="rangeio-bench-per-request-") as tmp:
+        nginx = load_nginx_class()(Path(tmp))
+        (nginx.www / "f.bin").write_bytes(data)
+        nginx.start()
+        proxy = ProxyProcess(nginx.port, args.delay_ms)
+        try:
+            url = f"{proxy.origin}/f.bin"
+            for repeat in range(args.repeats):
+                rng = random.Random(repeat)
+                offsets = [rng.randrange(SIZE - READ) for _ in range(args.reads)]
+                for name, side in sides.items():
+                    proxy.reset()
+                    wall, cpu = timed(side, url, offsets, data)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
+                    requests[name] = proxy.snapshot()["requests"]
+        finally:
+            proxy.close()
+            nginx.stop()
+    ratios = [r / b for r, b in zip(walls["rangeio"], walls["bare urllib3 loop"])]
+    print(f"{args.reads} random 4 KiB reads, +{args.delay_ms:g} ms/request, {args.repeats} repeats")
+    print("| side | median wall s | median CPU s | CPU per request | requests |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in sides:
+        cpu = statistics.median(cpus[name])
+        print(
+            f"| {name} | {statistics.median(walls[name]):.3f} | {cpu:.3f} "
+            f"| {cpu / args.reads * 1000:.2f} ms | {requests[name]} |"
+        )
+    print(f"rangeio / bare loop, median of the per-repeat ratios: {statistics.median(ratios):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
