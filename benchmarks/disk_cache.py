@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures import Fixtures, Servers, Sizes, make_parquet, make_zip  # noqa: E402
 
-KINDS = ("rangeio", "fsspec blockcache::", "fsspec simplecache::", "hctef")
+KINDS = ("rangeio", "rangeio, no cache_dir", "fsspec blockcache::", "fsspec simplecache::", "hctef")
 
 
 def available(kind: str) -> bool:
@@ -56,6 +56,13 @@ def opener(kind: str, cache_dir: str, immutable: bool) -> Any:
 
         open_ = rangeio.open  # the lazy name resolved: the file engine loads here, untimed
         return lambda url: open_(url, cache_dir=cache_dir, immutable=immutable)
+    if kind == "rangeio, no cache_dir":  # the baseline: what the disk cache costs and saves
+        import urllib3  # noqa: F401
+
+        import rangeio
+
+        plain = rangeio.open
+        return lambda url: plain(url)
     if kind == "hctef":
         import hctef
 
