@@ -41,4 +41,3 @@ def test_a_cut_download_resumes_from_the_first_missing_byte_with_if_range(tmp_pa
     assert resume.headers["Range"] == "bytes=20000-"
     assert resume.headers["If-Range"] == ETAG
     assert [op.seconds > 0 for op in runner.ops if isinstance(op, Sleep)] == [True]
-

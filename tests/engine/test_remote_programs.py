@@ -95,9 +95,7 @@ def test_a_cut_body_is_resumed_from_the_first_missing_byte_with_if_match() -> No
 
 
 def test_a_404_body_is_drained_then_closed_and_raises() -> None:
-    runner = FakeRunner(
-        [Answer(404, {"content-length": "9"}, [b"not found"])]
-    )
+    runner = FakeRunner([Answer(404, {"content-length": "9"}, [b"not found"])])
     file = remote()
     with pytest.raises(HTTPStatusError) as raised:
         runner.run(file.open())
@@ -132,12 +130,15 @@ def test_a_503_with_retry_after_sleeps_that_long_then_asks_again() -> None:
 def test_read_ranges_of_cached_bytes_sends_nothing_and_of_two_holes_one_multipart() -> None:
     boundary = "B0UND"
     parts = [(2000, 2100), (6000, 6100)]
-    body = b"".join(
-        f"--{boundary}\r\nContent-Range: bytes {a}-{b - 1}/{len(DATA)}\r\n\r\n".encode()
-        + DATA[a:b]
-        + b"\r\n"
-        for a, b in parts
-    ) + f"--{boundary}--\r\n".encode()
+    body = (
+        b"".join(
+            f"--{boundary}\r\nContent-Range: bytes {a}-{b - 1}/{len(DATA)}\r\n\r\n".encode()
+            + DATA[a:b]
+            + b"\r\n"
+            for a, b in parts
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
     runner = FakeRunner(
         [
             opening_answer(),
