@@ -1,4 +1,4 @@
-"""RemoteFile's programs (open, read_missing, read_ranges) against the scripted runner: the
+"""RemoteFile's programs (open, read_missing, read_ranges, a stream) against the scripted runner: the
 exact operations each asks for."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 import rangeio
 from rangeio._core.exchange import Request
 from rangeio._core.options import FileOptions
-from rangeio._engine.ops import Close, NextChunk, Send, Sleep
+from rangeio._engine.ops import Abandon, Advance, Close, NextChunk, Send, Sleep
 from rangeio._engine.remote import Cursor, RemoteFile
+from rangeio._engine.streams import StreamSet
 from rangeio.errors import HTTPStatusError, NetworkError
 from tests.engine.fake import Answer, FakeRunner, asked_range, partial
 
@@ -173,3 +174,26 @@ def test_every_response_the_programs_open_is_closed_exactly_once() -> None:
     closes = [op.response for op in runner.ops if isinstance(op, Close)]
     sends = [op for op in runner.ops if isinstance(op, Send)]
     assert len(closes) == len(sends) and len({id(r) for r in closes}) == len(closes)
+
+
+def test_a_stream_sends_its_range_once_pauses_per_chunk_and_is_abandoned_at_close() -> None:
+    span = DATA[1000:9000]
+    chunks = [span[i : i + 1000] for i in range(0, len(span), 1000)]
+    runner = FakeRunner(
+        [opening_answer(), Answer(206, partial(span, 1000, len(DATA), etag=ETAG), list(chunks))]
+    )
+    file = remote()
+    runner.run(file.open())
+    streams = StreamSet(file, 0)
+    part = runner.run(streams.add((1000, 9000), "part"))
+    assert runner.run(part.read(2500)) == span[:2500]
+    [_, request] = runner.sent
+    assert request.headers["Range"] == "bytes=1000-8999"
+    assert request.headers.get("If-Match") == ETAG
+    # Each Advance runs the response's program to its next chunk: the reader gets bytes as they
+    # arrive, and 2500 bytes take 3 chunks, not the whole body.
+    assert runner.responses[1].read == 3
+    assert any(isinstance(op, Advance) for op in runner.ops)
+    runner.run(streams.close())
+    assert isinstance(runner.ops[-1], Abandon)
+    assert len(runner.sent) == 2  # the rest of the body was never asked for again
