@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-readers clean docs
+.PHONY: demo test lint typecheck unit bench bench-readers clean docs tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir $$(mktemp -d)/rangeio-site
 
+# nginx and zip, which the tests need: installed with apt-get when missing and run as root,
+# otherwise a one-line instruction (.ci/tools, shared with .ci/run).
+tools:
+	.ci/tools
+
 # pytest exits 5 when it collected nothing; that must fail, and it does (non-zero).
-test: lint typecheck docs
+# The slow tests (soak, crash, demo) run too; `$(PY) -m pytest -m "not slow"` skips them.
+test: tools lint typecheck docs
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from rangeio import cli
 from rangeio.testing import FaultServer
 from rangeio.testing.server import Faults
 from tests.conftest import make_bytes
+from tests.poll import wait_until
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 DATA = make_bytes(300_000, seed=11)
@@ -202,11 +202,16 @@ def test_interrupted_get_exits_130_and_resumes(server: FaultServer, tmp_path: Pa
         stderr=subprocess.PIPE,
     )
     part = tmp_path / "big.bin.part"
-    deadline = time.monotonic() + 10
-    while not part.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert part.exists(), "the download never started"
-    time.sleep(0.5)
+
+    def written(n: int) -> bool:
+        # The .part is preallocated: bytes are there once they equal the file's (random) bytes.
+        if not part.exists():
+            return False
+        with part.open("rb") as f:
+            return f.read(n) == BIG[:n]
+
+    # Interrupt mid-body, once bytes were written (the throttled body takes seconds).
+    wait_until(lambda: written(64 * 1024), "the download's first bytes on disk")
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=10)
     assert child.returncode == 130, stderr

@@ -11,6 +11,7 @@ import pytest
 import rangeio
 import rangeio.aio
 from rangeio.testing import Faults, FaultServer
+from tests.poll import until
 
 DATA = "/data.bin"
 
@@ -89,10 +90,14 @@ def test_cancelling_one_reader_leaves_the_shared_fetch(fault_server: FaultServer
             first, second = f.clone(), f.clone()
             first.seek(2_000_000)
             second.seek(2_000_000)
+            remote = f._remote
+            assert remote is not None
             task_a = asyncio.create_task(first.read(4096))
-            await asyncio.sleep(0.05)  # a's fetch is in flight
+            await until(lambda: len(fault_server.requests) == 1, "a's fetch to be in flight")
             task_b = asyncio.create_task(second.read(4096))
-            await asyncio.sleep(0.05)  # b waits on a's fetch
+            # b counts its miss, then its next wait is a's fetch (nothing awaits in between).
+            await until(lambda: remote.stats.cache_misses == 2, "b to wait on a's fetch")
+            assert not task_a.done()  # the answer is delayed 0.3 s: a is still fetching
             task_a.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task_a
@@ -112,8 +117,10 @@ def test_closing_during_reads_raises_cleanly(fault_server: FaultServer) -> None:
         clone = f.clone()
         fault_server.faults = Faults(delay=0.5)
         clone.seek(1_500_000)
+        fault_server.clear_log()
         reading = asyncio.create_task(clone.read(10))
-        await asyncio.sleep(0.1)
+        await until(lambda: len(fault_server.requests) == 1, "the read's request")
+        assert not reading.done()
         await f.close()
         with pytest.raises(ValueError, match="closed file"):
             await reading

@@ -19,6 +19,9 @@ from rangeio.testing import Faults, FaultServer
 
 CHECKPOINT = 256 * 1024
 
+# Seconds each: a `make test` runs them, `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 
 def child(url: str, dest: Path, *, fsize_limit: int = 0) -> subprocess.Popen[str]:
     script = Path(__file__).with_name("crash_child.py")

@@ -17,6 +17,7 @@ import pytest
 import rangeio
 import rangeio.aio
 from rangeio.testing import Faults, FaultServer
+from tests.poll import wait_until
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
@@ -81,10 +82,12 @@ def busy_parent(fault_server: FaultServer) -> Iterator[tuple[rangeio.HttpFile, b
         threading.Thread(target=slow_read, args=(f, 2_000_000)),
         threading.Thread(target=slow_read, args=(clone, 1_000_000)),
     ]
+    before = len(fault_server.requests)
     for t in threads:
         t.start()
     started.wait()
-    time.sleep(0.3)  # both requests sent, answers delayed: locks held, fetches in flight
+    # Both requests sent, answers delayed: locks held, fetches in flight.
+    wait_until(lambda: len(fault_server.requests) == before + 2, "both slow requests")
     yield f, data, parent_errors
     for t in threads:
         t.join(10)
@@ -249,7 +252,12 @@ def test_forks_in_a_loop_never_hang(fault_server: FaultServer) -> None:
             t.start()
         try:
             for i in range(8):
-                time.sleep(0.05)
+                # Fork while the readers are at work: each fork comes after a new request.
+                seen = len(fault_server.requests)
+                wait_until(
+                    lambda seen=seen: len(fault_server.requests) > seen,
+                    "the readers' next request",
+                )
 
                 def check(i: int = i) -> None:
                     offset = 123_457 * (i + 1)

@@ -443,7 +443,7 @@ def test_low_speed_floor_counts_only_waiting(server: FaultServer) -> None:
         got = bytearray()
         while piece := part.read(16 * 1024):
             got += piece
-            time.sleep(0.1)
+            time.sleep(0.1)  # the behaviour under test: a reader who pauses (not a sync)
     assert bytes(got) == data
 
 

@@ -14,6 +14,7 @@ import rangeio
 import rangeio.aio
 from rangeio.testing import Faults, FaultServer
 from tests.adapters import Opener
+from tests.poll import until
 from tests.servers.nginx import Nginx
 
 DATA = "/data.bin"
@@ -204,10 +205,13 @@ def test_async_read_ranges_waiter_survives_owner_cancelled(fault_server: FaultSe
             while not len(f._remote._inflight):
                 assert time.monotonic() < deadline, "no fetch started"
                 await asyncio.sleep(0.001)
+            misses = f._remote.stats.cache_misses
             waiter = asyncio.ensure_future(f.read_ranges(BLOCKS))
-            # Let the waiter claim (it waits on the owner's fetch) before the owner goes; if it
-            # came later it would still find the fetch in flight: cancelling never stops it.
-            await asyncio.sleep(0.01)
+            # Let the waiter claim (it waits on the owner's fetch) before the owner goes: it
+            # counts its miss, then claims and joins with no await in between. If it came later
+            # it would still find the fetch in flight: cancelling never stops it.
+            await until(lambda: f._remote.stats.cache_misses > misses, "the waiter's claim")
+            assert not owner.done()
             owner.cancel()
             assert await waiter == [data[a:b] for a, b in BLOCKS]
             with pytest.raises(asyncio.CancelledError):

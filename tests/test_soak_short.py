@@ -11,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Seconds each: a `make test` runs them, `pytest -m "not slow"` skips them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.timeout(150)
 def test_short_soak_is_clean() -> None:

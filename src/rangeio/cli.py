@@ -701,8 +701,7 @@ def cmd_cache_clear(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rangeio import demo
 
-    demo.main()
-    return EXIT_OK
+    return EXIT_OK if demo.main() == 0 else EXIT_ERROR  # a job whose check failed
 
 
 # -- parser -----------------------------------------------------------------------------------
