@@ -35,7 +35,6 @@ ADAPTERS = {
     "rangeio._transport._requests",
     "rangeio._transport._httpx",
     "rangeio._transport._niquests",
-    "rangeio._transport.recording",
     "rangeio._async.transports",
 }
 THIRD_PARTY = {"urllib3", "requests", "httpx", "aiohttp", "niquests", "fsspec", "h11"}

@@ -160,25 +160,15 @@ def url_filename(url: str) -> str | None:
 
 
 def remote_filename(url: str, options: dict[str, Any]) -> str:
-    """The name ``get`` saves to: the Content-Disposition filename seen by one cheap probe
-    (a ``bytes=0-0`` open), else the URL's last path segment; always sanitised."""
-    from rangeio._transport.recording import RecordingPool
-
-    options = dict(options)
-    pool = RecordingPool(options.pop("verify", True))
+    """The name ``get`` saves to: the Content-Disposition filename of the probe's answer
+    (``rangeio.probe``, no multipart request), else the URL's last path segment; always
+    sanitised."""
     try:
-        # A small cache: a server that ignores Range must not send us a big body here.
-        with rangeio.open(url, client=pool, prefetch_bytes=0, cache_bytes=1 << 20, **options):
-            pass
+        facts = rangeio.probe(url, max_ranges=0, **options)
     except RangeioError:
-        pass  # the download itself reports the real problem
-    finally:
-        pool.clear()
-    for exchange in reversed(pool.exchanges):
-        name = content_disposition_filename(exchange.header("Content-Disposition"))
-        if name:
-            return sanitize_filename(name)
-    return sanitize_filename(url_filename(url))
+        facts = None  # the download itself reports the real problem
+    name = content_disposition_filename(facts.header("Content-Disposition")) if facts else None
+    return sanitize_filename(name or url_filename(url))
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -493,74 +483,44 @@ def cmd_cat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _etag_kind(etag: str | None) -> str | None:
-    if etag is None:
-        return None
-    return "weak" if etag.startswith("W/") else "strong"
-
-
-def gather_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
-    from rangeio._transport.recording import RecordingPool
-
-    options = dict(options)
-    pool = RecordingPool(options.pop("verify", True))
-    multipart: bool | None = None
-    try:
-        # The open asks for the last byte (a suffix range, whatever the file's type): that is
-        # the probe of suffix-range support.
-        probe: dict[str, Any] = {
-            "prefetch_bytes": 1,
-            "prefetch_direction": "END",
-            "multipart": True,
-        }
-        with rangeio.open(url, client=pool, **probe, **options) as f:
-            size, etag = f.size, f.etag
-            # Two one-byte ranges far enough apart that rangeio will not merge them.
-            if size > 64 * 1024:
-                try:
-                    f.read_ranges([(0, 1), (size - 2, size - 1)])
-                except (RangeNotSupportedError, ProtocolError, HTTPStatusError):
-                    multipart = False
-                else:
-                    multipart = any(
-                        e.range is not None
-                        and "," in e.range
-                        and e.status == 206
-                        and (e.header("Content-Type") or "").startswith("multipart/byteranges")
-                        for e in pool.exchanges
-                    )
-            requests = f.stats.requests
-    finally:
-        pool.clear()
-    answers = [e for e in pool.exchanges if e.status in (200, 206)]
-    last = answers[-1] if answers else None
-    single = [e for e in answers if not (e.range and "," in e.range)]
-    suffix = [e for e in pool.exchanges if e.range is not None and e.range.startswith("bytes=-")]
-    redirects = [
-        {"status": e.status, "url": e.url, "location": e.header("Location")}
-        for e in pool.exchanges
-        if 300 <= e.status < 400
-    ]
+def gather_info(url: str, options: dict[str, Any], max_ranges: int = 2) -> dict[str, Any]:
+    """What ``info`` prints: ``rangeio.probe``'s facts, as JSON-ready values."""
+    facts = rangeio.probe(url, max_ranges=max_ranges, **options)
+    etag_kind = None if facts.etag is None else "weak" if facts.etag_weak else "strong"
     return {
-        "url": url,
-        "final_url": last.url if last else url,
-        "size": size,
-        "etag": etag,
-        "etag_kind": _etag_kind(etag),
-        "last_modified": last.header("Last-Modified") if last else None,
-        "content_type": single[-1].header("Content-Type") if single else None,
-        "accept_ranges": last.header("Accept-Ranges") if last else None,
-        "suffix_ranges": any(e.status == 206 for e in suffix) if suffix else None,
-        "multipart": multipart,
-        "redirects": redirects,
-        "requests": requests,
+        "url": facts.url,
+        "final_url": facts.final_url,
+        "size": facts.size,
+        "etag": facts.etag,
+        "etag_kind": etag_kind,
+        "last_modified": facts.last_modified,
+        "content_type": facts.content_type,
+        "accept_ranges": facts.header("Accept-Ranges"),
+        "ranges": facts.ranges,
+        "suffix_ranges": facts.suffix_ranges,
+        "multipart": facts.multipart,
+        "max_ranges": facts.max_ranges,
+        "refused_ranges": facts.refused_ranges,
+        "redirects": [
+            {"status": hop.status, "url": hop.url, "location": hop.location}
+            for hop in facts.redirects
+        ],
+        "requests": facts.requests,
+        "first_byte_seconds": facts.first_byte,
+        "elapsed_seconds": facts.elapsed,
     }
+
+
+def _seconds(value: float | None) -> str:
+    return "unknown" if value is None else f"{value * 1000:.1f} ms"
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     import json
 
-    info = gather_info(args.url, _common_options(args))
+    if args.max_ranges == 1:
+        raise UsageError("--max-ranges must be 0 or at least 2")
+    info = gather_info(args.url, _common_options(args), args.max_ranges)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -571,14 +531,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     lines = [
         ("URL", info["url"]),
         ("final URL", info["final_url"]),
-        ("size", f"{info['size']} ({_human(info['size'])})"),
+        ("size", "unknown" if info["size"] is None else f"{info['size']} ({_human(info['size'])})"),
         ("ETag", f"{info['etag']} ({info['etag_kind']})" if info["etag"] else "none"),
         ("Last-Modified", info["last_modified"] or "none"),
         ("Content-Type", info["content_type"] or "unknown"),
+        ("ranges", yes_no(info["ranges"])),
         ("suffix ranges", yes_no(info["suffix_ranges"])),
         ("multipart ranges", yes_no(info["multipart"])),
+    ]
+    if info["max_ranges"] is not None:
+        refused = info["refused_ranges"]
+        cap = f"{info['max_ranges']} answered" + (f", {refused} refused" if refused else "")
+        lines.append(("ranges per request", cap))
+    lines += [
         ("redirects", str(len(info["redirects"]))),
         ("requests", str(info["requests"])),
+        ("first byte", _seconds(info["first_byte_seconds"])),
+        ("elapsed", _seconds(info["elapsed_seconds"])),
     ]
     for redirect in info["redirects"]:
         lines.append(("  redirect", f"{redirect['status']} {redirect['url']}"))
@@ -829,6 +798,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("url", metavar="URL")
     info.add_argument("--json", action="store_true")
+    info.add_argument(
+        "--max-ranges",
+        type=_non_negative_int,
+        default=2,
+        metavar="N",
+        help="find the server's cap on ranges per request, up to N (default 2: only whether "
+        "multipart works; 0: no multipart request)",
+    )
     _add_network_options(info)
     info.set_defaults(handler=cmd_info)
 
