@@ -12,6 +12,7 @@ from rangeio.testing import FaultServer
 from rangeio.testing.server import Faults
 from tests.adapters import Opener
 from tests.conftest import make_bytes
+from tests.raw_server import RawConnection, RawRequest, raw_server, serve_range
 from tests.servers.nginx import Nginx
 
 DATA = make_bytes(400_000, seed=21)  # more than a probe reads of a 200
@@ -123,3 +124,22 @@ def test_probe_against_nginx(nginx: Nginx) -> None:
 def test_probe_rejects_one_range() -> None:
     with pytest.raises(ValueError):
         rangeio.probe("http://127.0.0.1:9/x", max_ranges=1)
+
+
+def test_probe_of_a_raw_server_without_multipart(opener: Opener) -> None:
+    """A server of our own bytes (not FaultServer): single ranges honoured, a multi-range
+    request answered with 200 and the whole file, a weak ETag, a Content-Disposition."""
+    data = make_bytes(5000, seed=22)
+    extra = {"ETag": 'W/"raw-weak"', "Content-Disposition": 'attachment; filename="r.bin"'}
+
+    def handler(conn: RawConnection, request: RawRequest) -> None:
+        conn.send(serve_range(data, request, extra))  # extra's ETag replaces the default
+
+    with raw_server(handler) as server:
+        facts = probe(opener, server.url("/f"))
+        asked = [r.range for r in server.requests]
+    assert (facts.ranges, facts.suffix_ranges, facts.multipart) == (True, True, False)
+    assert facts.size == len(data)
+    assert facts.etag == 'W/"raw-weak"' and facts.etag_weak is True
+    assert facts.header("content-disposition") == 'attachment; filename="r.bin"'
+    assert asked == ["bytes=-1", f"bytes=0-0,{len(data) - 1}-{len(data) - 1}"]
