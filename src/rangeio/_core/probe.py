@@ -114,13 +114,13 @@ class _NotingExchange(RangeExchange):
     def next_request(self, now: float) -> Request | None:
         request = super().next_request(now)
         if request is not None:
-            self._probe._sent(now)
+            self._probe.note_request(now)
             self._asked = request
         return request
 
     def on_response(self, status: int, headers: Mapping[str, str], now: float) -> Action:
         assert self._asked is not None
-        self._probe._answered(self._asked.url, status, headers, now)
+        self._probe.note_answer(self._asked.url, status, headers, now)
         return super().on_response(status, headers, now)
 
 
@@ -274,12 +274,12 @@ class Probe:
 
     # -- notes from the exchanges -----------------------------------------------------------
 
-    def _sent(self, now: float) -> None:
+    def note_request(self, now: float) -> None:
         self.requests += 1
         if self._started is None:
             self._started = now
 
-    def _answered(self, url: str, status: int, headers: Mapping[str, str], now: float) -> None:
+    def note_answer(self, url: str, status: int, headers: Mapping[str, str], now: float) -> None:
         if self._first_byte is None and self._started is not None:
             self._first_byte = max(now - self._started, 0.0)
         if 300 <= status < 400:
