@@ -232,7 +232,7 @@ def test_cli(server: FaultServer, tls: Tls) -> None:
 
 
 def test_cli_get_and_info(server: FaultServer, tls: Tls, tmp_path: Path) -> None:
-    # Without -o, get first probes the name (through its recording pool), then downloads.
+    # Without -o, get first probes the name (rangeio.probe, over TLS), then downloads.
     url = server.url(DATA)
     got = _cli("get", url, "-q", "--cacert", tls.ca_pem, cwd=tmp_path)
     assert got.returncode == 0, got.stderr

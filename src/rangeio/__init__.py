@@ -34,6 +34,7 @@ _LAZY = {
     "HaulResult": "rangeio._engine.download:HaulResult",
     "HttpFile": "rangeio._sync.file:HttpFile",
     "LowSpeed": "rangeio._core.stall:LowSpeed",
+    "ProbeResult": "rangeio._core.probe:ProbeResult",
     "RangeOverlapError": "rangeio._engine.streams:RangeOverlapError",
     "RangeResponse": "rangeio._sync.streams:RangeResponse",
     "SingleRequestError": "rangeio._engine.streams:SingleRequestError",
@@ -46,6 +47,7 @@ _LAZY = {
     "download": "rangeio._sync.download:download",
     "haul": "rangeio._sync.download:haul",
     "open": "rangeio._sync.file:open",
+    "probe": "rangeio._sync.probe:probe",
     "set_client_factory": "rangeio._clients:set_client_factory",
     # Submodules, so that `import rangeio; rangeio.aio.open(...)` works.
     "aio": "rangeio.aio",
@@ -65,6 +67,7 @@ else:
     from rangeio._core.download import DownloadPolicy, DownloadState
     from rangeio._core.headers import RangeSpec
     from rangeio._core.options import Timeout
+    from rangeio._core.probe import ProbeResult
     from rangeio._core.ranges import ByteRange, RangeSet
     from rangeio._core.retry import RetryPolicy
     from rangeio._core.stall import LowSpeed
@@ -73,6 +76,7 @@ else:
     from rangeio._engine.streams import RangeOverlapError, SingleRequestError
     from rangeio._sync.download import download, haul
     from rangeio._sync.file import HttpFile, open
+    from rangeio._sync.probe import probe
     from rangeio._sync.streams import RangeResponse, RangeStream
 
 __version__ = "0.1.0"
@@ -86,6 +90,7 @@ __all__ = [
     "ForkError",
     "HaulResult",
     "PartialDownloadError",
+    "ProbeResult",
     "RangeOverlapError",
     "RangeResponse",
     "RangeStream",
@@ -113,5 +118,6 @@ __all__ = [
     "Timeout",
     "UrlError",
     "open",
+    "probe",
     "set_client_factory",
 ]

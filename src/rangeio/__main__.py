@@ -1,6 +1,6 @@
 """``python -m rangeio``: the command line (see rangeio.cli)."""
 
-from rangeio.cli import run
+from rangeio.cli.main import run
 
 if __name__ == "__main__":
     run()

@@ -13,6 +13,7 @@ _LAZY = {
     "fetch_many": "rangeio._async.bulk:fetch_many",
     "haul": "rangeio._async.download:haul",
     "open": "rangeio._async.file:open",
+    "probe": "rangeio._async.probe:probe",
     "set_client_factory": "rangeio._clients:set_async_client_factory",
 }
 
@@ -23,6 +24,7 @@ else:
     from rangeio._async.bulk import FetchResult, fetch_many
     from rangeio._async.download import download, haul
     from rangeio._async.file import AsyncHttpFile, open
+    from rangeio._async.probe import probe
     from rangeio._async.streams import AsyncRangeResponse as RangeResponse
     from rangeio._async.streams import AsyncRangeStream as RangeStream
     from rangeio._clients import set_async_client_factory as set_client_factory
@@ -36,5 +38,6 @@ __all__ = [
     "fetch_many",
     "haul",
     "open",
+    "probe",
     "set_client_factory",
 ]
