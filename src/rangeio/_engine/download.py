@@ -37,7 +37,7 @@ from rangeio._core.retry import RetryPolicy
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
 from rangeio._engine.body import BodyReader, release
-from rangeio._engine.ops import Blocking, Close, Join, Program, Send, Sleep, Spawn
+from rangeio._engine.ops import Blocking, Close, Join, Program, Send, Sleep, Spawn, now
 from rangeio.errors import (
     ChecksumMismatchError,
     HTTPStatusError,
@@ -311,10 +311,9 @@ def _ask(
             raise  # an untrusted certificate stays untrusted: not a resumable interruption
         except NetworkError as exc:
             raise _partial(exc, cursor, record) from exc
+        at = yield from now()
         try:
-            answer = read_answer(
-                spec, response.status, response.headers, pinned, cursor, now=time.time()
-            )
+            answer = read_answer(spec, response.status, response.headers, pinned, cursor, now=at)
         except HTTPStatusError as exc:
             # A status answer's small body is drained so the connection is kept (drain_budget).
             yield from release(response, job.timeout, method="GET")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,6 +48,8 @@ from rangeio._engine.ops import (
     Send,
     Sleep,
     Spawn,
+    now,
+    send,
 )
 from rangeio.errors import (
     HeaderParseError,
@@ -203,19 +204,20 @@ class RemoteFile:
         """Run ``exchange`` over the transport, yielding DELIVERED after every body chunk (with
         ``pauses``) so that a stream can hand bytes to its reader as they arrive."""
         timeout = self.options.timeout
-        while (request := exchange.next_request(time.time())) is not None:
+        while (request := exchange.next_request((yield from now()))) is not None:
             action: Action | None
             self._count(requests=1)
             try:
-                response = yield Send(request, timeout)
+                response = yield from send(request, timeout)
             except NetworkError as exc:
-                action = exchange.on_error(exc, time.time())
+                action = exchange.on_error(exc)
             else:
                 # No `finally: yield` here: a program being closed must not yield. A response
                 # left open that way is closed by the runner, which tracks every response.
                 rest: int | None = 0  # body bytes read, while the rest may be drained
                 try:
-                    action = exchange.on_response(response.status, response.headers, time.time())
+                    at = yield from now()
+                    action = exchange.on_response(response.status, response.headers, at)
                     if isinstance(action, ReadBody):
                         rest = None  # a body that fails as it is read is never drained
                         action, rest = yield from self._read_body(exchange, response, pauses)
@@ -249,9 +251,9 @@ class RemoteFile:
                 # the body itself (longer than its Content-Range, a malformed multipart part) is
                 # a ProtocolError too, but retrying cannot fix it, and "resuming" past a body
                 # that overflowed would ask for an empty range.
-                return exchange.on_error(exc, time.time()), None
+                return exchange.on_error(exc), None
             if chunk is None:
-                return exchange.on_end(time.time()), None
+                return exchange.on_end(), None
             exchange.on_data(chunk)
             received += len(chunk)
             self._count(fetched=len(chunk))
@@ -259,7 +261,7 @@ class RemoteFile:
                 # The rest is not needed (a multipart epilogue, which may never end; the tail
                 # of a widened 206): stop here; the release that follows drains it if it is
                 # small and framed, else drops the connection (`_core/drain.py`).
-                return exchange.on_end(time.time()), received
+                return exchange.on_end(), received
             if pauses:
                 yield DELIVERED
 

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Protocol
 
-from rangeio._engine.ops import DELIVERED, Op, Program
+from rangeio._engine.ops import DELIVERED, NOW, EngineMisuse, Join, Op, Program
+
+
+class Clock(Protocol):
+    """Where a runner's programs get the time (the Now op): the engine never reads ``time``."""
+
+    def time(self) -> float: ...
+
+
+class SystemClock:
+    """The real wall clock."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        return time.time()
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 class Live:
@@ -25,13 +44,28 @@ class Live:
 class Stepper:
     """Drives one program: ``next_op`` sends the last result (or throws the last error) in and
     returns the next operation to run, or None once the program has ended (``result`` holds its
-    value) or, when pausing, has yielded DELIVERED (``paused`` is then True)."""
+    value) or, when pausing, has yielded DELIVERED (``paused`` is then True). It answers Now
+    itself, from ``clock``; a ``spawned`` program that yields Join gets EngineMisuse thrown
+    in (``_engine/ops.py``: it could deadlock the sync runner's pool)."""
 
-    __slots__ = ("_program", "_pause", "_value", "_error", "result", "paused")
+    __slots__ = (
+        "_program",
+        "_pause",
+        "_clock",
+        "_spawned",
+        "_value",
+        "_error",
+        "result",
+        "paused",
+    )
 
-    def __init__(self, program: Program[Any], *, pause: bool) -> None:
+    def __init__(
+        self, program: Program[Any], *, pause: bool, clock: Clock, spawned: bool = False
+    ) -> None:
         self._program = program
         self._pause = pause
+        self._clock = clock
+        self._spawned = spawned
         self._value: Any = None
         self._error: BaseException | None = None
         self.result: Any = None
@@ -46,7 +80,17 @@ class Stepper:
             except StopIteration as stop:
                 self.result = stop.value
                 return None
+            if op is NOW:
+                self._value = self._clock.time()
+                continue
             if op is not DELIVERED:
+                if self._spawned and type(op) is Join:
+                    self._error = EngineMisuse(
+                        "a spawned program yielded Join: with every pool thread held by a "
+                        "program waiting for another, nothing runs (a deadlock); only the "
+                        "program handed to run() may Join"
+                    )
+                    continue
                 return op
             if self._pause:
                 self.paused = True
