@@ -21,6 +21,7 @@ from rangeio._core.download import (
     Reset,
     Restart,
     Resume,
+    Start,
     identity_of,
     read_answer,
     resume_headers,
@@ -171,14 +172,14 @@ def haul(job: DownloadJob) -> Program[DownloadResult]:
     PartialDownloadError with the durable progress so far."""
     files = job.files
     assessment, tails = yield Blocking(files.inspect, (job.url,))
-    if assessment.kind == "done":
+    if assessment.kind is Start.DONE:
         existing = yield from _existing(job, assessment)
         if existing is not None:
             return existing
-        assessment = Assessment("fresh", None, "the destination does not match sha256=")
+        assessment = Assessment(Start.FRESH, None, "the destination does not match sha256=")
     record: control.ControlRecord | None = assessment.record
-    if assessment.kind == "fresh":
-        if assessment.reason not in ("no previous progress",):
+    if assessment.starts_over:
+        if assessment.kind is Start.FRESH:
             log.warning("restarting download of %s: %s", job.url, assessment.reason)
         yield Blocking(files.discard)
     segment = record.segments[0] if record is not None else control.Segment(0, 0, None)
@@ -721,19 +722,19 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     gets one connection."""
     files = job.files
     assessment, tails = yield Blocking(files.inspect, (job.url,))
-    if assessment.kind == "done":
+    if assessment.kind is Start.DONE:
         existing = yield from _existing(job, assessment)
         if existing is not None:
             return existing
-        assessment = Assessment("fresh", None, "the destination does not match sha256=")
+        assessment = Assessment(Start.FRESH, None, "the destination does not match sha256=")
     record = assessment.record
     if (
-        assessment.kind == "fresh"
+        assessment.starts_over
         or record is None
         or record.total is None
         or len(record.segments) == 0
     ):
-        if assessment.kind == "fresh" and assessment.reason != "no previous progress":
+        if assessment.kind is Start.FRESH:
             log.warning("restarting download of %s: %s", job.url, assessment.reason)
         yield Blocking(files.discard)
         if job.reused is None:
