@@ -232,4 +232,3 @@ def test_expiry_without_a_usable_date_is_never_in_1970(date: str) -> None:
     assert expiry_of(f"https://b.example/k?{date}X-Amz-Expires=60", 1_700_000_000.0) == (
         1_700_000_060.0
     )
-

@@ -117,7 +117,9 @@ def assess(
             continue
         tail = tails.get(segment.start)
         if tail is None or tail_digest(tail) != segment.tail_sha256:
-            return Assessment(Start.FRESH, None, f"tail of segment at {segment.start} does not verify")
+            return Assessment(
+                Start.FRESH, None, f"tail of segment at {segment.start} does not verify"
+            )
     return Assessment(Start.RESUME, record)
 
 

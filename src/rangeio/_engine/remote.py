@@ -41,15 +41,14 @@ from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import (
     DELIVERED,
     Abandon,
-    Advance,
     Close,
-    Join,
     Program,
-    Send,
     Sleep,
-    Spawn,
+    advance,
+    join,
     now,
     send,
+    spawn,
 )
 from rangeio.errors import (
     HeaderParseError,
@@ -353,8 +352,8 @@ class RemoteFile:
                 return
             handle = self._opening
             if handle is None:
-                handle = self._opening = yield Spawn(self._open_shared())
-        yield Join([handle])
+                handle = self._opening = yield from spawn(self._open_shared())
+        yield from join([handle])
 
     def _open_shared(self) -> Program[None]:
         try:
@@ -535,7 +534,7 @@ class RemoteFile:
                 handle = yield from self._start_fetch([r], self._fetch_into_cache, r, protect)
                 waits.append(handle)
         if waits:
-            yield Join(waits)
+            yield from join(waits)
 
     def _handles_of(self, fetch_ids: list[int]) -> list[Any]:
         """The handles of in-flight fetches, each once (a multipart request has several ids)."""
@@ -556,7 +555,7 @@ class RemoteFile:
         which must call ``_fetch_done(ids)`` however it ends. Returns its handle."""
         ids = [self._inflight.add(r) for r in group]
         try:
-            handle = yield Spawn(fetch(ids, *args), fan_out=fan_out)
+            handle = yield from spawn(fetch(ids, *args), fan_out=fan_out)
         except BaseException:
             # Never started, so it will never release its claim: release it here.
             self._fetch_done(ids)
@@ -619,7 +618,7 @@ class RemoteFile:
                 if not holes:
                     break
                 handles = yield from self._claim_vectored([hole for _, hole in holes])
-            answers: list[Pieces | None] = yield Join(handles)
+            answers: list[Pieces | None] = yield from join(handles)
             received = RangeSet()
             for pieces in answers:
                 # None: a multipart probe the server refused; its bytes are asked for again,
@@ -650,7 +649,7 @@ class RemoteFile:
                 if not holes:
                     break
                 handles = yield from self._claim_vectored(holes)
-            answers: list[Pieces | None] = yield Join(handles)
+            answers: list[Pieces | None] = yield from join(handles)
             received = RangeSet()
             for pieces in answers:
                 for start, data in pieces or ():
@@ -786,7 +785,7 @@ class Stream:
 
     def pump_until(self, stop: int, *, protect: ByteRange | None) -> Program[None]:
         while self.position < stop and not self.finished:
-            paused = yield Advance(self._program)
+            paused = yield from advance(self._program)
             if not paused:
                 self.finished = True
             start, data = self._exchange.take()
