@@ -98,6 +98,9 @@ class _Clock:
     def time(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.now
+
 
 def _times() -> Program[list[float]]:
     """Now, in the program and in a program it spawns."""

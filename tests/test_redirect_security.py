@@ -254,6 +254,9 @@ class _Clock:
     def time(self) -> float:
         return time.time() + self.offset
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
     def on(self, face: Any) -> Any:
         """Hand this clock to ``face``'s runner (the seam: no ``time`` is patched)."""
         inner = getattr(face, "file", face)  # an AsyncFacade wraps the async file

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 from rangeio._async.transports import AsyncTransport
 from rangeio._engine import ops
-from rangeio._engine.runner import SYSTEM_CLOCK, Clock, Live, Responses, Stepper
+from rangeio._engine.ops import Clock
+from rangeio._engine.runner import SYSTEM_CLOCK, Live, Responses, Stepper
 from rangeio.errors import ForkError
 
 T = TypeVar("T")

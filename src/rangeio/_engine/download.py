@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,7 +37,18 @@ from rangeio._core.retry import RetryPolicy
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
 from rangeio._engine.body import BodyReader, release
-from rangeio._engine.ops import Blocking, Close, Join, Program, Send, Sleep, Spawn, now
+from rangeio._engine.ops import (
+    Blocking,
+    Clock,
+    Close,
+    Join,
+    Program,
+    Send,
+    Sleep,
+    Spawn,
+    now,
+    read_clock,
+)
 from rangeio.errors import (
     ChecksumMismatchError,
     HTTPStatusError,
@@ -97,7 +107,9 @@ class DownloadJob:
     requests: int = 0
     transferred: int = 0
     reused: int | None = None
-    started: float = field(default_factory=time.monotonic)
+    # The runner's clock, taken by the first program that runs the job (_on_the_clock).
+    clock: Clock | None = None
+    started: float = 0.0
 
     def __post_init__(self) -> None:
         check_url(self.url)
@@ -150,8 +162,17 @@ def new_job(
     )
 
 
+def _on_the_clock(job: DownloadJob) -> Program[Clock]:
+    """The runner's clock, kept on ``job``; the job's time starts the first time it is asked."""
+    if job.clock is None:
+        job.clock = yield from read_clock()
+        job.started = job.clock.monotonic()
+    return job.clock
+
+
 def download(job: DownloadJob) -> Program[DownloadResult]:
     """Attempts until the file is complete, resuming after every failure that allows it."""
+    yield from _on_the_clock(job)
     failures = 0
     while True:
         try:
@@ -170,6 +191,7 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
 def haul(job: DownloadJob) -> Program[DownloadResult]:
     """One attempt = one HTTP request (redirect hops aside): complete the file, or raise
     PartialDownloadError with the durable progress so far."""
+    yield from _on_the_clock(job)
     files = job.files
     assessment, tails = yield Blocking(files.inspect, (job.url,))
     if assessment.kind is Start.DONE:
@@ -356,8 +378,9 @@ def _receive(
     """
     files = job.files
     background = _Background()
-    last_offset, last_time = offset, time.monotonic()
-    body = BodyReader(response, job.timeout)
+    clock = yield from _on_the_clock(job)
+    last_offset, last_time = offset, clock.monotonic()
+    body = BodyReader(response, job.timeout, clock)
     try:
         while (chunk := (yield from body.next_chunk())) is not None:
             if skip:
@@ -375,7 +398,7 @@ def _receive(
             if job.on_progress is not None:
                 job.on_progress(offset, record.total)
             background.raise_failure()
-            now = time.monotonic()
+            now = clock.monotonic()
             due = job.policy.checkpoint_due(offset - last_offset, now - last_time)
             if due and not background.running:
                 snapshot = _advance(record, offset, tail)
@@ -594,6 +617,11 @@ def _claimable(done: int, record: control.ControlRecord | None) -> int:
     return done
 
 
+def _elapsed(job: DownloadJob) -> float:
+    assert job.clock is not None, "the job's program took the runner's clock first"
+    return job.clock.monotonic() - job.started
+
+
 def _result(
     job: DownloadJob, size: int, sha: str, record: control.ControlRecord | None
 ) -> DownloadResult:
@@ -606,7 +634,7 @@ def _result(
         requests=job.requests,
         bytes_transferred=job.transferred,
         bytes_reused=job.reused or 0,
-        elapsed=time.monotonic() - job.started,
+        elapsed=_elapsed(job),
     )
 
 
@@ -641,12 +669,16 @@ class _Shared:
         self.restarted: DownloadResult | None = None
         self.restart_error: BaseException | None = None
         self._last_bytes = table.durable_candidates
-        self._last_time = time.monotonic()
+        assert job.clock is not None, "the job's program took the runner's clock first"
+        self._clock = job.clock
+        self._last_time = self._clock.monotonic()
 
     def checkpoint_due(self) -> bool:
         with self.lock:
             progress = self.table.durable_candidates - self._last_bytes
-            return self.job.policy.checkpoint_due(progress, time.monotonic() - self._last_time)
+            return self.job.policy.checkpoint_due(
+                progress, self._clock.monotonic() - self._last_time
+            )
 
     def write(self, slot: int, chunk: bytes) -> int | None:
         """Write what of ``chunk`` still belongs to segment ``slot`` at its cursor, then move
@@ -710,7 +742,7 @@ class _Shared:
             with self.lock:
                 segments = self.table.snapshot()
                 self._last_bytes = self.table.durable_candidates
-                self._last_time = time.monotonic()
+                self._last_time = self._clock.monotonic()
             record = replace(self.record, segments=segments, generation=self.record.generation + 1)
             self.job.files.checkpoint(self.fd.fd, record)
             self.record = record
@@ -1056,7 +1088,7 @@ def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
 
 def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> Program[None]:
     job = shared.job
-    body = BodyReader(response, job.timeout)
+    body = BodyReader(response, job.timeout, (yield from _on_the_clock(job)))
     try:
         while (chunk := (yield from _next_or_done(shared, slot, body))) is not None:
             if skip:

@@ -7,9 +7,9 @@ line of logic, and neither shell is generated from the other.
 
 Two rules a program must keep, which the runners check:
 
-- It never reads a clock itself: it yields ``Now`` (``now()``), answered from the runner's
-  ``Clock`` (``_engine/runner.py``), so that a test moves a program's time by handing the
-  runner another clock.
+- It never reads a clock itself: it asks for the runner's ``Clock`` (``read_clock()``, or ``now()``
+  for the wall time), so that a test moves a program's time by handing the runner another
+  clock. A hot loop asks once and keeps the clock (``BodyReader``).
 - A *spawned* program never yields ``Join``. In the sync runner every spawned program holds a
   pool thread while it runs; one that waits for others spawned after it can wait for a thread
   that only its own ending would free: with a full pool, a deadlock. The sync runner raises
@@ -35,6 +35,15 @@ class Response(Protocol):
 
     status: int
     headers: dict[str, str]
+
+
+class Clock(Protocol):
+    """A runner's clock: ``time()`` is the wall clock in epoch seconds (what presigned URLs
+    expire by), ``monotonic()`` measures intervals (stall floors, checkpoints, elapsed)."""
+
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
 
 
 class Handle(Protocol):
@@ -141,12 +150,12 @@ class Blocking(Op):
 
 
 @dataclass(frozen=True, slots=True)
-class Now(Op):
-    """The wall-clock time in epoch seconds (what presigned URLs expire by), from the runner's
-    clock; answered without a round trip through the runner's I/O (``Stepper``)."""
+class ReadClock(Op):
+    """The runner's Clock; answered by the Stepper itself, without a round trip through the
+    runner's I/O."""
 
 
-NOW = Now()
+READ_CLOCK = ReadClock()
 
 
 class Delivered(Op):
@@ -162,10 +171,16 @@ Program = Generator[Op, Any, T]
 # type. The read path (``_engine/remote.py``) uses these.
 
 
-def now() -> Program[float]:
-    """The time, from the runner's clock."""
-    value: float = yield NOW
+def read_clock() -> Program[Clock]:
+    """The runner's clock."""
+    value: Clock = yield READ_CLOCK
     return value
+
+
+def now() -> Program[float]:
+    """The wall-clock time, from the runner's clock."""
+    value: Clock = yield READ_CLOCK
+    return value.time()
 
 
 def send(request: Request, timeout: Timeout) -> Program[Response]:

@@ -47,6 +47,7 @@ from rangeio._engine.ops import (
     advance,
     join,
     now,
+    read_clock,
     send,
     spawn,
 )
@@ -240,7 +241,7 @@ class RemoteFile:
         """Read the body into ``exchange``: the action that follows, and the count of body
         bytes read when the rest is left unread and may be drained (None: nothing to drain,
         the body ended or failed)."""
-        body = BodyReader(response, self.options.timeout)
+        body = BodyReader(response, self.options.timeout, (yield from read_clock()))
         received = 0
         while True:
             try:

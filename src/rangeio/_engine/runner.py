@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any
 
-from rangeio._engine.ops import DELIVERED, NOW, EngineMisuse, Join, Op, Program
-
-
-class Clock(Protocol):
-    """Where a runner's programs get the time (the Now op): the engine never reads ``time``."""
-
-    def time(self) -> float: ...
+from rangeio._engine.ops import DELIVERED, READ_CLOCK, Clock, EngineMisuse, Join, Op, Program
 
 
 class SystemClock:
-    """The real wall clock."""
+    """The real clocks: the one place the engine's time comes from (the ReadClock op)."""
 
     __slots__ = ()
 
     def time(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 SYSTEM_CLOCK = SystemClock()
@@ -44,8 +41,8 @@ class Live:
 class Stepper:
     """Drives one program: ``next_op`` sends the last result (or throws the last error) in and
     returns the next operation to run, or None once the program has ended (``result`` holds its
-    value) or, when pausing, has yielded DELIVERED (``paused`` is then True). It answers Now
-    itself, from ``clock``; a ``spawned`` program that yields Join gets EngineMisuse thrown
+    value) or, when pausing, has yielded DELIVERED (``paused`` is then True). It answers ReadClock
+    itself, with ``clock``; a ``spawned`` program that yields Join gets EngineMisuse thrown
     in (``_engine/ops.py``: it could deadlock the sync runner's pool)."""
 
     __slots__ = (
@@ -80,8 +77,8 @@ class Stepper:
             except StopIteration as stop:
                 self.result = stop.value
                 return None
-            if op is NOW:
-                self._value = self._clock.time()
+            if op is READ_CLOCK:
+                self._value = self._clock
                 continue
             if op is not DELIVERED:
                 if self._spawned and type(op) is Join:

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 from rangeio._engine import ops
 from rangeio._engine.fork import ForkHooks
-from rangeio._engine.runner import SYSTEM_CLOCK, Clock, Live, Responses, Stepper
+from rangeio._engine.ops import Clock
+from rangeio._engine.runner import SYSTEM_CLOCK, Live, Responses, Stepper
 from rangeio._sync.handoff import HELPERS, Abandoned
 from rangeio._transport import Transport
 from rangeio._transport.base import cuts_head
