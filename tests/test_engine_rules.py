@@ -131,3 +131,26 @@ def test_programs_read_the_runners_clock() -> None:
             await arunner.aclose()
 
     assert asyncio.run(main()) == [7.0, 7.0]
+
+
+def test_no_program_module_reads_time() -> None:
+    """Only the runners' shared clock (`_engine/runner.py` SystemClock) imports ``time``: a
+    program that read it would escape the clock a test hands the runner."""
+    import ast
+    from pathlib import Path
+
+    import rangeio._engine
+
+    offenders = []
+    for path in sorted(Path(rangeio._engine.__file__).parent.glob("*.py")):
+        if path.name == "runner.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name == "time" or name.startswith("time.") for name in names):
+                offenders.append(path.name)
+    assert offenders == []
