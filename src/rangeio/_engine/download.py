@@ -369,12 +369,16 @@ def _receive(
     end: int | None,
     tail: bytearray,
     skip: int = 0,
+    *,
+    beside: bool = True,
 ) -> Program[int]:
     """Stream the body to disk at ``offset``, checkpointing as the policy says. The first
     ``skip`` body bytes lie before ``offset`` (a widened 206) and are dropped.
 
     Checkpoints run beside the transfer (one at a time), so an fdatasync never stalls the
     socket; a crash then loses at most one interval plus what arrived during one checkpoint.
+    Not ``beside``: in a spawned program, which must not Join (`_engine/ops.py`), they run in
+    line instead (the socket waits for each fdatasync).
     """
     files = job.files
     background = _Background()
@@ -402,7 +406,10 @@ def _receive(
             due = job.policy.checkpoint_due(offset - last_offset, now - last_time)
             if due and not background.running:
                 snapshot = _advance(record, offset, tail)
-                background.handle = yield Spawn(background.checkpoint(files, fd.fd, snapshot))
+                if beside:
+                    background.handle = yield Spawn(background.checkpoint(files, fd.fd, snapshot))
+                else:
+                    yield Blocking(files.checkpoint, (fd.fd, snapshot))
                 last_offset, last_time = offset, now
     except NetworkError as exc:
         yield from background.wait()
@@ -816,10 +823,11 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
 
 
 def _stream_whole(
-    job: DownloadJob, response: Any, answer: Restart | Resume
+    job: DownloadJob, response: Any, answer: Restart | Resume, *, beside: bool = True
 ) -> Program[DownloadResult]:
     """Write the file from byte 0 with one connection: ``response`` carries all of it (a 200,
-    or a ``bytes=0-`` 206 of unknown size). ``.part`` restarts for its version first."""
+    or a ``bytes=0-`` 206 of unknown size). ``.part`` restarts for its version first.
+    ``beside``: as for ``_receive``."""
     total = answer.length if isinstance(answer, Restart) else None
     record = _record(job, answer.identity, total, 0, b"")
     try:
@@ -829,7 +837,7 @@ def _stream_whole(
         raise
     try:
         end = total if isinstance(answer, Restart) else answer.range.stop
-        offset = yield from _receive(job, response, fd, record, 0, end, bytearray())
+        offset = yield from _receive(job, response, fd, record, 0, end, bytearray(), beside=beside)
         yield Close(response)
         if end is not None and offset < end:
             raise PartialDownloadError(
@@ -888,7 +896,10 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
             yield Sleep(0.01)  # the others notice the stop at their next chunk or answer
         log.info("parallel download of %s restarts from byte 0 with a 200 (%s)", job.url, restart)
         job.reused = 0
-        shared.restarted = yield from _stream_whole(job, restart.response, restart.answer)
+        # In a worker, a spawned program: its checkpoints run in line, never Spawn + Join.
+        shared.restarted = yield from _stream_whole(
+            job, restart.response, restart.answer, beside=False
+        )
     except Exception as exc:  # the response, if still open, is closed as this program ends
         shared.restart_error = exc
 
