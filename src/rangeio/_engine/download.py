@@ -759,6 +759,7 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     """One attempt with up to ``job.connections`` connections, each on its own segment; an
     idle connection takes half of the largest remaining segment. A server that ignores Range
     gets one connection."""
+    yield from _on_the_clock(job)
     files = job.files
     assessment, tails = yield Blocking(files.inspect, (job.url,))
     if assessment.kind is Start.DONE:
