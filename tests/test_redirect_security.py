@@ -17,7 +17,6 @@ import pytest
 
 import rangeio
 import rangeio.aio
-from rangeio._engine import remote as remote_module
 from rangeio.testing import Faults, FaultServer
 from tests.adapters import Opener
 from tests.conftest import make_bytes
@@ -247,7 +246,7 @@ def _amz(lifetime: int, signed_at: float) -> str:
 
 
 class _Clock:
-    """The engine's clock, moved forward at will (everything else of ``time`` is real)."""
+    """A runner's clock (`_engine/runner.py` Clock), moved forward at will."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -255,15 +254,20 @@ class _Clock:
     def time(self) -> float:
         return time.time() + self.offset
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def on(self, face: Any) -> Any:
+        """Hand this clock to ``face``'s runner (the seam: no ``time`` is patched)."""
+        inner = getattr(face, "file", face)  # an AsyncFacade wraps the async file
+        assert inner._runner is not None, "the face has no runner yet"
+        inner._runner.clock = self
+        return face
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    fake = _Clock()
-    monkeypatch.setattr(remote_module, "time", fake)
-    return fake
+def clock() -> _Clock:
+    return _Clock()
 
 
 @pytest.fixture
@@ -296,6 +300,7 @@ def test_expiring_presigned_target_is_refreshed(
         f.seek(1_000_000)
         assert f.read(100) == PAYLOAD[1_000_000:1_000_100]
         assert _paths(signer)[2:] == ["/v1.bin"]  # live: asked directly
+        clock.on(f)
         _expire_v1(signer)
         if not early:
             clock.offset = 700.0  # past v1's Expires: it is not even tried
@@ -313,7 +318,7 @@ def test_expiring_presigned_target_is_refreshed(
 
 
 def test_presigned_refresh_on_the_stream_face(signer: FaultServer, clock: _Clock) -> None:
-    with rangeio.RangeStream(signer.url("/signed")) as rs:
+    with clock.on(rangeio.RangeStream(signer.url("/signed"))) as rs:
         rs.add((0, 100))
         assert rs.read() == PAYLOAD[:100]
         _expire_v1(signer)
@@ -334,7 +339,6 @@ def test_presigned_refresh_on_the_stream_face(signer: FaultServer, clock: _Clock
             await rs.add((50, 60))
             assert await rs.read() == PAYLOAD[50:60]
 
-    clock.offset = 0.0
     asyncio.run(aio())
     assert _paths(signer) == ["/v1.bin", "/signed", "/v2.bin"]
 
@@ -382,7 +386,7 @@ def test_target_expiring_mid_body_is_refreshed(signer: FaultServer, opener: Open
 
 
 def test_target_expiring_mid_body_on_the_stream_face(signer: FaultServer, clock: _Clock) -> None:
-    with rangeio.RangeStream(signer.url("/signed")) as rs:
+    with clock.on(rangeio.RangeStream(signer.url("/signed"))) as rs:
         signer.set_faults("/v1.bin", _SLOW_CUT)
         signer.clear_log()
         clock.offset = 700.0  # v1 expired by the clock: the range starts at the first URL

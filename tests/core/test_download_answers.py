@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rangeio._core.control import MAX_OFFSET, ControlRecord, Segment
+from rangeio._core.control import MAX_OFFSET, ControlRecord, Segment, tail_digest
 from rangeio._core.download import (
     NOTHING_SAVED,
     Assessment,
@@ -14,6 +14,8 @@ from rangeio._core.download import (
     Reset,
     Restart,
     Resume,
+    Start,
+    assess,
     read_answer,
     state_of,
 )
@@ -93,7 +95,34 @@ def test_the_state_of_the_disk_is_what_a_resume_would_trust() -> None:
         last_modified=None,
         segments=(Segment(0, 1200, 2500, "a" * 64), Segment(2500, 2600, 5000, "b" * 64)),
     )
-    assert state_of(Assessment("resume", record)) == DownloadState(1300, 5000, '"v1"', None)
+    assert state_of(Assessment(Start.RESUME, record)) == DownloadState(1300, 5000, '"v1"', None)
     # A fresh start (the record is of no use) reuses nothing, whatever the record says.
-    assert state_of(Assessment("fresh", None, "tail does not verify")) == NOTHING_SAVED
+    assert state_of(Assessment(Start.FRESH, None, "tail does not verify")) == NOTHING_SAVED
     assert DownloadState(0, None, None, None) == NOTHING_SAVED and not NOTHING_SAVED.complete
+
+
+# -- assess: what the disk says, as a kind to branch on ----------------------------------------
+
+
+def test_assess_names_each_start_by_its_kind() -> None:
+    """The engine branches on ``kind`` (an enum), never on the reason it logs: a first attempt
+    (nothing on disk) is FIRST, kept apart from progress that was discarded (FRESH)."""
+    url = "https://a.example/f"
+    segment = Segment(0, 1300, 5000, tail_digest(b"t" * 10))
+    record = ControlRecord(url, 5000, etag='"v1"', segments=(segment,))
+    tails = {0: b"t" * 10}
+    first = assess(url, None, None, None, False, {})
+    assert first.kind is Start.FIRST and first.starts_over and first.record is None
+    for fresh in (
+        assess(url, None, None, 100, False, {}),  # a .part without its record
+        assess(url, None, "bad magic", 100, False, {}),
+        assess("https://a.example/other", record, None, 5000, False, tails),
+        assess(url, record, None, None, False, tails),  # the .part is gone
+        assess(url, record, None, 1000, False, tails),  # shorter than the cursor
+        assess(url, record, None, 5000, False, {0: b"x" * 10}),  # the tail does not verify
+    ):
+        assert fresh.kind is Start.FRESH and fresh.starts_over and fresh.reason
+    resume = assess(url, record, None, 5000, False, tails)
+    assert resume.kind is Start.RESUME and not resume.starts_over and resume.record == record
+    done = assess(url, record, None, None, True, {})
+    assert done.kind is Start.DONE and not done.starts_over

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rangeio._core.control import ControlRecord, Segment, tail_digest
-from rangeio._core.download import assess
+from rangeio._core.download import Start, assess
 
 URL = "https://example.com/f"
 TAIL = b"t" * 100
@@ -16,47 +16,48 @@ def record(*segments: Segment, url: str = URL) -> ControlRecord:
 def test_a_complete_destination_without_a_part_is_done_whatever_the_record_says() -> None:
     stale = record(Segment(0, 10, 1000, tail_digest(b"x" * 10)))
     got = assess(URL, stale, None, None, True, {})
-    assert got.kind == "done"
+    assert got.kind is Start.DONE
 
 
-def test_nothing_on_disk_starts_fresh() -> None:
+def test_nothing_on_disk_is_a_first_attempt() -> None:
     got = assess(URL, None, None, None, False, {})
-    assert (got.kind, got.record) == ("fresh", None)
+    assert (got.kind, got.record) == (Start.FIRST, None)
+    assert got.starts_over
 
 
 def test_a_part_without_a_record_starts_fresh() -> None:
     got = assess(URL, None, None, 500, False, {})
-    assert (got.kind, got.reason) == ("fresh", "no record")
+    assert (got.kind, got.reason) == (Start.FRESH, ".part without a control record")
 
 
 def test_a_corrupt_record_starts_fresh_and_says_why() -> None:
     got = assess(URL, record(Segment(0, 0, 1000)), "bad checksum", 100, False, {})
-    assert got.kind == "fresh" and "bad checksum" in got.reason
+    assert got.kind == Start.FRESH and "bad checksum" in got.reason
 
 
 def test_a_record_of_another_url_starts_fresh() -> None:
     other = record(Segment(0, 100, 1000, tail_digest(TAIL)), url="https://example.com/g")
-    assert assess(URL, other, None, 100, False, {0: TAIL}).kind == "fresh"
+    assert assess(URL, other, None, 100, False, {0: TAIL}).kind == Start.FRESH
 
 
 def test_a_record_without_its_part_starts_fresh() -> None:
     got = assess(URL, record(Segment(0, 100, 1000, tail_digest(TAIL))), None, None, False, {})
-    assert (got.kind, got.reason) == ("fresh", ".part file is missing")
+    assert (got.kind, got.reason) == (Start.FRESH, ".part file is missing")
 
 
 def test_a_part_shorter_than_the_record_says_starts_fresh() -> None:
     got = assess(URL, record(Segment(0, 100, 1000, tail_digest(TAIL))), None, 99, False, {0: TAIL})
-    assert got.kind == "fresh" and "99" in got.reason
+    assert got.kind == Start.FRESH and "99" in got.reason
 
 
 def test_a_tail_that_does_not_verify_starts_fresh() -> None:
     rec = record(Segment(0, 100, 1000, tail_digest(TAIL)))
-    assert assess(URL, rec, None, 100, False, {0: b"T" * 100}).kind == "fresh"
-    assert assess(URL, rec, None, 100, False, {}).kind == "fresh"  # the tail could not be read
+    assert assess(URL, rec, None, 100, False, {0: b"T" * 100}).kind == Start.FRESH
+    assert assess(URL, rec, None, 100, False, {}).kind == Start.FRESH  # the tail could not be read
 
 
 def test_a_record_whose_tails_verify_resumes_from_it() -> None:
     rec = record(Segment(0, 100, 500, tail_digest(TAIL)), Segment(500, 500, 1000))
     # The .part is as long as the furthest cursor (a parallel download's is preallocated).
     got = assess(URL, rec, None, 1000, False, {0: TAIL})
-    assert (got.kind, got.record) == ("resume", rec)
+    assert (got.kind, got.record) == (Start.RESUME, rec)

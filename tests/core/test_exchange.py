@@ -89,7 +89,7 @@ def test_clean_206() -> None:
     with pytest.raises(RuntimeError):
         _ = ex.result
     serve_206(ex, ByteRange(0, 10), chunks=3)
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.done and ex.next_request(0.0) is None
     result = ex.result
     assert result.data == FILE[:10]
@@ -113,7 +113,7 @@ def test_plain_get_without_range() -> None:
     assert "Range" not in request(ex).headers
     assert ex.on_response(200, {"content-length": "200"}, 0.0) == ReadBody(200)
     ex.on_data(FILE)
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.full and ex.result.data == FILE and ex.result.total == 200
 
 
@@ -139,7 +139,7 @@ def test_cut_body_is_resumed_from_the_first_missing_byte() -> None:
     assert second.headers["Range"] == "bytes=4-9"
     assert second.headers["If-Match"] == '"e1"', "the strong ETag pins the second half"
     serve_206(ex, ByteRange(4, 10))
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.data == FILE[:10]
     assert ex.result.range == ByteRange(0, 10)
     assert (ex.requests_sent, ex.retries) == (2, 1)
@@ -150,11 +150,11 @@ def test_short_body_ending_cleanly_is_resumed() -> None:
     assert request(ex).headers["Range"] == "bytes=-10"
     assert ex.on_response(206, partial_headers(ByteRange(190, 200)), 0.0) == ReadBody(10)
     ex.on_data(FILE[190:197])
-    assert isinstance(ex.on_end(0.0), Wait)
+    assert isinstance(ex.on_end(), Wait)
     second = request(ex)
     assert second.headers["Range"] == "bytes=197-199", "the suffix resumes as a closed range"
     serve_206(ex, ByteRange(197, 200))
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.data == FILE[190:200] and ex.result.range == ByteRange(190, 200)
 
 
@@ -200,7 +200,7 @@ def test_resume_answered_with_a_wider_range_keeps_the_bytes_it_had() -> None:
     assert request(ex).headers["Range"] == "bytes=3-9"
     # The server sends the whole range again: its first three bytes are dropped, not doubled.
     serve_206(ex, ByteRange(0, 10), chunks=4)
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.data == FILE[0:10] and ex.result.range == ByteRange(0, 10)
 
 
@@ -224,7 +224,7 @@ def test_resume_answered_with_200_restarts_from_zero() -> None:
     request(ex)
     assert ex.on_response(200, {"content-length": "200", "etag": '"e1"'}, 0.0) == ReadBody(200)
     ex.on_data(FILE)
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.full
     assert ex.result.data == FILE and ex.result.range == ByteRange(0, 200)
 
@@ -270,9 +270,9 @@ def test_any_sequence_of_cuts_reassembles_the_exact_bytes(
         for pos in range(served.start, stop, chunk):
             ex.on_data(FILE[pos : min(pos + chunk, stop)])
         if stop == served.stop:
-            assert ex.on_end(0.0) is None
+            assert ex.on_end() is None
             break
-        action = ex.on_end(0.0) if clean_end else ex.on_error(NetworkError("cut"))
+        action = ex.on_end() if clean_end else ex.on_error(NetworkError("cut"))
         assert isinstance(action, Wait)
         next_byte = stop
     assert ex.done
@@ -289,7 +289,7 @@ def test_503_then_206_waits_for_retry_after() -> None:
     assert ex.on_response(503, {"retry-after": "2"}, 0.0) == Wait(2.0)
     assert request(ex).headers["Range"] == "bytes=0-9"
     serve_206(ex, ByteRange(0, 10))
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.data == FILE[:10]
     assert ex.retries == 1
 
@@ -353,7 +353,7 @@ def test_cross_origin_redirect_drops_credentials_and_remembers_expiry() -> None:
     assert req.headers["X-Trace"] == "t"
     assert req.headers["Range"] == "bytes=0-9", "the range follows the redirect"
     serve_206(ex, ByteRange(0, 10))
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.url.url == cdn
     assert ex.result.url.expires_at == 1704164645.0 + 60
 
@@ -461,7 +461,7 @@ def test_200_within_max_full_body_is_the_whole_file() -> None:
     request(ex)
     assert ex.on_response(200, {"content-length": "200"}, 0.0) == ReadBody(200)
     ex.on_data(FILE)
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.full and ex.result.data == FILE and ex.result.total == 200
 
 
@@ -471,7 +471,7 @@ def test_200_with_a_changed_size_against_pinned_is_refused() -> None:
     assert ex.on_response(200, {}, 0.0) == ReadBody(None)
     ex.on_data(FILE)
     with pytest.raises(RemoteChangedError):
-        ex.on_end(0.0)
+        ex.on_end()
 
 
 def test_416_of_an_empty_file_is_an_empty_unsatisfiable_result() -> None:
@@ -529,7 +529,7 @@ def test_target_that_expires_mid_body_is_resolved_again_from_the_first_url() -> 
     assert request(ex).url == "https://cdn.example/v1?Expires=9"
     assert ex.on_response(206, partial_headers(ByteRange(0, 100)), 0.0) == ReadBody(100)
     ex.on_data(FILE[:40])
-    assert isinstance(ex.on_end(0.0), Wait)  # cut: resume
+    assert isinstance(ex.on_end(), Wait)  # cut: resume
     assert request(ex).headers["Range"] == "bytes=40-99"
     assert ex.on_response(403, {}, 0.0) == Skip()
     again = request(ex)
@@ -539,7 +539,7 @@ def test_target_that_expires_mid_body_is_resolved_again_from_the_first_url() -> 
     assert request(ex).url == "https://cdn.example/v2"
     assert ex.on_response(206, partial_headers(ByteRange(40, 100)), 0.0) == ReadBody(60)
     ex.on_data(FILE[40:100])
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.data == FILE[:100] and ex.result.url.url == "https://cdn.example/v2"
 
 
@@ -564,7 +564,7 @@ def test_every_byte_then_a_cut_is_a_success() -> None:
     ex = make(RangeSpec.closed(0, 10))
     request(ex)
     serve_206(ex, ByteRange(0, 10), chunks=3)
-    assert ex.on_error(NetworkError("reset before the last chunk"), 0.0) == Skip()
+    assert ex.on_error(NetworkError("reset before the last chunk")) == Skip()
     assert ex.next_request(0.0) is None
     assert ex.result.data == FILE[0:10] and ex.result.range == ByteRange(0, 10)
     assert (ex.requests_sent, ex.retries) == (1, 0)
@@ -576,7 +576,7 @@ def test_a_whole_file_of_known_size_then_a_cut_is_a_success() -> None:
     assert ex.on_response(200, {"etag": '"e1"'}, 0.0) == ReadBody(None)
     ex.on_data(FILE[:150])
     ex.on_data(FILE[150:])
-    assert ex.on_error(NetworkError("reset"), 0.0) == Skip()
+    assert ex.on_error(NetworkError("reset")) == Skip()
     assert ex.result.full and ex.result.data == FILE
 
 
@@ -584,12 +584,12 @@ def test_a_shorter_answer_is_kept_and_the_rest_asked_for() -> None:
     ex = make(RangeSpec.closed(0, 100))
     request(ex)
     serve_206(ex, ByteRange(0, 40))
-    assert ex.on_end(0.0) == Skip(), "not a failure: no wait"
+    assert ex.on_end() == Skip(), "not a failure: no wait"
     follow_up = request(ex)
     assert follow_up.headers["Range"] == "bytes=40-99"
     assert follow_up.headers["If-Match"] == '"e1"'
     serve_206(ex, ByteRange(40, 100))
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.data == FILE[0:100] and ex.result.range == ByteRange(0, 100)
     assert ex.retries == 0
 
@@ -603,7 +603,7 @@ def test_a_widened_answer_is_trimmed_and_not_read_past_what_was_asked() -> None:
     assert ex.body_wanted
     ex.on_data(body[10:30])  # reaches byte 62: past the 10 bytes asked for
     assert not ex.body_wanted, "the rest of the block is not needed"
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.data == FILE[50:60] and ex.result.range == ByteRange(50, 60)
 
 
@@ -612,10 +612,10 @@ def test_a_shifted_forward_answer_is_held_until_the_bytes_before_it_arrive() -> 
     request(ex)
     serve_206(ex, ByteRange(30, 130), chunks=5)
     assert ex.take() == (0, b""), "nothing in order yet: bytes 30.. wait for 0..30"
-    assert ex.on_end(0.0) == Skip()
+    assert ex.on_end() == Skip()
     assert request(ex).headers["Range"] == "bytes=0-29"
     serve_206(ex, ByteRange(0, 30))
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.data == FILE[0:100]
 
 
@@ -643,7 +643,7 @@ def test_any_honest_answers_reassemble_the_exact_bytes(
             ex.on_data(body[i : i + chunk])
             if not ex.body_wanted:
                 break
-        if ex.on_end(0.0) is None:
+        if ex.on_end() is None:
             break
     if ex.done:
         assert ex.result.data == FILE[want.start : want.stop]
@@ -664,5 +664,5 @@ def test_multipart_body_is_not_wanted_after_its_close_delimiter() -> None:
     assert ex.body_wanted
     ex.on_data(b"--B--\r\nan epilogue that never ends")
     assert not ex.body_wanted
-    assert ex.on_end(0.0) is None
+    assert ex.on_end() is None
     assert ex.result.pieces == ((0, FILE[0:5]), (100, FILE[100:105]))

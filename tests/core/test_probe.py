@@ -23,7 +23,7 @@ def answer(probe: Probe, status: int, headers: dict[str, str], body: bytes = b""
         if isinstance(action, ReadBody):
             if body:
                 exchange.on_data(body)
-            assert exchange.on_end(1001.0) is None
+            assert exchange.on_end() is None
         else:
             assert isinstance(action, Skip)
     except HTTPStatusError as exc:

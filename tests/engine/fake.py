@@ -76,6 +76,7 @@ class FakeRunner:
     def __init__(self, answers: Iterable[Scripted]) -> None:
         self.script = list(answers)
         self.ops: list[ops.Op] = []
+        self.clock = StillClock()
         self.responses: list[FakeResponse] = []
 
     # -- what tests assert on ------------------------------------------------------------------
@@ -100,8 +101,9 @@ class FakeRunner:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, program: ops.Program[Any]) -> Any:
-        return self._drive(Stepper(program, pause=False)).result
+    def run(self, program: ops.Program[Any], *, spawned: bool = False) -> Any:
+        stepper = Stepper(program, pause=False, clock=self.clock, spawned=spawned)
+        return self._drive(stepper).result
 
     def _drive(self, stepper: Stepper) -> Stepper:
         while (op := stepper.next_op()) is not None:
@@ -133,7 +135,7 @@ class FakeRunner:
         if isinstance(op, ops.Spawn):
             handle = _Handle()
             try:
-                handle.result = self.run(op.program)
+                handle.result = self.run(op.program, spawned=True)
             except Exception as exc:
                 handle.error = exc
             return handle
@@ -143,11 +145,23 @@ class FakeRunner:
                     raise handle.error
             return [handle.result for handle in op.handles]
         if isinstance(op, ops.Advance):
-            return self._drive(Stepper(op.program, pause=True)).paused
+            stepper = Stepper(op.program, pause=True, clock=self.clock)
+            return self._drive(stepper).paused
         if isinstance(op, ops.Abandon):
             op.program.close()
             return None
         raise TypeError(f"the fake runner does not know {op!r}")
+
+
+class StillClock:
+    """The runner's clock for scripted runs: time stands still, so no wait ever times out and
+    every run of a script is the same."""
+
+    def time(self) -> float:
+        return 1_000_000.0
+
+    def monotonic(self) -> float:
+        return 1_000.0
 
 
 def asked_range(request: Request, total: int) -> tuple[int, int]:

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 from rangeio._async.transports import AsyncTransport
 from rangeio._engine import ops
-from rangeio._engine.runner import Live, Responses, Stepper
+from rangeio._engine.ops import Clock
+from rangeio._engine.runner import SYSTEM_CLOCK, Live, Responses, Stepper
 from rangeio.errors import ForkError
 
 T = TypeVar("T")
@@ -17,12 +18,19 @@ T = TypeVar("T")
 class AsyncRunner:
     """Executes the operations programs yield. Spawned programs become tasks that hold one of
     ``max_concurrency`` slots while they run; a waiter that is cancelled never cancels them,
-    because other readers may be waiting on the same fetch."""
+    because other readers may be waiting on the same fetch. ``clock`` answers the programs'
+    Now. A spawned program must not Join, as in the sync runner (`_engine/ops.py`)."""
 
     def __init__(
-        self, transport: AsyncTransport, max_concurrency: int, fan_out: int | None = None
+        self,
+        transport: AsyncTransport,
+        max_concurrency: int,
+        fan_out: int | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.transport = transport
+        self.clock = clock
         self._slots = asyncio.Semaphore(max_concurrency)
         # Fan-out spawns (Spawn.fan_out) take one of these first, then a slot.
         limited = fan_out is not None and fan_out < max_concurrency
@@ -31,7 +39,7 @@ class AsyncRunner:
         self._responses = Responses()
         self._forks = _forks
 
-    async def run(self, program: ops.Program[T]) -> T:
+    async def run(self, program: ops.Program[T], *, spawned: bool = False) -> T:
         if self._forks != _forks:
             # The session, its connections and the loop it was made on belong to the parent.
             raise ForkError(
@@ -40,7 +48,9 @@ class AsyncRunner:
             )
         opened: list[Live] = []
         try:
-            stepper = await self._drive(Stepper(program, pause=False), opened)
+            stepper = await self._drive(
+                Stepper(program, pause=False, clock=self.clock, spawned=spawned), opened
+            )
             result: T = stepper.result
             return result
         finally:
@@ -109,7 +119,8 @@ class AsyncRunner:
         elif type(op) is ops.Advance:
             try:
                 stepper = await self._drive(
-                    Stepper(op.program, pause=True), self._responses.of_suspended(op.program)
+                    Stepper(op.program, pause=True, clock=self.clock),
+                    self._responses.of_suspended(op.program),
                 )
             except BaseException:
                 await _close_all(self._responses.release_suspended(op.program))
@@ -130,10 +141,10 @@ class AsyncRunner:
         try:
             if fan is None:
                 async with self._slots:
-                    result = await self.run(program)
+                    result = await self.run(program, spawned=True)
             else:
                 async with fan, self._slots:
-                    result = await self.run(program)
+                    result = await self.run(program, spawned=True)
         except BaseException as exc:
             spawned.settle(None, exc)
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from rangeio._core.control import (
     MAX_OFFSET,
@@ -55,14 +56,29 @@ class DownloadPolicy:
 # -- what is on disk -------------------------------------------------------------------------
 
 
+class Start(Enum):
+    """What a new attempt starts from, as the disk says (``Assessment.kind``)."""
+
+    FIRST = "first"  # nothing on disk: a first attempt, with nothing to discard or to report
+    FRESH = "fresh"  # progress on disk that cannot be trusted: discarded, and ``reason`` says why
+    RESUME = "resume"  # the record and the tails it names verified: go on from there
+    DONE = "done"  # the destination is there and no ``.part``: only finalising is left
+
+
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """What a new attempt starts from. ``record`` is None for a fresh start; ``reason`` says why
-    old progress was discarded (for the log), or why the download counts as done."""
+    old progress was discarded, or why the download counts as done: for the log only, never
+    branched on (``kind`` is)."""
 
-    kind: str  # "fresh" | "resume" | "done"
+    kind: Start
     record: ControlRecord | None
     reason: str = ""
+
+    @property
+    def starts_over(self) -> bool:
+        """Whether the attempt writes from byte 0 (a first attempt, or progress discarded)."""
+        return self.kind is Start.FIRST or self.kind is Start.FRESH
 
 
 def assess(
@@ -82,27 +98,29 @@ def assess(
       differs all mean the partial data cannot be trusted: start afresh.
     """
     if dest_exists and part_size is None:
-        return Assessment("done", record, "destination already complete")
+        return Assessment(Start.DONE, record, "destination already complete")
     if record_error is not None:
-        return Assessment("fresh", None, f"control record unusable ({record_error})")
+        return Assessment(Start.FRESH, None, f"control record unusable ({record_error})")
     if record is None:
-        return Assessment(
-            "fresh", None, "no previous progress" if part_size is None else "no record"
-        )
+        if part_size is None:
+            return Assessment(Start.FIRST, None, "no previous progress")
+        return Assessment(Start.FRESH, None, ".part without a control record")
     if record.url != url:
-        return Assessment("fresh", None, "control record is for another URL")
+        return Assessment(Start.FRESH, None, "control record is for another URL")
     if part_size is None:
-        return Assessment("fresh", None, ".part file is missing")
+        return Assessment(Start.FRESH, None, ".part file is missing")
     highest = max((s.cursor for s in record.segments), default=0)
     if part_size < highest:
-        return Assessment("fresh", None, f".part has {part_size} bytes, record says {highest}")
+        return Assessment(Start.FRESH, None, f".part has {part_size} bytes, record says {highest}")
     for segment in record.segments:
         if segment.cursor == segment.start:
             continue
         tail = tails.get(segment.start)
         if tail is None or tail_digest(tail) != segment.tail_sha256:
-            return Assessment("fresh", None, f"tail of segment at {segment.start} does not verify")
-    return Assessment("resume", record)
+            return Assessment(
+                Start.FRESH, None, f"tail of segment at {segment.start} does not verify"
+            )
+    return Assessment(Start.RESUME, record)
 
 
 def tails_to_check(record: ControlRecord) -> list[tuple[int, ByteRange]]:
@@ -377,7 +395,7 @@ def state_of(assessment: Assessment) -> DownloadState:
     """The state an assessment of the disk implies: a resumable record's progress and
     validators, or nothing (a fresh start would reuse no byte)."""
     record = assessment.record
-    if assessment.kind != "resume" or record is None:
+    if assessment.kind is not Start.RESUME or record is None:
         return NOTHING_SAVED
     return DownloadState(durable_bytes(record), record.total, record.etag, record.last_modified)
 

@@ -1,10 +1,14 @@
 """The state machine for getting one byte range: redirects, retries, resuming cut bodies, length checks.
 
-A shell drives it with a loop (see ``rangeio/_sync/remote.py``)::
+A program drives it with a loop (see ``RemoteFile.drive`` in ``rangeio/_engine/remote.py``)::
 
     while (request := exchange.next_request(now)) is not None:
         send it; feed exchange.on_response(...), then on_data(...) per chunk, then on_end();
         on a transport error feed exchange.on_error(exc); sleep whatever a Wait says.
+
+In the style of h11, the machine has explicit states and refuses a call out of order with
+ExchangeStateError (see ``State``): a caller that forgets a step fails at once, instead of
+getting bytes of the wrong request.
 
 The machine does no I/O and never sleeps; every decision about the bytes lives here so that the
 sync and async shells cannot drift apart.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from rangeio._core.headers import RangeSpec, format_range
 from rangeio._core.identity import Identity
@@ -146,6 +151,27 @@ class Result:
 Action = Wait | ReadBody | Skip
 
 
+class State(Enum):
+    """Where an exchange stands; each call is legal in some states only.
+
+    ``READY`` --next_request--> ``SENT`` --on_response--> ``BODY`` (ReadBody) or back to
+    ``READY`` (Skip, Wait: a redirect, a retry) or ``DONE`` (a 304, a HEAD, an empty file).
+    ``BODY``: on_data per chunk, then on_end or on_error, back to ``READY`` (a resume) or
+    ``DONE``. ``SENT`` --on_error--> ``READY`` (a retry) or ``DONE``. In ``DONE``,
+    next_request is None and ``result`` is set. Any error raised by a call ends the exchange in
+    ``FAILED``: every later call raises."""
+
+    READY = "ready"
+    SENT = "sent"
+    BODY = "body"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ExchangeStateError(RuntimeError):
+    """A RangeExchange was called out of order: a bug of its caller, never a server fault."""
+
+
 class RangeExchange:
     """Fetch ``spec`` (or the whole file when ``spec`` is None) from one resource. A sequence of
     closed specs asks for several ranges in one multipart/byteranges request (§14.6).
@@ -220,14 +246,43 @@ class RangeExchange:
         self._content_type: str | None = None
         self._date: str | None = None
         self._conditional = dict(conditional or {})
+        # When the redirect target expires, fixed when the redirect is followed (expiry_of).
+        self._expires_at: float | None = None
+        self._state = State.READY
         self.requests_sent = 0
         self.retries = 0
 
     # -- requests ---------------------------------------------------------------------------
 
-    def next_request(self, now: float) -> Request | None:
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def _expect(self, call: str, *states: State) -> None:
+        if self._state not in states:
+            if self._state is State.FAILED:
+                raise ExchangeStateError(f"{call}() after the exchange failed")
+            wanted = " or ".join(s.name for s in states)
+            raise ExchangeStateError(
+                f"{call}() in state {self._state.name} (legal only in {wanted})"
+            )
+
+    def _settle(self, action: Action | None) -> None:
+        """The state after a call that returned ``action``."""
         if self._result is not None:
+            self._state = State.DONE
+        elif isinstance(action, ReadBody):
+            self._state = State.BODY
+        else:
+            self._state = State.READY
+
+    def next_request(self, now: float) -> Request | None:
+        """The next request to send, or None once the exchange is DONE. Legal in READY (and
+        DONE); a request already sent must be answered (on_response, on_error) first."""
+        if self._state is State.DONE:
             return None
+        self._expect("next_request", State.READY)
+        self._state = State.SENT
         if not self._redirected and not self._target.usable(now):
             self._url = self._first_url
             # This is the fallback already: a 404 from the first URL is the final answer, not
@@ -251,16 +306,27 @@ class RangeExchange:
     @property
     def result(self) -> Result:
         if self._result is None:
-            raise RuntimeError("exchange has not finished")
+            raise ExchangeStateError(f"result of an exchange in state {self._state.name}")
         return self._result
 
     @property
     def done(self) -> bool:
         return self._result is not None
 
+    def _guarded(self, call: str, states: tuple[State, ...]) -> _Transition:
+        self._expect(call, *states)
+        return _Transition(self)
+
     # -- responses --------------------------------------------------------------------------
 
     def on_response(self, status: int, headers: Mapping[str, str], now: float) -> Action:
+        """The head of the answer to the request sent (SENT)."""
+        with self._guarded("on_response", (State.SENT,)):
+            action = self._on_response(status, headers, now)
+            self._settle(action)
+            return action
+
+    def _on_response(self, status: int, headers: Mapping[str, str], now: float) -> Action:
         verdict = judge(
             self._resume_specs,
             status,
@@ -270,7 +336,7 @@ class RangeExchange:
             conditional=bool(self._conditional),
         )
         if isinstance(verdict, Redirect):
-            return self._follow(verdict)
+            return self._follow(verdict, now)
         if isinstance(verdict, NotModified):
             self._result = Result(
                 b"",
@@ -279,14 +345,14 @@ class RangeExchange:
                 verdict.identity,
                 full=False,
                 unsatisfiable=False,
-                url=self._resolved(now),
+                url=self._resolved(),
                 not_modified=True,
             )
             return Skip()
         if isinstance(verdict, Failure):
             return self._after_failure(verdict)
         if isinstance(verdict, Unsatisfiable):
-            return self._unsatisfiable(verdict, now)
+            return self._unsatisfiable(verdict)
         if self._url != self._first_url:
             # This redirect target works. If it later answers 401/403/404/410 (a presigned URL
             # expiring in the middle of a long body), asking the first URL again is worth one
@@ -297,9 +363,9 @@ class RangeExchange:
             self._content_type = headers.get("content-type")
             self._date = headers.get("date")
         if isinstance(verdict, Partial):
-            return self._partial(verdict, now)
+            return self._partial(verdict)
         if isinstance(verdict, Full):
-            return self._full(verdict, now)
+            return self._full(verdict)
         if isinstance(verdict, Multipart):
             size = self._pinned.size if self._pinned is not None else None
             wanted = [
@@ -311,16 +377,16 @@ class RangeExchange:
             encoding = headers.get("transfer-encoding", "").lower()
             self._framed = "content-length" in headers or "chunked" in encoding
             self._verdict = verdict
-            return self._read(None, now)
+            return self._read(None)
         raise verdict.error()
 
-    def _read(self, expected: int | None, now: float) -> Action:
+    def _read(self, expected: int | None) -> Action:
         if self._method == "HEAD":
-            self._finish(now)
+            self._finish()
             return Skip()
         return ReadBody(expected)
 
-    def _partial(self, verdict: Partial, now: float) -> Action:
+    def _partial(self, verdict: Partial) -> Action:
         self._verdict = verdict
         self._expected = verdict.range.length
         wanted = verdict.wanted
@@ -335,13 +401,13 @@ class RangeExchange:
                 f"server answered {wanted} with {verdict.range}: {head} bytes before the ones "
                 f"asked for (more than {MAX_WIDENED_HEAD})"
             )
-        return self._read(verdict.range.length, now)
+        return self._read(verdict.range.length)
 
     def _cursor(self) -> int:
         """The first byte of the range not received yet in order."""
         return self._range_start + len(self._buffer)
 
-    def _full(self, verdict: Full, now: float) -> Action:
+    def _full(self, verdict: Full) -> Action:
         if verdict.range_ignored and self._max_full_body is not None:
             if verdict.length is not None and verdict.length > self._max_full_body:
                 raise RangeNotSupportedError(
@@ -356,9 +422,9 @@ class RangeExchange:
         self._ahead = []
         self._verdict = verdict
         self._expected = verdict.length
-        return self._read(verdict.length, now)
+        return self._read(verdict.length)
 
-    def _follow(self, verdict: Redirect) -> Action:
+    def _follow(self, verdict: Redirect, now: float) -> Action:
         self._redirects += 1
         self._url = follow(
             self._url,
@@ -368,6 +434,9 @@ class RangeExchange:
             allow_downgrade=self._allow_downgrade,
         )
         self._redirected = True
+        # Fixed now, when the redirect answer hands the URL over (a presigned URL without a
+        # signing date is taken as signed now), never later at the end of a long body.
+        self._expires_at = expiry_of(self._url, now)
         return Skip()
 
     def _after_failure(self, verdict: Failure) -> Action:
@@ -381,7 +450,7 @@ class RangeExchange:
             return self._retry_or_raise(verdict.error(), verdict.retry_after)
         raise verdict.error()
 
-    def _unsatisfiable(self, verdict: Unsatisfiable, now: float) -> Action:
+    def _unsatisfiable(self, verdict: Unsatisfiable) -> Action:
         if self._spec is not None and verdict.total == 0:
             # An empty file: every range is unsatisfiable (§14.1.1) and there is nothing to read.
             self._verdict = None
@@ -392,7 +461,7 @@ class RangeExchange:
                 (self._pinned or Identity()).merged(Identity(size=0)),
                 full=False,
                 unsatisfiable=True,
-                url=self._resolved(now),
+                url=self._resolved(),
             )
             return Skip()
         raise verdict.error()
@@ -408,6 +477,16 @@ class RangeExchange:
     # -- body -------------------------------------------------------------------------------
 
     def on_data(self, chunk: bytes | bytearray | memoryview) -> None:
+        """A chunk of the body ``on_response`` asked to read (BODY)."""
+        if self._state is not State.BODY:
+            self._expect("on_data", State.BODY)
+        try:  # not a `with`: this runs per chunk (benchmarks/chunk_overhead.py)
+            self._on_data(chunk)
+        except BaseException:
+            self._state = State.FAILED
+            raise
+
+    def _on_data(self, chunk: bytes | bytearray | memoryview) -> None:
         size = len(chunk)
         if self._parser is not None:
             self._parser.feed(chunk)
@@ -439,6 +518,7 @@ class RangeExchange:
         delimiter has arrived (its epilogue may never end), or a widened 206 past the bytes
         asked for. The shell then stops reading; a small, framed rest is drained to keep the
         connection, anything else drops it (`_core/drain.py`)."""
+        self._expect("body_wanted", State.BODY)
         if self._parser is not None:
             return not self._parser.finished
         return not self._enough
@@ -485,11 +565,18 @@ class RangeExchange:
         self._buffer = _Chunks()
         return start, data
 
-    def on_end(self, now: float) -> Action | None:
-        """The body ended cleanly (as far as the transport knows). None means the exchange is
-        done; otherwise the body was short and a resume follows."""
+    def on_end(self) -> Action | None:
+        """The body ended cleanly (as far as the transport knows), or the caller stopped
+        reading it (``body_wanted`` False) (BODY). None means the exchange is done; otherwise
+        the body was short and a resume follows."""
+        with self._guarded("on_end", (State.BODY,)):
+            action = self._on_end()
+            self._settle(action)
+            return action
+
+    def _on_end(self) -> Action | None:
         if self._expected is not None and self._received < self._expected and not self._enough:
-            return self._cut(now=now)
+            return self._cut()
         if self._parser is not None:
             if not self._parser.finished:
                 if self._framed:
@@ -497,7 +584,7 @@ class RangeExchange:
                     # error), so no close delimiter means a malformed body (a wrong boundary,
                     # say), not a cut one: asking again would get the same bytes.
                     self._parser.end()
-                return self._cut(now=now)
+                return self._cut()
             self._parts.extend(self._parser.end())
             self._parser = None
         if isinstance(self._verdict, Partial):
@@ -508,19 +595,28 @@ class RangeExchange:
                 # least one byte asked for (judge()), so this ends.
                 self._ask_for(gap, self._verdict)
                 return Skip()
-        self._finish(now)
+        self._finish()
         return None
 
-    def on_error(self, error: NetworkError, now: float = 0.0) -> Action:
-        """The transport failed (connect, read, reset). A cut body is resumed where it stopped."""
+    def on_error(self, error: NetworkError) -> Action:
+        """The transport failed (connect, read, reset) for the request sent (SENT) or while its
+        body was read (BODY). A cut body is resumed where it stopped. It takes no time: what an
+        error leads to never depends on when it happened (a redirect's expiry was fixed when the
+        redirect was followed)."""
+        with self._guarded("on_error", (State.SENT, State.BODY)):
+            action = self._on_error(error)
+            self._settle(action)
+            return action
+
+    def _on_error(self, error: NetworkError) -> Action:
         if isinstance(error, TLSError):
             # An untrusted certificate stays untrusted: retrying only delays the answer.
             raise error
         if self._verdict is not None and self._received:
-            return self._cut(error, now)
+            return self._cut(error)
         return self._retry_or_raise(error)
 
-    def _cut(self, error: NetworkError | None = None, now: float = 0.0) -> Action:
+    def _cut(self, error: NetworkError | None = None) -> Action:
         verdict = self._verdict
         assert verdict is not None
         if isinstance(verdict, Multipart):
@@ -531,7 +627,7 @@ class RangeExchange:
             remaining = self._ranges_still_missing()
             if not remaining:
                 self._verdict = verdict
-                self._finish(now)
+                self._finish()
                 return Skip()
             self._resume_specs = tuple(RangeSpec.of(r) for r in remaining)
             if self._pinned is None:
@@ -547,7 +643,7 @@ class RangeExchange:
                     raise error
                 # Every byte asked for arrived, then the connection went (before a chunked
                 # body's last chunk, say): that is a success, not a cut.
-                self._finish(now)
+                self._finish()
                 return Skip()
             self._ask_for(gap, verdict)
         else:
@@ -557,7 +653,7 @@ class RangeExchange:
                 if isinstance(error, NetworkTimeoutError):
                     raise error  # the whole file arrived but its body never ended (as above)
                 # The whole file arrived (its size is known), then the connection went.
-                self._finish(now)
+                self._finish()
                 return Skip()
             # A cut 200 is restarted in full: a server that ignored Range will ignore it again.
             self._buffer = _Chunks()
@@ -583,7 +679,7 @@ class RangeExchange:
                 missing.extend(have.gaps(want))
         return missing
 
-    def _finish(self, now: float) -> None:
+    def _finish(self) -> None:
         verdict = self._verdict
         if isinstance(verdict, Multipart):
             identity = verdict.identity
@@ -596,7 +692,7 @@ class RangeExchange:
                 identity,
                 full=False,
                 unsatisfiable=False,
-                url=self._resolved(now),
+                url=self._resolved(),
                 pieces=tuple((p.range.start, p.data) for p in self._parts),
                 multipart=True,
             )
@@ -634,17 +730,33 @@ class RangeExchange:
             identity,
             full=full,
             unsatisfiable=False,
-            url=self._resolved(now),
+            url=self._resolved(),
             pieces=tuple(pieces),
             multipart=bool(self._parts),
             content_type=self._content_type,
             date=self._date,
         )
 
-    def _resolved(self, now: float) -> ResolvedUrl:
+    def _resolved(self) -> ResolvedUrl:
         if not self._redirected:
             return self._target if self._url == self._target.url else ResolvedUrl(self._url)
-        return ResolvedUrl(self._url, expiry_of(self._url, now))
+        return ResolvedUrl(self._url, self._expires_at)
+
+
+class _Transition:
+    """Around one call of an exchange: an error it raises leaves the exchange FAILED."""
+
+    __slots__ = ("_exchange",)
+
+    def __init__(self, exchange: RangeExchange) -> None:
+        self._exchange = exchange
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self._exchange._state = State.FAILED
 
 
 class _Chunks:
@@ -674,11 +786,13 @@ class _Chunks:
 __all__ = [
     "BASE_HEADERS",
     "Action",
+    "ExchangeStateError",
     "RangeExchange",
     "ReadBody",
     "Request",
     "Result",
     "Skip",
+    "State",
     "Verdict",
     "Wait",
 ]

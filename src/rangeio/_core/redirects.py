@@ -97,6 +97,10 @@ class ResolvedUrl:
 
 def expiry_of(url: str, now: float) -> float | None:
     """When a presigned URL stops working, in epoch seconds, or None if it does not say.
+    ``now`` is when the URL was handed over (its redirect answer arrived): a lifetime without a
+    signing date (or with one that does not parse) counts from then, since a redirect hands out
+    a URL signed just before; a lower bound on its life would be a guess of a date. No default:
+    a forgotten time must not make such a URL expire in 1970.
 
     Understands AWS SigV4 (X-Amz-Date + X-Amz-Expires), Google (X-Goog-Date + X-Goog-Expires) and
     the epoch ``Expires=`` of SigV2 and CloudFront.

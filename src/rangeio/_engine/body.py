@@ -3,13 +3,12 @@ releasing a response: its small rest drained so the connection is kept (`_core/d
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rangeio._core.drain import DRAIN_SECONDS, drain_budget
 from rangeio._core.options import Timeout
 from rangeio._core.stall import StallWatch
-from rangeio._engine.ops import Close, NextChunk, Program
+from rangeio._engine.ops import Clock, Close, NextChunk, Program, read_clock
 from rangeio.errors import NetworkError, NetworkTimeoutError
 
 # A wait is never given less than this: a deadline already (just) due is the floor's to judge.
@@ -21,12 +20,16 @@ class BodyReader:
     slower than ``timeout.low_speed``. Only the time spent waiting for chunks counts, so a
     reader that pauses between chunks never makes the server look slow. Each wait carries the
     moment the floor would fire if nothing more came (``StallWatch.deadline``), and the runner
-    cuts a wait that reaches it: the wait for the end of the body (trailers) is bounded too."""
+    cuts a wait that reaches it: the wait for the end of the body (trailers) is bounded too.
 
-    __slots__ = ("_response", "_watch", "_waited", "_started")
+    ``clock`` is the runner's (``read_clock()``): a reader is made per body, its clock read
+    per chunk."""
 
-    def __init__(self, response: Any, timeout: Timeout) -> None:
+    __slots__ = ("_response", "_clock", "_watch", "_waited", "_started")
+
+    def __init__(self, response: Any, timeout: Timeout, clock: Clock) -> None:
         self._response = response
+        self._clock = clock
         limit = timeout.low_speed
         self._watch = StallWatch(limit, 0.0) if limit is not None else None
         self._waited = 0.0
@@ -46,7 +49,7 @@ class BodyReader:
         # The wait itself is bounded too: a client busy with bytes that are not body (endless
         # chunked trailers) returns nothing until it is done, so the floor could never judge.
         within = self._watch.deadline() - self._waited
-        self._started = time.monotonic()
+        self._started = self._clock.monotonic()
         return NextChunk(self._response, within if within > _MIN_WAIT else _MIN_WAIT)
 
     def received(self, chunk: bytes | None) -> bytes | None:
@@ -54,7 +57,7 @@ class BodyReader:
         watch = self._watch
         if watch is None:
             return chunk
-        self._waited += time.monotonic() - self._started
+        self._waited += self._clock.monotonic() - self._started
         if chunk is not None and watch.stalled(len(chunk), self._waited):
             raise NetworkTimeoutError(
                 f"response body {watch.limit.describe()} of waiting for it (low_speed)"
@@ -81,12 +84,13 @@ def _drain(response: Any, timeout: Timeout, budget: int) -> Program[int]:
     """Read and discard the body until its end, at most ``budget`` bytes and ``DRAIN_SECONDS``
     (each wait also under the low-speed floor): past either, or on any failure, stop, and the
     Close that follows drops the connection (the transport sees the body unfinished)."""
-    body = BodyReader(response, timeout)
-    deadline = time.monotonic() + DRAIN_SECONDS
+    clock = yield from read_clock()
+    body = BodyReader(response, timeout, clock)
+    deadline = clock.monotonic() + DRAIN_SECONDS
     drained = 0
     while True:
         wait = body.wait()
-        left = deadline - time.monotonic()
+        left = deadline - clock.monotonic()
         if left <= 0:
             return drained
         if wait.within is None or wait.within > left:

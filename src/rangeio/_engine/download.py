@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from rangeio._core.download import (
     Reset,
     Restart,
     Resume,
+    Start,
     identity_of,
     read_answer,
     resume_headers,
@@ -37,7 +37,18 @@ from rangeio._core.retry import RetryPolicy
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
 from rangeio._engine.body import BodyReader, release
-from rangeio._engine.ops import Blocking, Close, Join, Program, Send, Sleep, Spawn
+from rangeio._engine.ops import (
+    Blocking,
+    Clock,
+    Close,
+    Join,
+    Program,
+    Send,
+    Sleep,
+    Spawn,
+    now,
+    read_clock,
+)
 from rangeio.errors import (
     ChecksumMismatchError,
     HTTPStatusError,
@@ -96,7 +107,9 @@ class DownloadJob:
     requests: int = 0
     transferred: int = 0
     reused: int | None = None
-    started: float = field(default_factory=time.monotonic)
+    # The runner's clock, taken by the first program that runs the job (_on_the_clock).
+    clock: Clock | None = None
+    started: float = 0.0
 
     def __post_init__(self) -> None:
         check_url(self.url)
@@ -149,8 +162,17 @@ def new_job(
     )
 
 
+def _on_the_clock(job: DownloadJob) -> Program[Clock]:
+    """The runner's clock, kept on ``job``; the job's time starts the first time it is asked."""
+    if job.clock is None:
+        job.clock = yield from read_clock()
+        job.started = job.clock.monotonic()
+    return job.clock
+
+
 def download(job: DownloadJob) -> Program[DownloadResult]:
     """Attempts until the file is complete, resuming after every failure that allows it."""
+    yield from _on_the_clock(job)
     failures = 0
     while True:
         try:
@@ -169,16 +191,17 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
 def haul(job: DownloadJob) -> Program[DownloadResult]:
     """One attempt = one HTTP request (redirect hops aside): complete the file, or raise
     PartialDownloadError with the durable progress so far."""
+    yield from _on_the_clock(job)
     files = job.files
     assessment, tails = yield Blocking(files.inspect, (job.url,))
-    if assessment.kind == "done":
+    if assessment.kind is Start.DONE:
         existing = yield from _existing(job, assessment)
         if existing is not None:
             return existing
-        assessment = Assessment("fresh", None, "the destination does not match sha256=")
+        assessment = Assessment(Start.FRESH, None, "the destination does not match sha256=")
     record: control.ControlRecord | None = assessment.record
-    if assessment.kind == "fresh":
-        if assessment.reason not in ("no previous progress",):
+    if assessment.starts_over:
+        if assessment.kind is Start.FRESH:
             log.warning("restarting download of %s: %s", job.url, assessment.reason)
         yield Blocking(files.discard)
     segment = record.segments[0] if record is not None else control.Segment(0, 0, None)
@@ -311,10 +334,9 @@ def _ask(
             raise  # an untrusted certificate stays untrusted: not a resumable interruption
         except NetworkError as exc:
             raise _partial(exc, cursor, record) from exc
+        at = yield from now()
         try:
-            answer = read_answer(
-                spec, response.status, response.headers, pinned, cursor, now=time.time()
-            )
+            answer = read_answer(spec, response.status, response.headers, pinned, cursor, now=at)
         except HTTPStatusError as exc:
             # A status answer's small body is drained so the connection is kept (drain_budget).
             yield from release(response, job.timeout, method="GET")
@@ -347,17 +369,22 @@ def _receive(
     end: int | None,
     tail: bytearray,
     skip: int = 0,
+    *,
+    beside: bool = True,
 ) -> Program[int]:
     """Stream the body to disk at ``offset``, checkpointing as the policy says. The first
     ``skip`` body bytes lie before ``offset`` (a widened 206) and are dropped.
 
     Checkpoints run beside the transfer (one at a time), so an fdatasync never stalls the
     socket; a crash then loses at most one interval plus what arrived during one checkpoint.
+    Not ``beside``: in a spawned program, which must not Join (`_engine/ops.py`), they run in
+    line instead (the socket waits for each fdatasync).
     """
     files = job.files
     background = _Background()
-    last_offset, last_time = offset, time.monotonic()
-    body = BodyReader(response, job.timeout)
+    clock = yield from _on_the_clock(job)
+    last_offset, last_time = offset, clock.monotonic()
+    body = BodyReader(response, job.timeout, clock)
     try:
         while (chunk := (yield from body.next_chunk())) is not None:
             if skip:
@@ -375,11 +402,14 @@ def _receive(
             if job.on_progress is not None:
                 job.on_progress(offset, record.total)
             background.raise_failure()
-            now = time.monotonic()
+            now = clock.monotonic()
             due = job.policy.checkpoint_due(offset - last_offset, now - last_time)
             if due and not background.running:
                 snapshot = _advance(record, offset, tail)
-                background.handle = yield Spawn(background.checkpoint(files, fd.fd, snapshot))
+                if beside:
+                    background.handle = yield Spawn(background.checkpoint(files, fd.fd, snapshot))
+                else:
+                    yield Blocking(files.checkpoint, (fd.fd, snapshot))
                 last_offset, last_time = offset, now
     except NetworkError as exc:
         yield from background.wait()
@@ -594,6 +624,11 @@ def _claimable(done: int, record: control.ControlRecord | None) -> int:
     return done
 
 
+def _elapsed(job: DownloadJob) -> float:
+    assert job.clock is not None, "the job's program took the runner's clock first"
+    return job.clock.monotonic() - job.started
+
+
 def _result(
     job: DownloadJob, size: int, sha: str, record: control.ControlRecord | None
 ) -> DownloadResult:
@@ -606,7 +641,7 @@ def _result(
         requests=job.requests,
         bytes_transferred=job.transferred,
         bytes_reused=job.reused or 0,
-        elapsed=time.monotonic() - job.started,
+        elapsed=_elapsed(job),
     )
 
 
@@ -641,12 +676,16 @@ class _Shared:
         self.restarted: DownloadResult | None = None
         self.restart_error: BaseException | None = None
         self._last_bytes = table.durable_candidates
-        self._last_time = time.monotonic()
+        assert job.clock is not None, "the job's program took the runner's clock first"
+        self._clock = job.clock
+        self._last_time = self._clock.monotonic()
 
     def checkpoint_due(self) -> bool:
         with self.lock:
             progress = self.table.durable_candidates - self._last_bytes
-            return self.job.policy.checkpoint_due(progress, time.monotonic() - self._last_time)
+            return self.job.policy.checkpoint_due(
+                progress, self._clock.monotonic() - self._last_time
+            )
 
     def write(self, slot: int, chunk: bytes) -> int | None:
         """Write what of ``chunk`` still belongs to segment ``slot`` at its cursor, then move
@@ -710,7 +749,7 @@ class _Shared:
             with self.lock:
                 segments = self.table.snapshot()
                 self._last_bytes = self.table.durable_candidates
-                self._last_time = time.monotonic()
+                self._last_time = self._clock.monotonic()
             record = replace(self.record, segments=segments, generation=self.record.generation + 1)
             self.job.files.checkpoint(self.fd.fd, record)
             self.record = record
@@ -720,21 +759,22 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     """One attempt with up to ``job.connections`` connections, each on its own segment; an
     idle connection takes half of the largest remaining segment. A server that ignores Range
     gets one connection."""
+    yield from _on_the_clock(job)
     files = job.files
     assessment, tails = yield Blocking(files.inspect, (job.url,))
-    if assessment.kind == "done":
+    if assessment.kind is Start.DONE:
         existing = yield from _existing(job, assessment)
         if existing is not None:
             return existing
-        assessment = Assessment("fresh", None, "the destination does not match sha256=")
+        assessment = Assessment(Start.FRESH, None, "the destination does not match sha256=")
     record = assessment.record
     if (
-        assessment.kind == "fresh"
+        assessment.starts_over
         or record is None
         or record.total is None
         or len(record.segments) == 0
     ):
-        if assessment.kind == "fresh" and assessment.reason != "no previous progress":
+        if assessment.kind is Start.FRESH:
             log.warning("restarting download of %s: %s", job.url, assessment.reason)
         yield Blocking(files.discard)
         if job.reused is None:
@@ -784,10 +824,11 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
 
 
 def _stream_whole(
-    job: DownloadJob, response: Any, answer: Restart | Resume
+    job: DownloadJob, response: Any, answer: Restart | Resume, *, beside: bool = True
 ) -> Program[DownloadResult]:
     """Write the file from byte 0 with one connection: ``response`` carries all of it (a 200,
-    or a ``bytes=0-`` 206 of unknown size). ``.part`` restarts for its version first."""
+    or a ``bytes=0-`` 206 of unknown size). ``.part`` restarts for its version first.
+    ``beside``: as for ``_receive``."""
     total = answer.length if isinstance(answer, Restart) else None
     record = _record(job, answer.identity, total, 0, b"")
     try:
@@ -797,7 +838,7 @@ def _stream_whole(
         raise
     try:
         end = total if isinstance(answer, Restart) else answer.range.stop
-        offset = yield from _receive(job, response, fd, record, 0, end, bytearray())
+        offset = yield from _receive(job, response, fd, record, 0, end, bytearray(), beside=beside)
         yield Close(response)
         if end is not None and offset < end:
             raise PartialDownloadError(
@@ -856,7 +897,10 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
             yield Sleep(0.01)  # the others notice the stop at their next chunk or answer
         log.info("parallel download of %s restarts from byte 0 with a 200 (%s)", job.url, restart)
         job.reused = 0
-        shared.restarted = yield from _stream_whole(job, restart.response, restart.answer)
+        # In a worker, a spawned program: its checkpoints run in line, never Spawn + Join.
+        shared.restarted = yield from _stream_whole(
+            job, restart.response, restart.answer, beside=False
+        )
     except Exception as exc:  # the response, if still open, is closed as this program ends
         shared.restart_error = exc
 
@@ -1056,7 +1100,7 @@ def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
 
 def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> Program[None]:
     job = shared.job
-    body = BodyReader(response, job.timeout)
+    body = BodyReader(response, job.timeout, (yield from _on_the_clock(job)))
     try:
         while (chunk := (yield from _next_or_done(shared, slot, body))) is not None:
             if skip:

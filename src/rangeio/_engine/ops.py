@@ -4,13 +4,24 @@ Engine code is written once as generator "programs" that ``yield`` these operati
 results sent back (or their exceptions thrown in). ``rangeio/_sync/runner.py`` runs them by
 blocking; ``rangeio/_async/runner.py`` runs them with ``await``. So sync and async share every
 line of logic, and neither shell is generated from the other.
+
+Two rules a program must keep, which the runners check:
+
+- It never reads a clock itself: it asks for the runner's ``Clock`` (``read_clock()``, or ``now()``
+  for the wall time), so that a test moves a program's time by handing the runner another
+  clock. A hot loop asks once and keeps the clock (``BodyReader``).
+- A *spawned* program never yields ``Join``. In the sync runner every spawned program holds a
+  pool thread while it runs; one that waits for others spawned after it can wait for a thread
+  that only its own ending would free: with a full pool, a deadlock. The sync runner raises
+  EngineMisuse when it sees one (the async runner has no pool, but the rule is the same so that
+  a program runs on both). Only the program a runner was handed (``run``) may Join.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from rangeio._core.exchange import Request
 from rangeio._core.options import Timeout
@@ -19,8 +30,32 @@ from rangeio.errors import NetworkTimeoutError
 T = TypeVar("T")
 
 
+class Response(Protocol):
+    """What a program sees of a response the runner sent (``_engine/runner.py`` Live)."""
+
+    status: int
+    headers: dict[str, str]
+
+
+class Clock(Protocol):
+    """A runner's clock: ``time()`` is the wall clock in epoch seconds (what presigned URLs
+    expire by), ``monotonic()`` measures intervals (stall floors, checkpoints, elapsed)."""
+
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+
+class Handle(Protocol):
+    """A spawned program, as Spawn returns it (a Future or a task): only Join reads it."""
+
+
 class Op:
     """Base of every operation."""
+
+
+class EngineMisuse(RuntimeError):
+    """A program broke a rule of the ops (see the module's docstring): a bug in rangeio."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +149,15 @@ class Blocking(Op):
     args: tuple[Any, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ReadClock(Op):
+    """The runner's Clock; answered by the Stepper itself, without a round trip through the
+    runner's I/O."""
+
+
+READ_CLOCK = ReadClock()
+
+
 class Delivered(Op):
     """Yielded by a streaming program after each body chunk: a pause point for Advance."""
 
@@ -121,3 +165,61 @@ class Delivered(Op):
 DELIVERED = Delivered()
 
 Program = Generator[Op, Any, T]
+
+
+# Typed yields: ``x = yield Send(...)`` is Any; ``x = yield from send(...)`` has the result's
+# type. The read path (``_engine/remote.py``) uses these.
+
+
+def read_clock() -> Program[Clock]:
+    """The runner's clock."""
+    value: Clock = yield READ_CLOCK
+    return value
+
+
+def now() -> Program[float]:
+    """The wall-clock time, from the runner's clock."""
+    value: Clock = yield READ_CLOCK
+    return value.time()
+
+
+def send(request: Request, timeout: Timeout) -> Program[Response]:
+    """Send ``request``: its response, head arrived."""
+    response: Response = yield Send(request, timeout)
+    return response
+
+
+def next_chunk(op: NextChunk) -> Program[bytes | None]:
+    """The next body chunk the ``op`` waits for, or None at the end of the body."""
+    chunk: bytes | None = yield op
+    return chunk
+
+
+def close(response: Response) -> Program[None]:
+    yield Close(response)
+
+
+def sleep(seconds: float) -> Program[None]:
+    yield Sleep(seconds)
+
+
+def spawn(program: Program[Any], *, fan_out: bool = False) -> Program[Handle]:
+    """Start ``program``; the handle to Join it by (never from a spawned program)."""
+    handle: Handle = yield Spawn(program, fan_out)
+    return handle
+
+
+def join(handles: Sequence[Handle]) -> Program[list[Any]]:
+    results: list[Any] = yield Join(handles)
+    return results
+
+
+def advance(program: Program[Any]) -> Program[bool]:
+    """Run the suspended ``program`` to its next Delivered (True) or its end (False)."""
+    paused: bool = yield Advance(program)
+    return paused
+
+
+def blocking(function: Callable[..., T], *args: Any) -> Program[T]:
+    result: T = yield Blocking(function, args)
+    return result

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from rangeio._core.options import FileOptions
 from rangeio._core.probe import Probe, ProbeResult
-from rangeio._engine.ops import Program
+from rangeio._engine.ops import Program, now
 from rangeio._engine.remote import RemoteFile
 from rangeio.errors import RangeioError
 
@@ -23,4 +21,5 @@ def probe(url: str, options: FileOptions, *, max_ranges: int = 2) -> Program[Pro
             machine.on_failure(exc)  # raises when the failure ends the probe
         else:
             machine.on_result(exchange.result)
-    return machine.facts(time.time())
+    finished = yield from now()
+    return machine.facts(finished)

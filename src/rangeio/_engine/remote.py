@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,13 +41,15 @@ from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import (
     DELIVERED,
     Abandon,
-    Advance,
     Close,
-    Join,
     Program,
-    Send,
     Sleep,
-    Spawn,
+    advance,
+    join,
+    now,
+    read_clock,
+    send,
+    spawn,
 )
 from rangeio.errors import (
     HeaderParseError,
@@ -203,19 +204,20 @@ class RemoteFile:
         """Run ``exchange`` over the transport, yielding DELIVERED after every body chunk (with
         ``pauses``) so that a stream can hand bytes to its reader as they arrive."""
         timeout = self.options.timeout
-        while (request := exchange.next_request(time.time())) is not None:
+        while (request := exchange.next_request((yield from now()))) is not None:
             action: Action | None
             self._count(requests=1)
             try:
-                response = yield Send(request, timeout)
+                response = yield from send(request, timeout)
             except NetworkError as exc:
-                action = exchange.on_error(exc, time.time())
+                action = exchange.on_error(exc)
             else:
                 # No `finally: yield` here: a program being closed must not yield. A response
                 # left open that way is closed by the runner, which tracks every response.
                 rest: int | None = 0  # body bytes read, while the rest may be drained
                 try:
-                    action = exchange.on_response(response.status, response.headers, time.time())
+                    at = yield from now()
+                    action = exchange.on_response(response.status, response.headers, at)
                     if isinstance(action, ReadBody):
                         rest = None  # a body that fails as it is read is never drained
                         action, rest = yield from self._read_body(exchange, response, pauses)
@@ -239,7 +241,7 @@ class RemoteFile:
         """Read the body into ``exchange``: the action that follows, and the count of body
         bytes read when the rest is left unread and may be drained (None: nothing to drain,
         the body ended or failed)."""
-        body = BodyReader(response, self.options.timeout)
+        body = BodyReader(response, self.options.timeout, (yield from read_clock()))
         received = 0
         while True:
             try:
@@ -249,9 +251,9 @@ class RemoteFile:
                 # the body itself (longer than its Content-Range, a malformed multipart part) is
                 # a ProtocolError too, but retrying cannot fix it, and "resuming" past a body
                 # that overflowed would ask for an empty range.
-                return exchange.on_error(exc, time.time()), None
+                return exchange.on_error(exc), None
             if chunk is None:
-                return exchange.on_end(time.time()), None
+                return exchange.on_end(), None
             exchange.on_data(chunk)
             received += len(chunk)
             self._count(fetched=len(chunk))
@@ -259,7 +261,7 @@ class RemoteFile:
                 # The rest is not needed (a multipart epilogue, which may never end; the tail
                 # of a widened 206): stop here; the release that follows drains it if it is
                 # small and framed, else drops the connection (`_core/drain.py`).
-                return exchange.on_end(time.time()), received
+                return exchange.on_end(), received
             if pauses:
                 yield DELIVERED
 
@@ -351,8 +353,8 @@ class RemoteFile:
                 return
             handle = self._opening
             if handle is None:
-                handle = self._opening = yield Spawn(self._open_shared())
-        yield Join([handle])
+                handle = self._opening = yield from spawn(self._open_shared())
+        yield from join([handle])
 
     def _open_shared(self) -> Program[None]:
         try:
@@ -533,7 +535,7 @@ class RemoteFile:
                 handle = yield from self._start_fetch([r], self._fetch_into_cache, r, protect)
                 waits.append(handle)
         if waits:
-            yield Join(waits)
+            yield from join(waits)
 
     def _handles_of(self, fetch_ids: list[int]) -> list[Any]:
         """The handles of in-flight fetches, each once (a multipart request has several ids)."""
@@ -554,7 +556,7 @@ class RemoteFile:
         which must call ``_fetch_done(ids)`` however it ends. Returns its handle."""
         ids = [self._inflight.add(r) for r in group]
         try:
-            handle = yield Spawn(fetch(ids, *args), fan_out=fan_out)
+            handle = yield from spawn(fetch(ids, *args), fan_out=fan_out)
         except BaseException:
             # Never started, so it will never release its claim: release it here.
             self._fetch_done(ids)
@@ -617,7 +619,7 @@ class RemoteFile:
                 if not holes:
                     break
                 handles = yield from self._claim_vectored([hole for _, hole in holes])
-            answers: list[Pieces | None] = yield Join(handles)
+            answers: list[Pieces | None] = yield from join(handles)
             received = RangeSet()
             for pieces in answers:
                 # None: a multipart probe the server refused; its bytes are asked for again,
@@ -648,7 +650,7 @@ class RemoteFile:
                 if not holes:
                     break
                 handles = yield from self._claim_vectored(holes)
-            answers: list[Pieces | None] = yield Join(handles)
+            answers: list[Pieces | None] = yield from join(handles)
             received = RangeSet()
             for pieces in answers:
                 for start, data in pieces or ():
@@ -784,7 +786,7 @@ class Stream:
 
     def pump_until(self, stop: int, *, protect: ByteRange | None) -> Program[None]:
         while self.position < stop and not self.finished:
-            paused = yield Advance(self._program)
+            paused = yield from advance(self._program)
             if not paused:
                 self.finished = True
             start, data = self._exchange.take()

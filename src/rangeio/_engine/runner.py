@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from rangeio._engine.ops import DELIVERED, Op, Program
+from rangeio._engine.ops import DELIVERED, READ_CLOCK, Clock, EngineMisuse, Join, Op, Program
+
+
+class SystemClock:
+    """The real clocks: the one place the engine's time comes from (the ReadClock op)."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 class Live:
@@ -25,13 +41,28 @@ class Live:
 class Stepper:
     """Drives one program: ``next_op`` sends the last result (or throws the last error) in and
     returns the next operation to run, or None once the program has ended (``result`` holds its
-    value) or, when pausing, has yielded DELIVERED (``paused`` is then True)."""
+    value) or, when pausing, has yielded DELIVERED (``paused`` is then True). It answers ReadClock
+    itself, with ``clock``; a ``spawned`` program that yields Join gets EngineMisuse thrown
+    in (``_engine/ops.py``: it could deadlock the sync runner's pool)."""
 
-    __slots__ = ("_program", "_pause", "_value", "_error", "result", "paused")
+    __slots__ = (
+        "_program",
+        "_pause",
+        "_clock",
+        "_spawned",
+        "_value",
+        "_error",
+        "result",
+        "paused",
+    )
 
-    def __init__(self, program: Program[Any], *, pause: bool) -> None:
+    def __init__(
+        self, program: Program[Any], *, pause: bool, clock: Clock, spawned: bool = False
+    ) -> None:
         self._program = program
         self._pause = pause
+        self._clock = clock
+        self._spawned = spawned
         self._value: Any = None
         self._error: BaseException | None = None
         self.result: Any = None
@@ -46,7 +77,17 @@ class Stepper:
             except StopIteration as stop:
                 self.result = stop.value
                 return None
+            if op is READ_CLOCK:
+                self._value = self._clock
+                continue
             if op is not DELIVERED:
+                if self._spawned and type(op) is Join:
+                    self._error = EngineMisuse(
+                        "a spawned program yielded Join: with every pool thread held by a "
+                        "program waiting for another, nothing runs (a deadlock); only the "
+                        "program handed to run() may Join"
+                    )
+                    continue
                 return op
             if self._pause:
                 self.paused = True

@@ -26,7 +26,7 @@ from rangeio._core.exchange import RangeExchange
 from rangeio._core.headers import RangeSpec
 from rangeio._core.ranges import ByteRange
 from rangeio._core.travel import Description
-from rangeio._engine.ops import Abandon, Advance, Program
+from rangeio._engine.ops import Abandon, Program, advance
 from rangeio._engine.remote import RemoteFile
 from rangeio.errors import ProtocolError, RangeioError
 
@@ -111,7 +111,7 @@ class _Feed:
     def next(self) -> Program[tuple[int, bytes] | None]:
         """The bytes received since the last call and where they start (possibly none yet),
         or None once the response has ended."""
-        paused = yield Advance(self.program)
+        paused = yield from advance(self.program)
         start, data = self.exchange.take()
         if data:
             self.position = start + len(data)
@@ -126,7 +126,7 @@ class _Feed:
         here (ProtocolError), as by the file, whatever the chunks the transport happened to
         hand over."""
         while True:
-            paused = yield Advance(self.program)
+            paused = yield from advance(self.program)
             self.exchange.take()  # nothing: past the range, on_data raises instead
             if not paused:
                 return

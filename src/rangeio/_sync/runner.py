@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 from rangeio._engine import ops
 from rangeio._engine.fork import ForkHooks
-from rangeio._engine.runner import Live, Responses, Stepper
+from rangeio._engine.ops import Clock
+from rangeio._engine.runner import SYSTEM_CLOCK, Live, Responses, Stepper
 from rangeio._sync.handoff import HELPERS, Abandoned
 from rangeio._transport import Transport
 from rangeio._transport.base import cuts_head
@@ -23,12 +24,21 @@ class SyncRunner:
     """Executes the operations programs yield. Spawned programs run on a pool of
     ``max_concurrency`` threads, which is what bounds concurrent requests per file; fan-out
     spawns (``Spawn.fan_out``) run on a pool of ``fan_out`` threads and take a slot of the same
-    bound, so they never have more than ``fan_out`` of it."""
+    bound, so they never have more than ``fan_out`` of it. ``clock`` answers the programs' Now.
+
+    A spawned program holds its pool thread until it ends, so it must never Join (a full pool
+    would deadlock): the Stepper throws EngineMisuse into one that tries (`_engine/ops.py`)."""
 
     def __init__(
-        self, transport: Transport, max_concurrency: int, fan_out: int | None = None
+        self,
+        transport: Transport,
+        max_concurrency: int,
+        fan_out: int | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.transport = transport
+        self.clock = clock
         self._max_concurrency = max_concurrency
         self._fan_out = fan_out if fan_out is not None and fan_out < max_concurrency else None
         self._slots = threading.BoundedSemaphore(max_concurrency)
@@ -67,10 +77,11 @@ class SyncRunner:
         self._parent_programs.discard(id(program))
         return True
 
-    def run(self, program: ops.Program[T]) -> T:
+    def run(self, program: ops.Program[T], *, spawned: bool = False) -> T:
         opened: list[Live] = []
+        stepper = Stepper(program, pause=False, clock=self.clock, spawned=spawned)
         try:
-            result: T = self._drive(Stepper(program, pause=False), opened).result
+            result: T = self._drive(stepper, opened).result
             return result
         finally:
             _close_all(opened)
@@ -109,10 +120,10 @@ class SyncRunner:
         elif isinstance(op, ops.Blocking):
             return op.function(*op.args)
         elif isinstance(op, ops.Sleep):
-            time.sleep(op.seconds)
+            time.sleep(op.seconds)  # the one use of time here: waiting, never reading it
         elif isinstance(op, ops.Spawn):
             if self._fan_out is None:
-                return self._executor().submit(self.run, op.program)
+                return self._executor().submit(self.run, op.program, spawned=True)
             if op.fan_out:
                 return self._fan_executor().submit(self._run_in_slot, op.program)
             return self._executor().submit(self._run_in_slot, op.program)
@@ -126,7 +137,8 @@ class SyncRunner:
                 return False
             try:
                 stepper = self._drive(
-                    Stepper(op.program, pause=True), self._responses.of_suspended(op.program)
+                    Stepper(op.program, pause=True, clock=self.clock),
+                    self._responses.of_suspended(op.program),
                 )
             except BaseException:
                 _close_all(self._responses.release_suspended(op.program))
@@ -182,7 +194,7 @@ class SyncRunner:
     def _run_in_slot(self, program: ops.Program[T]) -> T:
         # Taken in the worker thread, never by Spawn: Spawn must not block.
         with self._slots:
-            return self.run(program)
+            return self.run(program, spawned=True)
 
     def _fan_executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
