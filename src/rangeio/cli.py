@@ -28,6 +28,7 @@ import sys
 import time
 
 import rangeio
+from rangeio._core.retry import is_retryable
 from rangeio.errors import (
     ChecksumMismatchError,
     DownloadLockedError,
@@ -519,7 +520,11 @@ def gather_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
             if size > 64 * 1024:
                 try:
                     f.read_ranges([(0, 1), (size - 2, size - 1)])
-                except (RangeNotSupportedError, ProtocolError, HTTPStatusError):
+                except NetworkError as exc:
+                    # An answer that asking again would not change (a refusal, a broken
+                    # multipart body): no usable multipart. Only a failure of the link is raised.
+                    if is_retryable(exc):
+                        raise
                     multipart = False
                 else:
                     multipart = any(

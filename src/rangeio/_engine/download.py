@@ -33,7 +33,7 @@ from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
 from rangeio._core.options import Timeout, check_verify
 from rangeio._core.redirects import check_url, follow
-from rangeio._core.retry import RetryPolicy
+from rangeio._core.retry import RetryPolicy, coerce_retries, is_retryable
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
 from rangeio._engine.body import BodyReader, release
@@ -47,7 +47,6 @@ from rangeio.errors import (
     RangeioError,
     RedirectError,
     RemoteChangedError,
-    TLSError,
 )
 
 log = logging.getLogger("rangeio.download")
@@ -108,6 +107,7 @@ class DownloadJob:
 # download() retries this often by default: enough to ride out a flaky link or a rolling
 # restart (with backoff up to 5 s), bounded so a dead server fails in well under a minute.
 DEFAULT_ATTEMPTS = 8
+DOWNLOAD_RETRIES = RetryPolicy(attempts=DEFAULT_ATTEMPTS)
 
 
 def new_job(
@@ -130,17 +130,13 @@ def new_job(
     check_verify(verify)
     if connections < 1:
         raise ValueError("connections must be >= 1")
-    if retries is None:
-        retries = RetryPolicy(attempts=DEFAULT_ATTEMPTS)
-    elif isinstance(retries, int):
-        retries = RetryPolicy(attempts=retries + 1)
     return DownloadJob(
         url,
         Path(dest),
         dict(headers or {}),
         sha256,
         Timeout.coerce(timeout),
-        retries,
+        coerce_retries(retries, DOWNLOAD_RETRIES),
         policy or DownloadPolicy(),
         on_progress,
         connections,
@@ -157,7 +153,11 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
             if job.connections > 1:
                 return (yield from parallel(job))
             return (yield from haul(job))
-        except PartialDownloadError as exc:
+        except RangeioError as exc:
+            # haul() raises what is worth another attempt as a PartialDownloadError; the
+            # rest (a 404, a TLS failure, a checksum mismatch) ends the download here.
+            if not is_retryable(exc):
+                raise
             failures += 1
             delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
             if delay is None:
@@ -307,9 +307,9 @@ def _ask(
         job.requests += 1
         try:
             response = yield Send(request_to("GET", url, job.url, job.headers, ranged), job.timeout)
-        except TLSError:
-            raise  # an untrusted certificate stays untrusted: not a resumable interruption
         except NetworkError as exc:
+            if not is_retryable(exc):
+                raise  # an untrusted certificate stays untrusted: not a resumable interruption
             raise _partial(exc, cursor, record) from exc
         try:
             answer = read_answer(
@@ -318,7 +318,7 @@ def _ask(
         except HTTPStatusError as exc:
             # A status answer's small body is drained so the connection is kept (drain_budget).
             yield from release(response, job.timeout, method="GET")
-            if exc.is_transient:
+            if is_retryable(exc):
                 raise _partial(exc, cursor, record) from exc
             raise
         except Exception:
@@ -383,10 +383,11 @@ def _receive(
                 last_offset, last_time = offset, now
     except NetworkError as exc:
         yield from background.wait()
-        complete = end is not None and offset == end and not isinstance(exc, ProtocolError)
+        retryable = is_retryable(exc)
+        complete = end is not None and offset == end and retryable
         if not complete:
             yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
-            if isinstance(exc, ProtocolError):
+            if not retryable:
                 # Our own verdict on the body (longer than declared): a resume would get the same.
                 raise
             raise _partial(exc, offset, record) from exc
@@ -904,9 +905,7 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     yield Blocking(shared.checkpoint)
     if not shared.table.done:
         error = shared.errors[0] if shared.errors else None
-        if isinstance(error, (ProtocolError, ChecksumMismatchError, TLSError, RedirectError)) or (
-            error is not None and not isinstance(error, (NetworkError, PartialDownloadError))
-        ):
+        if error is not None and not is_retryable(error):
             raise error
         done = control.resumable_bytes(shared.record)
         raise PartialDownloadError(
@@ -1007,18 +1006,17 @@ def _claim_and_fill(
             failures = 0
         except _Restarted as restart:
             return restart
-        except (TLSError, RedirectError) as exc:
-            # Neither changes by asking again: an untrusted certificate, a redirect not to follow.
-            shared.errors.append(exc)
-        except NetworkError as exc:
+        except Exception as exc:
+            # What asking again cannot change (an untrusted certificate, a redirect not to
+            # follow, a 404, a changed remote) is the coordinator's at once.
             failures += 1
-            delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
+            delay = None
+            if is_retryable(exc):
+                delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
             if delay is None:
                 shared.errors.append(exc)
             else:
                 yield Sleep(delay)
-        except Exception as exc:
-            shared.errors.append(exc)
         except BaseException:
             # An interruption (Ctrl-C in a progress callback, a cancellation): the others stop
             # writing too, and the coordinator saves the progress before it unwinds.
