@@ -28,7 +28,6 @@ import sys
 import time
 
 import rangeio
-from rangeio._core.retry import is_retryable
 from rangeio.errors import (
     ChecksumMismatchError,
     DownloadLockedError,
@@ -521,6 +520,8 @@ def gather_info(url: str, options: dict[str, Any]) -> dict[str, Any]:
                 try:
                     f.read_ranges([(0, 1), (size - 2, size - 1)])
                 except NetworkError as exc:
+                    from rangeio._core.retry import is_retryable
+
                     # An answer that asking again would not change (a refusal, a broken
                     # multipart body): no usable multipart. Only a failure of the link is raised.
                     if is_retryable(exc):
