@@ -97,3 +97,28 @@ def test_haul_says_what_download_would_retry(
     assert is_retryable(info.value) is retryable
     assert isinstance(info.value, rangeio.PartialDownloadError) is retryable
     assert len(_gets(fault_server)) == 1
+
+
+def test_haul_takes_downloads_argument_order(fault_server: FaultServer, tmp_path: Path) -> None:
+    """haul(url, dest, client=...) as download; the old haul(url, client, dest=...) still works
+    with a DeprecationWarning; a shape that cannot be told apart is refused."""
+    import urllib3
+
+    data = fault_server.get_file(DATA)
+    url = fault_server.url(DATA)
+    with urllib3.PoolManager() as pool:
+        rangeio.haul(url, tmp_path / "new", client=pool)
+        with pytest.warns(DeprecationWarning, match="haul\\(url, dest, client=client\\)"):
+            rangeio.haul(url, pool, dest=tmp_path / "old")
+        with pytest.raises(TypeError):
+            rangeio.haul(url, tmp_path / "x", pool)  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            rangeio.haul(url, pool, dest=tmp_path / "y", client=pool)
+    assert (tmp_path / "new").read_bytes() == (tmp_path / "old").read_bytes() == data
+
+
+def test_retries_none_means_the_default_policy(fault_server: FaultServer, opener: Opener) -> None:
+    """retries=None is "not given" for files too (it was "no retry"): a 503 once is retried."""
+    fault_server.faults = Faults(status=503, retry_after="0", times=1)
+    with opener(fault_server.url(DATA), retries=None, prefetch_bytes=0) as f:
+        assert f.read(10) == fault_server.get_file(DATA)[:10]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -143,6 +144,30 @@ def new_job(
         allow_https_downgrade,
         allow_redirects,
     )
+
+
+def haul_arguments(where: tuple[Any, ...], dest: Any, client: Any) -> tuple[Any, Any]:
+    """``(dest, client)`` of a haul call. The order is download's: ``haul(url, dest, *,
+    client=None)``. The old ``haul(url, client, dest=...)`` is told apart safely (one positional
+    argument beside a ``dest`` keyword can only be the client): it still works, with a
+    DeprecationWarning. Every other shape is refused rather than guessed."""
+    if len(where) > 1:
+        raise TypeError("haul() takes url and dest positionally; pass client= by keyword")
+    if not where:
+        if dest is None:
+            raise TypeError("haul() needs a destination: haul(url, dest)")
+        return dest, client
+    if dest is None:
+        return where[0], client
+    if client is not None:
+        raise TypeError("haul() got a client both by position and by keyword")
+    warnings.warn(
+        "haul(url, client, dest=...) is deprecated: call haul(url, dest, client=client), "
+        "the order download() takes",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return dest, where[0]
 
 
 def download(job: DownloadJob) -> Program[DownloadResult]:
