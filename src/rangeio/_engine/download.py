@@ -178,11 +178,10 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
             if job.connections > 1:
                 return (yield from parallel(job))
             return (yield from haul(job))
-        except RangeioError as exc:
-            # haul() raises what is worth another attempt as a PartialDownloadError; the
-            # rest (a 404, a TLS failure, a checksum mismatch) ends the download here.
-            if not is_retryable(exc):
-                raise
+        except PartialDownloadError as exc:
+            # An attempt raises what is worth another one (is_retryable, in _ask/_receive and
+            # the parallel coordinator) as a PartialDownloadError; anything else it raises (a
+            # 404, a TLS failure, a redirect loop, a checksum mismatch) ends the download here.
             failures += 1
             delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
             if delay is None:
