@@ -63,6 +63,7 @@ FAULTS: dict[str, Callable[[random.Random, int], Faults]] = {
     ),
     "status_500": lambda r, n: Faults(status=500, times=r.choice([1, 2])),
     "status_404": lambda r, n: Faults(status=404, times=1),
+    "status_503_after_first": lambda r, n: Faults(status=503, skip=1, times=1),
     "delay": lambda r, n: Faults(delay=r.uniform(0.0, 0.3)),
     "content_length_delta": lambda r, n: Faults(
         content_length_delta=r.choice([-100, -1, 1, 100]), times=_times(r)

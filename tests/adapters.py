@@ -157,8 +157,8 @@ class Opener:
     def haul(self, url: str, dest: Any, **options: Any) -> Any:
         """rangeio.haul (or rangeio.aio.haul) through this adapter: one request."""
         if not self.is_async:
-            return rangeio.haul(url, self.client, dest=dest, **options)
-        return self._run(rangeio.aio.haul(url, self.client, dest=dest, **options))
+            return rangeio.haul(url, dest, client=self.client, **options)
+        return self._run(rangeio.aio.haul(url, dest, client=self.client, **options))
 
     def close(self) -> None:
         for closer in reversed(self._closers):

@@ -164,7 +164,7 @@ def _download(client: Any, url: str, tmp: Path) -> bytes:
 
 
 def _haul(client: Any, url: str, tmp: Path) -> bytes:
-    rangeio.haul(url, client, dest=tmp / "h")
+    rangeio.haul(url, tmp / "h", client=client)
     return (tmp / "h").read_bytes()
 
 
@@ -197,7 +197,7 @@ async def _adownload(client: Any, url: str, tmp: Path) -> bytes:
 
 
 async def _ahaul(client: Any, url: str, tmp: Path) -> bytes:
-    await rangeio.aio.haul(url, client, dest=tmp / "h")
+    await rangeio.aio.haul(url, tmp / "h", client=client)
     return (tmp / "h").read_bytes()
 
 

@@ -48,10 +48,15 @@ def test_the_defaults_pass_their_own_check() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "attempts"), [(None, 1), (0, 1), (3, 4), (rangeio.RetryPolicy(attempts=7), 7)]
+    ("value", "attempts"), [(0, 1), (3, 4), (rangeio.RetryPolicy(attempts=7), 7)]
 )
 def test_retries_count_retries_after_the_first_attempt(value: Any, attempts: int) -> None:
     assert FileOptions.from_kwargs(retries=value).retries.attempts == attempts
+
+
+def test_retries_none_is_the_files_default() -> None:
+    # None means "not given", as timeout=None does (tests/core/test_retry_decision.py).
+    assert FileOptions.from_kwargs(retries=None).retries == FileOptions().retries
 
 
 def test_a_number_or_a_pair_sets_the_timeouts_and_the_head_timeout_follows_the_read() -> None:

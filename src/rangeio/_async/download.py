@@ -20,9 +20,9 @@ from rangeio.errors import RangeioError
 
 async def haul(
     url: str,
+    *where: Any,
+    dest: str | Path | None = None,
     client: Any = None,
-    *,
-    dest: str | Path,
     headers: Mapping[str, str] | None = None,
     sha256: str | None = None,
     timeout: Timeout | float | tuple[float, float] | None = None,
@@ -33,9 +33,10 @@ async def haul(
     verify: Any = True,
 ) -> HaulResult:
     """Async twin of rangeio.haul: one call = one HTTP request."""
+    target, client = engine.haul_arguments(where, dest, client)
     job = engine.new_job(
         url,
-        dest,
+        target,
         headers=headers,
         sha256=sha256,
         timeout=timeout,

@@ -14,13 +14,14 @@ from rangeio._clients import client_for
 from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.stats import Stats
 from rangeio._core.travel import Description, travelling_options
+from rangeio._engine.faces import FileFacts
 from rangeio._engine.ops import Program
 from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
 
 T = TypeVar("T")
 
 
-class AsyncHttpFile:
+class AsyncHttpFile(FileFacts):
     """A read-only, seekable async file over HTTP byte ranges.
 
     Use ``async with AsyncHttpFile(url) as f`` or ``await f.open()`` / ``await f.close()``.
@@ -149,7 +150,7 @@ class AsyncHttpFile:
             self._runner = revived_runner(self._url, self._options)
         return self._remote, self._runner
 
-    def _opened(self) -> RemoteFile:
+    def _opened_remote(self) -> RemoteFile:
         """The RemoteFile, which must have made its opening request (sync members need it)."""
         remote, _ = self._live()
         if not remote.opened:
@@ -167,20 +168,11 @@ class AsyncHttpFile:
         return self._url
 
     @property
-    def size(self) -> int:
-        return self._opened().size
-
-    @property
-    def etag(self) -> str | None:
-        identity = self._opened().identity
-        return identity.etag.header_value() if identity and identity.etag else None
-
-    @property
     def stats(self) -> Stats:
         return self._live()[0].stats
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        remote = self._opened() if whence == io.SEEK_END else self._live()[0]
+        remote = self._opened_remote() if whence == io.SEEK_END else self._live()[0]
         self._pos = resolve_seek(self._pos, remote.size, offset, whence)
         return self._pos
 

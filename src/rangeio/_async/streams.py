@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -11,8 +10,7 @@ from rangeio._async.file import revived_runner
 from rangeio._async.runner import AsyncRunner
 from rangeio._async.transports import make_async_transport
 from rangeio._core.options import FileOptions, concurrency_limits
-from rangeio._core.ranges import ByteRange
-from rangeio._core.stats import Stats
+from rangeio._engine.faces import ResponseFacts, StreamFacts
 from rangeio._engine.remote import RemoteFile
 from rangeio._engine.streams import (
     Faces,
@@ -23,7 +21,7 @@ from rangeio._engine.streams import (
 )
 
 
-class AsyncRangeStream:
+class AsyncRangeStream(StreamFacts["AsyncRangeResponse"]):
     """``async with rangeio.aio.RangeStream(url) as rs:`` then ``await rs.add(...)`` and
     ``await rs.read(...)``; ``seek``/``tell``/``activate`` do no I/O. Everything else is as
     ``rangeio.RangeStream`` (``single_request``, ``pruning_level``, ``activate=False``), and
@@ -96,59 +94,15 @@ class AsyncRangeStream:
     ) -> None:
         await self.close()
 
-    @property
-    def total_bytes(self) -> int:
-        return self._remote.size
-
-    @property
-    def stats(self) -> Stats:
-        return self._remote.stats
-
-    @property
-    def single_request(self) -> bool:
-        return self._set.single is not None
-
-    @property
-    def pruning_level(self) -> int:
-        """0 replant, 1 burn, 2 strict; may be changed at any time (ValueError if invalid)."""
-        return self._set.pruning_level
-
-    @pruning_level.setter
-    def pruning_level(self, value: int) -> None:
-        self._set.pruning_level = value
-
-    @property
-    def ranges(self) -> Mapping[ByteRange, AsyncRangeResponse]:
-        return self._faces
-
-    @property
-    def open_responses(self) -> int:
-        return self._set.open_responses
-
-    @property
-    def active(self) -> AsyncRangeResponse:
-        if self._set.active is None:
-            raise ValueError("no active range: add one, or activate one by name")
-        return self._faces.face(self._set.active)
-
     async def add(
         self, byte_range: Any, *, name: str = "", activate: bool = True
     ) -> AsyncRangeResponse:
         response = await self._live().run(self._set.add(byte_range, name, activate))
-        return self._faces.face(response)
-
-    def activate(self, name: str) -> AsyncRangeResponse:
-        self._set.active = self._set.find(name)
-        return self.active
+        face: AsyncRangeResponse = self._faces.face(response)
+        return face
 
     async def read(self, n: int | None = -1) -> bytes:
         return await self.active.read(n)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.active.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.active.tell()
 
     async def close(self) -> None:
         runner = self._runner
@@ -173,7 +127,7 @@ def _revive(state: StreamSetState) -> AsyncRangeStream:
     return stream
 
 
-class AsyncRangeResponse:
+class AsyncRangeResponse(ResponseFacts):
     """One range of a ``rangeio.aio.RangeStream`` (``rangeio.aio.RangeResponse``): as
     ``rangeio.RangeResponse``, with ``read`` and ``close`` awaited."""
 
@@ -186,29 +140,8 @@ class AsyncRangeResponse:
     def __repr__(self) -> str:
         return f"<rangeio.aio.RangeResponse {self.name!r} {self.range} at {self.tell()}>"
 
-    @property
-    def range(self) -> ByteRange:
-        return self._range.range
-
-    @property
-    def name(self) -> str:
-        return self._range.name
-
-    @property
-    def closed(self) -> bool:
-        return self._range.closed
-
     async def read(self, n: int | None = -1) -> bytes:
         return await self._runner.run(self._range.read(n))
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._range.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._range.tell()
-
-    def is_consumed(self) -> bool:
-        return self._range.is_consumed()
 
     async def close(self) -> None:
         await self._runner.run(self._range.close())

@@ -31,7 +31,7 @@ from rangeio._core.redirects import (
     headers_for,
     same_origin,
 )
-from rangeio._core.retry import RetryPolicy
+from rangeio._core.retry import RetryPolicy, is_retryable
 from rangeio._core.validate import (
     Changed,
     Failure,
@@ -51,7 +51,6 @@ from rangeio.errors import (
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
-    TLSError,
 )
 
 # Sent on every request: we splice byte offsets, so the body must be the file's own bytes.
@@ -446,9 +445,10 @@ class RangeExchange:
             self._tried_first_url = True
             self._url = self._first_url
             return Skip()
-        if verdict.is_transient:
-            return self._retry_or_raise(verdict.error(), verdict.retry_after)
-        raise verdict.error()
+        error = verdict.error()
+        if is_retryable(error):
+            return self._retry_or_raise(error, verdict.retry_after)
+        raise error
 
     def _unsatisfiable(self, verdict: Unsatisfiable) -> Action:
         if self._spec is not None and verdict.total == 0:
@@ -609,7 +609,7 @@ class RangeExchange:
             return action
 
     def _on_error(self, error: NetworkError) -> Action:
-        if isinstance(error, TLSError):
+        if not is_retryable(error):
             # An untrusted certificate stays untrusted: retrying only delays the answer.
             raise error
         if self._verdict is not None and self._received:

@@ -9,7 +9,7 @@ from typing import Any
 from rangeio._core.diskcache import BLOCK_SIZE, DEFAULT_CACHE_DIR_BYTES
 from rangeio._core.planner import MiB, ReadPolicy
 from rangeio._core.prefetch import DIRECTIONS
-from rangeio._core.retry import RetryPolicy
+from rangeio._core.retry import RetryPolicy, coerce_retries
 from rangeio._core.stall import LowSpeed
 
 # With ``max_concurrency`` unset: the requests one file has in flight are bounded by the
@@ -152,7 +152,7 @@ class FileOptions:
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
         if "retries" in options:
-            options["retries"] = _coerce_retries(options["retries"])
+            options["retries"] = coerce_retries(options["retries"], RetryPolicy())
         if "timeout" in options:
             options["timeout"] = Timeout.coerce(options["timeout"])
         if "headers" in options:
@@ -223,13 +223,3 @@ def check_borrowed_tls(client: Any, verify: Any) -> None:
             f"verify={verify!r} cannot apply to the {type(client).__qualname__} you passed: "
             "configure TLS on your client (its CA bundle or SSL context) instead"
         )
-
-
-def _coerce_retries(value: RetryPolicy | int | None) -> RetryPolicy:
-    if value is None:
-        return RetryPolicy(attempts=1)
-    if isinstance(value, RetryPolicy):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise TypeError("retries must be a RetryPolicy or a number of retries >= 0")
-    return RetryPolicy(attempts=value + 1)

@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 
+from rangeio.errors import (
+    HTTPStatusError,
+    NetworkError,
+    ProtocolError,
+    RangeNotSupportedError,
+    RedirectError,
+    TLSError,
+)
+
 # Statuses that say "try again": §15.5.9 408, RFC 8470 425, RFC 6585 429, §15.6 500/502/503/504.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -55,6 +64,45 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+
+
+def coerce_retries(value: RetryPolicy | int | None, default: RetryPolicy) -> RetryPolicy:
+    """The policy a ``retries=`` argument means, for every face: a RetryPolicy as given, an int
+    as that many retries (``0``: none), and None as "not given", the face's ``default`` (as
+    ``timeout=None`` means the default Timeout; urllib3's ``retries=None`` is its default too).
+    The one place the argument is read, so files and downloads cannot drift apart again."""
+    if value is None:
+        return default
+    if isinstance(value, RetryPolicy):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError("retries must be a RetryPolicy or a number of retries >= 0")
+    return RetryPolicy(attempts=value + 1)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether asking again may succeed where ``error`` failed: the one retry decision, made for
+    reads, streams, ``download`` (and each of its parallel workers) alike.
+
+    ``NetworkError`` means "the exchange with the server failed", which includes answers that
+    asking again cannot change; those are subtracted here, and only here:
+
+    - ``TLSError``: an untrusted certificate stays untrusted.
+    - ``RedirectError``: a redirect the caller said not to follow is the same redirect again.
+    - ``HTTPStatusError``: only a transient status (408, 425, 429, 5xx; ``is_transient``).
+    - ``ProtocolError``: the server broke an HTTP rule (or the body overflowed its framing);
+      the same server breaks it again.
+    - ``RangeNotSupportedError``: the server will not serve ranges usably; that does not pass.
+
+    Every other ``NetworkError`` (a refused or reset connection, a timeout, a cut body, a
+    ``PartialDownloadError``) is retried. Any error that is not a ``NetworkError`` (a changed
+    remote, a checksum mismatch, a local disk failure, a bug) is not.
+    """
+    if isinstance(error, (TLSError, RedirectError, ProtocolError, RangeNotSupportedError)):
+        return False
+    if isinstance(error, HTTPStatusError):
+        return error.is_transient
+    return isinstance(error, NetworkError)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

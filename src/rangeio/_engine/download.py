@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
 from rangeio._core.options import Timeout, check_verify
 from rangeio._core.redirects import check_url, follow
-from rangeio._core.retry import RetryPolicy
+from rangeio._core.retry import RetryPolicy, coerce_retries, is_retryable
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFiles, close_fd, hash_into, new_hashers, pwrite_all
 from rangeio._engine.body import BodyReader, release
@@ -58,7 +59,6 @@ from rangeio.errors import (
     RangeioError,
     RedirectError,
     RemoteChangedError,
-    TLSError,
 )
 
 log = logging.getLogger("rangeio.download")
@@ -121,6 +121,7 @@ class DownloadJob:
 # download() retries this often by default: enough to ride out a flaky link or a rolling
 # restart (with backoff up to 5 s), bounded so a dead server fails in well under a minute.
 DEFAULT_ATTEMPTS = 8
+DOWNLOAD_RETRIES = RetryPolicy(attempts=DEFAULT_ATTEMPTS)
 
 
 def new_job(
@@ -143,17 +144,13 @@ def new_job(
     check_verify(verify)
     if connections < 1:
         raise ValueError("connections must be >= 1")
-    if retries is None:
-        retries = RetryPolicy(attempts=DEFAULT_ATTEMPTS)
-    elif isinstance(retries, int):
-        retries = RetryPolicy(attempts=retries + 1)
     return DownloadJob(
         url,
         Path(dest),
         dict(headers or {}),
         sha256,
         Timeout.coerce(timeout),
-        retries,
+        coerce_retries(retries, DOWNLOAD_RETRIES),
         policy or DownloadPolicy(),
         on_progress,
         connections,
@@ -170,6 +167,30 @@ def _on_the_clock(job: DownloadJob) -> Program[Clock]:
     return job.clock
 
 
+def haul_arguments(where: tuple[Any, ...], dest: Any, client: Any) -> tuple[Any, Any]:
+    """``(dest, client)`` of a haul call. The order is download's: ``haul(url, dest, *,
+    client=None)``. The old ``haul(url, client, dest=...)`` is told apart safely (one positional
+    argument beside a ``dest`` keyword can only be the client): it still works, with a
+    DeprecationWarning. Every other shape is refused rather than guessed."""
+    if len(where) > 1:
+        raise TypeError("haul() takes url and dest positionally; pass client= by keyword")
+    if not where:
+        if dest is None:
+            raise TypeError("haul() needs a destination: haul(url, dest)")
+        return dest, client
+    if dest is None:
+        return where[0], client
+    if client is not None:
+        raise TypeError("haul() got a client both by position and by keyword")
+    warnings.warn(
+        "haul(url, client, dest=...) is deprecated: call haul(url, dest, client=client), "
+        "the order download() takes",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return dest, where[0]
+
+
 def download(job: DownloadJob) -> Program[DownloadResult]:
     """Attempts until the file is complete, resuming after every failure that allows it."""
     yield from _on_the_clock(job)
@@ -180,6 +201,9 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
                 return (yield from parallel(job))
             return (yield from haul(job))
         except PartialDownloadError as exc:
+            # An attempt raises what is worth another one (is_retryable, in _ask/_receive and
+            # the parallel coordinator) as a PartialDownloadError; anything else it raises (a
+            # 404, a TLS failure, a redirect loop, a checksum mismatch) ends the download here.
             failures += 1
             delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
             if delay is None:
@@ -330,9 +354,9 @@ def _ask(
         job.requests += 1
         try:
             response = yield Send(request_to("GET", url, job.url, job.headers, ranged), job.timeout)
-        except TLSError:
-            raise  # an untrusted certificate stays untrusted: not a resumable interruption
         except NetworkError as exc:
+            if not is_retryable(exc):
+                raise  # an untrusted certificate stays untrusted: not a resumable interruption
             raise _partial(exc, cursor, record) from exc
         at = yield from now()
         try:
@@ -340,7 +364,7 @@ def _ask(
         except HTTPStatusError as exc:
             # A status answer's small body is drained so the connection is kept (drain_budget).
             yield from release(response, job.timeout, method="GET")
-            if exc.is_transient:
+            if is_retryable(exc):
                 raise _partial(exc, cursor, record) from exc
             raise
         except Exception:
@@ -413,10 +437,11 @@ def _receive(
                 last_offset, last_time = offset, now
     except NetworkError as exc:
         yield from background.wait()
-        complete = end is not None and offset == end and not isinstance(exc, ProtocolError)
+        retryable = is_retryable(exc)
+        complete = end is not None and offset == end and retryable
         if not complete:
             yield Blocking(files.checkpoint, (fd.fd, _advance(record, offset, tail)))
-            if isinstance(exc, ProtocolError):
+            if not retryable:
                 # Our own verdict on the body (longer than declared): a resume would get the same.
                 raise
             raise _partial(exc, offset, record) from exc
@@ -948,9 +973,7 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     yield Blocking(shared.checkpoint)
     if not shared.table.done:
         error = shared.errors[0] if shared.errors else None
-        if isinstance(error, (ProtocolError, ChecksumMismatchError, TLSError, RedirectError)) or (
-            error is not None and not isinstance(error, (NetworkError, PartialDownloadError))
-        ):
+        if error is not None and not is_retryable(error):
             raise error
         done = control.resumable_bytes(shared.record)
         raise PartialDownloadError(
@@ -1051,18 +1074,17 @@ def _claim_and_fill(
             failures = 0
         except _Restarted as restart:
             return restart
-        except (TLSError, RedirectError) as exc:
-            # Neither changes by asking again: an untrusted certificate, a redirect not to follow.
-            shared.errors.append(exc)
-        except NetworkError as exc:
+        except Exception as exc:
+            # What asking again cannot change (an untrusted certificate, a redirect not to
+            # follow, a 404, a changed remote) is the coordinator's at once.
             failures += 1
-            delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
+            delay = None
+            if is_retryable(exc):
+                delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
             if delay is None:
                 shared.errors.append(exc)
             else:
                 yield Sleep(delay)
-        except Exception as exc:
-            shared.errors.append(exc)
         except BaseException:
             # An interruption (Ctrl-C in a progress callback, a cancellation): the others stop
             # writing too, and the coordinator saves the progress before it unwinds.

@@ -20,9 +20,9 @@ from rangeio.errors import RangeioError
 
 def haul(
     url: str,
+    *where: Any,
+    dest: str | Path | None = None,
     client: Any = None,
-    *,
-    dest: str | Path,
     headers: Mapping[str, str] | None = None,
     sha256: str | None = None,
     timeout: Timeout | float | tuple[float, float] | None = None,
@@ -35,10 +35,13 @@ def haul(
     """One call = one HTTP request: complete ``dest``, or raise PartialDownloadError (retryable;
     its ``bytes_done`` are durable and the next call resumes from them). A 200 to a resume is
     written from byte 0 in this same call. ``on_progress`` and ``allow_redirects`` (False: a
-    3xx raises RedirectError) as for ``download``. The client is borrowed, never closed."""
+    3xx raises RedirectError) as for ``download``. The client is borrowed, never closed.
+    Arguments in download's order, ``haul(url, dest, client=...)``; the old
+    ``haul(url, client, dest=...)`` still works, with a DeprecationWarning."""
+    target, client = engine.haul_arguments(where, dest, client)
     job = engine.new_job(
         url,
-        dest,
+        target,
         headers=headers,
         sha256=sha256,
         timeout=timeout,

@@ -13,6 +13,7 @@ from rangeio._clients import client_for
 from rangeio._core.options import FileOptions, concurrency_limits
 from rangeio._core.stats import Stats
 from rangeio._core.travel import Description
+from rangeio._engine.faces import FileFacts
 from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import Program
 from rangeio._engine.remote import Cursor, RemoteFile, resolve_seek
@@ -135,7 +136,7 @@ class RawHttpReader(io.RawIOBase):
             super().close()
 
 
-class HttpFile(io.BufferedReader):
+class HttpFile(FileFacts, io.BufferedReader):
     """A read-only, seekable binary file over HTTP byte ranges.
 
     Opening costs one request (a range that also reveals the size and pins the file's identity).
@@ -236,25 +237,8 @@ class HttpFile(io.BufferedReader):
         return self._remote.url
 
     @property
-    def name(self) -> str:
-        return self._remote.url
-
-    @property
-    def mode(self) -> str:
-        return "rb"
-
-    @property
-    def size(self) -> int:
-        return self._opened_remote().size
-
-    @property
     def stats(self) -> Stats:
         return self._remote.stats
-
-    @property
-    def etag(self) -> str | None:
-        identity = self._opened_remote().identity
-        return identity.etag.header_value() if identity and identity.etag else None
 
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """Read several ``(start, stop)`` ranges at once: close ranges are merged, the rest

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
 from rangeio._core.options import FileOptions, concurrency_limits
-from rangeio._core.ranges import ByteRange
-from rangeio._core.stats import Stats
+from rangeio._engine.faces import ResponseFacts, StreamFacts
 from rangeio._engine.remote import RemoteFile
 from rangeio._engine.streams import (
     Faces,
@@ -23,7 +21,7 @@ from rangeio._sync.runner import SyncRunner
 from rangeio._transport import make_transport
 
 
-class RangeStream:
+class RangeStream(StreamFacts["RangeResponse"]):
     """Ranges of one remote file, added by name, streamed on demand.
 
     ``RangeStream(url)`` costs one request (it learns ``total_bytes`` and pins the file's
@@ -78,60 +76,15 @@ class RangeStream:
         # As HttpFile pickles (docs/distributed.md), with each range's name and position.
         return (_revive, (self._set.describe(),))
 
-    @property
-    def total_bytes(self) -> int:
-        return self._set.remote.size
-
-    @property
-    def stats(self) -> Stats:
-        return self._set.remote.stats
-
-    @property
-    def single_request(self) -> bool:
-        return self._set.single is not None
-
-    @property
-    def pruning_level(self) -> int:
-        """0 replant, 1 burn, 2 strict; may be changed at any time (ValueError if invalid)."""
-        return self._set.pruning_level
-
-    @pruning_level.setter
-    def pruning_level(self, value: int) -> None:
-        self._set.pruning_level = value
-
-    @property
-    def ranges(self) -> Mapping[ByteRange, RangeResponse]:
-        """Each range added (and not pruned), in the order added, to its ``RangeResponse``."""
-        return self._faces
-
-    @property
-    def active(self) -> RangeResponse:
-        if self._set.active is None:
-            raise ValueError("no active range: add one, or activate one by name")
-        return self._faces.face(self._set.active)
-
     def add(self, byte_range: Any, *, name: str = "", activate: bool = True) -> RangeResponse:
         """Add a range (no request until it is read) and make it the active one unless
         ``activate`` is False. An empty range adds nothing: the response returned reads b""."""
         response = self._runner.run(self._set.add(byte_range, name, activate))
-        return self._faces.face(response)
-
-    def activate(self, name: str) -> RangeResponse:
-        self._set.active = self._set.find(name)
-        return self.active
+        face: RangeResponse = self._faces.face(response)
+        return face
 
     def read(self, n: int | None = -1) -> bytes:
         return self.active.read(n)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.active.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.active.tell()
-
-    @property
-    def open_responses(self) -> int:
-        return self._set.open_responses
 
     def close(self) -> None:
         if self._set.closed:
@@ -163,7 +116,7 @@ def _revive(state: StreamSetState) -> RangeStream:
     return stream
 
 
-class RangeResponse:
+class RangeResponse(ResponseFacts):
     """One range of a ``RangeStream`` (``rangeio.RangeResponse``), read like a binary file
     positioned within the range: ``read(n)`` returns bytes, ``seek``/``tell`` are relative
     to the range's start. ``range`` is its ``ByteRange`` in the file, ``name`` its name."""
@@ -177,30 +130,9 @@ class RangeResponse:
     def __repr__(self) -> str:
         return f"<rangeio.RangeResponse {self.name!r} {self.range} at {self.tell()}>"
 
-    @property
-    def range(self) -> ByteRange:
-        return self._range.range
-
-    @property
-    def name(self) -> str:
-        return self._range.name
-
-    @property
-    def closed(self) -> bool:
-        return self._range.closed
-
     def read(self, n: int | None = -1) -> bytes:
         """Up to ``n`` bytes (all that is left of the range when ``n`` is None or negative)."""
         return self._runner.run(self._range.read(n))
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._range.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._range.tell()
-
-    def is_consumed(self) -> bool:
-        return self._range.is_consumed()
 
     def close(self) -> None:
         self._runner.run(self._range.close())

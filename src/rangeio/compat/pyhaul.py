@@ -78,7 +78,7 @@ def haul(
 
     state = HaulState() if state is None else state
     try:
-        result = rangeio.haul(url, client, dest=dest, **_options(state, headers, on_progress))
+        result = rangeio.haul(url, dest, client=client, **_options(state, headers, on_progress))
     except PartialHaulError as error:
         _stopped(state, error)
         raise
@@ -102,7 +102,7 @@ async def haul_async(
     state = HaulState() if state is None else state
     try:
         result = await rangeio.aio.haul(
-            url, client, dest=dest, **_options(state, headers, on_progress)
+            url, dest, client=client, **_options(state, headers, on_progress)
         )
     except PartialHaulError as error:
         _stopped(state, error)

@@ -15,7 +15,9 @@ class Faults:
     A Faults applies to every GET of the paths it covers, and to HEAD only when it has
     ``refuse_head`` or ``on_head``. ``times`` limits it to the first ``times`` requests it
     applies to (counted across all paths for the global Faults); after that the server
-    behaves normally. Body and framing faults touch only 200 and 206 answers to GET.
+    behaves normally; ``skip`` answers the first ``skip`` of them normally first (so a
+    download's first request works and its later segments' requests fail). Body and framing
+    faults touch only 200 and 206 answers to GET.
 
     - ``ignore_range``: answer range requests with 200 and the whole body.
     - ``content_range_shift``: answer each range moved by this many bytes (clipped to the file),
@@ -70,6 +72,7 @@ class Faults:
     """
 
     times: int | None = None
+    skip: int = 0
     ignore_range: bool = False
     content_range_shift: int = 0
     align_ranges: int = 0
@@ -108,6 +111,8 @@ class Faults:
     def __post_init__(self) -> None:
         if self.times is not None and self.times < 0:
             raise ValueError("times must be >= 0")
+        if self.skip < 0:
+            raise ValueError("skip must be >= 0")
         for name in ("truncate_after", "reset_after"):
             value = getattr(self, name)
             if value is not None and value < 0:

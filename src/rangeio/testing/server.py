@@ -246,9 +246,11 @@ class FaultServer:
             if faults is None or not faults.applies_to(method):
                 return None, 0
             spent = self._spent.get(scope, 0)
-            if faults.times is not None and spent >= faults.times:
+            if faults.times is not None and spent >= faults.times + faults.skip:
                 return None, 0
             self._spent[scope] = spent + 1
+            if spent < faults.skip:
+                return None, 0
             if method != "GET":
                 return faults, 0
             seen = self._gets_seen.get((scope, path), 0) + 1
