@@ -321,7 +321,7 @@ def index_start(tail: bytes, file_size: int) -> int | None:
 def _zip_directory_start(tail: bytes) -> int | None:
     """Where a zip's central directory starts, counted from the start of ``tail`` (negative:
     before it), or None without a sound end record in ``tail``."""
-    eocd = _find_eocd(tail)
+    eocd = find_zip_end_record(tail)
     if eocd is None:
         return None
     directory_end, entries, directory_size = eocd, _u16(tail, eocd + 10), _u32(tail, eocd + 12)
@@ -338,18 +338,25 @@ def _zip_directory_start(tail: bytes) -> int | None:
     return directory_end - directory_size
 
 
-def _find_eocd(tail: bytes) -> int | None:
-    """The offset in ``tail`` of the zip end record whose comment runs exactly to the end."""
-    pos = len(tail) - _EOCD_SIZE
-    floor = max(0, len(tail) - _EOCD_SIZE - 0xFFFF)
-    while pos >= floor:
-        pos = tail.rfind(_EOCD_SIGNATURE, floor, pos + 4)
-        if pos < 0:
-            return None
-        if pos + _EOCD_SIZE + _u16(tail, pos + 20) == len(tail):
-            return pos
-        pos -= 1
-    return None
+def find_zip_end_record(tail: bytes, *, exact_only: bool = True) -> int | None:
+    """Where the zip end of central directory record starts in ``tail`` (the file's last
+    bytes), or None. The record is looked for from the end; the one whose comment ends exactly
+    at the end of the file wins, else (unless ``exact_only``) the last one whose comment fits:
+    bytes were appended after the archive. The one place a zip end record is found: the open's
+    index hint here, and ``formats/zip.py``."""
+    # A comment is at most 65535 bytes: an exact record starts no further back than this.
+    floor = max(0, len(tail) - _EOCD_SIZE - 0xFFFF) if exact_only else 0
+    fallback = None
+    pos = tail.rfind(_EOCD_SIGNATURE, floor)
+    while pos >= 0:
+        if pos + _EOCD_SIZE <= len(tail):
+            end = pos + _EOCD_SIZE + _u16(tail, pos + 20)
+            if end == len(tail):
+                return pos
+            if end < len(tail) and fallback is None:
+                fallback = pos
+        pos = tail.rfind(_EOCD_SIGNATURE, floor, pos)
+    return None if exact_only else fallback
 
 
 def _u16(data: bytes, at: int) -> int:

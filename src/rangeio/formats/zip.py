@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rangeio._core.prefetch import find_zip_end_record
 from rangeio.formats._common import (
     FormatError,
     Inflater,
@@ -39,7 +40,6 @@ _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")  # 4.3.12, 46 bytes
 _LOCAL = struct.Struct("<IHHHHHIIIHH")  # 4.3.7, 30 bytes
 _EXTRA_HEADER = struct.Struct("<HH")
 
-_EOCD_SIG = 0x06054B50
 _ZIP64_LOCATOR_SIG = 0x07064B50
 _ZIP64_EOCD_SIG = 0x06064B50
 _CENTRAL_SIG = 0x02014B50
@@ -169,11 +169,15 @@ class ZipStream(SourceHolder):
         # first (a small read, cached after rangeio's open), then in the whole 64 KiB tail.
         tail_start = size - min(size, _FIRST_TAIL)
         tail = read_exact(self._source, tail_start, size, "zip end of central directory")
-        eocd_pos = _find_eocd(tail, exact_only=tail_start > 0)
-        if eocd_pos < 0:
+        eocd_pos = find_zip_end_record(tail, exact_only=tail_start > 0)
+        if eocd_pos is None and tail_start > 0:
             tail_start = size - min(size, _MAX_TAIL)
             tail = read_exact(self._source, tail_start, size, "zip end of central directory")
-            eocd_pos = _find_eocd(tail, exact_only=False)
+            eocd_pos = find_zip_end_record(tail, exact_only=False)
+        if eocd_pos is None:
+            raise FormatError(
+                "not a zip file: no end of central directory record in its last 64 KiB"
+            )
         eocd_abs = tail_start + eocd_pos
         (_, disk, cd_disk, count_here, count, cd_size, cd_offset, comment_len) = unpack(
             _EOCD, tail, eocd_pos, "zip end of central directory record"
@@ -412,33 +416,6 @@ def open(  # noqa: A001 - the module's entry point, like zipfile.ZipFile / gzip.
 
 
 # -- parsing ------------------------------------------------------------------------------
-
-
-def _find_eocd(tail: bytes, *, exact_only: bool) -> int:
-    """Where the end of central directory record starts in ``tail`` (the file's last bytes),
-    or -1 when ``exact_only`` and none was found.
-
-    The record is looked for from the end; the one whose comment ends exactly at the end of
-    the file wins, else (unless ``exact_only``) the last one whose comment fits: bytes were
-    appended after the archive.
-    """
-    sig = struct.pack("<I", _EOCD_SIG)
-    fallback = -1
-    pos = tail.rfind(sig)
-    while pos >= 0:
-        if pos + _EOCD.size <= len(tail):
-            comment_len = struct.unpack_from("<H", tail, pos + 20)[0]
-            end = pos + _EOCD.size + comment_len
-            if end == len(tail):
-                return pos
-            if end < len(tail) and fallback < 0:
-                fallback = pos
-        pos = tail.rfind(sig, 0, pos)
-    if exact_only:
-        return -1
-    if fallback >= 0:
-        return fallback
-    raise FormatError("not a zip file: no end of central directory record in its last 64 KiB")
 
 
 def _parse_directory(data: bytes, shift: int, cd_start: int) -> list[ZipMember]:
