@@ -16,7 +16,6 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,8 +26,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from fixtures import load_nginx_class  # noqa: E402
-from proxy import ProxyProcess  # noqa: E402
+from fixtures import served_behind_proxy  # noqa: E402
 
 MiB = 1024 * 1024
 SIZE = 64 * MiB
@@ -81,21 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     settings: dict[str, int | None] = {"default (None)": None, "16": 16, "8": 8}
     walls: dict[str, list[float]] = {name: [] for name in settings}
     requests: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="rangeio-bench-cursors-") as tmp:
-        nginx = load_nginx_class()(Path(tmp))
-        (nginx.www / "f.bin").write_bytes(data)
-        nginx.start()
-        proxy = ProxyProcess(nginx.port, args.delay_ms)
-        try:
-            url = f"{proxy.origin}/f.bin"
-            for repeat in range(args.repeats):
-                for name, limit in settings.items():
-                    proxy.reset()
-                    walls[name].append(run_once(url, data, args.cursors, args.reads, limit, repeat))
-                    requests[name] = proxy.snapshot()["requests"]
-        finally:
-            proxy.close()
-            nginx.stop()
+    with served_behind_proxy(
+        {"f.bin": data}, args.delay_ms, prefix="rangeio-bench-cursors-"
+    ) as proxy:
+        url = f"{proxy.origin}/f.bin"
+        for repeat in range(args.repeats):
+            for name, limit in settings.items():
+                proxy.reset()
+                walls[name].append(run_once(url, data, args.cursors, args.reads, limit, repeat))
+                requests[name] = proxy.snapshot()["requests"]
     base = statistics.median(walls["default (None)"])
     print(
         f"{args.cursors} cursors x {args.reads} random 4 KiB reads, +{args.delay_ms:g} ms/request"

@@ -7,6 +7,8 @@ import random
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,3 +162,24 @@ class Servers:
         finally:
             self.nginx.stop()
             self.tmp.cleanup()
+
+
+@contextmanager
+def served_behind_proxy(
+    files: dict[str, bytes], delay_ms: float, *, prefix: str = "rangeio-bench-"
+) -> Iterator[ProxyProcess]:
+    """nginx serving ``files`` from a temp folder, behind the delaying, counting proxy; both
+    stopped (and the folder removed) on exit. URLs are ``f"{proxy.origin}/{name}"``."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        nginx = load_nginx_class()(Path(tmp))
+        for name, data in files.items():
+            (nginx.www / name).write_bytes(data)
+        nginx.start()
+        try:
+            proxy = ProxyProcess(nginx.port, delay_ms)
+            try:
+                yield proxy
+            finally:
+                proxy.close()
+        finally:
+            nginx.stop()

@@ -17,7 +17,6 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +25,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from fixtures import load_nginx_class  # noqa: E402
-from proxy import ProxyProcess  # noqa: E402
+from fixtures import served_behind_proxy  # noqa: E402
 
 MiB = 1024 * 1024
 SIZE = 64 * MiB
@@ -81,25 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     import rangeio
 
     rangeio.open  # noqa: B018  (the lazy name resolved: the file engine loads here)
-    with tempfile.TemporaryDirectory(prefix="rangeio-bench-per-request-") as tmp:
-        nginx = load_nginx_class()(Path(tmp))
-        (nginx.www / "f.bin").write_bytes(data)
-        nginx.start()
-        proxy = ProxyProcess(nginx.port, args.delay_ms)
-        try:
-            url = f"{proxy.origin}/f.bin"
-            for repeat in range(args.repeats):
-                rng = random.Random(repeat)
-                offsets = [rng.randrange(SIZE - READ) for _ in range(args.reads)]
-                for name, side in sides.items():
-                    proxy.reset()
-                    wall, cpu = timed(side, url, offsets, data)
-                    walls[name].append(wall)
-                    cpus[name].append(cpu)
-                    requests[name] = proxy.snapshot()["requests"]
-        finally:
-            proxy.close()
-            nginx.stop()
+    with served_behind_proxy(
+        {"f.bin": data}, args.delay_ms, prefix="rangeio-bench-per-request-"
+    ) as proxy:
+        url = f"{proxy.origin}/f.bin"
+        for repeat in range(args.repeats):
+            rng = random.Random(repeat)
+            offsets = [rng.randrange(SIZE - READ) for _ in range(args.reads)]
+            for name, side in sides.items():
+                proxy.reset()
+                wall, cpu = timed(side, url, offsets, data)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                requests[name] = proxy.snapshot()["requests"]
     ratios = [r / b for r, b in zip(walls["rangeio"], walls["bare urllib3 loop"])]
     print(f"{args.reads} random 4 KiB reads, +{args.delay_ms:g} ms/request, {args.repeats} repeats")
     print("| side | median wall s | median CPU s | CPU per request | requests |")
