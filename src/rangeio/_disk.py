@@ -490,3 +490,47 @@ def hash_into(hashers: dict[str, Any], fd: int, length: int, start: int = 0) -> 
 
 def close_fd(fd: int) -> None:
     os.close(fd)
+
+
+class PartFile:
+    """A download's open ``.part``; closing twice is harmless (error paths and normal ends meet).
+
+    For a download that arrives in order it also hashes the bytes as they are written, so the
+    whole-file SHA-256 needs no second pass over the disk at the end."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._open = True
+        self._hashers: dict[str, Any] | None = None
+        self._hashed = 0
+
+    def start_hashing(self, algorithms: tuple[str, ...], prefix: int) -> None:
+        """Hash bytes [0, prefix) already on disk; later in-order writes continue the hash."""
+        hashers = new_hashers(algorithms)
+        hash_into(hashers, self.fd, prefix)
+        self._hashers, self._hashed = hashers, prefix
+
+    def write(self, chunk: bytes, offset: int) -> None:
+        pwrite_all(self.fd, chunk, offset)
+        if self._hashers is None:
+            return
+        if offset != self._hashed:
+            self._hashers = None  # out of order: hash the file at the end instead
+            return
+        for hasher in self._hashers.values():
+            hasher.update(chunk)
+        self._hashed += len(chunk)
+
+    def adopt_hash(self, hashers: dict[str, Any], hashed: int) -> None:
+        """Hashes of bytes [0, hashed) computed elsewhere (the parallel prefix hasher)."""
+        self._hashers, self._hashed = hashers, hashed
+
+    def hashes(self, total: int) -> dict[str, str] | None:
+        if self._hashers is None or self._hashed != total:
+            return None
+        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            close_fd(self.fd)
