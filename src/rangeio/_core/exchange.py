@@ -20,6 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from rangeio._core.download import (
+    Complete,
+    Reset,
+    Restart,
+    Resume,
+    download_spec,
+    if_range,
+    meaning_of,
+)
 from rangeio._core.headers import RangeSpec, format_range
 from rangeio._core.identity import Identity
 from rangeio._core.multipart import MultipartParser, Part
@@ -51,6 +60,7 @@ from rangeio.errors import (
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
+    RedirectError,
 )
 
 # Sent on every request: we splice byte offsets, so the body must be the file's own bytes.
@@ -158,10 +168,15 @@ class State(Enum):
     ``BODY``: on_data per chunk, then on_end or on_error, back to ``READY`` (a resume) or
     ``DONE``. ``SENT`` --on_error--> ``READY`` (a retry) or ``DONE``. In ``DONE``,
     next_request is None and ``result`` is set. Any error raised by a call ends the exchange in
-    ``FAILED``: every later call raises."""
+    ``FAILED``: every later call raises.
+
+    ``RESTART`` (downloads only, `DownloadExchange`): on_response judged a 200 whose body
+    restarts the file from byte 0; the caller resets its progress durably, then calls
+    ``restarted()`` --> ``BODY``. No byte is handed over before that."""
 
     READY = "ready"
     SENT = "sent"
+    RESTART = "restart"
     BODY = "body"
     DONE = "done"
     FAILED = "failed"
@@ -195,6 +210,7 @@ class RangeExchange:
         method: str = "GET",
         allow_downgrade: bool = False,
         conditional: Mapping[str, str] | None = None,
+        follow_redirects: bool = True,
     ) -> None:
         specs: tuple[RangeSpec, ...]
         if spec is None:
@@ -221,6 +237,7 @@ class RangeExchange:
         self._max_full_body = max_full_body
         self._method = method
         self._allow_downgrade = allow_downgrade
+        self._follow_redirects = follow_redirects
         self._failures = 0
         self._redirects = 0
         self._redirected = False
@@ -268,7 +285,7 @@ class RangeExchange:
 
     def _settle(self, action: Action | None) -> None:
         """The state after a call that returned ``action``."""
-        if self._result is not None:
+        if self.done:
             self._state = State.DONE
         elif isinstance(action, ReadBody):
             self._state = State.BODY
@@ -287,13 +304,9 @@ class RangeExchange:
             # This is the fallback already: a 404 from the first URL is the final answer, not
             # a reason to "retry from the first URL" once more.
             self._tried_first_url = True
-        extra: dict[str, str] = {}
-        if self._resume_specs:
-            extra["Range"] = format_range(self._resume_specs)
-        if self._pinned is not None:
-            extra.update(self._pinned.precondition_headers())
-        extra.update(self._conditional)
-        request = request_to(self._method, self._url, self._first_url, self._user_headers, extra)
+        request = request_to(
+            self._method, self._url, self._first_url, self._user_headers, self._request_headers()
+        )
         self.requests_sent += 1
         self._received = 0
         self._expected = None
@@ -301,6 +314,17 @@ class RangeExchange:
         self._parser = None
         self._enough = False
         return request
+
+    def _request_headers(self) -> dict[str, str]:
+        """Range and the preconditions: If-Match of the pinned version (a changed file fails
+        with 412 instead of being spliced), and the disk cache's conditional headers."""
+        extra: dict[str, str] = {}
+        if self._resume_specs:
+            extra["Range"] = format_range(self._resume_specs)
+        if self._pinned is not None:
+            extra.update(self._pinned.precondition_headers())
+        extra.update(self._conditional)
+        return extra
 
     @property
     def result(self) -> Result:
@@ -424,6 +448,13 @@ class RangeExchange:
         return self._read(verdict.length)
 
     def _follow(self, verdict: Redirect, now: float) -> Action:
+        if not self._follow_redirects:
+            raise RedirectError(
+                f"{verdict.status} redirect to {verdict.location!r} not followed "
+                "(allow_redirects=False)",
+                status=verdict.status,
+                location=verdict.location,
+            )
         self._redirects += 1
         self._url = follow(
             self._url,
@@ -492,12 +523,7 @@ class RangeExchange:
             self._parser.feed(chunk)
             self._received += size
             return
-        if self._expected is not None and self._received + size > self._expected:
-            # Bytes past the declared length are not the file's bytes: §8.6, a message with
-            # more content than its framing says is broken. Nothing of this response is kept.
-            raise ProtocolError(
-                f"body longer than its declared {self._expected} bytes from {self._url}"
-            )
+        self._check_length(size)
         if (
             self._expected is None
             and self._max_full_body is not None
@@ -511,6 +537,15 @@ class RangeExchange:
         else:
             self._buffer.append(chunk)
         self._received += size
+
+    def _check_length(self, size: int) -> None:
+        """THE check that a body does not run past its declared length, for every face."""
+        if self._expected is not None and self._received + size > self._expected:
+            # Bytes past the declared length are not the file's bytes: §8.6, a message with
+            # more content than its framing says is broken. Nothing of this response is kept.
+            raise ProtocolError(
+                f"body longer than its declared {self._expected} bytes from {self._url}"
+            )
 
     @property
     def body_wanted(self) -> bool:
@@ -783,9 +818,265 @@ class _Chunks:
         return b"".join(self._chunks)
 
 
+class DownloadExchange(RangeExchange):
+    """The download mode of the exchange: the bytes of the file from ``cursor`` (to its end, or
+    to ``stop`` for a parallel segment) handed to a sink as they arrive, never buffered.
+
+    The same machine as every other face (its states, redirects, retries with Retry-After, the
+    presigned fallback to the first URL, the length check), with what a download adds:
+
+    - A resume asks ``bytes=N-`` (or ``N-M`` for a segment) with If-Range of ``pinned`` (the
+      record's version: `_core/download.py` ``if_range``). ``plain``: a first request asks the
+      whole file without Range.
+    - Each answer is judged by ``judge`` and read by ``meaning_of``: a 206 is a Resume (a
+      widened one's bytes before the cursor are skipped, a shifted one past it refused), a 200
+      a Restart, a 416 Complete or Reset. Complete and Reset end the exchange (``answer``).
+    - A Restart is an event the caller must act on: the exchange waits in ``RESTART`` until
+      ``restarted()`` says the old progress is reset durably; only then are bytes handed over,
+      from byte 0.
+    - ``take()`` hands over the bytes placed since the last call and the file offset they go
+      to; a caller takes after every chunk, so memory is one chunk.
+    - A cut body is resumed from the first byte not received (``position``), with If-Range of
+      the version being written; a 206 that ends short of the end is followed by a request for
+      the rest (no retry spent). ``one_request`` (haul): neither, the exchange ends instead
+      (a cut raises, as its retry policy should be NO_RETRY; a short 206 ends it short).
+    - ``limit(stop)``: a segment split by another connection wants nothing from ``stop`` on.
+    """
+
+    def __init__(
+        self,
+        cursor: int,
+        stop: int | None,
+        *,
+        first_url: str,
+        target: ResolvedUrl,
+        user_headers: Mapping[str, str],
+        pinned: Identity | None,
+        retry: RetryPolicy,
+        allow_downgrade: bool = False,
+        follow_redirects: bool = True,
+        plain: bool = False,
+        one_request: bool = False,
+    ) -> None:
+        if plain and (cursor or stop is not None or pinned is not None):
+            raise ValueError("only a first request from byte 0 to the end is a plain GET")
+        if stop is not None and not cursor < stop:
+            raise ValueError(f"an empty segment [{cursor}, {stop})")
+        super().__init__(
+            None if plain else download_spec(cursor, stop),
+            first_url=first_url,
+            target=target,
+            user_headers=user_headers,
+            pinned=pinned,
+            retry=retry,
+            max_full_body=None,
+            allow_downgrade=allow_downgrade,
+            follow_redirects=follow_redirects,
+        )
+        self._range_start = cursor  # where the bytes of the next take() go
+        self._limit = stop
+        self._one_request = one_request
+        self._answer: Resume | Restart | Complete | Reset | None = None
+        self._skip = 0
+        self._finished = False
+        self.headers: Mapping[str, str] = {}
+
+    # -- what the caller reads ---------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self._finished
+
+    @property
+    def answer(self) -> Resume | Restart | Complete | Reset:
+        """What the last answer with a meaning meant: the body being received (Resume,
+        Restart), or how the exchange ended (Complete, Reset, or the last body's)."""
+        if self._answer is None:
+            raise ExchangeStateError(f"answer of a download exchange in state {self._state.name}")
+        return self._answer
+
+    @property
+    def position(self) -> int:
+        """The file offset of the next byte to arrive in order (what a resume asks from)."""
+        return self._cursor()
+
+    @property
+    def end(self) -> int | None:
+        """Where the bytes this exchange is after end, as far as known: the segment's stop, or
+        the file's size (None while unknown)."""
+        if self._limit is not None:
+            return self._limit
+        answer = self._answer
+        if isinstance(answer, Restart):
+            return answer.length
+        if isinstance(answer, Resume):
+            return answer.total if answer.total is not None else answer.range.stop
+        return self._pinned.size if self._pinned is not None else None
+
+    @property
+    def resolved(self) -> ResolvedUrl:
+        """Where the requests of this exchange ended up (after redirects)."""
+        return self._resolved()
+
+    # -- what the caller says ----------------------------------------------------------------
+
+    def restarted(self) -> None:
+        """The old progress is reset durably (``PartFiles.begin``): bytes of the 200 may flow,
+        placed from byte 0 (RESTART -> BODY)."""
+        self._expect("restarted", State.RESTART)
+        self._state = State.BODY
+
+    def limit(self, stop: int) -> None:
+        """Nothing from ``stop`` on is wanted any more (another connection took it over). In
+        BODY the rest of the body is then unwanted once ``stop`` is reached (``body_wanted``);
+        in READY a pending resume asks only up to it, or the exchange ends if nothing is left."""
+        self._expect("limit", State.READY, State.BODY)
+        if self._limit is None or stop < self._limit:
+            self._limit = stop
+        if self._cursor() < self._limit:
+            if self._state is State.READY and self._resume_specs:
+                self._resume_specs = (download_spec(self._cursor(), self._limit),)
+            return
+        if self._state is State.BODY:
+            self._enough = True
+        else:
+            self._finished = True
+            self._state = State.DONE
+
+    def start_over(self) -> None:
+        """The bytes received cannot be resumed from (the caller could not make them durable:
+        a version no record can hold): the next request asks for the whole file, with
+        nothing pinned, and its answer restarts the file (READY; a whole file only)."""
+        self._expect("start_over", State.READY)
+        if self._limit is not None:
+            raise ExchangeStateError("start_over() of a segment: only a whole file starts over")
+        self._resume_specs = ()
+        self._pinned = None
+        self._buffer = _Chunks()
+        self._range_start = 0
+        self._answer = None
+
+    # -- the machine -------------------------------------------------------------------------
+
+    def _request_headers(self) -> dict[str, str]:
+        """Range, and If-Range of the version being resumed (never If-Match: a changed file
+        must come back whole, as a Restart, instead of failing)."""
+        if not self._resume_specs:
+            return {}
+        return {"Range": format_range(self._resume_specs), **if_range(self._pinned)}
+
+    def _settle(self, action: Action | None) -> None:
+        super()._settle(action)
+        if self._state is State.BODY and isinstance(self._answer, Restart):
+            self._state = State.RESTART
+
+    def _on_response(self, status: int, headers: Mapping[str, str], now: float) -> Action:
+        requested = self._resume_specs
+        verdict = judge(requested, status, headers, self._pinned, now=now)
+        if isinstance(verdict, Redirect):
+            return self._follow(verdict, now)
+        if isinstance(verdict, Failure):
+            return self._after_failure(verdict)
+        answer = meaning_of(
+            requested, verdict, status, headers, self._pinned, self._cursor(), now=now
+        )
+        if self._url != self._first_url:
+            self._tried_first_url = False  # this target works (see RangeExchange)
+        self.headers = headers
+        self._answer = answer
+        if isinstance(answer, (Complete, Reset)):
+            self._finished = True
+            return Skip()
+        if isinstance(answer, Restart):
+            # A new file from byte 0: nothing before counts, and its own version is the one a
+            # resume of this body asks If-Range for (a segment's stop no longer applies).
+            self._buffer = _Chunks()
+            self._range_start = 0
+            self._limit = None
+            self._pinned = answer.identity
+            self._skip = 0
+            self._expected = answer.length
+            return ReadBody(answer.length)
+        assert isinstance(verdict, Partial)
+        self._pinned = answer.identity if self._pinned is None else self._pinned.merged(
+            answer.identity
+        )
+        self._skip = answer.skip
+        self._expected = verdict.range.length
+        return ReadBody(verdict.range.length)
+
+    def _on_data(self, chunk: bytes | bytearray | memoryview) -> None:
+        size = len(chunk)
+        self._check_length(size)
+        self._received += size
+        piece: bytes | bytearray | memoryview = chunk
+        if self._skip:
+            # A widened 206: its first bytes lie before our cursor, already on disk.
+            dropped = min(self._skip, size)
+            self._skip -= dropped
+            piece = memoryview(chunk)[dropped:]
+        if self._limit is not None:
+            room = self._limit - self._cursor()
+            if len(piece) >= room:
+                piece = memoryview(piece)[: max(room, 0)]
+                self._enough = True  # the rest of the body is another connection's
+        if len(piece):
+            self._buffer.append(piece)
+
+    def _on_end(self) -> Action | None:
+        if self._expected is not None and self._received < self._expected and not self._enough:
+            return self._cut()
+        end = self.end
+        if (
+            not self._enough
+            and not self._one_request
+            and isinstance(self._answer, Resume)
+            and end is not None
+            and self._cursor() < end
+        ):
+            # A 206 that stopped short of what was asked (a server capping its answers): ask
+            # for the rest. Not a failure, so no retry is spent; each answer brings at least
+            # one byte asked for (judge()), so this ends.
+            self._resume_from_position()
+            return Skip()
+        self._finished = True
+        return None
+
+    def _on_error(self, error: NetworkError) -> Action:
+        if not is_retryable(error):
+            raise error
+        if self._answer is not None and not self._finished:
+            return self._cut(error)
+        return self._retry_or_raise(error)
+
+    def _cut(self, error: NetworkError | None = None) -> Action:
+        end = self.end
+        if self._enough or (end is not None and self._cursor() >= end):
+            if isinstance(error, NetworkTimeoutError):
+                # Every byte arrived but the body never ended (endless chunked trailers, cut
+                # by the low-speed floor): a retry would not end it either.
+                raise error
+            # Every byte wanted arrived, then the connection went (before a chunked body's
+            # last chunk, say): that is a success, not a cut.
+            self._finished = True
+            return Skip()
+        self._resume_from_position()
+        return self._retry_or_raise(
+            error or NetworkError(f"connection closed before the body ended, from {self._url}")
+        )
+
+    def _resume_from_position(self) -> None:
+        """The next request asks from the first byte not received, of the version pinned by
+        the last answer (If-Range)."""
+        self._resume_specs = (download_spec(self._cursor(), self._limit),)
+        self._answer = None
+        self._verdict = None
+
+
 __all__ = [
     "BASE_HEADERS",
     "Action",
+    "DownloadExchange",
     "ExchangeStateError",
     "RangeExchange",
     "ReadBody",
