@@ -405,9 +405,7 @@ def _unsatisfiable(
     if total is not None:
         if total == cursor:
             return Complete(total)
-        return Reset(
-            ResetCause.SIZE_416, f"server says the range is unsatisfiable (size {total})"
-        )
+        return Reset(ResetCause.SIZE_416, f"server says the range is unsatisfiable (size {total})")
     known = pinned.size if pinned is not None else None
     if known is not None and known == cursor:
         return Complete(known)

@@ -998,8 +998,8 @@ class DownloadExchange(RangeExchange):
             self._expected = answer.length
             return ReadBody(answer.length)
         assert isinstance(verdict, Partial)
-        self._pinned = answer.identity if self._pinned is None else self._pinned.merged(
-            answer.identity
+        self._pinned = (
+            answer.identity if self._pinned is None else self._pinned.merged(answer.identity)
         )
         self._skip = answer.skip
         self._expected = verdict.range.length
