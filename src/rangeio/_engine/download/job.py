@@ -257,6 +257,16 @@ def partial_error(
     return error
 
 
+def request_counter(job: DownloadJob) -> Callable[..., None]:
+    """The counter `_engine/drive.py` calls for a download's exchanges: requests (redirect hops
+    and retries included) go to ``job.requests``; bytes are counted as they are written."""
+
+    def count(*, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
+        job.requests += requests
+
+    return count
+
+
 def progress_discarded(message: str) -> PartialDownloadError:
     """The error of an attempt that discarded its progress (the remote changed under it): the
     one a download() tries again, from byte 0, since its own exchange could not (`download`)."""

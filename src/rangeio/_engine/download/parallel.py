@@ -31,9 +31,10 @@ from rangeio._engine.download.job import (
     on_the_clock,
     partial_error,
     progress_discarded,
+    request_counter,
 )
 from rangeio._engine.download.single import Writer, new_exchange
-from rangeio._engine.drive import Answered, Counter, drive
+from rangeio._engine.drive import Answered, drive
 from rangeio._engine.ops import (
     Blocking,
     Close,
@@ -233,7 +234,7 @@ def _ask(job: DownloadJob, exchange: DownloadExchange) -> Program[Answered | Non
     """Run ``exchange`` up to its first answer with a body (left unread, returned), or to its
     end (Complete, Reset); what asking again may fix the exchange has retried already."""
     try:
-        return (yield from drive(exchange, job.timeout, _counter(job), stop_at=_any_body))
+        return (yield from drive(exchange, job.timeout, request_counter(job), stop_at=_any_body))
     except NetworkError as exc:
         if is_retryable(exc):
             raise partial_error(exc, 0, None) from exc
@@ -246,13 +247,6 @@ def _any_body(exchange: DownloadExchange) -> bool:
 
 def _is_restart(exchange: DownloadExchange) -> bool:
     return isinstance(exchange.answer, Restart)
-
-
-def _counter(job: DownloadJob) -> Counter:
-    def count(*, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
-        job.requests += requests
-
-    return count
 
 
 def _stream_whole(
@@ -493,7 +487,7 @@ class _SegmentSink:
     def __init__(self, shared: _Shared, slot: int) -> None:
         self._shared = shared
         self._slot = slot
-        self.count = _counter(shared.job)
+        self.count = request_counter(shared.job)
 
     def _stop(self) -> int:
         with self._shared.lock:

@@ -33,6 +33,7 @@ from rangeio._engine.download.job import (
     on_the_clock,
     partial_error,
     progress_discarded,
+    request_counter,
 )
 from rangeio._engine.drive import drive
 from rangeio._engine.ops import (
@@ -142,6 +143,7 @@ class Writer:
         self._background = _Background()
         self._checkpointed = offset
         self._last_time = 0.0
+        self.count = request_counter(job)
 
     def run(self, exchange: DownloadExchange) -> Program[DownloadResult]:
         """Drive ``exchange`` to its end, then finish the file (or raise with its progress)."""
@@ -157,9 +159,6 @@ class Writer:
         finally:
             if self.fd is not None:
                 yield Blocking(self.fd.close)
-
-    def count(self, *, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
-        self.job.requests += requests
 
     # -- the sink ------------------------------------------------------------------------------
 
