@@ -84,10 +84,7 @@ def drive(
                     at = yield from now()
                     action = exchange.on_response(response.status, response.headers, at)
                 except Exception as exc:
-                    # An answer refused for its status (404, 410, 412, 5xx) leaves its small
-                    # body to drain; a malformed one drops the connection.
-                    malformed = isinstance(exc, (ProtocolError, HeaderParseError))
-                    yield from _release(response, request, None if malformed else 0, timeout, count)
+                    yield from _release(response, request, _drainable(exc, 0), timeout, count)
                     raise
                 if isinstance(action, ReadBody):
                     if stop_at is not None and stop_at(exchange):
@@ -101,6 +98,8 @@ def drive(
             continue  # next_request says None
         if sink is not None:
             yield from sink.resuming(exchange)
+            if exchange.done:
+                continue  # the sink wants nothing more (a segment another connection took)
         if isinstance(action, Wait):
             yield Sleep(action.seconds)
             count(retries=1)
@@ -122,8 +121,7 @@ def _body(
             yield from sink.opened(exchange)
         action, rest = yield from _read_body(exchange, response, timeout, count, pauses, sink)
     except Exception as exc:
-        malformed = isinstance(exc, (ProtocolError, HeaderParseError))
-        yield from _release(response, request, None if malformed else rest, timeout, count)
+        yield from _release(response, request, _drainable(exc, rest), timeout, count)
         raise
     yield from _release(response, request, rest, timeout, count)
     return action
@@ -166,6 +164,13 @@ def _read_body(
             return exchange.on_end(), received
         if pauses:
             yield DELIVERED
+
+
+def _drainable(error: Exception, received: int | None) -> int | None:
+    """What of a response an ``error`` left may be drained (``received``: the body bytes read,
+    None: nothing to drain). An answer refused for its status (404, 410, 412, 5xx) leaves its
+    small body to drain; a malformed one drops the connection."""
+    return None if isinstance(error, (ProtocolError, HeaderParseError)) else received
 
 
 def _release(
