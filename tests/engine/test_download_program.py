@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,34 @@ def test_a_haul_is_one_request_and_raises_with_its_durable_progress(tmp_path: Pa
     assert runner.sent[1].headers["Range"] == "bytes=25000-"
     assert runner.sent[1].headers["If-Range"] == ETAG
     assert result.bytes_reused == 25000 and result.requests == 1
+
+
+def test_a_resumed_206_s_content_md5_is_of_its_part_not_of_the_file(tmp_path: Path) -> None:
+    """The finish reads the digests of the last answer: after a cut 200 (Content-MD5 of the
+    file) resumed by a 206 (Content-MD5 of its part, RFC 1864), the part's is not taken for
+    the file's. Both answers' bytes make the right file."""
+
+    def md5(data: bytes) -> str:
+        return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+    whole = {"content-length": str(len(DATA)), "etag": ETAG, "content-md5": md5(DATA)}
+    rest = partial(DATA[40000:], 40000, len(DATA), etag=ETAG)
+    rest["content-md5"] = md5(DATA[40000:])
+    runner = FakeRunner(
+        [
+            Answer(200, whole, [DATA[:40000], NetworkError("reset")]),
+            Answer(206, rest, [DATA[40000:]]),
+        ]
+    )
+    dest = tmp_path / "big.bin"
+    job = new_job(
+        URL,
+        dest,
+        headers=None,
+        sha256=hashlib.sha256(DATA).hexdigest(),
+        timeout=None,
+        retries=rangeio.RetryPolicy(attempts=2, backoff=0.0),
+        policy=None,
+    )
+    result = runner.run(download(job))
+    assert dest.read_bytes() == DATA and result.requests == 2

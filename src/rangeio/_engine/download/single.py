@@ -200,7 +200,10 @@ class Writer:
                 )
                 self.fd = PartFile((yield Blocking(files.reopen)))
             yield Blocking(self.fd.start_hashing, (algorithms, self.offset))
-        # A Resume within the exchange (after a cut) goes on writing the file already open.
+        else:
+            # A Resume within the exchange (after a cut) goes on writing the file already open;
+            # its headers are the ones the finish reads, and they describe a part, not the whole.
+            self.whole = False
         self._last_time = clock.monotonic()
 
     def received(self, exchange: DownloadExchange) -> Program[None]:
