@@ -342,10 +342,8 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     if changed:
         # Segments of two versions must never be joined: drop all progress, then retry.
         yield Blocking(job.files.discard)
-        raise PartialDownloadError(
-            f"remote file changed during a parallel download, progress discarded: {changed[0]}",
-            bytes_done=0,
-            total=None,
+        raise progress_discarded(
+            f"remote file changed during a parallel download, progress discarded: {changed[0]}"
         ) from changed[0]
     yield Blocking(shared.checkpoint)
     if not shared.table.done:
