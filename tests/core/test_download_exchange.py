@@ -15,8 +15,8 @@ from rangeio._core.download import (
     download_spec,
     if_range,
 )
+from rangeio._core.download_exchange import DownloadExchange
 from rangeio._core.exchange import (
-    DownloadExchange,
     ExchangeStateError,
     ReadBody,
     Request,

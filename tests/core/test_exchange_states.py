@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rangeio._core.download_exchange import DownloadExchange
 from rangeio._core.exchange import (
-    DownloadExchange,
     ExchangeStateError,
     RangeExchange,
     ReadBody,

@@ -300,7 +300,7 @@ def read_answer(
     """Interpret a response to a download request; typed errors for what no retry can fix
     except by the caller's decision (gzip, 404, broken framing). ``judge`` rules on the
     response and ``meaning_of`` reads the verdict: the download face of `DownloadExchange`
-    (`_core/exchange.py`), which calls the two itself (a failure or a redirect is its to act on)."""
+    (`_core/download_exchange.py`), which calls the two itself (a failure or a redirect is its to act on)."""
     requested: Sequence[RangeSpec] = () if spec is None else (spec,)
     verdict = judge(requested, status, headers, pinned, now=now)
     if isinstance(verdict, Redirect):

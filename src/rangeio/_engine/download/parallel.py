@@ -16,7 +16,7 @@ from rangeio._core.download import (
     Start,
     identity_of,
 )
-from rangeio._core.exchange import DownloadExchange
+from rangeio._core.download_exchange import DownloadExchange
 from rangeio._core.identity import Identity
 from rangeio._core.retry import is_retryable
 from rangeio._core.segments import SegmentTable, initial_workers

@@ -15,7 +15,7 @@ from rangeio._core.download import (
     Start,
     identity_of,
 )
-from rangeio._core.exchange import DownloadExchange
+from rangeio._core.download_exchange import DownloadExchange
 from rangeio._core.identity import Identity
 from rangeio._core.redirects import ResolvedUrl
 from rangeio._core.retry import is_retryable
