@@ -1,6 +1,6 @@
 """The state machine for getting one byte range: redirects, retries, resuming cut bodies, length checks.
 
-A program drives it with a loop (see ``RemoteFile.drive`` in ``rangeio/_engine/remote.py``)::
+A program drives it with a loop (``drive`` in ``rangeio/_engine/drive.py``, for every face)::
 
     while (request := exchange.next_request(now)) is not None:
         send it; feed exchange.on_response(...), then on_data(...) per chunk, then on_end();
@@ -11,7 +11,9 @@ ExchangeStateError (see ``State``): a caller that forgets a step fails at once, 
 getting bytes of the wrong request.
 
 The machine does no I/O and never sleeps; every decision about the bytes lives here so that the
-sync and async shells cannot drift apart.
+sync and async shells cannot drift apart. Downloads use its download mode, a subclass that only
+changes what a download asks (If-Range) and how it reads each answer
+(``rangeio/_core/download_exchange.py``).
 """
 
 from __future__ import annotations
