@@ -1,0 +1,158 @@
+"""The formats' sync runner (format programs performed on HttpFile or any sync file) and its faces' base."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from rangeio.formats._common import given_file, source_size, url_options
+from rangeio.formats._program import EndPull, Op, Program, Pull, ReadNext, ReadRanges, Stepper
+
+T = TypeVar("T")
+
+
+def read_ranges_of(source: Any, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    """``ranges`` of a sync file: its ``read_ranges`` (HttpFile merges and multiparts them),
+    else a seek and a read each."""
+    if hasattr(source, "read_ranges"):
+        datas: list[bytes] = source.read_ranges(list(ranges))
+        return datas
+    out = []
+    for start, stop in ranges:
+        source.seek(start)
+        out.append(bytes(source.read(stop - start)))
+    return out
+
+
+class SyncRunner:
+    """Performs a format program's reads on a sync file: ReadRanges through ``read_ranges_of``,
+    a Pull's ReadNext through a cursor of its own (``clone()``: sequential reads, which rangeio
+    turns into read-ahead and then one streaming request) or, for a file with no ``clone``,
+    through ranges. No format logic: a dispatch of three ops."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._cursors: dict[Pull, Any] = {}
+
+    def run(self, program: Program[T]) -> T:
+        stepper = Stepper(program)
+        while (op := stepper.next_op()) is not None:
+            try:
+                stepper.succeeded(self._perform(op))
+            except Exception as exc:  # into the program: its handlers and finally run
+                stepper.failed(exc)
+        result: T = stepper.result
+        return result
+
+    def _perform(self, op: Op) -> Any:
+        if isinstance(op, ReadRanges):
+            return read_ranges_of(self.source, op.ranges)
+        if isinstance(op, ReadNext):
+            cursor = self._cursors.get(op.pull)
+            if cursor is None and hasattr(self.source, "clone"):
+                cursor = self._cursors[op.pull] = self.source.clone()
+                cursor.seek(op.pull.pos)
+            if cursor is None:
+                return read_ranges_of(self.source, [(op.pull.pos, op.pull.pos + op.n)])[0]
+            return bytes(cursor.read(op.n))
+        assert isinstance(op, EndPull)
+        cursor = self._cursors.pop(op.pull, None)
+        if cursor is not None:
+            cursor.close()
+        return None
+
+    def close(self) -> None:
+        """Close the cursors of pulls left unfinished (a reader that stopped early)."""
+        while self._cursors:
+            _, cursor = self._cursors.popitem()
+            cursor.close()
+
+
+def open_source(
+    source: Any, client: Any, options: dict[str, Any], **defaults: Any
+) -> tuple[Any, bool]:
+    """The file to read and whether we own it (opened it, so must close it).
+
+    ``defaults`` are options a format prefers (where to prefetch, say); the caller's own
+    options win. A file the caller opened is used as it is.
+    """
+    if isinstance(source, str):
+        import rangeio
+
+        return rangeio.open(source, client=client, **url_options(defaults, options)), True
+    return given_file(source, client, options), False
+
+
+def close_source(source: Any, owned: bool) -> None:
+    if owned:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
+_Holder = TypeVar("_Holder", bound="SourceHolder")
+
+
+class SourceHolder:
+    """What every sync format face does with its source: open it (``_attach``), run the
+    format's programs on it (``_run``), expose it and its traffic counters, and close it (only
+    if the face opened it) as a context manager."""
+
+    _source: Any
+    _owned: bool
+    _runner: SyncRunner
+
+    def _attach(self, source: Any, client: Any, options: dict[str, Any], **defaults: Any) -> None:
+        self._source, self._owned = open_source(source, client, options, **defaults)
+        self._runner = SyncRunner(self._source)
+
+    def _load(self, program: Program[T]) -> T:
+        """Run the program that reads the format's index; close what was opened if it fails."""
+        try:
+            return self._run(program)
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, program: Program[T]) -> T:
+        return self._runner.run(program)
+
+    @property
+    def _size(self) -> int:
+        return source_size(self._source)
+
+    @property
+    def file(self) -> Any:
+        return self._source
+
+    @property
+    def stats(self) -> Any:
+        """The underlying file's traffic counters (requests, bytes_fetched, ...)."""
+        return getattr(self._source, "stats", None)
+
+    def close(self) -> None:
+        try:
+            self._runner.close()
+        finally:
+            close_source(self._source, self._owned)
+
+    # A planner pickles (a dask task, a process pool) as what it parsed (a zip's directory, a
+    # tar's members, a PNG's chunks) and its source: an HttpFile pickles as its description
+    # (docs/distributed.md), so the worker reads the members with no request for the index,
+    # and the first one it sends must find the version the index came from. The runner (its
+    # cursors) stays behind and is made again.
+    _NOT_PICKLED: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        skip = {*self._NOT_PICKLED, "_runner"}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._runner = SyncRunner(self._source)
+
+    def __enter__(self: _Holder) -> _Holder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
