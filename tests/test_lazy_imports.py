@@ -224,9 +224,13 @@ def test_type_checkers_see_every_lazy_name(path: str) -> None:
                 if isinstance(stmt, ast.ImportFrom) and stmt.module:
                     for alias in stmt.names:
                         name = alias.asname or alias.name
+                        # A submodule imported from its package (`from rangeio import aio`)
+                        # is a module target, `package.sub`; any other name is `module:name`.
+                        where = SRC.joinpath(*stmt.module.split("."), alias.name)
+                        submodule = where.is_dir() or where.with_suffix(".py").exists()
                         seen[name] = (
                             f"{stmt.module}.{alias.name}"
-                            if stmt.module == "rangeio"
+                            if submodule
                             else f"{stmt.module}:{alias.name}"
                         )
         elif isinstance(node, ast.ImportFrom):

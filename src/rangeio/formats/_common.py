@@ -58,13 +58,13 @@ def url_options(defaults: dict[str, Any], options: dict[str, Any]) -> dict[str, 
     return {**defaults, **options}
 
 
-def given_file(source: Any, client: Any, options: dict[str, Any]) -> Any:
+def given_file(source: Any, client: Any, options: dict[str, Any], *, seekable: bool = True) -> Any:
     """A file the caller opened, used as it is (so no client or options may come with it):
-    anything with ``size`` and ``read_ranges`` (HttpFile, AsyncHttpFile, BytesSource), or a
-    seekable binary file (``seek`` and ``read``)."""
+    anything with ``size`` and ``read_ranges`` (HttpFile, AsyncHttpFile, BytesSource), or,
+    when ``seekable`` (the sync runner), a seekable binary file (``seek`` and ``read``)."""
     if options or client is not None:
         raise TypeError("client and options apply only when a URL is given, not an open file")
-    if not (hasattr(source, "read_ranges") or _seekable(source)):
+    if not (hasattr(source, "read_ranges") or (seekable and _seekable(source))):
         raise TypeError(f"expected a URL or a file with size and read_ranges, not {source!r}")
     return source
 
@@ -84,6 +84,27 @@ def source_size(source: Any) -> int:
         return int(source.seek(0, 2))
     finally:
         source.seek(here)
+
+
+class SourceFacts:
+    """The I/O-free members every format face has, sync or async: its file and the file's
+    traffic counters."""
+
+    _source: Any
+    _owned: bool
+
+    @property
+    def _size(self) -> int:
+        return source_size(self._source)
+
+    @property
+    def file(self) -> Any:
+        return self._source
+
+    @property
+    def stats(self) -> Any:
+        """The underlying file's traffic counters (requests, bytes_fetched, ...)."""
+        return getattr(self._source, "stats", None)
 
 
 def unpack(fmt: struct.Struct, data: bytes | memoryview, offset: int, what: str) -> tuple[Any, ...]:

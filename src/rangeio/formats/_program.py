@@ -66,6 +66,10 @@ class Pull:
         self.pos += len(data)
         return bytes(data)
 
+    def span(self, n: int) -> tuple[int, int]:
+        """The range of the next ``n`` bytes, for a source read by ranges."""
+        return self.pos, self.pos + n
+
     def close(self) -> Program[None]:
         """Let the runner close this pull's cursor (no more bytes will be taken)."""
         yield EndPull(self)

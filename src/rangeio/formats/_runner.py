@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from rangeio.formats._common import given_file, source_size, url_options
+from rangeio.formats._common import SourceFacts, given_file, url_options
 from rangeio.formats._program import EndPull, Op, Program, Pull, ReadNext, ReadRanges, Stepper
 
 T = TypeVar("T")
@@ -24,6 +24,32 @@ def read_ranges_of(source: Any, ranges: Sequence[tuple[int, int]]) -> list[bytes
     return out
 
 
+class Cursors:
+    """What both runners keep for the Pulls of their programs: one cursor each (by identity),
+    made at its first ReadNext from the source's ``clone()`` and positioned at the pull (None
+    for a source that has no ``clone``: its pulls are read as ranges)."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._open: dict[Pull, Any] = {}
+
+    def cursor_for(self, pull: Pull) -> Any:
+        cursor = self._open.get(pull)
+        if cursor is None and hasattr(self.source, "clone"):
+            cursor = self._open[pull] = self.source.clone()
+            cursor.seek(pull.pos)
+        return cursor
+
+    def release(self, pull: Pull) -> Any:
+        """The pull's cursor, now to be closed (None if it never had one)."""
+        return self._open.pop(pull, None)
+
+    def release_all(self) -> list[Any]:
+        """Every cursor left (pulls a reader abandoned), now to be closed."""
+        cursors, self._open = list(self._open.values()), {}
+        return cursors
+
+
 class SyncRunner:
     """Performs a format program's reads on a sync file: ReadRanges through ``read_ranges_of``,
     a Pull's ReadNext through a cursor of its own (``clone()``: sequential reads, which rangeio
@@ -32,7 +58,7 @@ class SyncRunner:
 
     def __init__(self, source: Any) -> None:
         self.source = source
-        self._cursors: dict[Pull, Any] = {}
+        self._cursors = Cursors(source)
 
     def run(self, program: Program[T]) -> T:
         stepper = Stepper(program)
@@ -48,23 +74,19 @@ class SyncRunner:
         if isinstance(op, ReadRanges):
             return read_ranges_of(self.source, op.ranges)
         if isinstance(op, ReadNext):
-            cursor = self._cursors.get(op.pull)
-            if cursor is None and hasattr(self.source, "clone"):
-                cursor = self._cursors[op.pull] = self.source.clone()
-                cursor.seek(op.pull.pos)
+            cursor = self._cursors.cursor_for(op.pull)
             if cursor is None:
-                return read_ranges_of(self.source, [(op.pull.pos, op.pull.pos + op.n)])[0]
+                return read_ranges_of(self.source, [op.pull.span(op.n)])[0]
             return bytes(cursor.read(op.n))
         assert isinstance(op, EndPull)
-        cursor = self._cursors.pop(op.pull, None)
+        cursor = self._cursors.release(op.pull)
         if cursor is not None:
             cursor.close()
         return None
 
     def close(self) -> None:
         """Close the cursors of pulls left unfinished (a reader that stopped early)."""
-        while self._cursors:
-            _, cursor = self._cursors.popitem()
+        for cursor in self._cursors.release_all():
             cursor.close()
 
 
@@ -93,13 +115,11 @@ def close_source(source: Any, owned: bool) -> None:
 _Holder = TypeVar("_Holder", bound="SourceHolder")
 
 
-class SourceHolder:
+class SourceHolder(SourceFacts):
     """What every sync format face does with its source: open it (``_attach``), run the
     format's programs on it (``_run``), expose it and its traffic counters, and close it (only
     if the face opened it) as a context manager."""
 
-    _source: Any
-    _owned: bool
     _runner: SyncRunner
 
     def _attach(self, source: Any, client: Any, options: dict[str, Any], **defaults: Any) -> None:
@@ -116,19 +136,6 @@ class SourceHolder:
 
     def _run(self, program: Program[T]) -> T:
         return self._runner.run(program)
-
-    @property
-    def _size(self) -> int:
-        return source_size(self._source)
-
-    @property
-    def file(self) -> Any:
-        return self._source
-
-    @property
-    def stats(self) -> Any:
-        """The underlying file's traffic counters (requests, bytes_fetched, ...)."""
-        return getattr(self._source, "stats", None)
 
     def close(self) -> None:
         try:
