@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -131,6 +132,7 @@ def zstd_inflater(extra: str) -> Inflater:
         ) from None
 
 
+@functools.cache  # called per chunk decompressed; a failed import is not cached by Python
 def decompression_errors() -> tuple[type[BaseException], ...]:
     """What the decompressors raise on corrupt input (turned into FormatError)."""
     import lzma
@@ -152,27 +154,31 @@ def decompression_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def inflate_all(inflater: Inflater, data: bytes, limit: int, what: str) -> bytes:
-    """Decompress ``data`` whole, refusing more than ``limit`` bytes of output and streams
-    that stop before their end."""
-    errors = decompression_errors()
-    out = bytearray()
-    fed = False
+def decompress(inflater: Inflater, data: bytes, limit: int, what: str) -> bytes:
+    """``inflater.decompress(data, limit)``, with corrupt input a FormatError naming ``what``."""
+    # bz2 reports corrupt data as OSError ("Invalid data stream"); no I/O happens here.
+    errors: tuple[type[BaseException], ...] = (*decompression_errors(), OSError)
     try:
-        while not inflater.eof:
-            chunk = inflater.decompress(b"" if fed else data, limit - len(out) + 1)
-            fed = True
-            out += chunk
-            if len(out) > limit:
-                raise FormatError(f"{what}: decompresses to more than {limit} bytes")
-            if not chunk and inflater.needs_input:
-                raise FormatError(f"{what}: compressed data ends before the end of the stream")
+        return inflater.decompress(data, limit)
     except FormatError:
         raise
     except errors as exc:
         raise FormatError(f"{what}: corrupt compressed data ({exc})") from exc
-    except OSError as exc:  # bz2's "Invalid data stream"; no I/O happens in here
-        raise FormatError(f"{what}: corrupt compressed data ({exc})") from exc
+
+
+def inflate_all(inflater: Inflater, data: bytes, limit: int, what: str) -> bytes:
+    """Decompress ``data`` whole, refusing more than ``limit`` bytes of output and streams
+    that stop before their end."""
+    out = bytearray()
+    fed = False
+    while not inflater.eof:
+        chunk = decompress(inflater, b"" if fed else data, limit - len(out) + 1, what)
+        fed = True
+        out += chunk
+        if len(out) > limit:
+            raise FormatError(f"{what}: decompresses to more than {limit} bytes")
+        if not chunk and inflater.needs_input:
+            raise FormatError(f"{what}: compressed data ends before the end of the stream")
     return bytes(out)
 
 
@@ -283,8 +289,6 @@ class InflateStream:
         self._what = what
         self._step = step
         self._inflater = make()
-        # bz2 reports corrupt data as OSError ("Invalid data stream"); no I/O happens there.
-        self._errors: tuple[type[BaseException], ...] = (*decompression_errors(), OSError)
         self._ended = False
 
     def read(self, n: int) -> Program[bytes]:
@@ -316,9 +320,4 @@ class InflateStream:
                 return out
 
     def _decompress(self, data: bytes, n: int) -> bytes:
-        try:
-            return self._inflater.decompress(data, n)
-        except FormatError:
-            raise
-        except self._errors as exc:
-            raise FormatError(f"{self._what}: corrupt compressed data ({exc})") from exc
+        return decompress(self._inflater, data, n, self._what)

@@ -16,7 +16,7 @@ from typing import Any
 from rangeio._core.planner import READ_WINDOW_MAX, ReadPolicy
 from rangeio._core.prefetch import END, END_PREFETCH, find_zip_end_record
 from rangeio.formats._common import FormatError, KiB, MiB
-from rangeio.formats._inflate import ZIP_METHODS, Inflater, decompression_errors
+from rangeio.formats._inflate import ZIP_METHODS, Inflater, decompress
 from rangeio.formats._inflate import zip_method_inflater as _method_inflater
 from rangeio.formats._program import Program, Pull, in_memory, read_exact, read_ranges
 from rangeio.formats._runner import SourceHolder, SyncRunner
@@ -285,8 +285,6 @@ class MemberDecoder:
         self._pull = pull
         self._chunk = chunk
         self._inflater: Inflater = _method_inflater(member.method, member.size, member.name)
-        # bz2 reports corrupt data as OSError ("Invalid data stream"); no I/O happens there.
-        self._errors: tuple[type[BaseException], ...] = (*decompression_errors(), OSError)
         self._input_done = False
         self._produced = 0
         self._crc = 0
@@ -329,14 +327,7 @@ class MemberDecoder:
         yield from self._pull.close()
 
     def _decompress(self, data: bytes, limit: int) -> bytes:
-        try:
-            return self._inflater.decompress(data, limit)
-        except FormatError:
-            raise
-        except self._errors as exc:
-            raise FormatError(
-                f"zip member {self.member.name!r}: corrupt compressed data ({exc})"
-            ) from exc
+        return decompress(self._inflater, data, limit, f"zip member {self.member.name!r}")
 
     def _deliver(self, out: bytes) -> bytes:
         self._produced += len(out)
