@@ -284,3 +284,25 @@ def test_sync_runner_reads_a_seekable_local_file(tmp_path: Path) -> None:
             assert member.read() == ref.read("m3.txt")
     with path.open("rb") as f, pytest.raises(FormatError):
         TarIndex(f)
+
+
+@pytest.mark.parametrize("name", ["_common.py", "_program.py", "_zip_records.py", "_inflate.py"])
+def test_the_pure_format_modules_import_no_io(name: str) -> None:
+    """The seam and the codecs do no I/O: the core's banned modules are banned here too (the
+    runners, ``_runner.py`` and ``_async/formats``, are where the I/O is)."""
+    import ast
+
+    from tests.core.test_core_is_io_free import BANNED, BANNED_CALLS, PACKAGE
+
+    tree = ast.parse((PACKAGE / "formats" / name).read_text())
+    imported: set[str] = set()
+    calls: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            calls.add(node.func.id)
+    assert imported and not imported & BANNED, imported & BANNED
+    assert not calls & BANNED_CALLS
