@@ -176,6 +176,35 @@ def test_zip_async_changed_remote_is_not_a_format_error(fault_server: FaultServe
     run(main)
 
 
+@pytest.mark.parametrize(
+    ("faults", "requests"),
+    [(Faults(suffix_501=True), 3), (Faults(ignore_range=True), 1)],
+    ids=["suffix-refused", "ranges-ignored"],
+)
+def test_zip_async_on_awkward_servers_costs_what_sync_costs(
+    fault_server: FaultServer, faults: Faults, requests: int
+) -> None:
+    """A server refusing suffix ranges (the open falls back to a prefix, the end record costs
+    one request) or ignoring ranges (one 200 serves everything): the same count either way."""
+    data = python_zip(zipfile.ZIP_DEFLATED)
+    fault_server.add_file("/a.zip", data)
+    fault_server.faults = faults
+    url = fault_server.url("/a.zip")
+    with ZipStream(url) as z:
+        opened = traffic(z.stats)
+        contents = z.read_many(z.namelist())
+        read = traffic(z.stats)
+
+    async def main() -> None:
+        async with rangeio.aio.formats.zip.open(url) as az:
+            assert traffic(az.stats) == opened
+            assert await az.read_many(az.namelist()) == contents
+            assert traffic(az.stats) == read
+
+    run(main)
+    assert opened[0] == requests
+
+
 # -- tar ----------------------------------------------------------------------------------
 
 
