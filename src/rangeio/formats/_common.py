@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from rangeio.errors import RangeioError
 
@@ -26,6 +26,10 @@ class RangeSource(Protocol):
     def size(self) -> int: ...
 
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]: ...
+
+
+# What a sync face opens: a URL, a file with size and read_ranges, or a seekable binary file.
+Source = str | RangeSource | IO[bytes]
 
 
 class BytesSource:

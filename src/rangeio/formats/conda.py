@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rangeio.formats._common import FormatError, MiB
+from rangeio.formats._common import FormatError, MiB, Source
 from rangeio.formats._inflate import InflateStream, inflate_all, zstd_inflater
 from rangeio.formats._program import Forward, Program, in_memory, through
 from rangeio.formats.tar import TarFacts, TarMember, walk
@@ -108,7 +108,7 @@ class CondaPackage(CondaFacts, ZipStream):
     ``conda_info``) and ``payload()`` (see ``conda_payload``). Needs zstd (``pip install
     'rangeio[conda]'``): checked before any request."""
 
-    def __init__(self, source: Any, client: Any = None, **options: Any) -> None:
+    def __init__(self, source: Source, client: Any = None, **options: Any) -> None:
         zstd_inflater("conda")  # fail before any request when zstd is missing
         super().__init__(source, client, **options)
 
@@ -120,13 +120,13 @@ class CondaPackage(CondaFacts, ZipStream):
 
 
 def open(  # noqa: A001 - the module's entry point, as zip's
-    source: Any, client: Any = None, **options: Any
+    source: Source, client: Any = None, **options: Any
 ) -> CondaPackage:
     """Open a remote .conda package: see CondaPackage."""
     return CondaPackage(source, client, **options)
 
 
-def conda_info(source: Any, client: Any = None, **options: Any) -> CondaInfo:
+def conda_info(source: Source, client: Any = None, **options: Any) -> CondaInfo:
     """Read a .conda package's metadata.json and its ``info-*.tar.zst`` (decompressed with
     zstd: ``pip install 'rangeio[conda]'``), never the ``pkg-*.tar.zst`` payload.
 
@@ -148,7 +148,7 @@ def _one_tarball(names: list[str], kind: str) -> list[str]:
     return found
 
 
-def conda_payload(source: Any, client: Any = None, **options: Any) -> list[TarMember]:
+def conda_payload(source: Source, client: Any = None, **options: Any) -> list[TarMember]:
     """The members of a .conda package's ``pkg-*.tar.zst`` payload (``pip install
     'rangeio[conda]'``): names, sizes, types, modes, links. A zstd stream cannot be entered in
     the middle, so this costs the payload's compressed bytes, fetched once as one sequential

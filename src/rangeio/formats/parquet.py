@@ -12,7 +12,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rangeio.formats._common import FormatError
+from rangeio.formats._common import FormatError, Source
 from rangeio.formats._program import Program, read_exact, read_ranges
 from rangeio.formats._runner import SourceHolder
 
@@ -183,7 +183,7 @@ class ParquetPlan(ParquetFacts, SourceHolder):
     open file with ``size`` and ``read_ranges``.
     """
 
-    def __init__(self, source: Any, client: Any = None, **options: Any) -> None:
+    def __init__(self, source: Source, client: Any = None, **options: Any) -> None:
         self._pa, self._pq = _pyarrow()
         self._attach(source, client, options)
         self._load(self._read_footer(self._size))
@@ -204,7 +204,7 @@ class ParquetPlan(ParquetFacts, SourceHolder):
 
 
 def open(  # noqa: A001 - the module's entry point, as zip's
-    source: Any, client: Any = None, **options: Any
+    source: Source, client: Any = None, **options: Any
 ) -> ParquetPlan:
     """Open a remote Parquet file: see ParquetPlan."""
     return ParquetPlan(source, client, **options)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rangeio._core.prefetch import START, START_PREFETCH
-from rangeio.formats._common import FormatError, MiB, prefetched_head
+from rangeio.formats._common import FormatError, MiB, Source, prefetched_head
 from rangeio.formats._program import WALK_PREFETCH, Program, Pull, ReadAhead, Window
 from rangeio.formats._runner import SourceHolder
 
@@ -108,7 +108,7 @@ class PngInfo:
 OPEN_OPTIONS: dict[str, Any] = {"prefetch_direction": START, "prefetch_bytes": WALK_PREFETCH}
 
 
-def png_chunks(source: Any, client: Any = None, **options: Any) -> PngInfo:
+def png_chunks(source: Source, client: Any = None, **options: Any) -> PngInfo:
     """Walk a remote PNG's chunk headers (reading ahead while chunks are small, fetching each
     header alone past big ones), check the CRC of every chunk whose bytes were fetched (IHDR
     always: a bad IHDR CRC is a FormatError), stop at IEND.
@@ -158,7 +158,7 @@ class PngImage(PngFacts, SourceHolder):
     or an open file with ``size`` and ``read_ranges``.
     """
 
-    def __init__(self, source: Any, client: Any = None, **options: Any) -> None:
+    def __init__(self, source: Source, client: Any = None, **options: Any) -> None:
         self._attach(source, client, options, **OPEN_OPTIONS)
         self.info = self._load(walk(self._size, prefetched_head(self._source, self._owned)))
 
@@ -174,7 +174,7 @@ class PngImage(PngFacts, SourceHolder):
 
 
 def open(  # noqa: A001 - the module's entry point, as zip's
-    source: Any, client: Any = None, **options: Any
+    source: Source, client: Any = None, **options: Any
 ) -> PngImage:
     """Open a remote PNG: see PngImage (``info`` is what ``png_chunks`` returns)."""
     return PngImage(source, client, **options)

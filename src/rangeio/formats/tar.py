@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from rangeio._core.prefetch import START, START_PREFETCH
-from rangeio.formats._common import FormatError, KiB, decode_text, prefetched_head
+from rangeio.formats._common import FormatError, KiB, Source, decode_text, prefetched_head
 from rangeio.formats._program import WALK_PREFETCH, Program, ReadAhead, Window, read_ranges
 from rangeio.formats._runner import SourceHolder
 
@@ -119,7 +119,7 @@ class TarIndex(TarFacts, SourceHolder):
     open file with ``size`` and ``read_ranges``.
     """
 
-    def __init__(self, source: Any, client: Any = None, **options: Any) -> None:
+    def __init__(self, source: Source, client: Any = None, **options: Any) -> None:
         self._attach(source, client, options, **OPEN_OPTIONS)
         head = prefetched_head(self._source, self._owned)
         self._found(self._load(walk(self._size, head)))
@@ -134,7 +134,7 @@ class TarIndex(TarFacts, SourceHolder):
 
 
 def open(  # noqa: A001 - the module's entry point, as zip's
-    source: Any, client: Any = None, **options: Any
+    source: Source, client: Any = None, **options: Any
 ) -> TarIndex:
     """Open a remote uncompressed tar archive: see TarIndex."""
     return TarIndex(source, client, **options)

@@ -15,7 +15,7 @@ from typing import Any
 
 from rangeio._core.planner import READ_WINDOW_MAX, ReadPolicy
 from rangeio._core.prefetch import END, END_PREFETCH, find_zip_end_record
-from rangeio.formats._common import FormatError, KiB, MiB
+from rangeio.formats._common import FormatError, KiB, MiB, Source
 from rangeio.formats._inflate import ZIP_METHODS, Inflater, decompress
 from rangeio.formats._inflate import zip_method_inflater as _method_inflater
 from rangeio.formats._program import Program, Pull, in_memory, read_exact, read_ranges
@@ -426,7 +426,7 @@ class ZipStream(ZipFacts, SourceHolder):
     closed with the stream) or an open file with ``size`` and ``read_ranges`` (left open).
     """
 
-    def __init__(self, source: Any, client: Any = None, **options: Any) -> None:
+    def __init__(self, source: Source, client: Any = None, **options: Any) -> None:
         self._attach(source, client, options, **OPEN_OPTIONS)
         self._index = self._load(read_index(self._size))
 
@@ -484,7 +484,7 @@ class _MemberFile(io.RawIOBase):
 
 
 def open(  # noqa: A001 - the module's entry point, like zipfile.ZipFile / gzip.open
-    source: Any, client: Any = None, **options: Any
+    source: Source, client: Any = None, **options: Any
 ) -> ZipStream:
     """Open a remote zip archive: see ZipStream."""
     return ZipStream(source, client, **options)
