@@ -23,7 +23,6 @@ from rangeio.formats._program import (
     ReadAhead,
     ReadNext,
     ReadRanges,
-    Stepper,
     Window,
     in_memory,
     read_exact,
@@ -43,16 +42,7 @@ from rangeio.formats.zip import ZipStream, decode_member, read_index
 def scripted(program: Program[Any], data: bytes) -> tuple[Any, list[Any]]:
     """Run ``program`` over ``data``, recording every op it yields."""
     ops: list[Any] = []
-    stepper = Stepper(program)
-    while (op := stepper.next_op()) is not None:
-        ops.append(op)
-        if isinstance(op, ReadRanges):
-            stepper.succeeded([data[a:b] for a, b in op.ranges])
-        elif isinstance(op, ReadNext):
-            stepper.succeeded(data[op.pull.pos : op.pull.pos + op.n])
-        else:
-            stepper.succeeded(None)
-    return stepper.result, ops
+    return in_memory(program, data, ops), ops
 
 
 def small_zip(n: int = 3, comment: bytes = b"") -> bytes:

@@ -142,11 +142,13 @@ class Stepper:
         self._error = error
 
 
-def in_memory(program: Program[T], data: bytes) -> T:
+def in_memory(program: Program[T], data: bytes, seen: list[Op] | None = None) -> T:
     """Run ``program`` over bytes held in memory (a decompressed tarball): no I/O, so both
-    runners call it as it is."""
+    runners call it as it is. ``seen`` (tests) collects the ops it yielded."""
     stepper = Stepper(program)
     while (op := stepper.next_op()) is not None:
+        if seen is not None:
+            seen.append(op)
         if isinstance(op, ReadRanges):
             stepper.succeeded([data[start:stop] for start, stop in op.ranges])
         elif isinstance(op, ReadNext):
