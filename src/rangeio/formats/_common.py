@@ -110,6 +110,28 @@ class SourceFacts:
         """The underlying file's traffic counters (requests, bytes_fetched, ...)."""
         return getattr(self._source, "stats", None)
 
+    # A planner pickles (a dask task, a process pool) as what it parsed (a zip's directory, a
+    # tar's members, a PNG's chunks) and its source: an HttpFile or AsyncHttpFile pickles as
+    # its description (docs/distributed.md), so the worker reads the members with no request
+    # for the index, and the first one it sends must find the version the index came from.
+    # The runner (its cursors) stays behind and is made again (``_new_runner``).
+    _NOT_PICKLED: tuple[str, ...] = ()
+
+    def _new_runner(self) -> Any:
+        raise NotImplementedError
+
+    def _revived(self) -> None:
+        """What a face rebuilds once unpickled, beyond its runner (nothing by default)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        skip = {*self._NOT_PICKLED, "_runner"}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._runner = self._new_runner()
+        self._revived()
+
 
 def unpack(fmt: struct.Struct, data: bytes | memoryview, offset: int, what: str) -> tuple[Any, ...]:
     """``fmt.unpack_from`` that says which structure was cut short instead of struct.error."""

@@ -124,7 +124,7 @@ class SourceHolder(SourceFacts):
 
     def _attach(self, source: Any, client: Any, options: dict[str, Any], **defaults: Any) -> None:
         self._source, self._owned = open_source(source, client, options, **defaults)
-        self._runner = SyncRunner(self._source)
+        self._runner = self._new_runner()
 
     def _load(self, program: Program[T]) -> T:
         """Run the program that reads the format's index; close what was opened if it fails."""
@@ -143,20 +143,8 @@ class SourceHolder(SourceFacts):
         finally:
             close_source(self._source, self._owned)
 
-    # A planner pickles (a dask task, a process pool) as what it parsed (a zip's directory, a
-    # tar's members, a PNG's chunks) and its source: an HttpFile pickles as its description
-    # (docs/distributed.md), so the worker reads the members with no request for the index,
-    # and the first one it sends must find the version the index came from. The runner (its
-    # cursors) stays behind and is made again.
-    _NOT_PICKLED: tuple[str, ...] = ()
-
-    def __getstate__(self) -> dict[str, Any]:
-        skip = {*self._NOT_PICKLED, "_runner"}
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._runner = SyncRunner(self._source)
+    def _new_runner(self) -> SyncRunner:
+        return SyncRunner(self._source)
 
     def __enter__(self: _Holder) -> _Holder:
         return self

@@ -69,6 +69,14 @@ class ParquetFacts:
         except (self._pa.ArrowException, OSError, ValueError) as exc:
             raise FormatError(f"Parquet metadata cannot be parsed: {exc}") from exc
 
+    # pyarrow's modules and its parsed metadata stay behind: the footer's bytes travel, and are
+    # parsed again on the other side (no request).
+    _NOT_PICKLED: tuple[str, ...] = ("_pa", "_pq", "metadata")
+
+    def _revived(self) -> None:
+        self._pa, self._pq = _pyarrow()
+        self._parse_footer()
+
     def _read_footer(self, size: int) -> Program[None]:
         self._file_size = size
         self._footer_start, self._footer = yield from read_footer(size)
@@ -187,15 +195,6 @@ class ParquetPlan(ParquetFacts, SourceHolder):
         self._pa, self._pq = _pyarrow()
         self._attach(source, client, options)
         self._load(self._read_footer(self._size))
-
-    # pyarrow's modules and its parsed metadata stay behind: the footer's bytes travel, and are
-    # parsed again on the other side (no request).
-    _NOT_PICKLED = ("_pa", "_pq", "metadata")
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._pa, self._pq = _pyarrow()
-        self._parse_footer()
 
     def read_columns(self, row_group: int, columns: Sequence[str] | None = None) -> Any:
         """One row group's columns as a ``pyarrow.Table``: their chunks are fetched with one

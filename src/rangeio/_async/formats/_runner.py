@@ -89,7 +89,10 @@ class AsyncSourceHolder(SourceFacts):
         self, source: Any, client: Any, options: dict[str, Any], **defaults: Any
     ) -> None:
         self._source, self._owned = await open_source(source, client, options, **defaults)
-        self._runner = AsyncRunner(self._source)
+        self._runner = self._new_runner()
+
+    def _new_runner(self) -> AsyncRunner:
+        return AsyncRunner(self._source)
 
     async def _load(self, program: Program[T]) -> T:
         """Run the program that reads the format's index; close what was opened if it fails."""
