@@ -43,6 +43,7 @@ ALWAYS_HEAVY = (
     | {"rangeio.compat", "rangeio.compat.hctef", "rangeio.compat.range_streams"}
     | {"rangeio.compat.pyhaul"}
     | {"rangeio._async.file", "rangeio._async.download", "rangeio._async.bulk"}
+    | {"rangeio._async.formats"}
     | {"rangeio._sync.streams", "rangeio._engine.streams", "asyncio"}
     | DOWNLOAD_ENGINE
     | ADAPTERS
