@@ -257,7 +257,8 @@ class RowDecoder:
                 if self._inflater.eof:
                     raise FormatError(f"PNG image data ends before row {y} of {height}")
                 yield from self._more(y)
-            row = unfilter(buffer[0], bytes(buffer[1 : self._line]), self._previous, self._unit)
+            unit = self._header.filter_unit
+            row = unfilter(buffer[0], bytes(buffer[1 : self._line]), self._previous, unit)
             del buffer[: self._line]
             self._previous = row
             self._y += 1
@@ -272,10 +273,6 @@ class RowDecoder:
             if buffer or self._inflater.unused_data or (yield from self._data.next()):
                 raise FormatError(f"PNG image data holds more than {height} rows")
         return None
-
-    @property
-    def _unit(self) -> int:
-        return self._header.filter_unit
 
     def close(self) -> Program[None]:
         yield from self._pull.close()
