@@ -163,6 +163,43 @@ def test_zip_async_cut_response_resumes(fault_server: FaultServer) -> None:
     run(main)
 
 
+def test_zip_async_streamed_member_survives_cut_responses(fault_server: FaultServer) -> None:
+    payload = text(6 * MiB, 11) + rand(2 * MiB, 12)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("payload", payload)
+    fault_server.add_file("/s.zip", buf.getvalue())
+
+    async def main() -> None:
+        url = fault_server.url("/s.zip")
+        async with rangeio.aio.formats.zip.open(url, retries=FAST_RETRY) as az:
+            async with await az.open("payload") as reader:
+                fault_server.faults = Faults(truncate_after=50_000, times=1)
+                assert await reader.read() == payload
+            assert az.stats.retries == 1
+            # Each cut response was resumed where it stopped, never fetched again from its start.
+            assert az.stats.bytes_fetched == len(buf.getvalue())
+
+    run(main)
+
+
+def test_conda_async_corrupt_payload_is_a_format_error(nginx: Nginx) -> None:
+    data, _ = make_conda(200_000)
+    pkg = zipfile.ZipFile(io.BytesIO(data)).getinfo("pkg-demo-1.0-0.tar.zst")
+    broken = bytearray(data)
+    at = pkg.header_offset + 30 + len(pkg.filename) + pkg.compress_size // 2
+    broken[at : at + 8] = b"\xff" * 8
+    url = serve(nginx, bytes(broken), ".conda")
+
+    async def main() -> None:
+        with pytest.raises(FormatError):
+            await rangeio.aio.formats.conda.conda_payload(url)
+
+    run(main)
+    with CondaPackage(url) as package, pytest.raises(FormatError):
+        package.payload()
+
+
 def test_zip_async_changed_remote_is_not_a_format_error(fault_server: FaultServer) -> None:
     data = python_zip(zipfile.ZIP_DEFLATED)
     fault_server.add_file("/a.zip", data)
