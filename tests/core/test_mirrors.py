@@ -73,7 +73,9 @@ def test_the_first_answer_decides_and_a_disagreeing_mirror_is_dropped_once() -> 
     assert mirrors.pinned(1) == Identity(ETag.parse('"a"'), None, 100)
     drop = mirrors.answered(2, fp(100, '"z"'))
     assert drop is not None and drop.reason is DropReason.ETAG and drop.url == "bad"
-    assert mirrors.answered(2, fp(100, '"z"')) is None  # already dropped: no second Drop
+    # A second connection's answer from it: no second Drop, and it stays dropped (refused).
+    assert mirrors.answered(2, fp(100, '"a"')) is None
+    assert mirrors.state(2) is MirrorState.DROPPED
     assert mirrors.usable == [0, 1] and mirrors.dropped == [drop]
 
 

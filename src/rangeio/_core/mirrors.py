@@ -175,7 +175,8 @@ class MirrorSet:
 
     def pinned(self, index: int) -> Identity | None:
         """What answers of mirror ``index`` are judged against: its own identity once it
-        agreed, None while untried (the caller pins the size alone)."""
+        agreed, None while untried (its first answer is judged on nothing, then checked
+        against the reference by ``answered``)."""
         mirror = self._mirrors[index]
         if mirror.state is MirrorState.AGREED and mirror.fingerprint is not None:
             return mirror.fingerprint.identity
@@ -187,7 +188,10 @@ class MirrorSet:
         """Mirror ``index`` answered a segment request with a 206 whose identity is
         ``fingerprint``. Its first answer is checked against the reference (a Drop when it
         disagrees); the reference's own first answer fills in what its pin lacked (the
-        digests and validators of a resume's first 206). Later answers change nothing."""
+        digests and validators of a resume's first 206). Later answers change nothing.
+        The caller writes an answer only while ``state(index)`` is not DROPPED afterwards:
+        None is also returned for a mirror dropped before (its answer is refused all the
+        same)."""
         mirror = self._mirrors[index]
         mirror.failures = 0
         if mirror.state is MirrorState.DROPPED:

@@ -13,7 +13,7 @@ from rangeio._core import control
 from rangeio._core.digests import from_headers
 from rangeio._core.download import Resume, identity_of
 from rangeio._core.identity import Identity
-from rangeio._core.mirrors import DropReason, Fingerprint, MirrorSet
+from rangeio._core.mirrors import DropReason, Fingerprint, MirrorSet, MirrorState
 from rangeio._core.retry import is_retryable
 from rangeio._core.segments import SegmentTable
 from rangeio._engine.download.job import DownloadJob
@@ -52,11 +52,12 @@ def target(
 ) -> tuple[str | None, Identity]:
     """The URL a segment request of ``mirror`` goes to (None: the job's URL) and what its
     answer is judged against: the record's pin on the reference, a mirror's own validators
-    once it agreed, and the size alone (no If-Range) before its first answer."""
+    once it agreed, and nothing (no If-Range) before its first answer, which ``answered``
+    then checks against the reference."""
     if mirrors is None or mirror is None or mirror == 0:
         return None, identity_of(record)
     pinned = mirrors.pinned(mirror)
-    return mirrors.url(mirror), pinned if pinned is not None else Identity(size=record.total)
+    return mirrors.url(mirror), pinned if pinned is not None else Identity()
 
 
 def claim(
@@ -81,15 +82,17 @@ def answered(
     headers: Mapping[str, str],
 ) -> bool:
     """Whether the 206 of ``mirror`` may be written: False when it was the mirror's first
-    answer and it disagrees with the reference (the mirror is dropped and logged)."""
+    answer and it disagrees with the reference (the mirror is dropped and logged), and for
+    any answer of a mirror dropped meanwhile (a request sent before another connection's
+    answer showed it disagrees)."""
     if mirrors is None or mirror is None:
         return True
     with lock:
         drop = mirrors.answered(mirror, fingerprint(answer, headers))
-    if drop is None:
-        return True
-    job.note_drop(drop)
-    return False
+        usable = mirrors.state(mirror) is not MirrorState.DROPPED
+    if drop is not None:
+        job.note_drop(drop)
+    return usable
 
 
 def refused(
@@ -110,10 +113,13 @@ def refused(
       the file (the reference's own 200 restarts the file, its change ends the attempt, as
       for a single URL);
     - any other failure counts towards dropping the mirror (``MirrorSet.failed``).
+    - a failure of a mirror dropped meanwhile is its own: the worker moves on.
     False: the failure is handled as a single-URL download handles it."""
     if mirrors is None or mirror is None:
         return False
     with lock:
+        if mirrors.state(mirror) is MirrorState.DROPPED:
+            return True
         if whole_file or isinstance(error, RemoteChangedError):
             if mirror == 0:
                 return False
