@@ -212,15 +212,21 @@ def test_nginx_beside_a_fault_server_serving_the_same_bytes(nginx: Nginx, tmp_pa
         tagged.add_file(PATH, DATA)
         plain.faults = tagged.faults = Faults(throttle=THROTTLE)
         first = rangeio.download(
-            [plain.url(PATH), nginx.url("data.bin")], tmp_path / "a.bin", connections=2,
+            [plain.url(PATH), nginx.url("data.bin")],
+            tmp_path / "a.bin",
+            connections=2,
             policy=SEGMENTS,
         )
         assert (tmp_path / "a.bin").read_bytes() == DATA and first.dropped_mirrors == ()
-        served_by_plain = sum(int(r.split("-")[1] or len(DATA) - 1) - int(r[6:].split("-")[0]) + 1
-                              for r in ranged_gets(plain)[1:])
+        served_by_plain = sum(
+            int(r.split("-")[1] or len(DATA) - 1) - int(r[6:].split("-")[0]) + 1
+            for r in ranged_gets(plain)[1:]
+        )
         assert first.bytes_transferred > served_by_plain  # nginx served the rest
         second = rangeio.download(
-            [tagged.url(PATH), nginx.url("data.bin")], tmp_path / "b.bin", connections=2,
+            [tagged.url(PATH), nginx.url("data.bin")],
+            tmp_path / "b.bin",
+            connections=2,
             policy=SEGMENTS,
         )
         assert (tmp_path / "b.bin").read_bytes() == DATA

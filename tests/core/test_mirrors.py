@@ -55,13 +55,17 @@ def test_equal_digests_prove_agreement_whatever_the_etags() -> None:
 
 
 def test_a_different_digest_is_dropped_even_with_equal_etags() -> None:
-    verdict = disagreement(fp(4, '"a"', digests=[sha(b"file")]), fp(4, '"a"', digests=[sha(b"elif")]))
+    verdict = disagreement(
+        fp(4, '"a"', digests=[sha(b"file")]), fp(4, '"a"', digests=[sha(b"elif")])
+    )
     assert verdict is not None and verdict[0] is DropReason.DIGEST
 
 
 def test_digests_of_different_algorithms_are_not_compared() -> None:
     md5 = ExpectedDigest("md5", hashlib.md5(b"x").digest(), "Digest")
-    assert disagreement(fp(4, '"a"', digests=[sha(b"file")]), fp(4, '"b"', digests=[md5])) is not None
+    assert (
+        disagreement(fp(4, '"a"', digests=[sha(b"file")]), fp(4, '"b"', digests=[md5])) is not None
+    )
     assert disagreement(fp(4, digests=[sha(b"file")]), fp(4, digests=[md5])) is None
 
 

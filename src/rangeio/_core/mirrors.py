@@ -235,9 +235,7 @@ class MirrorSet:
         if retryable and mirror.failures < MIRROR_FAILURES:
             return None
         others = [
-            i
-            for i, m in enumerate(self._mirrors)
-            if i != index and m.state is MirrorState.AGREED
+            i for i, m in enumerate(self._mirrors) if i != index and m.state is MirrorState.AGREED
         ]
         if not others:
             return None

@@ -123,7 +123,8 @@ def _run(
         runner.close()
 
 
-def saved_progress(url: str, dest: str | Path) -> int:
-    """How many bytes a new download of ``url`` to ``dest`` would resume from, as the disk
-    says now (the record, checked as a resume checks it): 0 when it would start afresh."""
+def saved_progress(url: str | Sequence[str], dest: str | Path) -> int:
+    """How many bytes a new download of ``url`` (or these mirrors) to ``dest`` would resume
+    from, as the disk says now (the record, checked as a resume checks it): 0 when it would
+    start afresh."""
     return engine.saved_state(PartFiles(Path(dest)), url).bytes_done

@@ -60,9 +60,7 @@ def target(
     return mirrors.url(mirror), pinned if pinned is not None else Identity()
 
 
-def claim(
-    table: SegmentTable, mirrors: MirrorSet | None, mirror: int | None
-) -> int | None:
+def claim(table: SegmentTable, mirrors: MirrorSet | None, mirror: int | None) -> int | None:
     """A segment for a worker of ``mirror``: speed-aware between mirrors, so a slow one keeps
     only its share (``SegmentTable.claim``)."""
     if mirrors is None or mirror is None:
