@@ -136,7 +136,7 @@ def _report(
 
     code = EXIT_OK
     failed = 0
-    documents = []
+    documents: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         dest, outcome = outcomes[index]
         if isinstance(outcome, BaseException):
