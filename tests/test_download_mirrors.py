@@ -231,3 +231,10 @@ def test_nginx_beside_a_fault_server_serving_the_same_bytes(nginx: Nginx, tmp_pa
         )
         assert (tmp_path / "b.bin").read_bytes() == DATA
         assert reasons(second) == [(nginx.url("data.bin"), DropReason.ETAG)]
+
+
+def test_haul_takes_one_url(mirrors: tuple[FaultServer, FaultServer], tmp_path: Path) -> None:
+    a, b = mirrors
+    with pytest.raises(TypeError, match="mirrors"):
+        rangeio.haul([a.url(PATH), b.url(PATH)], tmp_path / "o.bin")  # type: ignore[arg-type]
+    assert a.requests == [] and not (tmp_path / "o.bin.part").exists()

@@ -46,6 +46,7 @@ async def haul(
         allow_https_downgrade=allow_https_downgrade,
         allow_redirects=allow_redirects,
         verify=verify,
+        one_request=True,
     )
     return await _run(job, client, engine.haul(job), verify)
 

@@ -51,6 +51,7 @@ def haul(
         allow_https_downgrade=allow_https_downgrade,
         allow_redirects=allow_redirects,
         verify=verify,
+        one_request=True,
     )
     return _run(job, client, engine.haul(job), verify)
 

@@ -148,10 +148,14 @@ def new_job(
     allow_https_downgrade: bool = False,
     allow_redirects: bool = True,
     verify: Any = True,
+    one_request: bool = False,
 ) -> DownloadJob:
     """The job for one haul/download call, every argument checked once for both front ends
-    (``verify`` only checked: the shell builds the transport from it)."""
+    (``verify`` only checked: the shell builds the transport from it). ``one_request``: a
+    haul's, which takes one URL (mirrors are download's)."""
     check_verify(verify)
+    if one_request and not isinstance(url, str):
+        raise TypeError("haul() makes one request to one URL; download() takes mirrors")
     if connections < 1:
         raise ValueError("connections must be >= 1")
     urls = mirror_urls(url)
