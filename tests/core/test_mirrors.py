@@ -109,13 +109,16 @@ def test_failures_drop_a_mirror_after_a_run_of_them_but_never_the_last_agreed() 
     assert mirrors.usable == [0]
 
 
-def test_an_answer_resets_the_failure_count() -> None:
+def test_a_segment_served_resets_the_failure_count_but_a_good_head_does_not() -> None:
     mirrors = MirrorSet(["r", "m"], 1, fp(100))
     mirrors.answered(1, fp(100))
     for _ in range(3):
         assert mirrors.failed(1, "reset", retryable=True) is None
-        mirrors.answered(1, fp(100))
+        mirrors.served(1)
     assert mirrors.state(1) is MirrorState.AGREED
+    assert mirrors.failed(1, "cut", retryable=True) is None
+    mirrors.answered(1, fp(100))  # the next head is fine, its body is cut again
+    assert mirrors.failed(1, "cut", retryable=True) is not None
 
 
 def test_a_failure_no_retry_fixes_drops_at_once_while_another_agreed_mirror_is_there() -> None:

@@ -193,7 +193,6 @@ class MirrorSet:
         None is also returned for a mirror dropped before (its answer is refused all the
         same)."""
         mirror = self._mirrors[index]
-        mirror.failures = 0
         if mirror.state is MirrorState.DROPPED:
             return None
         if mirror.state is MirrorState.AGREED:
@@ -210,6 +209,12 @@ class MirrorSet:
         mirror.state = MirrorState.AGREED
         mirror.fingerprint = fingerprint
         return None
+
+    def served(self, index: int) -> None:
+        """A segment of mirror ``index`` ended well (its bytes written, or the rest taken by
+        another connection): its failures are no longer "in a row". A good head alone does not
+        count, so a mirror whose every body is cut mid-way is dropped all the same."""
+        self._mirrors[index].failures = 0
 
     def drop(self, index: int, reason: DropReason, detail: str) -> Drop | None:
         """Drop mirror ``index`` (None if it already was). Its workers leave at their next

@@ -93,6 +93,13 @@ def answered(
     return usable
 
 
+def served(lock: threading.Lock, mirrors: MirrorSet | None, mirror: int | None) -> None:
+    """A segment of ``mirror`` ended well (``MirrorSet.served``)."""
+    if mirrors is not None and mirror is not None:
+        with lock:
+            mirrors.served(mirror)
+
+
 def refused(
     job: DownloadJob,
     lock: threading.Lock,
@@ -169,5 +176,6 @@ __all__ = [
     "mirror_set",
     "record_fingerprint",
     "refused",
+    "served",
     "target",
 ]

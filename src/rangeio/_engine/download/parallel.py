@@ -504,6 +504,7 @@ def _claim_and_fill_on(
             pace = mirrored.Pace(clock, shared.lock, shared.mirrors, mirror, seat)
             yield from _fill_segment(shared, slot, response, skip, pace)
             failures = 0
+            mirrored.served(shared.lock, shared.mirrors, mirror)
         except _Restarted as restart:
             changed = restart.answer.changed
             if mirrored.refused(
