@@ -484,3 +484,12 @@ def test_parse_list_reads_mirrors_names_and_comments() -> None:
     ]
     with pytest.raises(exits.UsageError):
         parse_list("http://a/x name other\n")
+
+
+def test_get_input_file_refuses_one_files_options(tmp_path: Path) -> None:
+    (tmp_path / "urls.txt").write_text("http://127.0.0.1:1/x\n")
+    for extra in (["-o", "f"], ["--sha256", "0" * 64]):
+        done = rangeio_cli("get", "-i", "urls.txt", *extra, cwd=tmp_path)
+        assert done.returncode == exits.EXIT_USAGE, extra
+    alone = rangeio_cli("get", "http://127.0.0.1:1/x", "-j", "2", cwd=tmp_path)
+    assert alone.returncode == exits.EXIT_USAGE

@@ -101,8 +101,8 @@ def cmd_get(args: argparse.Namespace) -> int:
     from rangeio._sync.download import saved_progress
 
     if args.input_file is not None:
-        if args.url or args.output is not None:
-            raise UsageError("-i takes the URLs from its file: no URL or -o beside it")
+        if args.url or args.output is not None or args.sha256 is not None:
+            raise UsageError("-i takes the URLs from its file: no URL, -o or --sha256 beside it")
         from rangeio.cli.many import get_many
 
         return get_many(args)

@@ -75,11 +75,12 @@ def get_many(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir is not None else Path(".")
     jobs = args.jobs or DEFAULT_JOBS
     outcomes: dict[int, tuple[Path, Any]] = {}
+    started: dict[int, Path] = {}  # the items whose destination is known, finished or not
 
     def one(index: int) -> None:
         item = items[index]
         name = item.name or remote_filename(item.urls[0], options)
-        dest = folder / name
+        dest = started[index] = folder / name
         try:
             outcomes[index] = (dest, _get_one(item, dest, args, options))
         except (rangeio.RangeioError, OSError) as exc:
@@ -93,7 +94,7 @@ def get_many(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         # Each download checkpointed as it went (the policy's interval); a rerun resumes them.
         pool.shutdown(wait=False, cancel_futures=True)
-        raise Interrupted(_saved(items, outcomes, folder)) from exc
+        raise Interrupted(_saved(items, started, outcomes)) from exc
     pool.shutdown()
     return _report(items, outcomes, args, _result_json, summary)
 
@@ -116,12 +117,18 @@ def _get_one(item: Item, dest: Path, args: argparse.Namespace, options: dict[str
     )
 
 
-def _saved(items: list[Item], outcomes: dict[int, tuple[Path, Any]], folder: Path) -> int:
+def _saved(
+    items: list[Item], started: dict[int, Path], outcomes: dict[int, tuple[Path, Any]]
+) -> int:
+    """The bytes a rerun resumes from, in every file begun and not saved (what the records say
+    now: the downloads still running have checkpointed up to their last interval)."""
     from rangeio._sync.download import saved_progress
 
     total = 0
-    for index, (dest, _) in outcomes.items():
-        total += saved_progress(items[index].urls, dest)
+    for index, dest in list(started.items()):
+        finished = outcomes.get(index)
+        if finished is None or isinstance(finished[1], BaseException):
+            total += saved_progress(items[index].urls, dest)
     return total
 
 
