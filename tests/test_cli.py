@@ -493,3 +493,20 @@ def test_get_input_file_refuses_one_files_options(tmp_path: Path) -> None:
         assert done.returncode == exits.EXIT_USAGE, extra
     alone = rangeio_cli("get", "http://127.0.0.1:1/x", "-j", "2", cwd=tmp_path)
     assert alone.returncode == exits.EXIT_USAGE
+
+
+def test_get_input_file_resumes_a_cut_file_on_a_rerun(server: FaultServer, tmp_path: Path) -> None:
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"{server.url('/big.bin')} big.bin\n{server.url('/small.txt')}\n")
+    server.faults = Faults(truncate_after=700_000, times=1)  # the first answer is cut
+    cut = rangeio_cli("get", "-i", str(listing), "-j", "1", "--retries", "0", cwd=tmp_path)
+    assert cut.returncode == exits.EXIT_PARTIAL, cut.stderr
+    assert (tmp_path / "big.bin.part").exists() and (tmp_path / "small.txt").read_bytes() == SMALL
+    again = rangeio_cli("get", "-i", str(listing), "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "big.bin").read_bytes() == BIG
+    first, second = json.loads(again.stdout)
+    assert first["bytes_reused"] > 0 and first["bytes_reused"] + first["bytes_transferred"] == len(
+        BIG
+    )
+    assert second == {"url": server.url("/small.txt"), "path": "small.txt", "skipped": True}
