@@ -48,7 +48,10 @@ def record_fingerprint(record: control.ControlRecord) -> Fingerprint:
 
 
 def target(
-    mirrors: MirrorSet | None, mirror: int | None, record: control.ControlRecord
+    lock: threading.Lock,
+    mirrors: MirrorSet | None,
+    mirror: int | None,
+    record: control.ControlRecord,
 ) -> tuple[str | None, Identity]:
     """The URL a segment request of ``mirror`` goes to (None: the job's URL) and what its
     answer is judged against: the record's pin on the reference, a mirror's own validators
@@ -56,8 +59,10 @@ def target(
     then checks against the reference."""
     if mirrors is None or mirror is None or mirror == 0:
         return None, identity_of(record)
-    pinned = mirrors.pinned(mirror)
-    return mirrors.url(mirror), pinned if pinned is not None else Identity()
+    with lock:
+        pinned = mirrors.pinned(mirror)
+        url = mirrors.url(mirror)
+    return url, pinned if pinned is not None else Identity()
 
 
 def claim(table: SegmentTable, mirrors: MirrorSet | None, mirror: int | None) -> int | None:

@@ -492,7 +492,7 @@ def _claim_and_fill_on(
         try:
             skip = 0
             if response is None:
-                url, pinned = mirrored.target(shared.mirrors, mirror, shared.record)
+                url, pinned = mirrored.target(shared.lock, shared.mirrors, mirror, shared.record)
                 response, answer = yield from _open_segment(shared, slot, url, pinned)
                 skip = answer.skip
                 if not mirrored.answered(
