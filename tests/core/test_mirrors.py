@@ -201,3 +201,45 @@ def test_without_speeds_the_steal_is_the_old_half_split() -> None:
     thief = table.claim({}, None)
     assert owner is not None and thief is not None
     assert abs(table.span(thief)[0] - 5 * MiB) < ALIGN
+
+
+def _simulate(speeds: list[int], total_chunks: int, *, aware: bool) -> tuple[int, list[int]]:
+    """Workers of the given speeds (ALIGN-sized chunks per step) drain a table of
+    ``total_chunks`` chunks, claiming as the engine does; (steps taken, chunks per worker)."""
+    table = SegmentTable([], total_chunks * ALIGN, 4 * MiB, {})
+    held: dict[int, int] = {}  # worker -> slot
+    done = [0] * len(speeds)
+    steps = 0
+    while not table.done:
+        steps += 1
+        assert steps < 10 * total_chunks, "the table never finished"
+        for worker, speed in enumerate(speeds):
+            if worker not in held:
+                by_slot = {slot: float(speeds[w]) for w, slot in held.items()} if aware else None
+                slot = table.claim(by_slot, float(speed) if aware else None)
+                if slot is None:
+                    continue
+                held[worker] = slot
+            slot = held[worker]
+            cursor, stop = table.span(slot)
+            step = min(speed * ALIGN, stop - cursor)
+            table.advance(slot, bytes(step))
+            done[worker] += step // ALIGN
+            if table.span(slot)[0] >= table.span(slot)[1]:
+                table.release(slot)
+                del held[worker]
+    return steps, done
+
+
+def test_a_four_times_slower_mirror_adds_its_share_and_never_holds_the_tail() -> None:
+    fast_alone, _ = _simulate([4] * 4, 1024, aware=True)
+    both, done = _simulate([4] * 4 + [1] * 4, 1024, aware=True)
+    assert sum(done) == 1024
+    # The slow mirror's connections carry about their fifth of the capacity: some, not more...
+    assert 0.1 * 1024 <= sum(done[4:]) <= 0.25 * 1024
+    # ... and the two finish sooner than the fast one alone (1.25x its capacity: 0.8x ideal).
+    assert both <= 0.9 * fast_alone
+    # Splitting in halves, blind to speed, leaves half the file on the slow mirror: the two
+    # would take longer than the fast one alone.
+    blind, _ = _simulate([4] * 4 + [1] * 4, 1024, aware=False)
+    assert blind > fast_alone

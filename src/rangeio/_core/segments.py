@@ -78,11 +78,12 @@ class SegmentTable:
         """The busy segment that would finish last (remaining / its speed; an unmeasured one
         counts as fast as the thief) is split so that both halves finish together: the thief
         takes ``own / (own + theirs)`` of it, from the top. So a connection four times faster
-        takes four fifths of a slow one's rest, and a slow mirror loses its share instead of
-        holding the download's tail. The thief's piece must be at least ``min_segment``
-        scaled by how much slower the victim is (a small piece is worth a request when it
-        would otherwise arrive at a fraction of the speed); the victim may keep as little
-        as one ALIGN block."""
+        takes four fifths of a slow one's rest, a slow one a fifth of a fast one's, and a slow
+        mirror carries its share instead of holding the download's tail. The thief's piece
+        must be at least ``min_segment`` scaled by the two speeds' ratio (a small piece is
+        worth a request when the victim would deliver it at a fraction of the speed, or when
+        the thief's fair share of it is small), never below one ALIGN block; the victim may
+        keep as little as one ALIGN block."""
         if len(self._slots) >= MAX_SEGMENTS:
             self._merge_finished()
         if len(self._slots) >= MAX_SEGMENTS:
@@ -100,7 +101,7 @@ class SegmentTable:
         share = own / (own + theirs)
         mid = victim.stop - int(victim.remaining * share)
         mid += -mid % ALIGN  # rounded up: the thief's piece ends aligned at the victim's old stop
-        smallest = max(ALIGN, int(self.min_segment * min(1.0, theirs / own)))
+        smallest = max(ALIGN, int(self.min_segment * min(1.0, theirs / own, own / theirs)))
         if mid - victim.cursor < ALIGN or victim.stop - mid < smallest:
             return None
         new = _Slot(mid, mid, victim.stop, busy=True)
