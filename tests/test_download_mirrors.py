@@ -255,3 +255,30 @@ def test_haul_takes_one_url(mirrors: tuple[FaultServer, FaultServer], tmp_path: 
     with pytest.raises(TypeError, match="mirrors"):
         rangeio.haul([a.url(PATH), b.url(PATH)], tmp_path / "o.bin")  # type: ignore[arg-type]
     assert a.requests == [] and not (tmp_path / "o.bin.part").exists()
+
+
+def test_a_mirror_found_to_disagree_after_serving_bytes_discards_the_attempt(
+    tmp_path: Path,
+) -> None:
+    """A resume's record pins no digest, so another mirror's first answers agree on the size
+    alone and its bytes are written; the reference's first answer, late, announces a digest
+    the mirror contradicts. Its bytes cannot be told apart any more: the progress is
+    discarded (never spliced) and the download starts afresh without it."""
+    other = bytes(reversed(DATA))
+    with FaultServer() as good, FaultServer() as bad:
+        good.add_file(PATH, DATA, etag="none", last_modified=False)
+        bad.add_file(PATH, other, etag="none", last_modified=False)
+        dest = tmp_path / "o.bin"
+        good.faults = Faults(throttle=THROTTLE, reset_after=600_000, times=2)
+        with pytest.raises(rangeio.PartialDownloadError):
+            rangeio.download(good.url(PATH), dest, connections=2, policy=SEGMENTS, retries=0)
+        assert (tmp_path / "o.bin.part.ctrl").exists()
+        good.faults = Faults(throttle=THROTTLE, delay=0.3, extra_headers=_repr_digest(DATA))
+        bad.faults = Faults(throttle=THROTTLE, extra_headers=_repr_digest(other))
+        result = rangeio.download(
+            [good.url(PATH), bad.url(PATH)], dest, connections=2, policy=SEGMENTS, retries=FAST
+        )
+        assert dest.read_bytes() == DATA
+        assert reasons(result) == [(bad.url(PATH), DropReason.DIGEST)]
+        assert result.dropped_mirrors[0].tainted
+        assert result.bytes_reused == 0  # what was on disk was discarded with the mirror's bytes

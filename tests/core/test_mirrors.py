@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from rangeio._core.digests import ExpectedDigest
 from rangeio._core.identity import ETag, Identity
 from rangeio._core.mirrors import (
@@ -83,11 +85,28 @@ def test_the_first_answer_decides_and_a_disagreeing_mirror_is_dropped_once() -> 
     assert mirrors.usable == [0, 1] and mirrors.dropped == [drop]
 
 
-def test_a_later_answer_never_re_judges_an_agreed_mirror() -> None:
-    mirrors = MirrorSet(["r", "m"], 1, fp(100, '"a"'))
-    mirrors.answered(1, fp(100, '"a"'))
-    assert mirrors.answered(1, fp(100, '"a"')) is None
+def test_every_answer_of_a_mirror_is_checked_and_another_version_of_it_is_changed() -> None:
+    mirrors = MirrorSet(["r", "m"], 2, fp(100))
+    assert mirrors.answered(1, fp(100, '"m1"')) is None
+    assert mirrors.answered(1, fp(100, '"m1"')) is None
     assert mirrors.state(1) is MirrorState.AGREED
+    # A second connection's request went out before the first answer (no If-Range): its
+    # answer is of another version of that mirror.
+    drop = mirrors.answered(1, fp(100, '"m2"'))
+    assert drop is not None and drop.reason is DropReason.CHANGED and not drop.tainted
+
+
+def test_a_mirror_found_to_disagree_after_it_served_bytes_is_a_tainted_drop() -> None:
+    """A resume: the record pins no digests; a mirror agrees on the size, serves bytes, then
+    the reference's first answer announces a digest the mirror's contradicts."""
+    mirrors = MirrorSet(["r", "m", "n"], 1, fp(4))
+    assert mirrors.answered(1, fp(4, digests=[sha(b"elif")])) is None
+    assert mirrors.answered(2, fp(4)) is None  # no digest: nothing to contradict
+    drop = mirrors.answered(0, fp(4, digests=[sha(b"file")]))
+    assert drop is not None and drop.url == "m" and drop.reason is DropReason.DIGEST
+    assert drop.tainted
+    assert mirrors.usable == [0, 2]
+    assert mirrors.answered(0, fp(4, digests=[sha(b"other")])) is None  # its first counted
 
 
 def test_the_reference_learns_digests_from_its_first_answer_on_a_resume() -> None:
@@ -127,6 +146,13 @@ def test_a_failure_no_retry_fixes_drops_at_once_while_another_agreed_mirror_is_t
     assert mirrors.failed(0, "404", retryable=False) is not None  # even the reference
     # "u" is untried, so it does not count as a mirror to fall back on.
     assert mirrors.failed(1, "404", retryable=False) is None
+
+
+def test_leaving_a_mirror_no_worker_was_assigned_to_raises() -> None:
+    mirrors = MirrorSet(["r", "m"], 1, fp(100))
+    with pytest.raises(ValueError):
+        mirrors.leave(1)
+    mirrors.leave(None)  # a worker that never got a mirror
 
 
 def test_workers_spread_over_mirrors_up_to_per_mirror_and_leave_a_dropped_one() -> None:

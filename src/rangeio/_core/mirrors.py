@@ -38,11 +38,15 @@ class DropReason(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Drop:
-    """A dropped mirror: its URL, why, and the details for the log."""
+    """A dropped mirror: its URL, why, and the details for the log. ``tainted``: it had agreed
+    and served bytes before it was found to disagree (a resume's reference announced its
+    digests only later), so the bytes on disk cannot all be trusted: the engine discards the
+    attempt's progress rather than splice them."""
 
     url: str
     reason: DropReason
     detail: str
+    tainted: bool = False
 
     def __str__(self) -> str:
         return f"mirror {self.url} dropped ({self.reason.value}): {self.detail}"
@@ -122,7 +126,7 @@ def _digests_say(
 
 
 class MirrorState(Enum):
-    UNTRIED = "untried"  # no answer yet: judged on the size alone, no If-Range
+    UNTRIED = "untried"  # no answer yet: asked with no If-Range, its answer judged on nothing
     AGREED = "agreed"  # its first answer agreed: judged against its own validators
     DROPPED = "dropped"
 
@@ -133,6 +137,7 @@ class _Mirror:
     state: MirrorState = MirrorState.UNTRIED
     fingerprint: Fingerprint | None = None
     failures: int = 0
+    answered: bool = False  # the reference: its first 206 of this attempt came in
     workers: int = 0  # workers assigned to it
     rates: dict[int, float] = field(default_factory=dict)  # worker -> bytes/s of its connection
 
@@ -186,29 +191,55 @@ class MirrorSet:
 
     def answered(self, index: int, fingerprint: Fingerprint) -> Drop | None:
         """Mirror ``index`` answered a segment request with a 206 whose identity is
-        ``fingerprint``. Its first answer is checked against the reference (a Drop when it
-        disagrees); the reference's own first answer fills in what its pin lacked (the
-        digests and validators of a resume's first 206). Later answers change nothing.
-        The caller writes an answer only while ``state(index)`` is not DROPPED afterwards:
-        None is also returned for a mirror dropped before (its answer is refused all the
-        same)."""
+        ``fingerprint``; a Drop when that drops a mirror. The caller writes the answer only
+        while ``state(index)`` is not DROPPED afterwards (None is also returned for a mirror
+        dropped before: its answer is refused all the same).
+
+        - The reference (judged against its pin by ``judge()``): its first 206 adds what a
+          resume's record lacks (digests above all), and every mirror that agreed before is
+          checked again against it; one that now disagrees is dropped ``tainted``.
+        - Any other mirror: every answer is checked against the reference (a request sent
+          before its first answer carried no If-Range, so each answer is checked, not only
+          the first) and, once it has agreed, against its own first answer (another version
+          of it: CHANGED). The first that agrees makes it AGREED, pinned by that answer."""
         mirror = self._mirrors[index]
         if mirror.state is MirrorState.DROPPED:
             return None
-        if mirror.state is MirrorState.AGREED:
-            if mirror.fingerprint is None or not mirror.fingerprint.digests:
-                known = mirror.fingerprint.identity if mirror.fingerprint else Identity()
-                mirror.fingerprint = Fingerprint(
-                    known.merged(fingerprint.identity), fingerprint.digests
-                )
-            return None
+        if index == 0:
+            if mirror.answered:
+                return None
+            mirror.answered = True
+            known = mirror.fingerprint.identity if mirror.fingerprint else Identity()
+            mirror.fingerprint = Fingerprint(
+                known.merged(fingerprint.identity), fingerprint.digests
+            )
+            return self._recheck(mirror.fingerprint)
+        verdict = None
+        if mirror.fingerprint is not None:
+            conflict = mirror.fingerprint.identity.conflict_with(fingerprint.identity)
+            if conflict is not None:
+                verdict = (DropReason.CHANGED, conflict)
         reference = self._mirrors[0].fingerprint
-        verdict = None if reference is None else disagreement(reference, fingerprint)
+        if verdict is None and reference is not None:
+            verdict = disagreement(reference, fingerprint)
         if verdict is not None:
             return self.drop(index, *verdict)
-        mirror.state = MirrorState.AGREED
-        mirror.fingerprint = fingerprint
+        if mirror.state is MirrorState.UNTRIED:
+            mirror.state = MirrorState.AGREED
+            mirror.fingerprint = fingerprint
         return None
+
+    def _recheck(self, reference: Fingerprint) -> Drop | None:
+        """Mirrors that agreed with less of the reference than is known now, checked again."""
+        first: Drop | None = None
+        for index, mirror in enumerate(self._mirrors[1:], 1):
+            if mirror.state is not MirrorState.AGREED or mirror.fingerprint is None:
+                continue
+            verdict = disagreement(reference, mirror.fingerprint)
+            if verdict is not None:
+                drop = self.drop(index, *verdict, tainted=True)
+                first = first or drop
+        return first
 
     def served(self, index: int) -> None:
         """A segment of mirror ``index`` ended well (its bytes written, or the rest taken by
@@ -216,7 +247,9 @@ class MirrorSet:
         count, so a mirror whose every body is cut mid-way is dropped all the same."""
         self._mirrors[index].failures = 0
 
-    def drop(self, index: int, reason: DropReason, detail: str) -> Drop | None:
+    def drop(
+        self, index: int, reason: DropReason, detail: str, *, tainted: bool = False
+    ) -> Drop | None:
         """Drop mirror ``index`` (None if it already was). Its workers leave at their next
         ``assign``; the segments they held are released by the engine as usual."""
         mirror = self._mirrors[index]
@@ -224,7 +257,7 @@ class MirrorSet:
             return None
         mirror.state = MirrorState.DROPPED
         mirror.rates.clear()
-        drop = Drop(mirror.url, reason, detail)
+        drop = Drop(mirror.url, reason, detail, tainted)
         self.dropped.append(drop)
         return drop
 
@@ -257,7 +290,7 @@ class MirrorSet:
         if current is not None:
             if self._mirrors[current].state is not MirrorState.DROPPED:
                 return current
-            self._mirrors[current].workers -= 1
+            self.leave(current)
         free = [
             i
             for i, m in enumerate(self._mirrors)
@@ -273,8 +306,11 @@ class MirrorSet:
         return chosen
 
     def leave(self, index: int | None) -> None:
-        """A worker assigned to ``index`` ended."""
+        """A worker assigned to ``index`` ended (or moves on): misuse, a worker leaving a
+        mirror it was never assigned to, raises."""
         if index is not None:
+            if self._mirrors[index].workers <= 0:
+                raise ValueError(f"no worker is assigned to mirror {index}")
             self._mirrors[index].workers -= 1
 
     def note_rate(self, index: int, worker: int, bytes_per_second: float) -> None:

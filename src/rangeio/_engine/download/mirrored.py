@@ -83,16 +83,21 @@ def answered(
     mirror: int | None,
     answer: Resume,
     headers: Mapping[str, str],
+    errors: list[BaseException],
 ) -> bool:
     """Whether the 206 of ``mirror`` may be written: False when it was the mirror's first
     answer and it disagrees with the reference (the mirror is dropped and logged), and for
     any answer of a mirror dropped meanwhile (a request sent before another connection's
-    answer showed it disagrees)."""
+    answer showed it disagrees). A ``tainted`` drop (a mirror that served bytes before it was
+    found to disagree) ends the attempt through ``errors`` as a change: its progress is
+    discarded, never spliced."""
     if mirrors is None or mirror is None:
         return True
     with lock:
         drop = mirrors.answered(mirror, fingerprint(answer, headers))
         usable = mirrors.state(mirror) is not MirrorState.DROPPED
+        if drop is not None and drop.tainted:
+            errors.append(RemoteChangedError(str(drop)))
     if drop is not None:
         job.note_drop(drop)
     return usable

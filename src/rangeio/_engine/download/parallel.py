@@ -363,6 +363,7 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     if changed:
         # Segments of two versions must never be joined: drop all progress, then retry.
         yield Blocking(job.files.discard)
+        job.reused = 0  # what the attempt started from is gone: nothing of it is reused
         raise PartialDownloadError(
             f"remote file changed during a parallel download, progress discarded: {changed[0]}",
             bytes_done=0,
@@ -496,7 +497,13 @@ def _claim_and_fill_on(
                 response, answer = yield from _open_segment(shared, slot, url, pinned)
                 skip = answer.skip
                 if not mirrored.answered(
-                    job, shared.lock, shared.mirrors, mirror, answer, response.headers
+                    job,
+                    shared.lock,
+                    shared.mirrors,
+                    mirror,
+                    answer,
+                    response.headers,
+                    shared.errors,
                 ):
                     yield Close(response)  # a disagreeing mirror: its bytes are never written
                     continue
