@@ -282,3 +282,13 @@ def test_a_mirror_found_to_disagree_after_serving_bytes_discards_the_attempt(
         assert reasons(result) == [(bad.url(PATH), DropReason.DIGEST)]
         assert result.dropped_mirrors[0].tainted
         assert result.bytes_reused == 0  # what was on disk was discarded with the mirror's bytes
+
+
+def test_a_reference_that_ignores_range_streams_the_file_alone(
+    mirrors: tuple[FaultServer, FaultServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = mirrors
+    a.faults = Faults(ignore_range=True)
+    result = rangeio.download([a.url(PATH), b.url(PATH)], tmp_path / "o.bin", connections=2)
+    assert (tmp_path / "o.bin").read_bytes() == DATA and result.requests == 1
+    assert b.requests == [] and "mirrors go unused" in caplog.text

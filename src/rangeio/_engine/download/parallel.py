@@ -219,6 +219,8 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
         raise PartialDownloadError(str(exc), bytes_done=0, total=None) from exc
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
         # Range ignored (200) or size unknown: one connection streams it all.
+        if job.mirrors:
+            log.warning("%s sends no ranges of a known size: its mirrors go unused", job.url)
         return (yield from _stream_whole(job, response, answer))
     if isinstance(answer, Complete):  # an empty file
         yield Close(response)
