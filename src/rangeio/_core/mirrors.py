@@ -4,7 +4,8 @@ A mirrored download pins one version through its *reference*: the first URL that
 (``bytes=0-``), or on a resume the URL its control record names. Every other mirror is
 *untried* until its first answer, which is checked against the reference (``disagreement``);
 from then on each mirror is judged against its own validators, learnt from that answer,
-exactly as a single-URL download judges its server (If-Range, identity). A mirror that
+exactly as a single-URL download judges its server (If-Range, identity), and each of its
+answers is still checked against the reference. A mirror that
 disagrees, changes, ignores Range or keeps failing is *dropped* with a typed reason
 (``Drop``) and its segments go to the others; its bytes are never spliced in.
 """
