@@ -34,7 +34,7 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
     failures = 0
     while True:
         try:
-            if job.connections > 1:
+            if job.connections > 1 or job.mirrors:
                 return (yield from parallel(job))
             return (yield from haul(job))
         except PartialDownloadError as exc:

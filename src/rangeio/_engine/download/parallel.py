@@ -18,10 +18,12 @@ from rangeio._core.download import (
 )
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
+from rangeio._core.mirrors import MirrorSet
 from rangeio._core.retry import is_retryable
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFile, hash_into, new_hashers, pwrite_all
 from rangeio._engine.body import BodyReader
+from rangeio._engine.download import mirrored
 from rangeio._engine.download.finish import finish
 from rangeio._engine.download.job import (
     DownloadJob,
@@ -44,6 +46,7 @@ from rangeio._engine.ops import (
 from rangeio.errors import (
     NetworkError,
     PartialDownloadError,
+    RangeioError,
     RemoteChangedError,
 )
 
@@ -77,6 +80,7 @@ class _Shared:
         self.restart: _Restarted | None = None  # a 200 a worker took over (_take_over)
         self.restarted: DownloadResult | None = None
         self.restart_error: BaseException | None = None
+        self.mirrors: MirrorSet | None = None  # the mirrors of a mirrored download (mirrored.py)
         self._last_bytes = table.durable_candidates
         assert job.clock is not None, "the job's program took the runner's clock first"
         self._clock = job.clock
@@ -163,7 +167,9 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     gets one connection."""
     yield from on_the_clock(job)
     files = job.files
-    assessment, tails = yield Blocking(files.inspect, (job.url,))
+    assessment, tails = yield Blocking(files.inspect, (job.urls,))
+    if assessment.record is not None and assessment.kind is Start.RESUME:
+        job.make_reference(assessment.record.url)  # a mirrored resume: its record's pin
     if assessment.kind is Start.DONE:
         existing = yield from already_done(job, assessment)
         if existing is not None:
@@ -187,7 +193,9 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     table = SegmentTable(list(record.segments), record.total, job.policy.min_segment_bytes, tails)
     fd = PartFile((yield Blocking(files.reopen)))
     try:
-        return (yield from _run_workers(_Shared(job, table, fd, record), first=None))
+        shared = _Shared(job, table, fd, record)
+        shared.mirrors = mirrored.mirror_set(job, mirrored.record_fingerprint(record))
+        return (yield from _run_workers(shared, first=None))
     finally:
         yield Blocking(fd.close)
 
@@ -196,9 +204,23 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     """The first request (``bytes=0-``) learns the size and version; its body becomes the
     first segment, which the other connections split."""
     spec = RangeSpec.open_ended(0)
-    response, answer = yield from ask(job, spec, {"Range": "bytes=0-"}, None, 0, None)
+    try:
+        response, answer = yield from ask(job, spec, {"Range": "bytes=0-"}, None, 0, None)
+    except RangeioError as exc:
+        if not job.mirrors:
+            raise
+        # Mirrors: the next one is asked first in the next attempt (this one goes last, or
+        # away for good when no retry can fix its failure).
+        forget = not is_retryable(exc)
+        log.warning("mirror %s could not start the download: %s", job.url, exc)
+        job.next_reference(forget=forget)
+        if isinstance(exc, PartialDownloadError):
+            raise
+        raise PartialDownloadError(str(exc), bytes_done=0, total=None) from exc
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
         # Range ignored (200) or size unknown: one connection streams it all.
+        if job.mirrors:
+            log.warning("%s sends no ranges of a known size: its mirrors go unused", job.url)
         return (yield from _stream_whole(job, response, answer))
     if isinstance(answer, Complete):  # an empty file
         yield Close(response)
@@ -218,6 +240,7 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     try:
         table = SegmentTable([], total, job.policy.min_segment_bytes, {})
         shared = _Shared(job, table, fd, record)
+        shared.mirrors = mirrored.mirror_set(job, mirrored.fingerprint(answer, response.headers))
         with shared.lock:
             first_slot = table.claim()
         return (yield from _run_workers(shared, first=(response, first_slot)))
@@ -309,7 +332,7 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
 
 def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
     job = shared.job
-    count = initial_workers(job.connections, shared.table.total, shared.table.min_segment)
+    count = initial_workers(job.all_connections, shared.table.total, shared.table.min_segment)
     prefix = _PrefixHasher()
     shared.hashing = True
     hashing = yield Spawn(prefix.follow(shared))
@@ -342,6 +365,7 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     if changed:
         # Segments of two versions must never be joined: drop all progress, then retry.
         yield Blocking(job.files.discard)
+        job.reused = 0  # what the attempt started from is gone: nothing of it is reused
         raise PartialDownloadError(
             f"remote file changed during a parallel download, progress discarded: {changed[0]}",
             bytes_done=0,
@@ -429,16 +453,41 @@ def _claim_and_fill(
     shared: _Shared, first: tuple[Any, int | None] | None
 ) -> Program[_Restarted | None]:
     """The worker's loop: segments until none is left, or a 200 that restarts the file."""
+    # Mirrors: seat[0] is the mirror this worker asks (the first response is the reference's);
+    # the worker ends when its mirror is dropped and no other has a free connection.
+    seat: list[int | None] = [None]
+    if shared.mirrors is not None:
+        with shared.lock:
+            seat[0] = shared.mirrors.assign(None, prefer=0 if first is not None else None)
+    try:
+        return (yield from _claim_and_fill_on(shared, first, seat))
+    finally:
+        if shared.mirrors is not None:
+            with shared.lock:
+                shared.mirrors.leave(seat[0])
+
+
+def _claim_and_fill_on(
+    shared: _Shared, first: tuple[Any, int | None] | None, seat: list[int | None]
+) -> Program[_Restarted | None]:
     job = shared.job
     failures = 0
+    mirror = seat[0]
     while not shared.errors and not shared.stopped:
         response: Any = None
         if first is not None:
             response, slot = first
             first = None
+            if shared.mirrors is not None and slot is not None and mirror is not None:
+                with shared.lock:
+                    shared.mirrors.hold(slot, mirror)
         else:
             with shared.lock:
-                slot = shared.table.claim()
+                if shared.mirrors is not None:
+                    mirror = seat[0] = shared.mirrors.assign(mirror)
+                slot = None
+                if shared.mirrors is None or mirror is not None:
+                    slot = mirrored.claim(shared.table, shared.mirrors, mirror)
         if slot is None:
             if response is not None:
                 yield Close(response)
@@ -446,12 +495,37 @@ def _claim_and_fill(
         try:
             skip = 0
             if response is None:
-                response, skip = yield from _open_segment(shared, slot)
-            yield from _fill_segment(shared, slot, response, skip)
+                url, pinned = mirrored.target(shared.lock, shared.mirrors, mirror, shared.record)
+                response, answer = yield from _open_segment(shared, slot, url, pinned)
+                skip = answer.skip
+                if not mirrored.answered(
+                    job,
+                    shared.lock,
+                    shared.mirrors,
+                    mirror,
+                    answer,
+                    response.headers,
+                    shared.errors,
+                ):
+                    yield Close(response)  # a disagreeing mirror: its bytes are never written
+                    continue
+            clock = yield from on_the_clock(job)
+            pace = mirrored.Pace(clock, shared.lock, shared.mirrors, mirror, seat)
+            yield from _fill_segment(shared, slot, response, skip, pace)
             failures = 0
+            mirrored.served(shared.lock, shared.mirrors, mirror)
         except _Restarted as restart:
+            changed = restart.answer.changed
+            if mirrored.refused(
+                job, shared.lock, shared.mirrors, mirror, restart, whole_file=True, changed=changed
+            ):
+                yield Close(restart.response)
+                continue
             return restart
         except Exception as exc:
+            if mirrored.refused(job, shared.lock, shared.mirrors, mirror, exc):
+                failures = 0
+                continue
             # What asking again cannot change (an untrusted certificate, a redirect not to
             # follow, a 404, a changed remote) is the coordinator's at once.
             failures += 1
@@ -470,23 +544,29 @@ def _claim_and_fill(
         finally:
             with shared.lock:
                 shared.table.release(slot)
+                if shared.mirrors is not None:
+                    shared.mirrors.unhold(slot)
     return None
 
 
-def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
-    """The response for the rest of ``slot``'s segment, and how many body bytes before its
-    cursor to drop (a widened 206)."""
+def _open_segment(
+    shared: _Shared, slot: int, url: str | None = None, pinned: Identity | None = None
+) -> Program[tuple[Any, Resume]]:
+    """The response for the rest of ``slot``'s segment, and its answer (``skip``: how many
+    body bytes before its cursor to drop, a widened 206). ``url``: the mirror asked (None:
+    the job's URL); ``pinned``: what its answer is judged against (None: the record's)."""
     with shared.lock:
         cursor, stop = shared.table.span(slot)
     record = shared.record
+    pinned = identity_of(record) if pinned is None else pinned
     ranged = {"Range": f"bytes={cursor}-{stop - 1}"}
-    validator = identity_of(record).if_range_value()
+    validator = pinned.if_range_value()
     if validator is not None:
         ranged["If-Range"] = validator
     spec = RangeSpec.closed(cursor, stop)
-    response, answer = yield from ask(shared.job, spec, ranged, identity_of(record), cursor, record)
+    response, answer = yield from ask(shared.job, spec, ranged, pinned, cursor, record, url=url)
     if isinstance(answer, Resume) and answer.range.start == cursor:
-        return response, answer.skip
+        return response, answer
     if isinstance(answer, Restart):
         raise _Restarted(response, answer)
     yield Close(response)
@@ -495,7 +575,9 @@ def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
     raise RemoteChangedError(f"parallel segment request answered with {type(answer).__name__}")
 
 
-def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> Program[None]:
+def _fill_segment(
+    shared: _Shared, slot: int, response: Any, skip: int = 0, pace: mirrored.Pace | None = None
+) -> Program[None]:
     job = shared.job
     body = BodyReader(response, job.timeout, (yield from on_the_clock(job)))
     try:
@@ -509,6 +591,8 @@ def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> P
             if not written:
                 break  # the attempt is stopping, or another connection took the rest
             job.transferred += written
+            if pace is not None:
+                pace.add(written)
             if job.on_progress is not None:
                 job.on_progress(shared.table.durable_candidates, shared.table.total)
             if shared.checkpoint_due():

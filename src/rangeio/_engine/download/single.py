@@ -165,14 +165,18 @@ def ask(
     pinned: Identity | None,
     cursor: int,
     record: control.ControlRecord | None,
+    *,
+    url: str | None = None,
 ) -> Program[tuple[Any, Any]]:
     """Send the request (following redirects) and read what the answer means. ``ranged`` holds
-    the Range and If-Range headers (none for a fresh whole-file GET)."""
-    url, hops = job.url, 0
+    the Range and If-Range headers (none for a fresh whole-file GET). ``url``: a mirror's
+    (``mirrored.py``) instead of the job's."""
+    given = job.url if url is None else url
+    url, hops = given, 0
     while True:
         job.requests += 1
         try:
-            response = yield Send(request_to("GET", url, job.url, job.headers, ranged), job.timeout)
+            response = yield Send(request_to("GET", url, given, job.headers, ranged), job.timeout)
         except NetworkError as exc:
             if not is_retryable(exc):
                 raise  # an untrusted certificate stays untrusted: not a resumable interruption
@@ -200,7 +204,7 @@ def ask(
                 location=answer.location,
             )
         hops += 1
-        url = follow(url, answer.location, hops, job.url, allow_downgrade=job.allow_https_downgrade)
+        url = follow(url, answer.location, hops, given, allow_downgrade=job.allow_https_downgrade)
 
 
 def receive(
