@@ -43,6 +43,7 @@ ALWAYS_HEAVY = (
     | {"rangeio.compat", "rangeio.compat.hctef", "rangeio.compat.range_streams"}
     | {"rangeio.compat.pyhaul"}
     | {"rangeio._async.file", "rangeio._async.download", "rangeio._async.bulk"}
+    | {"rangeio._async.formats"}
     | {"rangeio._sync.streams", "rangeio._engine.streams", "asyncio"}
     | DOWNLOAD_ENGINE
     | ADAPTERS
@@ -224,9 +225,13 @@ def test_type_checkers_see_every_lazy_name(path: str) -> None:
                 if isinstance(stmt, ast.ImportFrom) and stmt.module:
                     for alias in stmt.names:
                         name = alias.asname or alias.name
+                        # A submodule imported from its package (`from rangeio import aio`)
+                        # is a module target, `package.sub`; any other name is `module:name`.
+                        where = SRC.joinpath(*stmt.module.split("."), alias.name)
+                        submodule = where.is_dir() or where.with_suffix(".py").exists()
                         seen[name] = (
                             f"{stmt.module}.{alias.name}"
-                            if stmt.module == "rangeio"
+                            if submodule
                             else f"{stmt.module}:{alias.name}"
                         )
         elif isinstance(node, ast.ImportFrom):

@@ -84,7 +84,7 @@ class Assessment:
 
 
 def assess(
-    url: str,
+    url: str | Sequence[str],
     record: ControlRecord | None,
     record_error: str | None,
     part_size: int | None,
@@ -98,6 +98,10 @@ def assess(
       came after the rename, so finalising again is all that is left.
     - A corrupt record, a ``.part`` shorter than the record's cursors, or a tail whose hash
       differs all mean the partial data cannot be trusted: start afresh.
+    - ``url`` may be the mirrors of one file (``_core/mirrors.py``): a record made through any
+      of them resumes, as it names the URL whose validators it pins (the reference), and
+      every other mirror is checked against those before it serves a byte. A record for a
+      URL not among them starts afresh: nothing asked could confirm its version.
     """
     if dest_exists and part_size is None:
         return Assessment(Start.DONE, record, "destination already complete")
@@ -107,7 +111,7 @@ def assess(
         if part_size is None:
             return Assessment(Start.FIRST, None, "no previous progress")
         return Assessment(Start.FRESH, None, ".part without a control record")
-    if record.url != url:
+    if record.url not in ((url,) if isinstance(url, str) else tuple(url)):
         return Assessment(Start.FRESH, None, "control record is for another URL")
     if part_size is None:
         return Assessment(Start.FRESH, None, ".part file is missing")

@@ -260,6 +260,9 @@ class RangeExchange:
         self._state = State.READY
         self.requests_sent = 0
         self.retries = 0
+        # The failure the exchange is about to retry (a Wait was returned), until the next
+        # request: a caller that keeps its own account of failures (a mirror's) reads it.
+        self.failure: RangeioError | None = None
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -300,6 +303,7 @@ class RangeExchange:
         request = request_to(
             self._method, self._url, self._first_url, self._user_headers, self._request_headers()
         )
+        self.failure = None
         self.requests_sent += 1
         self._received = 0
         self._expected = None
@@ -496,6 +500,7 @@ class RangeExchange:
         if delay is None:
             raise error
         self.retries += 1
+        self.failure = error
         return Wait(delay)
 
     # -- body -------------------------------------------------------------------------------

@@ -140,6 +140,8 @@ def _read_body(
     the body ended or failed)."""
     body = BodyReader(response, timeout, (yield from read_clock()))
     received = 0
+    if sink is not None and not exchange.body_wanted:
+        return exchange.on_end(), received  # the sink wants none of it (a refused mirror)
     while True:
         try:
             chunk = body.received((yield body.wait()))

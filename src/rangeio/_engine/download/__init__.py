@@ -36,7 +36,7 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
     failures = 0
     while True:
         try:
-            if job.connections > 1:
+            if job.connections > 1 or job.mirrors:
                 return (yield from parallel(job))
             return (yield from haul(job, one_request=False))
         except PartialDownloadError as exc:

@@ -14,13 +14,14 @@ from rangeio._core.download import (
     Restart,
     Resume,
     Start,
-    identity_of,
 )
 from rangeio._core.download_exchange import DownloadExchange
 from rangeio._core.identity import Identity
+from rangeio._core.mirrors import MirrorSet
 from rangeio._core.retry import is_retryable
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFile, hash_into, new_hashers, pwrite_all
+from rangeio._engine.download import mirrored
 from rangeio._engine.download.finish import finish
 from rangeio._engine.download.job import (
     DownloadJob,
@@ -46,6 +47,7 @@ from rangeio._engine.ops import (
 from rangeio.errors import (
     NetworkError,
     PartialDownloadError,
+    RangeioError,
     RemoteChangedError,
 )
 
@@ -79,6 +81,7 @@ class _Shared:
         self.restart: _Restarted | None = None  # a 200 a worker took over (_take_over)
         self.restarted: DownloadResult | None = None
         self.restart_error: BaseException | None = None
+        self.mirrors: MirrorSet | None = None  # the mirrors of a mirrored download (mirrored.py)
         self._last_bytes = table.durable_candidates
         assert job.clock is not None, "the job's program took the runner's clock first"
         self._clock = job.clock
@@ -165,7 +168,9 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     gets one connection."""
     yield from on_the_clock(job)
     files = job.files
-    assessment, tails = yield Blocking(files.inspect, (job.url,))
+    assessment, tails = yield Blocking(files.inspect, (job.urls,))
+    if assessment.record is not None and assessment.kind is Start.RESUME:
+        job.make_reference(assessment.record.url)  # a mirrored resume: its record's pin
     if assessment.kind is Start.DONE:
         existing = yield from already_done(job, assessment)
         if existing is not None:
@@ -189,7 +194,9 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     table = SegmentTable(list(record.segments), record.total, job.policy.min_segment_bytes, tails)
     fd = PartFile((yield Blocking(files.reopen)))
     try:
-        return (yield from _run_workers(_Shared(job, table, fd, record), first=None))
+        shared = _Shared(job, table, fd, record)
+        shared.mirrors = mirrored.mirror_set(job, mirrored.record_fingerprint(record))
+        return (yield from _run_workers(shared, first=None))
     finally:
         yield Blocking(fd.close)
 
@@ -198,7 +205,16 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     """The first request (``bytes=0-``) learns the size and version; its body becomes the
     first segment, which the other connections split."""
     exchange = new_exchange(job, job.url, 0, None, None)
-    answered = yield from _ask(job, exchange)
+    try:
+        answered = yield from _ask(job, exchange)
+    except RangeioError as exc:
+        if not job.mirrors:
+            raise
+        # Mirrors: the next one is asked first in the next attempt (this one goes last, or
+        # away for good when no retry can fix its failure).
+        log.warning("mirror %s could not start the download: %s", job.url, exc)
+        job.next_reference(forget=not is_retryable(exc))
+        raise progress_discarded(str(exc)) from exc
     answer = exchange.answer
     if answered is None:
         if isinstance(answer, Complete):  # an empty file
@@ -211,6 +227,8 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
         raise progress_discarded(f"could not start: {answer}")
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
         # Range ignored (200) or size unknown: one connection streams it all.
+        if job.mirrors:
+            log.warning("%s sends no ranges of a known size: its mirrors go unused", job.url)
         return (yield from _stream_whole(job, exchange, answered))
     assert isinstance(answer, Resume) and answer.total is not None
     total = answer.total
@@ -223,6 +241,7 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     try:
         table = SegmentTable([], total, job.policy.min_segment_bytes, {})
         shared = _Shared(job, table, fd, record)
+        shared.mirrors = mirrored.mirror_set(job, mirrored.fingerprint(answer, exchange.headers))
         with shared.lock:
             first_slot = table.claim()
         return (yield from _run_workers(shared, first=((exchange, answered), first_slot)))
@@ -268,6 +287,7 @@ class _Restarted(Exception):
         answer = exchange.answer
         assert isinstance(answer, Restart)
         super().__init__(answer.changed or "the server ignored Range")
+        self.changed = answer.changed
         self.exchange = exchange
         self.answered = answered
 
@@ -309,7 +329,7 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
 
 def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
     job = shared.job
-    count = initial_workers(job.connections, shared.table.total, shared.table.min_segment)
+    count = initial_workers(job.all_connections, shared.table.total, shared.table.min_segment)
     prefix = _PrefixHasher()
     shared.hashing = True
     hashing = yield Spawn(prefix.follow(shared))
@@ -342,6 +362,7 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     if changed:
         # Segments of two versions must never be joined: drop all progress, then retry.
         yield Blocking(job.files.discard)
+        job.reused = 0  # what the attempt started from is gone: nothing of it is reused
         raise progress_discarded(
             f"remote file changed during a parallel download, progress discarded: {changed[0]}"
         ) from changed[0]
@@ -413,26 +434,61 @@ def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[No
 def _claim_and_fill(
     shared: _Shared, first: tuple[Any, int | None] | None
 ) -> Program[_Restarted | None]:
-    """The worker's loop: segments until none is left, or a 200 that restarts the file. Each
-    segment is one exchange, which retries what asking again may fix (is_retryable,
-    Retry-After); what it raises is the coordinator's at once."""
+    """The worker's loop: segments until none is left, or a 200 that restarts the file."""
+    # Mirrors: seat[0] is the mirror this worker asks (the first response is the reference's);
+    # the worker ends when its mirror is dropped and no other has a free connection.
+    seat: list[int | None] = [None]
+    if shared.mirrors is not None:
+        with shared.lock:
+            seat[0] = shared.mirrors.assign(None, prefer=0 if first is not None else None)
+    try:
+        return (yield from _claim_and_fill_on(shared, first, seat))
+    finally:
+        if shared.mirrors is not None:
+            with shared.lock:
+                shared.mirrors.leave(seat[0])
+
+
+def _claim_and_fill_on(
+    shared: _Shared, first: tuple[Any, int | None] | None, seat: list[int | None]
+) -> Program[_Restarted | None]:
+    """Each segment is one exchange, which retries what asking again may fix (is_retryable,
+    Retry-After); what it raises is the coordinator's at once, or its mirror's alone."""
+    job = shared.job
+    mirror = seat[0]
     while not shared.errors and not shared.stopped:
         opened: tuple[DownloadExchange, Answered] | None = None
         if first is not None:
             opened, slot = first
             first = None
+            if shared.mirrors is not None and slot is not None and mirror is not None:
+                with shared.lock:
+                    shared.mirrors.hold(slot, mirror)
         else:
             with shared.lock:
-                slot = shared.table.claim()
+                if shared.mirrors is not None:
+                    mirror = seat[0] = shared.mirrors.assign(mirror)
+                slot = None
+                if shared.mirrors is None or mirror is not None:
+                    slot = mirrored.claim(shared.table, shared.mirrors, mirror)
         if slot is None:
             if opened is not None:
                 yield Close(opened[1].response)
             return None
         try:
-            yield from _fill_segment(shared, slot, opened)
+            if (yield from _fill_segment(shared, slot, opened, mirror, seat)):
+                mirrored.served(shared.lock, shared.mirrors, mirror)
         except _Restarted as restart:
+            changed = restart.changed
+            if mirrored.refused(
+                job, shared.lock, shared.mirrors, mirror, restart, whole_file=True, changed=changed
+            ):
+                yield Close(restart.answered.response)
+                continue
             return restart
         except Exception as exc:
+            if mirrored.refused(job, shared.lock, shared.mirrors, mirror, exc):
+                continue
             # What asking again cannot change (an untrusted certificate, a redirect not to
             # follow, a 404, a changed remote), or what it did not fix within the retries.
             shared.errors.append(exc)
@@ -444,28 +500,39 @@ def _claim_and_fill(
         finally:
             with shared.lock:
                 shared.table.release(slot)
+                if shared.mirrors is not None:
+                    shared.mirrors.unhold(slot)
     return None
 
 
 def _fill_segment(
-    shared: _Shared, slot: int, opened: tuple[DownloadExchange, Answered] | None
-) -> Program[None]:
+    shared: _Shared,
+    slot: int,
+    opened: tuple[DownloadExchange, Answered] | None,
+    mirror: int | None = None,
+    seat: object = None,
+) -> Program[bool]:
     """Fetch the rest of ``slot``'s segment with one exchange (a closed range with If-Range of
-    the record's version), or read the first request's answer (``opened``) into it."""
+    the version its URL serves), or read the first request's answer (``opened``) into it.
+    ``mirror``: the mirror asked (``mirrored.target``). False: the mirror was refused (its
+    answer disagrees, or it failed too often), and nothing of it was written."""
     job = shared.job
     answered: Answered | None = None
     if opened is None:
         with shared.lock:
             cursor, stop = shared.table.span(slot)
-        exchange = new_exchange(job, job.url, cursor, stop, identity_of(shared.record))
+        url, pinned = mirrored.target(shared.lock, shared.mirrors, mirror, shared.record)
+        exchange = new_exchange(job, url or job.url, cursor, stop, pinned)
     else:
         exchange, answered = opened
-    sink = _SegmentSink(shared, slot)
+    sink = _SegmentSink(shared, slot, mirror, seat, first=opened is not None)
     stopped = yield from drive(
         exchange, job.timeout, sink.count, sink=sink, answered=answered, stop_at=_is_restart
     )
     if stopped is not None:
         raise _Restarted(exchange, stopped)
+    if sink.refused:
+        return False
     if not isinstance(exchange.answer, Resume):
         # A 206 or 412 of another version, a 416: the segments cannot be trusted to fit
         # together any more, and this answer carries nothing to restart with.
@@ -475,27 +542,59 @@ def _fill_segment(
         cursor, stop = shared.table.span(slot)
     if cursor < stop and not shared.errors and not shared.stopped:
         raise NetworkError(f"connection closed at {cursor}, segment ends at {stop}")
+    return True
 
 
 class _SegmentSink:
     """A segment's sink (`_engine/drive.py` Sink): what the exchange places goes to ``.part``
     through ``_Shared.write`` (at the segment's cursor, never past its stop); once another
-    connection took the rest, or the attempt stops, the exchange is told it wants no more."""
+    connection took the rest, or the attempt stops, the exchange is told it wants no more.
+    With mirrors, each answer is checked against the reference before a byte of it is written
+    (``mirrored.answered``; not the first request's, which is the reference's), each failure
+    the exchange retries counts towards dropping the mirror (``mirrored.refused``), and the
+    speed of each response is measured (``mirrored.Pace``)."""
 
-    def __init__(self, shared: _Shared, slot: int) -> None:
+    def __init__(
+        self, shared: _Shared, slot: int, mirror: int | None, seat: object, *, first: bool
+    ) -> None:
         self._shared = shared
         self._slot = slot
+        self._mirror = mirror
+        self._seat = seat
+        self._first = first
+        self._pace: mirrored.Pace | None = None
+        self.refused = False
         self.count = request_counter(shared.job)
 
     def _stop(self) -> int:
         with self._shared.lock:
             return self._shared.table.span(self._slot)[1]
 
+    def _refuse(self, exchange: DownloadExchange) -> None:
+        self.refused = True
+        exchange.limit(exchange.position)  # nothing more of this mirror is wanted
+
     def opened(self, exchange: DownloadExchange) -> Program[None]:
+        shared, job = self._shared, self._shared.job
+        answer = exchange.answer
+        first, self._first = self._first, False
+        if not first and isinstance(answer, Resume):
+            usable = mirrored.answered(
+                job,
+                shared.lock,
+                shared.mirrors,
+                self._mirror,
+                answer,
+                exchange.headers,
+                shared.errors,
+            )
+            if not usable:
+                self._refuse(exchange)  # a disagreeing mirror: its bytes are never written
+                return
         # The first request's answer runs to the end of the file: this segment ends sooner.
         exchange.limit(self._stop())
-        return
-        yield
+        clock = yield from on_the_clock(job)
+        self._pace = mirrored.Pace(clock, shared.lock, shared.mirrors, self._mirror, self._seat)
 
     def received(self, exchange: DownloadExchange) -> Program[None]:
         shared, job = self._shared, self._shared.job
@@ -507,6 +606,8 @@ class _SegmentSink:
             exchange.limit(start)  # the attempt is stopping, or another connection took it
             return
         job.transferred += written
+        if self._pace is not None:
+            self._pace.add(written)
         if job.on_progress is not None:
             job.on_progress(shared.table.durable_candidates, shared.table.total)
         if shared.checkpoint_due():
@@ -516,9 +617,14 @@ class _SegmentSink:
 
     def resuming(self, exchange: DownloadExchange) -> Program[None]:
         """Before the next request: ask only for what is still this segment's, and nothing
-        once the attempt is stopping."""
+        once the attempt is stopping, or once the failure just retried dropped the mirror."""
         shared = self._shared
-        if shared.errors or shared.stopped:
+        failure = exchange.failure
+        if failure is not None and mirrored.refused(
+            shared.job, shared.lock, shared.mirrors, self._mirror, failure
+        ):
+            self._refuse(exchange)
+        elif shared.errors or shared.stopped:
             exchange.limit(exchange.position)
         else:
             exchange.limit(self._stop())
