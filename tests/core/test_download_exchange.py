@@ -451,3 +451,17 @@ def test_calls_after_a_failed_download_exchange_raise() -> None:
     for call in (ex.restarted, lambda: ex.limit(10), ex.on_end, lambda: ex.next_request(0.0)):
         with pytest.raises(ExchangeStateError, match="after the exchange failed"):
             call()
+
+
+def test_the_failure_being_retried_is_readable_until_the_next_request() -> None:
+    """A caller keeping its own account of failures (a mirror's drop) reads ``failure``."""
+    ex = make(400, pinned=PINNED)
+    ask(ex)
+    assert ex.failure is None
+    cut = NetworkError("reset")
+    assert isinstance(ex.on_error(cut), Wait)
+    assert ex.failure is cut
+    ask(ex)
+    assert ex.failure is None
+    assert ex.on_response(302, {"location": CDN}, 0.0) == Skip()
+    assert ex.failure is None  # a redirect is no failure
