@@ -224,3 +224,29 @@ def test_async_client_given_to_sync_open_is_refused() -> None:
 
     with pytest.raises(TypeError, match="rangeio.aio"):
         rangeio.open("http://127.0.0.1:9/x", client=niquests.AsyncSession())
+
+
+def test_max_concurrency_bounds_sync_cursors_too(fault_server: FaultServer) -> None:
+    """A cursor's fetch runs in the cursor's own thread (Spawn.joined_next), under a slot of
+    the same bound as the pool's: 12 threads at once still make at most 3 requests at a time,
+    so rangeio's urllib3 pool opens at most 3 connections."""
+    data = fault_server.get_file(DATA)
+    with rangeio.open(fault_server.url(DATA), prefetch_bytes=0, max_concurrency=3) as f:
+        fault_server.faults = Faults(delay=0.05)
+        cursors = [f.clone() for _ in range(12)]
+        got: dict[int, bytes] = {}
+
+        def read(i: int, cursor: rangeio.HttpFile) -> None:
+            cursor.seek(i * 200_000)
+            got[i] = cursor.read(1000)
+
+        threads = [threading.Thread(target=read, args=(i, c)) for i, c in enumerate(cursors)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert all(i in got for i in range(12)), "a reader did not finish"
+        for i in range(12):
+            assert got[i] == data[i * 200_000 : i * 200_000 + 1000]
+        assert len(fault_server.requests) == 13
+        assert fault_server.connections <= 3

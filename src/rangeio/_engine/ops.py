@@ -112,10 +112,18 @@ class Spawn(Op):
     """Start ``program`` concurrently (bounded by the file's concurrency); the result is a handle
     for Join. Never blocks, so it may be yielded while a lock is held. ``fan_out``: one of the
     many requests of one call (``read_ranges``), bounded further by the runner's fan-out limit;
-    a cursor's own fetch is not (the cursors are the user's parallelism)."""
+    a cursor's own fetch is not (the cursors are the user's parallelism).
+
+    ``joined_next``: the spawner's next operation is a Join of this handle (a read waiting for
+    its own fetch). The sync runner then runs the program in the joining thread, under a slot
+    of the same bound, instead of handing it to a pool thread and waiting for it: the thread
+    hop is most of a cached-connection request's CPU. Other readers join the handle as any
+    other. Should the spawner yield anything else first, the program starts on the pool then.
+    Never with ``fan_out`` (a fan-out's bound is its pool)."""
 
     program: Program[Any]
     fan_out: bool = False
+    joined_next: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +211,11 @@ def sleep(seconds: float) -> Program[None]:
     yield Sleep(seconds)
 
 
-def spawn(program: Program[Any], *, fan_out: bool = False) -> Program[Handle]:
+def spawn(
+    program: Program[Any], *, fan_out: bool = False, joined_next: bool = False
+) -> Program[Handle]:
     """Start ``program``; the handle to Join it by (never from a spawned program)."""
-    handle: Handle = yield Spawn(program, fan_out)
+    handle: Handle = yield Spawn(program, fan_out, joined_next)
     return handle
 
 

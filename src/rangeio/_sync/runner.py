@@ -24,7 +24,9 @@ class SyncRunner:
     """Executes the operations programs yield. Spawned programs run on a pool of
     ``max_concurrency`` threads, which is what bounds concurrent requests per file; fan-out
     spawns (``Spawn.fan_out``) run on a pool of ``fan_out`` threads and take a slot of the same
-    bound, so they never have more than ``fan_out`` of it. ``clock`` answers the programs' Now.
+    bound, so they never have more than ``fan_out`` of it. A ``Spawn.joined_next`` program runs
+    in the thread that joins it, under a slot too (no hop to a pool thread and back: most of a
+    request's CPU on a kept-alive connection). ``clock`` answers the programs' Now.
 
     A spawned program holds its pool thread until it ends, so it must never Join (a full pool
     would deadlock): the Stepper throws EngineMisuse into one that tries (`_engine/ops.py`)."""
@@ -87,12 +89,62 @@ class SyncRunner:
             _close_all(opened)
 
     def _drive(self, stepper: Stepper, opened: list[Live]) -> Stepper:
-        while (op := stepper.next_op()) is not None:
-            try:
-                stepper.succeeded(self._do(op, opened))
-            except BaseException as exc:  # the program's own cleanup runs, then it re-raises
-                stepper.failed(exc)
+        deferred: _Deferred | None = None  # a Spawn.joined_next program, not started yet
+        try:
+            while (op := stepper.next_op()) is not None:
+                try:
+                    if deferred is not None:
+                        waiting, deferred = deferred, None
+                        if type(op) is ops.Join and any(h is waiting.future for h in op.handles):
+                            self._run_here(waiting)
+                        else:
+                            self._start(waiting)
+                    if type(op) is ops.Spawn and op.joined_next and not op.fan_out:
+                        deferred = _Deferred(op.program)
+                        stepper.succeeded(deferred.future)
+                        continue
+                    stepper.succeeded(self._do(op, opened))
+                except BaseException as exc:  # the program's own cleanup runs, then it re-raises
+                    stepper.failed(exc)
+        finally:
+            if deferred is not None:  # the spawner ended without joining it: run it all the same
+                self._start(deferred)
         return stepper
+
+    def _run_here(self, deferred: _Deferred) -> None:
+        """Run a joined_next program in this (the joining) thread, under a slot of the same
+        bound as the pool's, and settle its handle for every reader joining it."""
+        future = deferred.future
+        try:
+            self._slots.acquire()
+        except BaseException:
+            self._start(deferred)  # not begun: it must still run, to release what it claimed
+            raise
+        try:
+            future.set_result(self.run(deferred.program, spawned=True))
+        except Exception as exc:
+            future.set_exception(exc)
+        except BaseException:
+            # An interruption of this thread (Ctrl-C) is its own, not the other readers': they
+            # get None, what a fetch that brought them nothing answers, and ask again.
+            future.set_result(None)
+            raise
+        finally:
+            self._slots.release()
+
+    def _start(self, deferred: _Deferred) -> None:
+        """Hand a joined_next program to the pool after all (the spawner did something else)."""
+        try:
+            self._executor().submit(self._run_pooled, deferred)
+        except RuntimeError:  # no pool takes work while the interpreter shuts down
+            self._run_here(deferred)  # it must run all the same: it releases what it claimed
+
+    def _run_pooled(self, deferred: _Deferred) -> None:
+        with self._slots:
+            try:
+                deferred.future.set_result(self.run(deferred.program, spawned=True))
+            except BaseException as exc:  # as the pool's own future would hold it
+                deferred.future.set_exception(exc)
 
     def _do(self, op: ops.Op, opened: list[Live]) -> Any:
         if isinstance(op, ops.NextChunk):
@@ -122,9 +174,8 @@ class SyncRunner:
         elif isinstance(op, ops.Sleep):
             time.sleep(op.seconds)  # the one use of time here: waiting, never reading it
         elif isinstance(op, ops.Spawn):
-            if self._fan_out is None:
-                return self._executor().submit(self.run, op.program, spawned=True)
-            if op.fan_out:
+            # Every pool program takes a slot, as joined_next programs run in the joiner do.
+            if op.fan_out and self._fan_out is not None:
                 return self._fan_executor().submit(self._run_in_slot, op.program)
             return self._executor().submit(self._run_in_slot, op.program)
         elif isinstance(op, ops.Join):
@@ -224,6 +275,16 @@ class SyncRunner:
 
 
 _RUNNERS = ForkHooks(after_in_child="_after_fork_in_child")
+
+
+class _Deferred:
+    """A joined_next program and the handle (a Future) its Spawn returned."""
+
+    __slots__ = ("program", "future")
+
+    def __init__(self, program: ops.Program[Any]) -> None:
+        self.program = program
+        self.future: Future[Any] = Future()
 
 
 def _close(live: Live) -> None:
