@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rangeio._engine import ops
@@ -95,13 +95,13 @@ class SyncRunner:
                 try:
                     if deferred is not None:
                         waiting, deferred = deferred, None
-                        if type(op) is ops.Join and any(h is waiting.future for h in op.handles):
+                        if type(op) is ops.Join and any(h is waiting for h in op.handles):
                             self._run_here(waiting)
                         else:
                             self._start(waiting)
                     if type(op) is ops.Spawn and op.joined_next and not op.fan_out:
                         deferred = _Deferred(op.program)
-                        stepper.succeeded(deferred.future)
+                        stepper.succeeded(deferred)
                         continue
                     stepper.succeeded(self._do(op, opened))
                 except BaseException as exc:  # the program's own cleanup runs, then it re-raises
@@ -114,20 +114,19 @@ class SyncRunner:
     def _run_here(self, deferred: _Deferred) -> None:
         """Run a joined_next program in this (the joining) thread, under a slot of the same
         bound as the pool's, and settle its handle for every reader joining it."""
-        future = deferred.future
         try:
             self._slots.acquire()
         except BaseException:
             self._start(deferred)  # not begun: it must still run, to release what it claimed
             raise
         try:
-            future.set_result(self.run(deferred.program, spawned=True))
+            deferred.settle(self.run(deferred.program, spawned=True), None)
         except Exception as exc:
-            future.set_exception(exc)
+            deferred.settle(None, exc)
         except BaseException:
             # An interruption of this thread (Ctrl-C) is its own, not the other readers': they
             # get None, what a fetch that brought them nothing answers, and ask again.
-            future.set_result(None)
+            deferred.settle(None, None)
             raise
         finally:
             self._slots.release()
@@ -135,16 +134,22 @@ class SyncRunner:
     def _start(self, deferred: _Deferred) -> None:
         """Hand a joined_next program to the pool after all (the spawner did something else)."""
         try:
-            self._executor().submit(self._run_pooled, deferred)
+            queued = self._executor().submit(self._run_pooled, deferred)
         except RuntimeError:  # no pool takes work while the interpreter shuts down
             self._run_here(deferred)  # it must run all the same: it releases what it claimed
+            return
+        # Closing the file cancels what is still queued: its readers get CancelledError, as
+        # for any spawn, instead of waiting for a program that will never run.
+        queued.add_done_callback(lambda done: _settle_cancelled(done, deferred))
 
     def _run_pooled(self, deferred: _Deferred) -> None:
         with self._slots:
             try:
-                deferred.future.set_result(self.run(deferred.program, spawned=True))
-            except BaseException as exc:  # as the pool's own future would hold it
-                deferred.future.set_exception(exc)
+                result = self.run(deferred.program, spawned=True)
+            except BaseException as exc:  # as a pool's own future would hold it
+                deferred.settle(None, exc)
+            else:
+                deferred.settle(result, None)
 
     def _do(self, op: ops.Op, opened: list[Live]) -> Any:
         if isinstance(op, ops.NextChunk):
@@ -179,7 +184,7 @@ class SyncRunner:
                 return self._fan_executor().submit(self._run_in_slot, op.program)
             return self._executor().submit(self._run_in_slot, op.program)
         elif isinstance(op, ops.Join):
-            handles: list[Future[Any]] = list(op.handles)
+            handles: list[Future[Any] | _Deferred] = list(op.handles)
             return [h.result() for h in handles]
         elif isinstance(op, ops.Advance):
             if self._is_parents(op.program):
@@ -277,14 +282,37 @@ class SyncRunner:
 _RUNNERS = ForkHooks(after_in_child="_after_fork_in_child")
 
 
-class _Deferred:
-    """A joined_next program and the handle (a Future) its Spawn returned."""
+def _settle_cancelled(queued: Future[Any], deferred: _Deferred) -> None:
+    if queued.cancelled():
+        deferred.settle(None, CancelledError())
 
-    __slots__ = ("program", "future")
+
+class _Deferred:
+    """A joined_next program, and its handle: settled once by the thread that runs it, waited
+    for by any number of readers (``result()``, as a Future's; a plain lock instead of a
+    Future's condition, which costs more than the rest of the handle's work)."""
+
+    __slots__ = ("program", "_pending", "_value", "_error")
 
     def __init__(self, program: ops.Program[Any]) -> None:
         self.program = program
-        self.future: Future[Any] = Future()
+        self._pending = threading.Lock()  # held until settled
+        self._pending.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def settle(self, value: Any, error: BaseException | None) -> None:
+        self._value, self._error = value, error
+        self._pending.release()
+
+    def result(self, timeout: float | None = None) -> Any:
+        # Each waiter takes the lock and gives it back at once, so the next one passes too.
+        if not self._pending.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError("the spawned program has not ended")
+        self._pending.release()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _close(live: Live) -> None:
