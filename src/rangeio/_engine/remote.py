@@ -41,12 +41,12 @@ from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import (
     DELIVERED,
     Abandon,
+    Clock,
     Close,
     Program,
     Sleep,
     advance,
     join,
-    now,
     read_clock,
     send,
     spawn,
@@ -204,7 +204,10 @@ class RemoteFile:
         """Run ``exchange`` over the transport, yielding DELIVERED after every body chunk (with
         ``pauses``) so that a stream can hand bytes to its reader as they arrive."""
         timeout = self.options.timeout
-        while (request := exchange.next_request((yield from now()))) is not None:
+        # Asked once and kept (`_engine/ops.py`): each ReadClock is a resume of every frame
+        # between here and the runner.
+        clock = yield from read_clock()
+        while (request := exchange.next_request(clock.time())) is not None:
             action: Action | None
             self._count(requests=1)
             try:
@@ -216,11 +219,11 @@ class RemoteFile:
                 # left open that way is closed by the runner, which tracks every response.
                 rest: int | None = 0  # body bytes read, while the rest may be drained
                 try:
-                    at = yield from now()
+                    at = clock.time()
                     action = exchange.on_response(response.status, response.headers, at)
                     if isinstance(action, ReadBody):
                         rest = None  # a body that fails as it is read is never drained
-                        action, rest = yield from self._read_body(exchange, response, pauses)
+                        action, rest = yield from self._read_body(exchange, response, pauses, clock)
                 except Exception as exc:
                     # An answer refused for its status (404, 410, 412, 5xx) leaves its small
                     # body to drain; a malformed one, or a failure mid-body, drops the connection.
@@ -236,12 +239,12 @@ class RemoteFile:
         self.target = exchange.result.url
 
     def _read_body(
-        self, exchange: RangeExchange, response: Any, pauses: bool
+        self, exchange: RangeExchange, response: Any, pauses: bool, clock: Clock
     ) -> Program[tuple[Action | None, int | None]]:
         """Read the body into ``exchange``: the action that follows, and the count of body
         bytes read when the rest is left unread and may be drained (None: nothing to drain,
         the body ended or failed)."""
-        body = BodyReader(response, self.options.timeout, (yield from read_clock()))
+        body = BodyReader(response, self.options.timeout, clock)
         received = 0
         while True:
             try:
