@@ -97,6 +97,8 @@ class Identity(Record):
 
     def merged(self, other: Identity) -> Identity:
         """This identity with any validator it lacks taken from ``other`` (same version)."""
+        if self.etag is not None and self.last_modified is not None and self.size is not None:
+            return self  # lacks none (a pinned identity, merged with every answer): immutable
         return Identity(
             self.etag if self.etag is not None else other.etag,
             self.last_modified if self.last_modified is not None else other.last_modified,
