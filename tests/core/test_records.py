@@ -58,3 +58,25 @@ def test_immutable() -> None:
 def test_pickles() -> None:
     for value in (_result(pieces=((0, b"abc"),)), Failure(404, False, None, "gone"), Skip()):
         assert pickle.loads(pickle.dumps(value)) == value
+
+
+def test_loads_what_the_frozen_dataclass_pickled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pickle made before (Identity was a frozen slotted dataclass, whose pickled state is its
+    field values in order) loads into the Record."""
+    from dataclasses import dataclass
+
+    import rangeio._core.identity as identity_module
+
+    @dataclass(frozen=True, slots=True)
+    class Former:
+        etag: object = None
+        last_modified: str | None = None
+        size: int | None = None
+
+    Former.__module__, Former.__qualname__ = identity_module.__name__, "Identity"
+    with monkeypatch.context() as patch:
+        patch.setattr(identity_module, "Identity", Former)
+        old = pickle.dumps(Former(None, "Tue, 01 Dec 2026 00:00:00 GMT", 10), protocol=2)
+    loaded = pickle.loads(old)
+    assert type(loaded) is Identity
+    assert loaded == Identity(None, "Tue, 01 Dec 2026 00:00:00 GMT", 10)

@@ -45,3 +45,9 @@ class Record:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), self._values())
+
+    def __setstate__(self, state: Any) -> None:
+        # What a frozen dataclass of the same name pickled (its field values, in order): a
+        # pickle made by an earlier rangeio still loads.
+        for name, value in zip(self._fields(), state, strict=True):
+            object.__setattr__(self, name, value)
