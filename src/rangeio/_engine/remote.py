@@ -41,14 +41,14 @@ from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import (
     DELIVERED,
     Abandon,
+    Clock,
     Close,
     Program,
+    Send,
     Sleep,
     advance,
     join,
-    now,
     read_clock,
-    send,
     spawn,
 )
 from rangeio.errors import (
@@ -204,11 +204,15 @@ class RemoteFile:
         """Run ``exchange`` over the transport, yielding DELIVERED after every body chunk (with
         ``pauses``) so that a stream can hand bytes to its reader as they arrive."""
         timeout = self.options.timeout
-        while (request := exchange.next_request((yield from now()))) is not None:
+        # Asked once and kept (`_engine/ops.py`): each ReadClock is a resume of every frame
+        # between here and the runner.
+        clock = yield from read_clock()
+        while (request := exchange.next_request(clock.time())) is not None:
             action: Action | None
             self._count(requests=1)
             try:
-                response = yield from send(request, timeout)
+                # The op itself, not `yield from send()`: one generator fewer per request.
+                response: Any = yield Send(request, timeout)
             except NetworkError as exc:
                 action = exchange.on_error(exc)
             else:
@@ -216,11 +220,11 @@ class RemoteFile:
                 # left open that way is closed by the runner, which tracks every response.
                 rest: int | None = 0  # body bytes read, while the rest may be drained
                 try:
-                    at = yield from now()
+                    at = clock.time()
                     action = exchange.on_response(response.status, response.headers, at)
                     if isinstance(action, ReadBody):
                         rest = None  # a body that fails as it is read is never drained
-                        action, rest = yield from self._read_body(exchange, response, pauses)
+                        action, rest = yield from self._read_body(exchange, response, pauses, clock)
                 except Exception as exc:
                     # An answer refused for its status (404, 410, 412, 5xx) leaves its small
                     # body to drain; a malformed one, or a failure mid-body, drops the connection.
@@ -236,12 +240,12 @@ class RemoteFile:
         self.target = exchange.result.url
 
     def _read_body(
-        self, exchange: RangeExchange, response: Any, pauses: bool
+        self, exchange: RangeExchange, response: Any, pauses: bool, clock: Clock
     ) -> Program[tuple[Action | None, int | None]]:
         """Read the body into ``exchange``: the action that follows, and the count of body
         bytes read when the rest is left unread and may be drained (None: nothing to drain,
         the body ended or failed)."""
-        body = BodyReader(response, self.options.timeout, (yield from read_clock()))
+        body = BodyReader(response, self.options.timeout, clock)
         received = 0
         while True:
             try:
@@ -347,14 +351,17 @@ class RemoteFile:
     def ensure_open(self) -> Program[None]:
         """Open a lazily made file if it is not open yet. Cursors asking at once share the one
         opening request; a failed open is tried again by the next use."""
-        self._check_open()
-        with self._lock:
-            if self.opened:
-                return
-            handle = self._opening
-            if handle is None:
-                handle = self._opening = yield from spawn(self._open_shared())
-        yield from join([handle])
+        # A loop: an open interrupted in the thread that ran it (Ctrl-C) ends with the file
+        # still unopened, and a cursor that shared it opens it again.
+        while True:
+            self._check_open()
+            with self._lock:
+                if self.opened:
+                    return
+                handle = self._opening
+                if handle is None:
+                    handle = self._opening = yield from spawn(self._open_shared(), joined_next=True)
+            yield from join([handle])
 
     def _open_shared(self) -> Program[None]:
         try:
@@ -495,7 +502,8 @@ class RemoteFile:
         if self.disk is not None:  # disk cache: write the bytes fetched through
             yield from self.disk.flush(self, streaming=cursor.stream is not None)
         if got == 0:
-            # Only a zero budget can drop bytes a read protects; fetch straight into `out`.
+            # Only a zero budget can drop bytes a read protects, or a shared fetch interrupted
+            # in the thread that ran it (`_sync/runner.py`): fetch straight into `out`.
             result = yield from self.exchange(RangeSpec.of(want))
             got = len(result.data)
             out[:got] = result.data
@@ -556,7 +564,8 @@ class RemoteFile:
         which must call ``_fetch_done(ids)`` however it ends. Returns its handle."""
         ids = [self._inflight.add(r) for r in group]
         try:
-            handle = yield from spawn(fetch(ids, *args), fan_out=fan_out)
+            # A fan-out is bounded by its pool; a read's own fetch runs in the reader's thread.
+            handle = yield from spawn(fetch(ids, *args), fan_out=fan_out, joined_next=not fan_out)
         except BaseException:
             # Never started, so it will never release its claim: release it here.
             self._fetch_done(ids)
