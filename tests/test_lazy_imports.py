@@ -110,6 +110,8 @@ def test_rangeio_open_loads_the_file_engine_only(tmp_path: Path) -> None:
     )
     assert {"rangeio._sync.file", "rangeio._engine.remote"} <= loaded
     assert sorted(loaded & ALWAYS_HEAVY) == []
+    # The disk cache's files load with the first file that has a cache_dir.
+    assert "rangeio._diskcache" not in loaded
 
 
 def test_first_open_loads_urllib3_and_nothing_else_heavy(tmp_path: Path) -> None:

@@ -19,13 +19,13 @@ changes what a download asks (If-Range) and how it reads each answer
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
 
 from rangeio._core.headers import RangeSpec, format_range
 from rangeio._core.identity import Identity
 from rangeio._core.multipart import MultipartParser, Part
 from rangeio._core.ranges import ByteRange, RangeSet
+from rangeio._core.records import Record
 from rangeio._core.redirects import (
     ResolvedUrl,
     expiry_of,
@@ -75,18 +75,28 @@ MAX_HELD_AHEAD = 16 * 1024 * 1024
 _STALE_URL_STATUSES = frozenset({401, 403, 404, 410})
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+# The values below are Records (`records.py`), not dataclasses: made per request, and cheaper
+# to import.
+
+
+class Request(Record):
     """One request for a transport to send as it is. ``credentials``: whether a borrowed client
     may add what it was configured with (its default headers, auth, cookie jar, netrc): only on
     the origin of the URL the user gave. A transport sends a request with ``credentials=False``
     bare: nothing of the client's is added to it. No default, and built only by request_to(), so
     that no caller can forget to decide."""
 
+    __slots__ = ("method", "url", "headers", "credentials")
     method: str
     url: str
     headers: dict[str, str]
     credentials: bool
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], credentials: bool) -> None:
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "credentials", credentials)
 
 
 def request_to(
@@ -106,30 +116,57 @@ def request_to(
     return Request(method, url, headers, credentials=same_origin(url, first_url))
 
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+class Wait(Record):
     """Sleep this long, then ask for the next request."""
 
+    __slots__ = ("seconds",)
     seconds: float
 
+    def __init__(self, seconds: float) -> None:
+        object.__setattr__(self, "seconds", seconds)
 
-@dataclass(frozen=True, slots=True)
-class ReadBody:
+
+class ReadBody(Record):
     """Read the body and feed it to ``on_data``; ``expected`` is its length when known."""
 
+    __slots__ = ("expected",)
     expected: int | None
 
+    def __init__(self, expected: int | None) -> None:
+        object.__setattr__(self, "expected", expected)
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+
+class Skip(Record):
     """Discard this response's body (a redirect or retry follows); ask for the next request."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class Result:
+
+class Result(Record):
     """The exchange is over. ``range`` is where ``data`` sits in the file; ``full`` is True when the
-    server sent the whole file (200) instead of a range."""
+    server sent the whole file (200) instead of a range.
 
+    ``pieces``: every (offset, bytes) piece received, in arrival order: one for a single range,
+    one per part for multipart/byteranges (where ``data`` and ``range`` are empty).
+    ``content_type``: the answer's Content-Type (a 206 for one range, or a 200), a hint of the
+    file's format. ``date``: the answer's Date (the disk cache asks whether a Last-Modified is
+    strong, §8.8.2.2). ``not_modified``: a 304 answered a conditional request; ``identity``
+    holds its validators, nothing else in the result is meaningful."""
+
+    __slots__ = (
+        "data",
+        "range",
+        "total",
+        "identity",
+        "full",
+        "unsatisfiable",
+        "url",
+        "pieces",
+        "multipart",
+        "content_type",
+        "date",
+        "not_modified",
+    )
     data: bytes
     range: ByteRange
     total: int | None
@@ -137,17 +174,40 @@ class Result:
     full: bool
     unsatisfiable: bool
     url: ResolvedUrl
-    # Every (offset, bytes) piece received, in arrival order: one for a single range, one per
-    # part for multipart/byteranges (where ``data`` and ``range`` are empty).
-    pieces: tuple[tuple[int, bytes], ...] = ()
-    multipart: bool = False
-    # The answer's Content-Type (a 206 for one range, or a 200): a hint of the file's format.
-    content_type: str | None = None
-    # The answer's Date (the disk cache asks whether a Last-Modified is strong, §8.8.2.2).
-    date: str | None = None
-    # A 304 answered a conditional request: ``identity`` holds its validators, nothing else
-    # in the result is meaningful.
-    not_modified: bool = False
+    pieces: tuple[tuple[int, bytes], ...]
+    multipart: bool
+    content_type: str | None
+    date: str | None
+    not_modified: bool
+
+    def __init__(
+        self,
+        data: bytes,
+        range: ByteRange,
+        total: int | None,
+        identity: Identity,
+        full: bool,
+        unsatisfiable: bool,
+        url: ResolvedUrl,
+        pieces: tuple[tuple[int, bytes], ...] = (),
+        multipart: bool = False,
+        content_type: str | None = None,
+        date: str | None = None,
+        not_modified: bool = False,
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "data", data)
+        set_field(self, "range", range)
+        set_field(self, "total", total)
+        set_field(self, "identity", identity)
+        set_field(self, "full", full)
+        set_field(self, "unsatisfiable", unsatisfiable)
+        set_field(self, "url", url)
+        set_field(self, "pieces", pieces)
+        set_field(self, "multipart", multipart)
+        set_field(self, "content_type", content_type)
+        set_field(self, "date", date)
+        set_field(self, "not_modified", not_modified)
 
 
 Action = Wait | ReadBody | Skip

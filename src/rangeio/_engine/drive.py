@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from rangeio._core.exchange import Action, RangeExchange, ReadBody, Request, Wait
 from rangeio._core.options import Timeout
 from rangeio._engine.body import BodyReader, release
-from rangeio._engine.ops import DELIVERED, Close, Program, Sleep, now, read_clock, send
+from rangeio._engine.ops import DELIVERED, Clock, Close, Program, Send, Sleep, read_clock
 from rangeio.errors import HeaderParseError, NetworkError, ProtocolError
 
 # count(requests=..., fetched=..., retries=...): a face's counters (Stats, a download's job).
@@ -62,26 +62,33 @@ def drive(
     body chunk. ``stop_at(exchange)``, asked after each judged head with a body: True stops the
     loop there, returning the unread response (the caller hands it on, still the exchange's).
     ``answered``: start by reading the body of such a response."""
+    # Asked once and kept (`_engine/ops.py`): each ReadClock is a resume of every frame
+    # between here and the runner.
+    clock = yield from read_clock()
+    response: Any
     while True:
         action: Action | None
         if answered is not None:
             request, response, answered = answered.request, answered.response, None
-            action = yield from _body(exchange, request, response, timeout, count, pauses, sink)
+            action = yield from _body(
+                exchange, request, response, timeout, count, pauses, sink, clock
+            )
         else:
-            request_or_none = exchange.next_request((yield from now()))
+            request_or_none = exchange.next_request(clock.time())
             if request_or_none is None:
                 return None
             request = request_or_none
             count(requests=1)
             try:
-                response = yield from send(request, timeout)
+                # The op itself, not `yield from send()`: one generator fewer per request.
+                response = yield Send(request, timeout)
             except NetworkError as exc:
                 action = exchange.on_error(exc)
             else:
                 # No `finally: yield` here: a program being closed must not yield. A response
                 # left open that way is closed by the runner, which tracks every response.
                 try:
-                    at = yield from now()
+                    at = clock.time()
                     action = exchange.on_response(response.status, response.headers, at)
                 except Exception as exc:
                     yield from _release(response, request, _drainable(exc, 0), timeout, count)
@@ -90,7 +97,7 @@ def drive(
                     if stop_at is not None and stop_at(exchange):
                         return Answered(request, response)
                     action = yield from _body(
-                        exchange, request, response, timeout, count, pauses, sink
+                        exchange, request, response, timeout, count, pauses, sink, clock
                     )
                 else:
                     yield from _release(response, request, 0, timeout, count)
@@ -113,13 +120,16 @@ def _body(
     count: Counter,
     pauses: bool,
     sink: Sink | None,
+    clock: Clock,
 ) -> Program[Action | None]:
     """Read the body of a judged answer into ``exchange``, then release the response."""
     rest: int | None = None  # a body that fails as it is read is never drained
     try:
         if sink is not None:
             yield from sink.opened(exchange)
-        action, rest = yield from _read_body(exchange, response, timeout, count, pauses, sink)
+        action, rest = yield from _read_body(
+            exchange, response, timeout, count, pauses, sink, clock
+        )
     except Exception as exc:
         yield from _release(response, request, _drainable(exc, rest), timeout, count)
         raise
@@ -134,11 +144,12 @@ def _read_body(
     count: Counter,
     pauses: bool,
     sink: Sink | None,
+    clock: Clock,
 ) -> Program[tuple[Action | None, int | None]]:
     """Read the body into ``exchange``: the action that follows, and the count of body
     bytes read when the rest is left unread and may be drained (None: nothing to drain,
     the body ended or failed)."""
-    body = BodyReader(response, timeout, (yield from read_clock()))
+    body = BodyReader(response, timeout, clock)
     received = 0
     if sink is not None and not exchange.body_wanted:
         return exchange.on_end(), received  # the sink wants none of it (a refused mirror)

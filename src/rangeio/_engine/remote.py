@@ -271,14 +271,17 @@ class RemoteFile:
     def ensure_open(self) -> Program[None]:
         """Open a lazily made file if it is not open yet. Cursors asking at once share the one
         opening request; a failed open is tried again by the next use."""
-        self._check_open()
-        with self._lock:
-            if self.opened:
-                return
-            handle = self._opening
-            if handle is None:
-                handle = self._opening = yield from spawn(self._open_shared())
-        yield from join([handle])
+        # A loop: an open interrupted in the thread that ran it (Ctrl-C) ends with the file
+        # still unopened, and a cursor that shared it opens it again.
+        while True:
+            self._check_open()
+            with self._lock:
+                if self.opened:
+                    return
+                handle = self._opening
+                if handle is None:
+                    handle = self._opening = yield from spawn(self._open_shared(), joined_next=True)
+            yield from join([handle])
 
     def _open_shared(self) -> Program[None]:
         try:
@@ -419,7 +422,8 @@ class RemoteFile:
         if self.disk is not None:  # disk cache: write the bytes fetched through
             yield from self.disk.flush(self, streaming=cursor.stream is not None)
         if got == 0:
-            # Only a zero budget can drop bytes a read protects; fetch straight into `out`.
+            # Only a zero budget can drop bytes a read protects, or a shared fetch interrupted
+            # in the thread that ran it (`_sync/runner.py`): fetch straight into `out`.
             result = yield from self.exchange(RangeSpec.of(want))
             got = len(result.data)
             out[:got] = result.data
@@ -480,7 +484,8 @@ class RemoteFile:
         which must call ``_fetch_done(ids)`` however it ends. Returns its handle."""
         ids = [self._inflight.add(r) for r in group]
         try:
-            handle = yield from spawn(fetch(ids, *args), fan_out=fan_out)
+            # A fan-out is bounded by its pool; a read's own fetch runs in the reader's thread.
+            handle = yield from spawn(fetch(ids, *args), fan_out=fan_out, joined_next=not fan_out)
         except BaseException:
             # Never started, so it will never release its claim: release it here.
             self._fetch_done(ids)
