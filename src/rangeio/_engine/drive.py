@@ -65,14 +65,13 @@ def drive(
     # Asked once and kept (`_engine/ops.py`): each ReadClock is a resume of every frame
     # between here and the runner.
     clock = yield from read_clock()
+    run = _Run(timeout, count, pauses, sink, clock)
     response: Any
     while True:
         action: Action | None
         if answered is not None:
             request, response, answered = answered.request, answered.response, None
-            action = yield from _body(
-                exchange, request, response, timeout, count, pauses, sink, clock
-            )
+            action = yield from _body(exchange, request, response, run)
         else:
             request_or_none = exchange.next_request(clock.time())
             if request_or_none is None:
@@ -96,9 +95,7 @@ def drive(
                 if isinstance(action, ReadBody):
                     if stop_at is not None and stop_at(exchange):
                         return Answered(request, response)
-                    action = yield from _body(
-                        exchange, request, response, timeout, count, pauses, sink, clock
-                    )
+                    action = yield from _body(exchange, request, response, run)
                 else:
                     yield from _release(response, request, 0, timeout, count)
         if exchange.done:
@@ -112,44 +109,41 @@ def drive(
             count(retries=1)
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What one drive() call runs with, handed to the body's steps."""
+
+    timeout: Timeout
+    count: Counter
+    pauses: bool
+    sink: Sink | None
+    clock: Clock
+
+
 def _body(
-    exchange: RangeExchange,
-    request: Request,
-    response: Any,
-    timeout: Timeout,
-    count: Counter,
-    pauses: bool,
-    sink: Sink | None,
-    clock: Clock,
+    exchange: RangeExchange, request: Request, response: Any, run: _Run
 ) -> Program[Action | None]:
     """Read the body of a judged answer into ``exchange``, then release the response."""
     rest: int | None = None  # a body that fails as it is read is never drained
     try:
-        if sink is not None:
-            yield from sink.opened(exchange)
-        action, rest = yield from _read_body(
-            exchange, response, timeout, count, pauses, sink, clock
-        )
+        if run.sink is not None:
+            yield from run.sink.opened(exchange)
+        action, rest = yield from _read_body(exchange, response, run)
     except Exception as exc:
-        yield from _release(response, request, _drainable(exc, rest), timeout, count)
+        yield from _release(response, request, _drainable(exc, rest), run.timeout, run.count)
         raise
-    yield from _release(response, request, rest, timeout, count)
+    yield from _release(response, request, rest, run.timeout, run.count)
     return action
 
 
 def _read_body(
-    exchange: RangeExchange,
-    response: Any,
-    timeout: Timeout,
-    count: Counter,
-    pauses: bool,
-    sink: Sink | None,
-    clock: Clock,
+    exchange: RangeExchange, response: Any, run: _Run
 ) -> Program[tuple[Action | None, int | None]]:
     """Read the body into ``exchange``: the action that follows, and the count of body
     bytes read when the rest is left unread and may be drained (None: nothing to drain,
     the body ended or failed)."""
-    body = BodyReader(response, timeout, clock)
+    body = BodyReader(response, run.timeout, run.clock)
+    count, pauses, sink = run.count, run.pauses, run.sink
     received = 0
     if sink is not None and not exchange.body_wanted:
         return exchange.on_end(), received  # the sink wants none of it (a refused mirror)
