@@ -1,6 +1,6 @@
 """The state machine for getting one byte range: redirects, retries, resuming cut bodies, length checks.
 
-A program drives it with a loop (see ``RemoteFile.drive`` in ``rangeio/_engine/remote.py``)::
+A program drives it with a loop (``drive`` in ``rangeio/_engine/drive.py``, for every face)::
 
     while (request := exchange.next_request(now)) is not None:
         send it; feed exchange.on_response(...), then on_data(...) per chunk, then on_end();
@@ -11,7 +11,9 @@ ExchangeStateError (see ``State``): a caller that forgets a step fails at once, 
 getting bytes of the wrong request.
 
 The machine does no I/O and never sleeps; every decision about the bytes lives here so that the
-sync and async shells cannot drift apart.
+sync and async shells cannot drift apart. Downloads use its download mode, a subclass that only
+changes what a download asks (If-Range) and how it reads each answer
+(``rangeio/_core/download_exchange.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from rangeio.errors import (
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
+    RedirectError,
 )
 
 # Sent on every request: we splice byte offsets, so the body must be the file's own bytes.
@@ -218,10 +221,15 @@ class State(Enum):
     ``BODY``: on_data per chunk, then on_end or on_error, back to ``READY`` (a resume) or
     ``DONE``. ``SENT`` --on_error--> ``READY`` (a retry) or ``DONE``. In ``DONE``,
     next_request is None and ``result`` is set. Any error raised by a call ends the exchange in
-    ``FAILED``: every later call raises."""
+    ``FAILED``: every later call raises.
+
+    ``RESTART`` (downloads only, `_core/download_exchange.py`): on_response judged a 200 whose body
+    restarts the file from byte 0; the caller resets its progress durably, then calls
+    ``restarted()`` --> ``BODY``. No byte is handed over before that."""
 
     READY = "ready"
     SENT = "sent"
+    RESTART = "restart"
     BODY = "body"
     DONE = "done"
     FAILED = "failed"
@@ -255,6 +263,7 @@ class RangeExchange:
         method: str = "GET",
         allow_downgrade: bool = False,
         conditional: Mapping[str, str] | None = None,
+        follow_redirects: bool = True,
     ) -> None:
         specs: tuple[RangeSpec, ...]
         if spec is None:
@@ -281,6 +290,7 @@ class RangeExchange:
         self._max_full_body = max_full_body
         self._method = method
         self._allow_downgrade = allow_downgrade
+        self._follow_redirects = follow_redirects
         self._failures = 0
         self._redirects = 0
         self._redirected = False
@@ -310,6 +320,9 @@ class RangeExchange:
         self._state = State.READY
         self.requests_sent = 0
         self.retries = 0
+        # The failure the exchange is about to retry (a Wait was returned), until the next
+        # request: a caller that keeps its own account of failures (a mirror's) reads it.
+        self.failure: RangeioError | None = None
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -328,7 +341,7 @@ class RangeExchange:
 
     def _settle(self, action: Action | None) -> None:
         """The state after a call that returned ``action``."""
-        if self._result is not None:
+        if self.done:
             self._state = State.DONE
         elif isinstance(action, ReadBody):
             self._state = State.BODY
@@ -347,13 +360,10 @@ class RangeExchange:
             # This is the fallback already: a 404 from the first URL is the final answer, not
             # a reason to "retry from the first URL" once more.
             self._tried_first_url = True
-        extra: dict[str, str] = {}
-        if self._resume_specs:
-            extra["Range"] = format_range(self._resume_specs)
-        if self._pinned is not None:
-            extra.update(self._pinned.precondition_headers())
-        extra.update(self._conditional)
-        request = request_to(self._method, self._url, self._first_url, self._user_headers, extra)
+        request = request_to(
+            self._method, self._url, self._first_url, self._user_headers, self._request_headers()
+        )
+        self.failure = None
         self.requests_sent += 1
         self._received = 0
         self._expected = None
@@ -361,6 +371,17 @@ class RangeExchange:
         self._parser = None
         self._enough = False
         return request
+
+    def _request_headers(self) -> dict[str, str]:
+        """Range and the preconditions: If-Match of the pinned version (a changed file fails
+        with 412 instead of being spliced), and the disk cache's conditional headers."""
+        extra: dict[str, str] = {}
+        if self._resume_specs:
+            extra["Range"] = format_range(self._resume_specs)
+        if self._pinned is not None:
+            extra.update(self._pinned.precondition_headers())
+        extra.update(self._conditional)
+        return extra
 
     @property
     def result(self) -> Result:
@@ -484,6 +505,13 @@ class RangeExchange:
         return self._read(verdict.length)
 
     def _follow(self, verdict: Redirect, now: float) -> Action:
+        if not self._follow_redirects:
+            raise RedirectError(
+                f"{verdict.status} redirect to {verdict.location!r} not followed "
+                "(allow_redirects=False)",
+                status=verdict.status,
+                location=verdict.location,
+            )
         self._redirects += 1
         self._url = follow(
             self._url,
@@ -532,6 +560,7 @@ class RangeExchange:
         if delay is None:
             raise error
         self.retries += 1
+        self.failure = error
         return Wait(delay)
 
     # -- body -------------------------------------------------------------------------------
@@ -552,12 +581,7 @@ class RangeExchange:
             self._parser.feed(chunk)
             self._received += size
             return
-        if self._expected is not None and self._received + size > self._expected:
-            # Bytes past the declared length are not the file's bytes: §8.6, a message with
-            # more content than its framing says is broken. Nothing of this response is kept.
-            raise ProtocolError(
-                f"body longer than its declared {self._expected} bytes from {self._url}"
-            )
+        self._check_length(size)
         if (
             self._expected is None
             and self._max_full_body is not None
@@ -571,6 +595,15 @@ class RangeExchange:
         else:
             self._buffer.append(chunk)
         self._received += size
+
+    def _check_length(self, size: int) -> None:
+        """THE check that a body does not run past its declared length, for every face."""
+        if self._expected is not None and self._received + size > self._expected:
+            # Bytes past the declared length are not the file's bytes: §8.6, a message with
+            # more content than its framing says is broken. Nothing of this response is kept.
+            raise ProtocolError(
+                f"body longer than its declared {self._expected} bytes from {self._url}"
+            )
 
     @property
     def body_wanted(self) -> bool:

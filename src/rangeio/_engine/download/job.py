@@ -314,6 +314,29 @@ def partial_error(
     return error
 
 
+def request_counter(job: DownloadJob) -> Callable[..., None]:
+    """The counter `_engine/drive.py` calls for a download's exchanges: requests (redirect hops
+    and retries included) go to ``job.requests``; bytes are counted as they are written."""
+
+    def count(*, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
+        job.requests += requests
+
+    return count
+
+
+def progress_discarded(message: str) -> PartialDownloadError:
+    """The error of an attempt that discarded its progress (the remote changed under it): the
+    one a download() tries again, from byte 0, since its own exchange could not (`download`)."""
+    error = PartialDownloadError(message, bytes_done=0, total=None)
+    error.start_over = True  # type: ignore[attr-defined]
+    return error
+
+
+def starts_over(error: PartialDownloadError) -> bool:
+    """Whether ``error`` discarded the progress, so another attempt starts afresh."""
+    return bool(getattr(error, "start_over", False))
+
+
 def claimable(done: int, record: control.ControlRecord | None) -> int:
     """The durable bytes a later attempt can resume from: none when no record may be written
     (``control.fit``), as it then starts at byte 0."""
