@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -38,6 +39,10 @@ WINDOW_SECONDS = 0.15
 WINDOW_BYTES = 1024 * 1024
 MAX_WINDOW_SECONDS = 2.0
 
+# How often the coordinator samples the bytes received: a 0.15 s window gets 7 samples, and
+# 50 wake-ups a second cost the coordinator nothing measurable.
+SAMPLE_SECONDS = 0.02
+
 # How long added connections may take to deliver their first byte (connect, TLS, the
 # request's round trip) before the step is measured with those that did.
 START_SECONDS = 5.0
@@ -56,11 +61,12 @@ class ScalingPolicy:
     window_bytes: int = WINDOW_BYTES
     max_window_seconds: float = MAX_WINDOW_SECONDS
     start_seconds: float = START_SECONDS
+    sample_seconds: float = SAMPLE_SECONDS
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
-        if not 0 < self.growth_margin:
+        if not self.growth_margin > 0:
             raise ValueError("growth_margin must be > 0")
         if not 0 < self.linear_share <= 1:
             raise ValueError("linear_share must be in (0, 1]")
@@ -68,8 +74,17 @@ class ScalingPolicy:
             raise ValueError("boost_factor must be >= 2")
         if self.window_seconds <= 0 or self.max_window_seconds < self.window_seconds:
             raise ValueError("need 0 < window_seconds <= max_window_seconds")
-        if self.window_bytes < 0 or self.start_seconds <= 0:
-            raise ValueError("window_bytes must be >= 0 and start_seconds > 0")
+        if self.window_bytes < 0 or self.start_seconds <= 0 or self.sample_seconds <= 0:
+            raise ValueError("window_bytes must be >= 0, start_seconds and sample_seconds > 0")
+
+
+def takes_ranges(headers: Mapping[str, str]) -> bool:
+    """Whether a whole-file 200 says its server takes byte ranges (``Accept-Ranges: bytes``,
+    RFC 9110 §14.3), so that "auto" may split the rest of it over more connections. One that
+    does not say so keeps its one connection: nothing is lost, the 200 carries the whole file
+    (``headers`` folded: lower-case names)."""
+    units = headers.get("accept-ranges", "")
+    return any(unit.strip().lower() == "bytes" for unit in units.split(","))
 
 
 class Phase(Enum):

@@ -11,7 +11,7 @@ from rangeio._core.options import Timeout
 from rangeio._core.retry import NO_RETRY, RetryPolicy
 from rangeio._disk import PartFiles
 from rangeio._engine import download as engine
-from rangeio._engine.download import DownloadResult, HaulResult, Progress
+from rangeio._engine.download import Connections, DownloadResult, HaulResult, Progress
 from rangeio._engine.ops import Program
 from rangeio._sync.runner import SyncRunner
 from rangeio._transport import make_transport
@@ -60,7 +60,7 @@ def download(
     dest: str | Path,
     *,
     client: Any = None,
-    connections: int = 1,
+    connections: Connections = engine.AUTO,
     sha256: str | None = None,
     retries: RetryPolicy | int | None = None,
     on_progress: Progress | None = None,
@@ -74,6 +74,9 @@ def download(
     """Download ``url`` to ``dest``, resuming after failures (backoff, Retry-After honoured),
     verifying ``sha256`` and any digest headers. ``dest`` only ever receives the complete,
     verified file; progress lives in ``<dest>.part`` and ``<dest>.part.ctrl`` until then.
+    ``connections``: "auto" (the default) starts with one and opens more, up to
+    ``policy.scaling.max_connections`` (8), while the measured total throughput grows; an int
+    opens that many at once (1: one request to the end of the file).
     ``verify`` and ``allow_https_downgrade`` mean what they mean for ``rangeio.open``."""
     job = engine.new_job(
         url,

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 
 from rangeio._engine.download.job import (
+    AUTO,
     DEFAULT_ATTEMPTS,
     DOWNLOAD_RETRIES,
+    Connections,
     DownloadJob,
     DownloadResult,
     HaulResult,
@@ -50,6 +52,8 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
 
 
 __all__ = [
+    "AUTO",
+    "Connections",
     "DEFAULT_ATTEMPTS",
     "DOWNLOAD_RETRIES",
     "DownloadJob",

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 from rangeio._core import control
 from rangeio._core.download import (
@@ -74,7 +74,10 @@ class DownloadJob:
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     policy: DownloadPolicy = field(default_factory=DownloadPolicy)
     on_progress: Progress | None = None
+    # The most connections; with ``adaptive`` (connections="auto"), the cap the Scaler may
+    # grow to from one (`_core/scaling.py`), else the count opened at once.
     connections: int = 1
+    adaptive: bool = False
     allow_https_downgrade: bool = False
     allow_redirects: bool = True
     requests: int = 0
@@ -97,6 +100,27 @@ DEFAULT_ATTEMPTS = 8
 DOWNLOAD_RETRIES = RetryPolicy(attempts=DEFAULT_ATTEMPTS)
 
 
+# download()'s default. Judgement call: nobody should have to guess -c. One connection is
+# right for a fast link, and wasteful for a link that caps each connection (a CDN edge, a
+# long window-limited path), where segmented downloaders (aria2c -x8, axel) open several
+# from the start; so "auto" starts with one and opens more only while the measured total
+# throughput grows (`_core/scaling.py`). A small file or a server that ignores Range keeps one.
+AUTO: Literal["auto"] = "auto"
+Connections = Union[int, Literal["auto"]]
+
+
+def coerce_connections(connections: Connections, policy: DownloadPolicy) -> tuple[int, bool]:
+    """``(count, adaptive)`` for a ``connections=`` argument: an int >= 1 is opened as asked;
+    "auto" grows from one up to ``policy.scaling.max_connections``."""
+    if connections == AUTO:
+        return policy.scaling.max_connections, True
+    if isinstance(connections, bool) or not isinstance(connections, int):
+        raise TypeError(f"connections must be an int >= 1 or 'auto', not {connections!r}")
+    if connections < 1:
+        raise ValueError("connections must be >= 1")
+    return connections, False
+
+
 def new_job(
     url: str,
     dest: str | Path,
@@ -107,7 +131,7 @@ def new_job(
     retries: RetryPolicy | int | None,
     policy: DownloadPolicy | None,
     on_progress: Progress | None = None,
-    connections: int = 1,
+    connections: Connections = 1,
     allow_https_downgrade: bool = False,
     allow_redirects: bool = True,
     verify: Any = True,
@@ -115,8 +139,8 @@ def new_job(
     """The job for one haul/download call, every argument checked once for both front ends
     (``verify`` only checked: the shell builds the transport from it)."""
     check_verify(verify)
-    if connections < 1:
-        raise ValueError("connections must be >= 1")
+    policy = policy or DownloadPolicy()
+    count, adaptive = coerce_connections(connections, policy)
     return DownloadJob(
         url,
         Path(dest),
@@ -124,9 +148,10 @@ def new_job(
         sha256,
         Timeout.coerce(timeout),
         coerce_retries(retries, DOWNLOAD_RETRIES),
-        policy or DownloadPolicy(),
+        policy,
         on_progress,
-        connections,
+        count,
+        adaptive,
         allow_https_downgrade,
         allow_redirects,
     )

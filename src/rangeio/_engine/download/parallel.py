@@ -1,9 +1,10 @@
-"""Parallel segments: up to ``connections`` workers, each on its own segment, with work stealing."""
+"""Parallel segments: up to ``connections`` workers (or as many as "auto" finds pay), each on its own segment, with work stealing."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -19,10 +20,11 @@ from rangeio._core.download import (
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
 from rangeio._core.retry import is_retryable
+from rangeio._core.scaling import Scaler, takes_ranges
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFile, hash_into, new_hashers, pwrite_all
 from rangeio._engine.body import BodyReader
-from rangeio._engine.download.finish import finish
+from rangeio._engine.download.finish import algorithms_for, finish
 from rangeio._engine.download.job import (
     DownloadJob,
     DownloadResult,
@@ -32,7 +34,7 @@ from rangeio._engine.download.job import (
     new_record,
     on_the_clock,
 )
-from rangeio._engine.download.single import ask, receive
+from rangeio._engine.download.single import ask, haul, receive
 from rangeio._engine.ops import (
     Blocking,
     Close,
@@ -48,6 +50,16 @@ from rangeio.errors import (
 )
 
 log = logging.getLogger("rangeio.download")
+
+
+class _Connection:
+    """One worker's connection, as the coordinator counts it for connections="auto"."""
+
+    __slots__ = ("delivering", "retired")
+
+    def __init__(self) -> None:
+        self.delivering = False
+        self.retired = False
 
 
 class _Shared:
@@ -73,6 +85,8 @@ class _Shared:
         self._sealed = False  # halt() wrote the last record: later checkpoints are dropped
         self.errors: list[BaseException] = []
         self.workers = 0  # workers not yet ended (set before they are spawned)
+        self.delivering = 0  # of those, the ones whose connection has received body bytes
+        self.retiring = 0  # workers asked to stop ("auto" undoing a step that did not pay)
         self.hashing = False  # the prefix hasher has not ended
         self.restart: _Restarted | None = None  # a 200 a worker took over (_take_over)
         self.restarted: DownloadResult | None = None
@@ -113,6 +127,38 @@ class _Shared:
                     self.table.advance(slot, piece)
                 self._idle.notify_all()
         return len(piece)
+
+    def add_worker(self) -> bool:
+        """Count one more worker before it is spawned; False once the attempt is stopping (a
+        take-over waits for every counted worker, so none may be added after it sealed)."""
+        with self.lock:
+            if self.stopped or self.errors or self.restart is not None:
+                return False
+            self.workers += 1
+            return True
+
+    def delivers(self, me: _Connection) -> None:
+        """``me``'s connection received its first body bytes."""
+        if not me.delivering:
+            with self.lock:
+                me.delivering = True
+                self.delivering += 1
+
+    def retire(self, me: _Connection) -> bool:
+        """Whether ``me`` is one of the workers asked to stop (it then stops at once, leaving
+        the rest of its segment to the others)."""
+        with self.lock:
+            if self.retiring <= 0:
+                return False
+            self.retiring -= 1
+            me.retired = True
+            return True
+
+    def ended(self, me: _Connection) -> None:
+        with self.lock:
+            self.workers -= 1
+            if me.delivering:
+                self.delivering -= 1
 
     def stop(self) -> None:
         """No write starts from now on (the workers notice at their next chunk)."""
@@ -170,6 +216,8 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
             return existing
         assessment = Assessment(Start.FRESH, None, "the destination does not match sha256=")
     record = assessment.record
+    if job.adaptive and not assessment.starts_over and _one_connection_resumes(job, record):
+        return (yield from haul(job))
     if (
         assessment.starts_over
         or record is None
@@ -192,13 +240,35 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
         yield Blocking(fd.close)
 
 
+def _one_connection_resumes(job: DownloadJob, record: control.ControlRecord | None) -> bool:
+    """Whether "auto" resumes ``record`` as haul does: one connection's record (one segment)
+    of unknown size, or with too little left to split. So a small file goes on exactly as
+    with ``connections=1``, and a record of unknown size is resumed, not started over."""
+    if record is None or len(record.segments) != 1:
+        return False
+    if record.total is None:
+        return True
+    left = record.total - record.segments[0].cursor
+    return initial_workers(job.connections, left, job.policy.min_segment_bytes) <= 1
+
+
 def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
-    """The first request (``bytes=0-``) learns the size and version; its body becomes the
-    first segment, which the other connections split."""
-    spec = RangeSpec.open_ended(0)
-    response, answer = yield from ask(job, spec, {"Range": "bytes=0-"}, None, 0, None)
+    """The first request learns the size and version; its body becomes the first segment,
+    which the other connections split. With a count given it asks ``bytes=0-`` (a 206 says
+    Range is honoured); "auto" asks for the whole file as haul does (so that a file it keeps
+    on one connection is fetched exactly as with ``connections=1``), and splits a 200 whose
+    server says it takes ranges."""
+    if job.adaptive:
+        spec, ranged = None, {}
+    else:
+        spec, ranged = RangeSpec.open_ended(0), {"Range": "bytes=0-"}
+    response, answer = yield from ask(job, spec, ranged, None, 0, None)
+    if isinstance(answer, Restart) and _splits(job, answer.length, response.headers):
+        assert answer.length is not None
+        return (yield from _split_first(job, response, answer.identity, answer.length, True))
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
-        # Range ignored (200) or size unknown: one connection streams it all.
+        # Range ignored (200), size unknown, or a file too small to split: one connection
+        # streams it all.
         return (yield from _stream_whole(job, response, answer))
     if isinstance(answer, Complete):  # an empty file
         yield Close(response)
@@ -211,18 +281,47 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     if not isinstance(answer, Resume):
         yield Close(response)
         raise PartialDownloadError(f"could not start: {answer}", bytes_done=0, total=None)
-    total = answer.total
-    assert total is not None
-    record = new_record(job, answer.identity, total, 0, b"")
-    fd = yield from begin(job, record, total)
+    assert answer.total is not None
+    return (yield from _split_first(job, response, answer.identity, answer.total, False))
+
+
+def _splits(job: DownloadJob, length: int | None, headers: Mapping[str, str]) -> bool:
+    """Whether "auto" splits a whole-file 200: a known length, worth two segments or more,
+    from a server that says it takes ranges."""
+    if not job.adaptive or length is None or not takes_ranges(headers):
+        return False
+    return initial_workers(job.connections, length, job.policy.min_segment_bytes) > 1
+
+
+def _split_first(
+    job: DownloadJob, response: Any, identity: Identity, total: int, whole: bool
+) -> Program[DownloadResult]:
+    """``response`` (a 206 from byte 0, or a whole 200) is the first segment of ``total``
+    bytes; its digest headers are checked once the file is complete (``whole``: as a 200's)."""
+    record = new_record(job, identity, total, 0, b"")
+    try:
+        fd = yield from begin(job, record, total)
+    except BaseException:
+        yield Close(response)  # a .part that cannot be started still closes the answer
+        raise
     try:
         table = SegmentTable([], total, job.policy.min_segment_bytes, {})
         shared = _Shared(job, table, fd, record)
         with shared.lock:
             first_slot = table.claim()
-        return (yield from _run_workers(shared, first=(response, first_slot)))
+        digests = _Digests(response.headers, whole)
+        return (yield from _run_workers(shared, first=(response, first_slot), digests=digests))
     finally:
         yield Blocking(fd.close)
+
+
+class _Digests:
+    """The digest headers of a download's first answer, checked once the file is complete."""
+
+    def __init__(self, headers: Mapping[str, str], whole: bool) -> None:
+        self.headers = dict(headers)
+        self.whole = whole
+        self.algorithms = algorithms_for(headers, whole=whole)
 
 
 def _stream_whole(
@@ -307,10 +406,14 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
         shared.restart_error = exc
 
 
-def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
+def _run_workers(
+    shared: _Shared, first: tuple[Any, int | None] | None, digests: _Digests | None = None
+) -> Program[DownloadResult]:
     job = shared.job
-    count = initial_workers(job.connections, shared.table.total, shared.table.min_segment)
-    prefix = _PrefixHasher()
+    limit = initial_workers(job.connections, shared.table.total, shared.table.min_segment)
+    # "auto" opens one and lets the Scaler add more; a count given is opened at once.
+    count = 1 if job.adaptive else limit
+    prefix = _PrefixHasher(digests.algorithms if digests is not None else ("sha256",))
     shared.hashing = True
     hashing = yield Spawn(prefix.follow(shared))
     handles = []
@@ -322,6 +425,8 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     for each in planned:
         handles.append((yield Spawn(_worker(shared, each))))
     try:
+        if job.adaptive:
+            yield from _scale(shared, handles, limit)
         yield Join(handles)  # workers raise only interruptions: errors are in shared.errors
         prefix.stop = True
         yield Join([hashing])
@@ -358,7 +463,40 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
             bytes_done=done,
             total=shared.table.total,
         ) from error
-    return (yield from finish(job, shared.fd, shared.table.total, shared.record, {}, whole=False))
+    headers, whole = (digests.headers, digests.whole) if digests is not None else ({}, False)
+    return (
+        yield from finish(job, shared.fd, shared.table.total, shared.record, headers, whole=whole)
+    )
+
+
+def _scale(shared: _Shared, handles: list[Any], limit: int) -> Program[None]:
+    """connections="auto": sample the bytes received as they arrive and open (or retire)
+    connections as the Scaler says (`_core/scaling.py`), until it is done or the attempt is
+    ending; new workers claim segments as any idle one does (work stealing). This runs in the
+    coordinator, the program the runner was handed, never in a spawned one: so the Join that
+    follows stays legal in the sync runner (`_engine/ops.py`)."""
+    job = shared.job
+    policy = job.policy.scaling
+    scaler = Scaler(policy, limit=limit)
+    clock = yield from on_the_clock(job)
+    while not scaler.done:
+        yield Sleep(policy.sample_seconds)
+        with shared.lock:
+            if shared.workers == 0 or shared.stopped or shared.errors or shared.restart:
+                return
+            received = shared.table.durable_candidates
+            delivering = shared.delivering
+            starting = shared.workers - delivering
+        change = scaler.observe(clock.monotonic(), received, delivering, starting)
+        if change < 0:
+            with shared.lock:
+                shared.retiring += -change
+        for _ in range(change):
+            if not shared.add_worker():
+                return
+            handles.append((yield Spawn(_worker(shared, None))))
+        if change:
+            log.debug("download of %s: %+d connection(s) (%s)", job.url, change, scaler.steps)
 
 
 def _halt(shared: _Shared) -> Program[None]:
@@ -385,8 +523,8 @@ class _PrefixHasher:
     """Hashes the file's contiguous prefix while parallel segments arrive (from the page cache),
     so that the SHA-256 is ready, or nearly, when the last segment lands."""
 
-    def __init__(self) -> None:
-        self.hashers = new_hashers(("sha256",))
+    def __init__(self, algorithms: tuple[str, ...]) -> None:
+        self.hashers = new_hashers(algorithms)
         self.hashed = 0
         self.stop = False
 
@@ -416,22 +554,23 @@ class _PrefixHasher:
 def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[None]:
     """Claim segments until none is left; errors are recorded for the coordinator, so that it
     waits for every worker before touching the file again."""
+    me = _Connection()
     try:
-        restart = yield from _claim_and_fill(shared, first)
+        restart = yield from _claim_and_fill(shared, first, me)
         if restart is not None:
             yield from _take_over(shared, restart)
     finally:
-        with shared.lock:
-            shared.workers -= 1
+        shared.ended(me)
 
 
 def _claim_and_fill(
-    shared: _Shared, first: tuple[Any, int | None] | None
+    shared: _Shared, first: tuple[Any, int | None] | None, me: _Connection
 ) -> Program[_Restarted | None]:
-    """The worker's loop: segments until none is left, or a 200 that restarts the file."""
+    """The worker's loop: segments until none is left, or a 200 that restarts the file (or
+    until it is retired)."""
     job = shared.job
     failures = 0
-    while not shared.errors and not shared.stopped:
+    while not shared.errors and not shared.stopped and not me.retired:
         response: Any = None
         if first is not None:
             response, slot = first
@@ -447,7 +586,7 @@ def _claim_and_fill(
             skip = 0
             if response is None:
                 response, skip = yield from _open_segment(shared, slot)
-            yield from _fill_segment(shared, slot, response, skip)
+            yield from _fill_segment(shared, slot, response, skip, me)
             failures = 0
         except _Restarted as restart:
             return restart
@@ -495,7 +634,9 @@ def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
     raise RemoteChangedError(f"parallel segment request answered with {type(answer).__name__}")
 
 
-def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> Program[None]:
+def _fill_segment(
+    shared: _Shared, slot: int, response: Any, skip: int, me: _Connection
+) -> Program[None]:
     job = shared.job
     body = BodyReader(response, job.timeout, (yield from on_the_clock(job)))
     try:
@@ -508,6 +649,7 @@ def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> P
             written = yield Blocking(shared.write, (slot, chunk))
             if not written:
                 break  # the attempt is stopping, or another connection took the rest
+            shared.delivers(me)
             job.transferred += written
             if job.on_progress is not None:
                 job.on_progress(shared.table.durable_candidates, shared.table.total)
@@ -515,12 +657,14 @@ def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> P
                 yield Blocking(shared.checkpoint)
             if written < len(chunk):
                 break
+            if shared.retiring and shared.retire(me):
+                break  # "auto" took this connection back: the rest goes to another one
     except Exception:
         yield Close(response)
         raise
     yield Close(response)
     with shared.lock:
         cursor, stop = shared.table.span(slot)
-    if cursor < stop and not shared.errors and not shared.stopped:
+    if cursor < stop and not shared.errors and not shared.stopped and not me.retired:
         # The body ended early but cleanly: a cut connection, to be resumed.
         raise NetworkError(f"connection closed at {cursor}, segment ends at {stop}")
