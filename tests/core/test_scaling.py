@@ -101,7 +101,7 @@ def test_steady_increments_per_connection_count_as_linear() -> None:
 @pytest.mark.parametrize("seed", range(20))
 def test_noisy_samples_never_flap(seed: int) -> None:
     # A flat link may keep a needless second connection when noise fakes a gain (about 1 run
-    # in 100 at this noise), never more; a capped one always reaches the cap.
+    # in 25 at this noise), never more; a capped one always reaches the cap.
     for rate, expected in ((lambda n: 300 * MB, {1, 2}), (per_connection(25 * MB), {8})):
         link = Link(rate, noise=0.3, seed=seed)
         final = link.run(Scaler(ScalingPolicy(), limit=100))

@@ -31,15 +31,17 @@ BOOST_FACTOR = 4
 
 # A measurement window lasts at least WINDOW_SECONDS and WINDOW_BYTES (so that a slow link's
 # window still holds enough chunks to mean something), and at most MAX_WINDOW_SECONDS (a
-# link slower than WINDOW_BYTES in that long is measured on what arrived). 0.15 s is about
-# four round trips of a 40 ms path: long enough to smooth a token bucket's bursts (256 KiB
-# in the benchmark's shaper, about 10 ms at 25 MB/s), short enough that the ramp to 8
-# connections is over in well under a second.
-WINDOW_SECONDS = 0.15
+# link slower than WINDOW_BYTES in that long is measured on what arrived). 0.1 s is 2.5 round
+# trips of a 40 ms path and 2.5 MB of a 25 MB/s connection, ten times a token bucket's burst
+# (256 KiB in the benchmark's shaper); each window is time the ramp to 8 connections takes
+# (two windows and two round trips in all), so it is as short as the noise allows: with
+# samples 30 % off, 0.1 s keeps a needless second connection on a flat link in 4 % of
+# simulated runs, 0.15 s in 2 % (tests/core/test_scaling.py).
+WINDOW_SECONDS = 0.1
 WINDOW_BYTES = 1024 * 1024
 MAX_WINDOW_SECONDS = 2.0
 
-# How often the coordinator samples the bytes received: a 0.15 s window gets 7 samples, and
+# How often the coordinator samples the bytes received: a 0.1 s window gets 5 samples, and
 # 50 wake-ups a second cost the coordinator nothing measurable.
 SAMPLE_SECONDS = 0.02
 
