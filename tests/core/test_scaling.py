@@ -125,7 +125,7 @@ def test_the_file_size_limits_the_cap() -> None:
 
 
 def test_a_slow_link_is_measured_on_bytes_as_well_as_time() -> None:
-    # 100 KB/s per connection: a 0.15 s window would hold 15 KB; each window waits for
+    # 100 KB/s per connection: a 0.1 s window would hold 10 KB; each window waits for
     # window_bytes (1 MiB) or max_window_seconds (2 s), whichever comes first.
     link = Link(per_connection(100_000))
     scaler = Scaler(ScalingPolicy(), limit=100)

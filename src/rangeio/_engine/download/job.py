@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from rangeio._core import control
 from rangeio._core.download import (
@@ -52,6 +52,9 @@ class DownloadResult:
     bytes_transferred: int
     bytes_reused: int
     elapsed: float
+    # The most connections that were transferring at once (what connections="auto" settled on,
+    # or the count given; 0 when nothing was transferred).
+    connections: int = 0
 
     @property
     def state(self) -> DownloadState:
@@ -82,6 +85,7 @@ class DownloadJob:
     allow_redirects: bool = True
     requests: int = 0
     transferred: int = 0
+    peak_connections: int = 0  # the most workers alive at once, over every attempt
     reused: int | None = None
     # The runner's clock, taken by the first program that runs the job (on_the_clock).
     clock: Clock | None = None
@@ -106,7 +110,7 @@ DOWNLOAD_RETRIES = RetryPolicy(attempts=DEFAULT_ATTEMPTS)
 # from the start; so "auto" starts with one and opens more only while the measured total
 # throughput grows (`_core/scaling.py`). A small file or a server that ignores Range keeps one.
 AUTO: Literal["auto"] = "auto"
-Connections = Union[int, Literal["auto"]]
+Connections = int | Literal["auto"]
 
 
 def coerce_connections(connections: Connections, policy: DownloadPolicy) -> tuple[int, bool]:
@@ -308,6 +312,7 @@ def result_of(
         bytes_transferred=job.transferred,
         bytes_reused=job.reused or 0,
         elapsed=_elapsed(job),
+        connections=job.peak_connections,
     )
 
 

@@ -135,6 +135,7 @@ class _Shared:
             if self.stopped or self.errors or self.restart is not None:
                 return False
             self.workers += 1
+            self.job.peak_connections = max(self.job.peak_connections, self.workers)
             return True
 
     def delivers(self, me: _Connection) -> None:
@@ -422,6 +423,7 @@ def _run_workers(
     planned: list[tuple[Any, int | None] | None] = [first] if first is not None else []
     planned += [None] * max(count, 0 if first is not None else 1)
     shared.workers = len(planned)  # before any starts: a take-over waits for them all
+    job.peak_connections = max(job.peak_connections, shared.workers)
     for each in planned:
         handles.append((yield Spawn(_worker(shared, each))))
     try:

@@ -225,6 +225,7 @@ def receive(
     """
     files = job.files
     background = _Background()
+    job.peak_connections = max(job.peak_connections, 1)
     clock = yield from on_the_clock(job)
     last_offset, last_time = offset, clock.monotonic()
     body = BodyReader(response, job.timeout, clock)
