@@ -68,7 +68,7 @@ def test_the_ramp_to_the_cap_is_over_in_well_under_a_second() -> None:
 
 
 def test_a_single_fast_link_goes_back_to_one_connection_after_the_probe() -> None:
-    link = Link(lambda n: 900 * MB)
+    link = Link(lambda n: 90 * MB)
     scaler = Scaler(ScalingPolicy(), limit=100)
     assert link.run(scaler) == 1
     assert link.decisions == [1, -1]
@@ -98,11 +98,25 @@ def test_steady_increments_per_connection_count_as_linear() -> None:
     assert link.decisions == [1, 1, 1, 4]
 
 
+def test_one_connection_that_brings_enough_gets_no_probe() -> None:
+    link = Link(lambda n: 600 * MB)
+    scaler = Scaler(ScalingPolicy(), limit=100)
+    assert link.run(scaler) == 1 and link.decisions == [] and scaler.done
+
+
+def test_growth_stops_once_the_total_is_enough() -> None:
+    # 150 MB/s per connection: the probe doubles the total to 300 MB/s, past enough_rate
+    # (250 MB/s): the probe is kept, and nothing more is added.
+    link = Link(per_connection(150 * MB))
+    scaler = Scaler(ScalingPolicy(), limit=100)
+    assert link.run(scaler) == 2 and link.decisions == [1] and scaler.done
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_noisy_samples_never_flap(seed: int) -> None:
     # A flat link may keep a needless second connection when noise fakes a gain (about 1 run
     # in 25 at this noise), never more; a capped one always reaches the cap.
-    for rate, expected in ((lambda n: 300 * MB, {1, 2}), (per_connection(25 * MB), {8})):
+    for rate, expected in ((lambda n: 120 * MB, {1, 2}), (per_connection(25 * MB), {8})):
         link = Link(rate, noise=0.3, seed=seed)
         final = link.run(Scaler(ScalingPolicy(), limit=100))
         assert final in expected

@@ -29,6 +29,15 @@ GROWTH_MARGIN = 0.2
 LINEAR_SHARE = 0.7
 BOOST_FACTOR = 4
 
+# A total rate (bytes per second) at which adding stops, whatever the last step gained: past
+# it the download's other stages are the floor, not the network. Judgement call from this
+# machine (issue 16): an fdatasync'ed write-back of about 300 MB/s, SHA-256 at about 1 GB/s.
+# More connections then cannot finish sooner, and on a disk they spread the writes over as
+# many far-apart regions (measured: auto at 8 connections took 2.1x one connection's time for
+# 512 MiB from loopback nginx). A link capped at 25 MB/s per connection reaches 200 MB/s with
+# 8, below it.
+ENOUGH_RATE = 250_000_000
+
 # A measurement window lasts at least WINDOW_SECONDS and WINDOW_BYTES (so that a slow link's
 # window still holds enough chunks to mean something), and at most MAX_WINDOW_SECONDS (a
 # link slower than WINDOW_BYTES in that long is measured on what arrived). 0.1 s is 2.5 round
@@ -64,6 +73,7 @@ class ScalingPolicy:
     max_window_seconds: float = MAX_WINDOW_SECONDS
     start_seconds: float = START_SECONDS
     sample_seconds: float = SAMPLE_SECONDS
+    enough_rate: float = ENOUGH_RATE
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
@@ -76,6 +86,8 @@ class ScalingPolicy:
             raise ValueError("boost_factor must be >= 2")
         if self.window_seconds <= 0 or self.max_window_seconds < self.window_seconds:
             raise ValueError("need 0 < window_seconds <= max_window_seconds")
+        if self.enough_rate <= 0:
+            raise ValueError("enough_rate must be > 0")
         if self.window_bytes < 0 or self.start_seconds <= 0 or self.sample_seconds <= 0:
             raise ValueError("window_bytes must be >= 0, start_seconds and sample_seconds > 0")
 
@@ -120,7 +132,8 @@ class Scaler:
     ``growth_margin`` ends the growth for good, closing what that step opened (so a single fast
     link goes back to one connection); noisy samples never flap, since nothing is tried again
     once growth has ended. A step that scaled nearly linearly multiplies the count by
-    ``boost_factor``; any other gain adds one more. Never beyond ``max_connections``, nor past
+    ``boost_factor``; any other gain adds one more. A total of ``enough_rate`` ends the growth
+    too (one connection that fast never gets a probe). Never beyond ``max_connections``, nor past
     ``limit`` (what the file's size allows: `_core/segments.py` ``initial_workers``)."""
 
     def __init__(self, policy: ScalingPolicy, *, limit: int) -> None:
@@ -213,10 +226,15 @@ class Scaler:
         if step.connections >= self.cap:
             return step.connections
         if len(self.steps) == 1:
+            if step.rate >= self.policy.enough_rate:
+                return step.connections  # one connection already brings enough: stay
+
             return step.connections + 1  # the first window: probe with one more
         before = self.steps[-2]
         gain = step.rate - before.rate
         added = step.connections - before.connections
+        if step.rate >= self.policy.enough_rate and gain >= self.policy.growth_margin * before.rate:
+            return step.connections  # it paid, and the total is enough: keep it, add no more
         if before.rate <= 0 or gain < self.policy.growth_margin * before.rate:
             # The last step did not pay: stop, and undo what it added (a single fast link
             # goes back to one connection), but never below what was there before it.
