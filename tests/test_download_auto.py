@@ -3,6 +3,7 @@ capped in all stays on few connections, an explicit count is kept, and `rangeio 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -148,3 +149,24 @@ def test_cli_connections_option_takes_auto_or_a_count(tmp_path: Path) -> None:
             assert (done.returncode == 0) is ok, (value, done.stderr)
             if ok:
                 assert (tmp_path / f"out-{value}.bin").read_bytes() == CAPPED
+
+
+@pytest.mark.parametrize("header", ["Repr-Digest", "Content-MD5"])
+def test_a_split_download_checks_the_first_answers_digests(
+    server: FaultServer, tmp_path: Path, header: str
+) -> None:
+    # The whole-file 200 that auto splits carries the digests of the whole file: they are
+    # checked once every segment is in, as for one connection.
+    def value(digest: bytes) -> str:
+        encoded = base64.b64encode(digest).decode()
+        return f"sha-256=:{encoded}:" if header == "Repr-Digest" else encoded
+
+    algorithm = hashlib.sha256 if header == "Repr-Digest" else hashlib.md5
+    good, bad = value(algorithm(CAPPED).digest()), value(algorithm(b"other").digest())
+    server.faults = Faults(throttle=PER_CONNECTION, extra_headers=((header, good),))
+    result = rangeio.download(server.url("/capped.bin"), tmp_path / "good.bin", policy=AUTO)
+    assert result.connections > 1 and (tmp_path / "good.bin").read_bytes() == CAPPED
+    server.faults = Faults(throttle=PER_CONNECTION, extra_headers=((header, bad),))
+    with pytest.raises(rangeio.ChecksumMismatchError):
+        rangeio.download(server.url("/capped.bin"), tmp_path / "bad.bin", policy=AUTO, retries=0)
+    assert not (tmp_path / "bad.bin").exists()

@@ -1,4 +1,4 @@
-"""Parallel segments: up to ``connections`` workers (or as many as "auto" finds pay), each on its own segment, with work stealing."""
+"""Parallel segments: workers on their own segments, work stealing; "auto" adds workers while they pay."""
 
 from __future__ import annotations
 
@@ -427,8 +427,7 @@ def _run_workers(
     for each in planned:
         handles.append((yield Spawn(_worker(shared, each))))
     try:
-        if job.adaptive:
-            yield from _scale(shared, handles, limit)
+        yield from _follow(shared, handles, limit)
         yield Join(handles)  # workers raise only interruptions: errors are in shared.errors
         prefix.stop = True
         yield Join([hashing])
@@ -471,17 +470,18 @@ def _run_workers(
     )
 
 
-def _scale(shared: _Shared, handles: list[Any], limit: int) -> Program[None]:
-    """connections="auto": sample the bytes received as they arrive and open (or retire)
-    connections as the Scaler says (`_core/scaling.py`), until it is done or the attempt is
-    ending; new workers claim segments as any idle one does (work stealing). This runs in the
-    coordinator, the program the runner was handed, never in a spawned one: so the Join that
-    follows stays legal in the sync runner (`_engine/ops.py`)."""
+def _follow(shared: _Shared, handles: list[Any], limit: int) -> Program[None]:
+    """The coordinator while the workers run, until they have all ended or the attempt is
+    ending: it makes the checkpoints (beside the transfers, as haul does, so no worker's
+    socket waits for an fdatasync), and for connections="auto" it samples the bytes received
+    and opens or retires connections as the Scaler says (`_core/scaling.py`); new workers
+    claim segments as any idle one does (work stealing). This runs in the coordinator, the
+    program the runner was handed, never in a spawned one: it may Join (`_engine/ops.py`)."""
     job = shared.job
     policy = job.policy.scaling
-    scaler = Scaler(policy, limit=limit)
+    scaler = Scaler(policy, limit=limit) if job.adaptive else None
     clock = yield from on_the_clock(job)
-    while not scaler.done:
+    while True:
         yield Sleep(policy.sample_seconds)
         with shared.lock:
             if shared.workers == 0 or shared.stopped or shared.errors or shared.restart:
@@ -489,6 +489,10 @@ def _scale(shared: _Shared, handles: list[Any], limit: int) -> Program[None]:
             received = shared.table.durable_candidates
             delivering = shared.delivering
             starting = shared.workers - delivering
+        if shared.checkpoint_due():
+            yield Blocking(shared.checkpoint)
+        if scaler is None or scaler.done:
+            continue
         change = scaler.observe(clock.monotonic(), received, delivering, starting)
         if change < 0:
             with shared.lock:
@@ -655,8 +659,7 @@ def _fill_segment(
             job.transferred += written
             if job.on_progress is not None:
                 job.on_progress(shared.table.durable_candidates, shared.table.total)
-            if shared.checkpoint_due():
-                yield Blocking(shared.checkpoint)
+            # No checkpoint here: the coordinator makes them (_follow), beside the transfer.
             if written < len(chunk):
                 break
             if shared.retiring and shared.retire(me):
