@@ -460,7 +460,9 @@ def scenario_b(
             work,
             counter,
             settings,
-            settings.budget_b_s,
+            # Up to 256 MiB, 15 s per client; more for a larger file, so that the parallel
+            # rows still get their repeats (a 1 GiB run is about 7 s).
+            settings.budget_b_s * max(1.0, size / SINGLE_MAX),
             timeout,
         )
     finally:

@@ -25,8 +25,9 @@ GROWTH_MARGIN = 0.2
 # before it scaled (nearly) linearly: each connection is capped on its own (per-flow shaping,
 # a window-limited long path), so the next step multiplies the count by BOOST_FACTOR instead
 # of adding one. 1 -> 2 -> 8 reaches aria2c's -x8 in two measured steps; doubling would cost
-# one more window, a third of a 64 MiB transfer at 200 MB/s.
-LINEAR_SHARE = 0.7
+# one more window. 0.6, not nearer 1: on a busy machine the probe's window measured as little
+# as 0.73 of a connection's rate on a link that scales exactly; a boost too many is undone.
+LINEAR_SHARE = 0.6
 BOOST_FACTOR = 4
 
 # A total rate (bytes per second) at which adding stops, whatever the last step gained: past
@@ -40,20 +41,20 @@ ENOUGH_RATE = 250_000_000
 
 # A measurement window lasts at least WINDOW_SECONDS and WINDOW_BYTES (so that a slow link's
 # window still holds enough chunks to mean something), and at most MAX_WINDOW_SECONDS (a
-# link slower than WINDOW_BYTES in that long is measured on what arrived). 0.1 s is 2.5 round
-# trips of a 40 ms path and 2.5 MB of a 25 MB/s connection, ten times a token bucket's burst
-# (256 KiB in the benchmark's shaper); each window is time the ramp to 8 connections takes
-# (two windows and two round trips in all), so it is as short as the noise allows: with
-# samples 30 % off, 0.1 s keeps a needless second connection on a flat link in 4 % of
-# simulated runs, 0.15 s in 2 % (tests/core/test_scaling.py).
-WINDOW_SECONDS = 0.1
+# link slower than WINDOW_BYTES in that long is measured on what arrived). Each window is
+# time the ramp to 8 connections takes (two windows and three round trips in all), so it is
+# as short as the noise allows: 0.07 s is 1.75 MB of a 25 MB/s connection, seven times a
+# token bucket's burst (256 KiB in the benchmark's shaper). With samples 30 % off either way,
+# a flat link keeps a needless second connection in 2 % of simulated runs (4 % with 0.1 s
+# windows sampled half as often; tests/core/test_scaling.py), and the ramp is 0.06 s shorter.
+WINDOW_SECONDS = 0.07
 WINDOW_BYTES = 1024 * 1024
 MAX_WINDOW_SECONDS = 2.0
 
-# How often a parallel download's coordinator wakes: it samples the bytes received (a 0.1 s
-# window gets 5 samples) and makes the checkpoints that are due (a few ms late at most, against
-# a 1 s / 8 MiB interval); 50 wake-ups a second cost it nothing measurable.
-SAMPLE_SECONDS = 0.02
+# How often a parallel download's coordinator wakes: it samples the bytes received (a 0.07 s
+# window gets 7 samples) and makes the checkpoints that are due (10 ms late at most, against
+# a 1 s / 8 MiB interval); 100 wake-ups a second cost it nothing measurable.
+SAMPLE_SECONDS = 0.01
 
 # How long added connections may take to deliver their first byte (connect, TLS, the
 # request's round trip) before the step is measured with those that did.

@@ -484,13 +484,21 @@ def _follow(shared: _Shared, handles: list[Any], limit: int) -> Program[None]:
     while True:
         yield Sleep(policy.sample_seconds)
         with shared.lock:
-            if shared.workers == 0 or shared.stopped or shared.errors or shared.restart:
+            if shared.stopped or shared.errors or shared.restart:
+                return
+            orphaned = shared.workers == 0 and shared.table.unclaimed()
+            if shared.workers == 0 and not orphaned:
                 return
             received = shared.table.durable_candidates
             delivering = shared.delivering
             starting = shared.workers - delivering
         if shared.checkpoint_due():
             yield Blocking(shared.checkpoint)
+        if orphaned and shared.add_worker():
+            # The last workers ended as another was retired: its segment gets a new one
+            # rather than waiting for the next attempt.
+            handles.append((yield Spawn(_worker(shared, None))))
+            continue
         if scaler is None or scaler.done:
             continue
         change = scaler.observe(clock.monotonic(), received, delivering, starting)
