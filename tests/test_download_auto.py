@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from rangeio.testing import FaultServer
 from rangeio.testing.server import Faults
 from tests.adapters import Opener
 from tests.conftest import make_bytes
+from tests.test_cli import rangeio_cli
 
 MiB = 1024 * 1024
 CAPPED = make_bytes(6 * MiB, seed=21)
@@ -117,16 +115,7 @@ def test_cli_get_defaults_to_auto(tmp_path: Path) -> None:
     data = make_bytes(12 * MiB, seed=23)
     with FaultServer({"/big.bin": data}) as srv:
         srv.faults = Faults(throttle=4 * MiB)
-        env = dict(os.environ)
-        src = str(Path(__file__).resolve().parents[1] / "src")
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-        done = subprocess.run(
-            [sys.executable, "-m", "rangeio", "get", srv.url("/big.bin"), "-o", "out.bin", "-q"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            timeout=60,
-        )
+        done = rangeio_cli("get", srv.url("/big.bin"), "-o", "out.bin", "-q", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert (tmp_path / "out.bin").read_bytes() == data
         assert srv.connections > 1
@@ -134,21 +123,12 @@ def test_cli_get_defaults_to_auto(tmp_path: Path) -> None:
 
 def test_cli_connections_option_takes_auto_or_a_count(tmp_path: Path) -> None:
     with FaultServer({"/f.bin": CAPPED}) as srv:
-        env = dict(os.environ)
-        src = str(Path(__file__).resolve().parents[1] / "src")
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-        base = [sys.executable, "-m", "rangeio", "get", srv.url("/f.bin"), "-q", "--force"]
         for value, ok in (("auto", True), ("AUTO", True), ("1", True), ("0", False), ("x", False)):
-            done = subprocess.run(
-                [*base, "-o", f"out-{value}.bin", "-c", value],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                timeout=60,
-            )
+            out = f"out-{value}.bin"
+            done = rangeio_cli("get", srv.url("/f.bin"), "-q", "-o", out, "-c", value, cwd=tmp_path)
             assert (done.returncode == 0) is ok, (value, done.stderr)
             if ok:
-                assert (tmp_path / f"out-{value}.bin").read_bytes() == CAPPED
+                assert (tmp_path / out).read_bytes() == CAPPED
 
 
 @pytest.mark.parametrize("header", ["Repr-Digest", "Content-MD5"])
