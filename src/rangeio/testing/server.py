@@ -55,6 +55,8 @@ _RECV_SIZE = 65536
 # truncated answer, short enough that a client which never closes does not pin a thread.
 _CLOSE_GRACE = 1.0
 _JOIN_TIMEOUT = 2.0
+# Faults.link_rate's bucket depth: the bytes a late-waking sender may catch up at once.
+_LINK_BURST = 256 * 1024
 
 
 class _ConnectionDone(Exception):
@@ -481,10 +483,12 @@ class FaultServer:
 
     def _link_turn(self, size: int, rate: float) -> float:
         """Seconds to wait before sending ``size`` bytes on the shared link (its time is booked
-        piece by piece, in the order answers ask)."""
+        piece by piece, in the order answers ask). Time the link stood idle counts up to a
+        burst of _LINK_BURST bytes, so that one answer whose thread wakes late still gets the
+        whole rate (as a token bucket's depth does), and more answers get no more."""
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._link_free_at)
+            start = max(now - _LINK_BURST / rate, self._link_free_at)
             self._link_free_at = start + size / rate
             return self._link_free_at - now
 
