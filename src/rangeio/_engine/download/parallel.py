@@ -427,7 +427,8 @@ def _run_workers(
     for each in planned:
         handles.append((yield Spawn(_worker(shared, each))))
     try:
-        yield from _follow(shared, handles, limit)
+        if job.adaptive:
+            yield from _follow(shared, handles, limit)
         yield Join(handles)  # workers raise only interruptions: errors are in shared.errors
         prefix.stop = True
         yield Join([hashing])
@@ -471,22 +472,27 @@ def _run_workers(
 
 
 def _follow(shared: _Shared, handles: list[Any], limit: int) -> Program[None]:
-    """The coordinator while the workers run, until they have all ended or the attempt is
-    ending: it makes the checkpoints (beside the transfers, as haul does, so no worker's
-    socket waits for an fdatasync), and for connections="auto" it samples the bytes received
-    and opens or retires connections as the Scaler says (`_core/scaling.py`); new workers
-    claim segments as any idle one does (work stealing). This runs in the coordinator, the
-    program the runner was handed, never in a spawned one: it may Join (`_engine/ops.py`)."""
+    """The coordinator of a connections="auto" download while the workers run, until they
+    have all ended or the attempt is ending. It makes the checkpoints (beside the transfers,
+    as haul does: no worker's socket waits for an fdatasync, so one connection is as fast as
+    haul's), samples the bytes received and opens or retires connections as the Scaler says
+    (`_core/scaling.py`); new workers claim segments as any idle one does (work stealing).
+    With a count given the coordinator only Joins and the workers checkpoint in line, as
+    before "auto" (moving those too is a change of its own: tests/test_download.py's nginx
+    test counts on the first worker's pauses to let the others steal from a 3 MB file). This
+    runs in the coordinator, the program the runner was handed, never in a spawned one: it
+    may Join (`_engine/ops.py`)."""
     job = shared.job
     policy = job.policy.scaling
-    scaler = Scaler(policy, limit=limit) if job.adaptive else None
+    scaler = Scaler(policy, limit=limit)
     clock = yield from on_the_clock(job)
     while True:
         yield Sleep(policy.sample_seconds)
         with shared.lock:
-            if shared.stopped or shared.errors or shared.restart:
-                return
-            orphaned = shared.workers == 0 and shared.table.unclaimed()
+            if shared.stopped or shared.restart:
+                return  # halt() or a take-over: the segments' checkpoints are theirs now
+            failed = bool(shared.errors)  # no more connections, but checkpoints till the end
+            orphaned = not failed and shared.workers == 0 and shared.table.unclaimed()
             if shared.workers == 0 and not orphaned:
                 return
             received = shared.table.durable_candidates
@@ -499,7 +505,9 @@ def _follow(shared: _Shared, handles: list[Any], limit: int) -> Program[None]:
             # rather than waiting for the next attempt.
             handles.append((yield Spawn(_worker(shared, None))))
             continue
-        if scaler is None or scaler.done:
+        if failed:
+            scaler.stop()
+        if scaler.done:
             continue
         change = scaler.observe(clock.monotonic(), received, delivering, starting)
         if change < 0:
@@ -667,7 +675,10 @@ def _fill_segment(
             job.transferred += written
             if job.on_progress is not None:
                 job.on_progress(shared.table.durable_candidates, shared.table.total)
-            # No checkpoint here: the coordinator makes them (_follow), beside the transfer.
+            if not job.adaptive and shared.checkpoint_due():
+                # A count given keeps its checkpoints here, in line, as before "auto"; with
+                # "auto" the coordinator makes them (_follow), beside the transfer.
+                yield Blocking(shared.checkpoint)
             if written < len(chunk):
                 break
             if shared.retiring and shared.retire(me):
