@@ -16,8 +16,8 @@ AUTO_MAX_CONNECTIONS = 8
 # An added connection must raise the total throughput by at least this share of what it was
 # before, or adding stops for good. A flow's rate varies by several percent window to window
 # on a quiet link and by more on a busy machine: with samples 30 % off either way, 15 % let a
-# flat link take a needless second connection in 5 % of simulated runs, 20 % in 1 %
-# (tests/core/test_scaling.py). A connection that scales linearly adds 100 % at the first
+# flat link keep a needless second connection in 4 % of simulated runs, 20 % in 2 %
+# (tests/core/test_scaling.py's model, the default windows). A connection that scales linearly adds 100 % at the first
 # step and still 14 % at the eighth, so 20 % costs a capped link nothing before the cap.
 GROWTH_MARGIN = 0.2
 
@@ -34,8 +34,8 @@ BOOST_FACTOR = 4
 # it the download's other stages are the floor, not the network. Judgement call from this
 # machine (issue 16): an fdatasync'ed write-back of about 300 MB/s, SHA-256 at about 1 GB/s.
 # More connections then cannot finish sooner, and on a disk they spread the writes over as
-# many far-apart regions (measured: auto at 8 connections took 2.1x one connection's time for
-# 512 MiB from loopback nginx). A link capped at 25 MB/s per connection reaches 200 MB/s with
+# many far-apart regions (measured before this limit: auto went to 8 connections and took
+# 2.1x one connection's time for 512 MiB from loopback nginx). A link capped at 25 MB/s per connection reaches 200 MB/s with
 # 8, below it.
 ENOUGH_RATE = 250_000_000
 
@@ -51,7 +51,7 @@ WINDOW_SECONDS = 0.07
 WINDOW_BYTES = 1024 * 1024
 MAX_WINDOW_SECONDS = 2.0
 
-# How often a parallel download's coordinator wakes: it samples the bytes received (a 0.07 s
+# How often an "auto" download's coordinator wakes: it samples the bytes received (a 0.07 s
 # window gets 7 samples) and makes the checkpoints that are due (10 ms late at most, against
 # a 1 s / 8 MiB interval); 100 wake-ups a second cost it nothing measurable.
 SAMPLE_SECONDS = 0.01
