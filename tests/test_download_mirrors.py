@@ -60,6 +60,21 @@ def test_two_mirrors_share_the_segments(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
 
 
+def test_the_default_over_mirrors_is_one_connection_per_mirror(
+    mirrors: tuple[FaultServer, FaultServer], tmp_path: Path
+) -> None:
+    # connections="auto" (the default) is not scaled over mirrors: one connection each, from
+    # the start, and the first request asks bytes=0- as every mirrored download does.
+    a, b = mirrors
+    a.faults = b.faults = Faults(throttle=THROTTLE)
+    dest = tmp_path / "out.bin"
+    result = rangeio.download([a.url(PATH), b.url(PATH)], dest, policy=SEGMENTS)
+    assert dest.read_bytes() == DATA
+    assert ranged_gets(a)[0] == "bytes=0-" and ranged_gets(b)
+    assert result.connections == 2  # the most workers at once: one per mirror
+    assert result.dropped_mirrors == ()
+
+
 def test_one_url_in_a_list_is_a_single_url_download(
     mirrors: tuple[FaultServer, FaultServer], tmp_path: Path
 ) -> None:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PYTHON_PEER = HERE / "python_peer.py"
+AUTO = 0  # Client.connections of rangeio's default, connections="auto"
 
 
 @dataclass(frozen=True)
 class Client:
     name: str  # the row's label
     kind: str  # "curl", "aria2c", "rangeio", "pyhaul", "reference"
-    connections: int
+    connections: int  # AUTO (0): rangeio's connections="auto"
     argv: Callable[[str, Path], list[str]]  # (url, dest file) -> command line
     handshake: bool = False  # a python_peer.py child: the clock starts after its imports
 
@@ -68,18 +69,14 @@ def aria2c(connections: int) -> Client:
 
 
 def rangeio_client(connections: int) -> Client:
-    def argv(url: str, dest: Path) -> list[str]:
-        return [
-            sys.executable,
-            str(PYTHON_PEER),
-            "rangeio",
-            url,
-            str(dest),
-            "--connections",
-            str(connections),
-        ]
+    """rangeio with ``connections`` (AUTO: the default, "auto", no count given)."""
+    asked = "auto" if connections == AUTO else str(connections)
 
-    return Client(f"rangeio connections={connections}", "rangeio", connections, argv, True)
+    def argv(url: str, dest: Path) -> list[str]:
+        return [sys.executable, str(PYTHON_PEER), "rangeio", url, str(dest), "--connections", asked]
+
+    name = "rangeio (default: auto)" if connections == AUTO else f"rangeio connections={asked}"
+    return Client(name, "rangeio", connections, argv, True)
 
 
 def pyhaul_client() -> Client:

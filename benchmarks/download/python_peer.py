@@ -1,7 +1,7 @@
 """One download by a Python library, in its own process (so that its CPU time and peak memory
 are measured like curl's and aria2c's).
 
-    python python_peer.py rangeio URL DEST [--connections N]
+    python python_peer.py rangeio URL DEST [--connections N|auto]
     python python_peer.py pyhaul URL DEST
 
 Protocol with the benchmark: once the imports are done it prints one JSON line
@@ -28,7 +28,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_rangeio(url: str, dest: Path, connections: int) -> dict[str, Any]:
+def run_rangeio(url: str, dest: Path, connections: int | str) -> dict[str, Any]:
     import rangeio
 
     def go() -> dict[str, Any]:
@@ -40,6 +40,7 @@ def run_rangeio(url: str, dest: Path, connections: int) -> dict[str, Any]:
             "bytes_transferred": result.bytes_transferred,
             "bytes_reused": result.bytes_reused,
             "elapsed": result.elapsed,
+            "connections": getattr(result, "connections", None),
             "version": getattr(rangeio, "__version__", None),
         }
 
@@ -82,7 +83,9 @@ def main() -> int:
     parser.add_argument("library", choices=["rangeio", "pyhaul"])
     parser.add_argument("url")
     parser.add_argument("dest", type=Path)
-    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument(
+        "--connections", type=lambda t: t if t == "auto" else int(t), default="auto"
+    )
     args = parser.parse_args()
     try:
         if args.library == "rangeio":

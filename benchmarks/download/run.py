@@ -1,14 +1,18 @@
 """Benchmark rangeio.download against curl, aria2c (and pyhaul where it installs), on loopback.
 
 Scenario A: a 1 GiB file straight from nginx on 127.0.0.1, one connection per client.
-Scenario B: a 256 MiB file through a shaping proxy (shaper.py, its own process): 40 ms added
-to every request, 25 MB/s per connection; rangeio with 1 and 8 connections, aria2c -x8 -s8.
+Scenario B: 64 MiB and 256 MiB files through a shaping proxy (shaper.py, its own process): 40 ms
+added to every request, 25 MB/s per connection; rangeio's default (connections="auto"), 8 and
+1 connections, aria2c -x8 -s8 -k1M.
+Scenario C: a 512 MiB file straight from nginx (an uncapped link): rangeio auto against
+rangeio with 1 connection and aria2c -x8 -s8 -k1M.
+Walls and ratios are medians of the runs (the machine is shared: read ratios within one run).
 Every client runs as a child process (CPU time and peak RSS from its rusage) and every output
 file's SHA-256 is checked against the source. See benchmarks/README.md ("Downloads").
 
     .venv/bin/python benchmarks/download/run.py            # full run, about 2 minutes
     .venv/bin/python benchmarks/download/run.py --quick    # 128 MiB / 64 MiB, under a minute
-    .venv/bin/python benchmarks/download/run.py --only B
+    .venv/bin/python benchmarks/download/run.py --only B --sizes-b 64,1024
 """
 
 from __future__ import annotations
@@ -41,12 +45,14 @@ GOAL_A = 1.2  # rangeio (1 connection) wall time <= 1.2x curl's
 DELAY_MS = 40.0
 RATE_MBPS = 25.0
 PARALLEL = 8
+SINGLE_MAX = 256 * 1024 * 1024  # scenario B runs single-connection rows up to this size
 
 
 @dataclass(frozen=True)
 class Settings:
     size_a: int
-    size_b: int
+    sizes_b: tuple[int, ...]
+    size_c: int
     repeats: int = 3
     budget_a_s: float = 30.0  # a client gets another repeat only while it has used less
     budget_b_s: float = 15.0
@@ -81,6 +87,15 @@ class Row:
     @property
     def failed(self) -> bool:
         return any(r.status != "ok" for r in self.runs)
+
+    @property
+    def median(self) -> float | None:
+        """The median wall time of the good runs (None if any run failed)."""
+        walls = sorted(r.wall_s for r in self.runs if r.status == "ok" and r.wall_s is not None)
+        if not walls or self.failed:
+            return None
+        mid = len(walls) // 2
+        return walls[mid] if len(walls) % 2 else (walls[mid - 1] + walls[mid]) / 2
 
     @property
     def best(self) -> Run | None:
@@ -225,7 +240,8 @@ def row_table(rows: list[Row], size: int, refs: dict[str, Row | None]) -> tuple[
     columns: list[tuple[str, str, int]] = [
         ("peer", "<", max(len(row.client.name) for row in rows)),
         ("runs", ">", 4),
-        ("wall s", ">", 7),
+        ("median s", ">", 8),
+        ("best s", ">", 7),
         ("CPU s", ">", 6),
         ("peak MiB", ">", 8),
         ("req", ">", 4),
@@ -243,11 +259,8 @@ def row_table(rows: list[Row], size: int, refs: dict[str, Row | None]) -> tuple[
     data = []
     for row in rows:
         best = row.best
-        ref_walls = {
-            k: (r.best.wall_s if r and r.best and r.best.status == "ok" else None)
-            for k, r in refs.items()
-        }
-        wall = best.wall_s if best and best.status == "ok" else None
+        ref_walls = {k: (r.median if r else None) for k, r in refs.items()}
+        wall = row.median
         ratios = {k: _ratio(wall, w) for k, w in ref_walls.items()}
         if best is None:
             continue
@@ -257,6 +270,7 @@ def row_table(rows: list[Row], size: int, refs: dict[str, Row | None]) -> tuple[
                 [
                     row.client.name,
                     str(len(row.runs)),
+                    _fmt(wall, ".3f"),
                     _fmt(best.wall_s, ".3f"),
                     _fmt(best.cpu_s, ".2f"),
                     _fmt(best.peak_mib, ".1f"),
@@ -275,6 +289,7 @@ def row_table(rows: list[Row], size: int, refs: dict[str, Row | None]) -> tuple[
                 "kind": row.client.kind,
                 "connections_asked": row.client.connections,
                 "best": asdict(best),
+                "median_s": wall,
                 "walls_s": [r.wall_s for r in row.runs],
                 "ratios": ratios,
                 "runs": [asdict(r) for r in row.runs],
@@ -298,6 +313,9 @@ def row_notes(rows: list[Row]) -> list[str]:
             if "requests" in report:
                 parts.append(f"its own count: {report['requests']} request(s)")
             parts.append(f"interpreter start + imports left out (CPU {best.startup_cpu_s:.2f} s)")
+        used = best.client_report.get("connections") if best is not None else None
+        if row.client.connections == clients.AUTO and used is not None:
+            parts.append(f"auto used {used} connection(s) at most")
         if best is not None and row.client.connections > 1 and best.connections == 1:
             parts.append(
                 f"asked for {row.client.connections} connections, used 1 "
@@ -322,16 +340,16 @@ def find(rows: list[Row], kind: str, connections: int) -> Row | None:
 def goal_line(
     text: str, row: Row | None, ref: Row | None, limit: float, ref_name: str
 ) -> dict[str, Any]:
-    a = row.best if row else None
-    b = ref.best if ref else None
-    if a is None or b is None or a.status != "ok" or b.status != "ok":
-        missing = ref_name if a is not None and a.status == "ok" else "rangeio"
+    a = row.median if row else None
+    b = ref.median if ref else None
+    if a is None or b is None:
+        missing = ref_name if a is not None else "rangeio"
         verdict = {"goal": text, "ratio": None, "met": None, "why": f"no valid {missing} run"}
         print(f"  goal: {text}: not judged ({verdict['why']})")
         return verdict
-    ratio = (a.wall_s or 0) / (b.wall_s or 1)
+    ratio = a / b
     met = ratio <= limit
-    print(f"  goal: {text}: {ratio:.2f}x -> {'MET' if met else 'MISSED'}")
+    print(f"  goal: {text}: {ratio:.2f}x (medians) -> {'MET' if met else 'MISSED'}")
     return {"goal": text, "ratio": ratio, "met": met}
 
 
@@ -384,7 +402,7 @@ def scenario_a(
     finally:
         source.path.unlink(missing_ok=True)
     curl_row = find(rows, "curl", 1)
-    title = f"A. {size / MiB:.0f} MiB, loopback, no delay (best of up to {settings.repeats})"
+    title = f"A. {size / MiB:.0f} MiB, loopback, no delay (medians of up to {settings.repeats})"
     data = report(title, rows, size, {"curl": curl_row})
     goal = goal_line(
         f"rangeio connections=1 wall <= {GOAL_A}x curl",
@@ -395,25 +413,23 @@ def scenario_a(
     )
     ref = find(rows, "reference", 1)
     rio = find(rows, "rangeio", 1)
-    if (
-        ref
-        and rio
-        and ref.best
-        and rio.best
-        and ref.best.status == "ok"
-        and rio.best.status == "ok"
-    ):
+    if ref and rio and ref.median and rio.median:
         print(
             f"  (rangeio vs the reference, curl + sync -d + SHA-256: "
-            f"{(rio.best.wall_s or 0) / (ref.best.wall_s or 1):.2f}x)"
+            f"{rio.median / ref.median:.2f}x)"
         )
     return {"size": size, "source_sha256": source.sha256, "rows": data, "goals": [goal]}
 
 
 def scenario_b(
-    settings: Settings, nginx: Any, log: AccessLog, www: Path, work: Path, available: dict
+    settings: Settings,
+    nginx: Any,
+    log: AccessLog,
+    www: Path,
+    work: Path,
+    available: dict,
+    size: int,
 ) -> dict[str, Any]:
-    size = settings.size_b
     print(
         f"\nB. {size / MiB:.0f} MiB through the shaping proxy: +{DELAY_MS:.0f} ms per request, "
         f"{RATE_MBPS:.0f} MB/s per connection"
@@ -421,25 +437,32 @@ def scenario_b(
     source = make_source(www / "b.bin", size)
     shaper = ShaperProcess(nginx.port, DELAY_MS, RATE_MBPS)
     try:
-        chosen = [clients.rangeio_client(1), clients.rangeio_client(PARALLEL)]
-        if available.get("curl"):
+        chosen = [clients.rangeio_client(clients.AUTO), clients.rangeio_client(PARALLEL)]
+        # One connection's time is size / 25 MB/s (43 s for 1 GiB): those rows only run where
+        # that stays short.
+        single = size <= SINGLE_MAX
+        if single:
+            chosen.append(clients.rangeio_client(1))
+        if single and available.get("curl"):
             chosen.insert(0, clients.curl())
         if available.get("aria2c"):
-            chosen.append(clients.aria2c(PARALLEL))
+            chosen.insert(0, clients.aria2c(PARALLEL))
         if available.get("pyhaul"):
             chosen.append(clients.pyhaul_client())
         rows = [Row(c) for c in chosen]
         timeout = 60 + 2 * size / (RATE_MBPS * 1e6)
         counter = ShaperCounter(shaper, log)
         run_rows(
-            "B",
+            f"B{size // MiB}",
             rows,
             f"{shaper.origin}/b.bin",
             source,
             work,
             counter,
             settings,
-            settings.budget_b_s,
+            # Up to 256 MiB, 15 s per client; more for a larger file, so that the parallel
+            # rows still get their repeats (a 1 GiB run is about 7 s).
+            settings.budget_b_s * max(1.0, size / SINGLE_MAX),
             timeout,
         )
     finally:
@@ -449,25 +472,71 @@ def scenario_b(
     aria_row = find(rows, "aria2c", PARALLEL)
     title = (
         f"B. {size / MiB:.0f} MiB, +{DELAY_MS:.0f} ms/request, {RATE_MBPS:.0f} MB/s per connection "
-        f"(best of up to {settings.repeats}; one connection's floor: "
+        f"(medians of up to {settings.repeats}; one connection's floor: "
         f"{size / (RATE_MBPS * 1e6):.1f} s)"
     )
     data = report(title, rows, size, {"curl": curl_row, "aria2": aria_row})
-    goal = goal_line(
-        f"rangeio connections={PARALLEL} wall <= aria2c -x{PARALLEL} -s{PARALLEL}",
-        find(rows, "rangeio", PARALLEL),
-        aria_row,
-        1.0,
-        "aria2c",
-    )
+    goals = [
+        goal_line(
+            f"rangeio default (auto) wall <= aria2c -x{PARALLEL} -s{PARALLEL} -k1M",
+            find(rows, "rangeio", clients.AUTO),
+            aria_row,
+            1.0,
+            "aria2c",
+        ),
+        goal_line(
+            f"rangeio connections={PARALLEL} wall <= aria2c -x{PARALLEL} -s{PARALLEL} -k1M",
+            find(rows, "rangeio", PARALLEL),
+            aria_row,
+            1.0,
+            "aria2c",
+        ),
+    ]
     return {
         "size": size,
         "source_sha256": source.sha256,
         "delay_ms": DELAY_MS,
         "rate_mb_per_s_per_connection": RATE_MBPS,
         "rows": data,
-        "goals": [goal],
+        "goals": goals,
     }
+
+
+def scenario_c(
+    settings: Settings, nginx: Any, log: AccessLog, www: Path, work: Path, available: dict
+) -> dict[str, Any]:
+    size = settings.size_c
+    print(f"\nC. {size / MiB:.0f} MiB from nginx on 127.0.0.1, no delay, no cap: auto vs 1")
+    source = make_source(www / "c.bin", size)
+    chosen = [clients.rangeio_client(clients.AUTO), clients.rangeio_client(1)]
+    if available.get("aria2c"):
+        chosen.append(clients.aria2c(PARALLEL))
+    rows = [Row(c) for c in chosen]
+    try:
+        run_rows(
+            "C",
+            rows,
+            nginx.url("c.bin"),
+            source,
+            work,
+            LogCounter(log),
+            settings,
+            settings.budget_a_s,
+            60 + size / 20e6,
+        )
+    finally:
+        source.path.unlink(missing_ok=True)
+    one = find(rows, "rangeio", 1)
+    title = f"C. {size / MiB:.0f} MiB, loopback, uncapped (medians of up to {settings.repeats})"
+    data = report(title, rows, size, {"rangeio 1": one, "aria2": find(rows, "aria2c", PARALLEL)})
+    goal = goal_line(
+        "rangeio default (auto) wall <= rangeio connections=1",
+        find(rows, "rangeio", clients.AUTO),
+        one,
+        1.0,
+        "rangeio connections=1",
+    )
+    return {"size": size, "source_sha256": source.sha256, "rows": data, "goals": [goal]}
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -476,13 +545,18 @@ def scenario_b(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--quick", action="store_true", help="128 MiB for A, 64 MiB for B (a smoke run)"
+        "--quick", action="store_true", help="128 MiB for A, 64 MiB for B and C (a smoke run)"
     )
-    parser.add_argument("--only", choices=["A", "B", "a", "b"], help="run one scenario")
+    parser.add_argument("--only", choices=["A", "B", "C", "a", "b", "c"], help="run one scenario")
     parser.add_argument("--size-a-mib", type=int, help="override scenario A's file size")
-    parser.add_argument("--size-b-mib", type=int, help="override scenario B's file size")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="best of this many runs per client (default 3)"
+        "--sizes-b",
+        type=lambda t: tuple(int(x) for x in t.split(",")),
+        help="scenario B's file sizes in MiB, comma-separated (default 64,256)",
+    )
+    parser.add_argument("--size-c-mib", type=int, help="override scenario C's file size")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per client, medians reported (default 3)"
     )
     parser.add_argument(
         "--tmp-dir",
@@ -508,12 +582,11 @@ def _terminate(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     size_a = (128 if args.quick else 1024) * MiB
-    size_b = (64 if args.quick else 256) * MiB
+    sizes_b = tuple(n * MiB for n in (args.sizes_b or ((64,) if args.quick else (64, 256))))
+    size_c = (args.size_c_mib or (64 if args.quick else 512)) * MiB
     if args.size_a_mib:
         size_a = args.size_a_mib * MiB
-    if args.size_b_mib:
-        size_b = args.size_b_mib * MiB
-    settings = Settings(size_a, size_b, args.repeats)
+    settings = Settings(size_a, sizes_b, size_c, args.repeats)
     only = args.only.upper() if args.only else None
     signal.signal(signal.SIGTERM, _terminate)
 
@@ -551,7 +624,12 @@ def main(argv: list[str] | None = None) -> int:
         if only in (None, "A"):
             results["scenarios"]["A"] = scenario_a(settings, nginx, log, nginx.www, work, available)
         if only in (None, "B"):
-            results["scenarios"]["B"] = scenario_b(settings, nginx, log, nginx.www, work, available)
+            for size in settings.sizes_b:
+                results["scenarios"][f"B{size // MiB}"] = scenario_b(
+                    settings, nginx, log, nginx.www, work, available, size
+                )
+        if only in (None, "C"):
+            results["scenarios"]["C"] = scenario_c(settings, nginx, log, nginx.www, work, available)
     finally:
         if nginx is not None:
             nginx.stop()

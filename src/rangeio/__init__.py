@@ -42,6 +42,7 @@ _LAZY = {
     "RangeSpec": "rangeio._core.headers:RangeSpec",
     "RangeStream": "rangeio._sync.streams:RangeStream",
     "RetryPolicy": "rangeio._core.retry:RetryPolicy",
+    "ScalingPolicy": "rangeio._core.scaling:ScalingPolicy",
     "Stats": "rangeio._core.stats:Stats",
     "Timeout": "rangeio._core.options:Timeout",
     "download": "rangeio._sync.download:download",
@@ -70,6 +71,7 @@ else:
     from rangeio._core.probe import ProbeResult
     from rangeio._core.ranges import ByteRange, RangeSet
     from rangeio._core.retry import RetryPolicy
+    from rangeio._core.scaling import ScalingPolicy
     from rangeio._core.stall import LowSpeed
     from rangeio._core.stats import Stats
     from rangeio._engine.download import DownloadResult, HaulResult
@@ -112,6 +114,7 @@ __all__ = [
     "RangeioError",
     "RemoteChangedError",
     "RetryPolicy",
+    "ScalingPolicy",
     "Stats",
     "UnsafePathError",
     "TLSError",

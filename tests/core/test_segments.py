@@ -94,3 +94,16 @@ def test_initial_workers_gives_each_at_least_min_segment(
     connections: int, total: int, expected: int
 ) -> None:
     assert initial_workers(connections, total, 1 * MiB) == expected
+
+
+def test_unclaimed_says_when_a_segment_with_bytes_left_has_no_worker() -> None:
+    table = fresh(10 * MiB)
+    owner = table.claim()
+    assert owner is not None and not table.unclaimed()
+    table.advance(owner, b"x" * 1000)
+    table.release(owner)  # stopped (retired, or failed) before the end of its segment
+    assert table.unclaimed()
+    assert table.claim() == owner and not table.unclaimed()
+    table.advance(owner, b"x" * (10 * MiB - 1000))
+    table.release(owner)
+    assert table.done and not table.unclaimed()

@@ -13,7 +13,7 @@ from rangeio._core.download import DownloadPolicy
 from rangeio._core.options import Timeout
 from rangeio._core.retry import NO_RETRY, RetryPolicy
 from rangeio._engine import download as engine
-from rangeio._engine.download import DownloadResult, HaulResult, Progress
+from rangeio._engine.download import Connections, DownloadResult, HaulResult, Progress
 from rangeio._engine.ops import Program
 from rangeio.errors import RangeioError
 
@@ -56,7 +56,7 @@ async def download(
     dest: str | Path,
     *,
     client: Any = None,
-    connections: int = 1,
+    connections: Connections = engine.AUTO,
     sha256: str | None = None,
     retries: RetryPolicy | int | None = None,
     on_progress: Progress | None = None,

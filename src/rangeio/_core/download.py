@@ -20,6 +20,7 @@ from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import ETag, Identity
 from rangeio._core.planner import MiB
 from rangeio._core.ranges import ByteRange
+from rangeio._core.scaling import ScalingPolicy
 from rangeio._core.validate import (
     Changed,
     Failure,
@@ -43,11 +44,13 @@ class DownloadPolicy:
     - ``min_segment_bytes`` 4 MiB: below that a parallel connection costs more in round trips
       and checkpoints than it gains (aria2's default split size is 20 MiB; ours is smaller
       because checkpoints are per segment, not per piece).
+    - ``scaling``: how ``connections="auto"`` adds connections (`_core/scaling.py`).
     """
 
     checkpoint_bytes: int = 8 * MiB
     checkpoint_seconds: float = 1.0
     min_segment_bytes: int = 4 * MiB
+    scaling: ScalingPolicy = ScalingPolicy()
 
     def checkpoint_due(self, bytes_since: int, seconds_since: float) -> bool:
         return bytes_since >= self.checkpoint_bytes or (

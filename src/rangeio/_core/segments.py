@@ -126,6 +126,10 @@ class SegmentTable:
         victim.stop = mid
         return self._add(new)
 
+    def unclaimed(self) -> bool:
+        """Whether a segment with bytes left has no worker (one stopped, or was retired)."""
+        return any(not slot.busy and slot.remaining > 0 for slot in self._slots.values())
+
     def span(self, slot_id: int) -> tuple[int, int]:
         """(cursor, stop) of a segment: its worker fetches [cursor, stop)."""
         slot = self._slots[slot_id]

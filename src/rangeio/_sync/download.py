@@ -11,7 +11,7 @@ from rangeio._core.options import Timeout
 from rangeio._core.retry import NO_RETRY, RetryPolicy
 from rangeio._disk import PartFiles
 from rangeio._engine import download as engine
-from rangeio._engine.download import DownloadResult, HaulResult, Progress
+from rangeio._engine.download import Connections, DownloadResult, HaulResult, Progress
 from rangeio._engine.ops import Program
 from rangeio._sync.runner import SyncRunner
 from rangeio._transport import make_transport
@@ -61,7 +61,7 @@ def download(
     dest: str | Path,
     *,
     client: Any = None,
-    connections: int = 1,
+    connections: Connections = engine.AUTO,
     sha256: str | None = None,
     retries: RetryPolicy | int | None = None,
     on_progress: Progress | None = None,
@@ -75,14 +75,17 @@ def download(
     """Download ``url`` to ``dest``, resuming after failures (backoff, Retry-After honoured),
     verifying ``sha256`` and any digest headers. ``dest`` only ever receives the complete,
     verified file; progress lives in ``<dest>.part`` and ``<dest>.part.ctrl`` until then.
+    ``connections``: "auto" (the default) starts with one and opens more, up to
+    ``policy.scaling.max_connections`` (8), while the measured total throughput grows; an int
+    opens that many at once (1: one request to the end of the file).
     ``verify`` and ``allow_https_downgrade`` mean what they mean for ``rangeio.open``.
 
     ``url`` may be a list: mirrors of one file. They must agree with the first that answers
     on the size and, where both send them, on strong ETags and digests (``_core/mirrors.py``
     says exactly what agreeing means); one that does not, that changes, ignores Range or keeps
     failing is dropped with a logged reason (``result.dropped_mirrors``) and its bytes are
-    never used. Segments spread over them, ``connections`` per mirror, and a slow mirror keeps
-    only its share. A resume with the same list, or any part of it holding the URL the
+    never used. Segments spread over them, ``connections`` per mirror ("auto": one per mirror,
+    `job.coerce_connections` says why), and a slow mirror keeps only its share. A resume with the same list, or any part of it holding the URL the
     control record names, goes on from the saved bytes."""
     job = engine.new_job(
         url,

@@ -17,9 +17,9 @@ _USAGE = """The ``rangeio`` command line: resumable downloads, byte ranges to st
 
 Commands::
 
-    rangeio get URL [URL...] [-o FILE | -O] [-c N] [--sha256 HEX] [--retries N] [-H 'Name: value']...
+    rangeio get URL [URL...] [-o FILE | -O] [-c N|auto] [--sha256 HEX] [--retries N] [-H 'Name: value']...
                     [--timeout SECONDS] [-Y BYTES] [-y SECONDS] [--cacert PATH | -k] [-q] [--json] [--force]
-    rangeio get -i LIST [-j N] [-d DIR] [-c N] [...]
+    rangeio get -i LIST [-j N] [-d DIR] [-c N|auto] [...]
     rangeio cat URL [-r START-END | -r START- | -r -N]
     rangeio info URL [--json] [--max-ranges N]
     rangeio zip ls URL [--json]

@@ -57,6 +57,16 @@ def _number(kind: type[int] | type[float], minimum: float, strict: bool) -> Any:
 
 
 _positive_int = _number(int, 1, strict=False)
+
+
+def _connections(text: str) -> int | str:
+    """``-c``: "auto" (the default: grow from one while throughput grows), or a count >= 1."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    value: int = _positive_int(text)
+    return value
+
+
 _non_negative_int = _number(int, 0, strict=False)
 _positive_float = _number(float, 0, strict=True)
 _non_negative_float = _number(float, 0, strict=False)
@@ -156,10 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument(
         "-c",
         "--connections",
-        type=_positive_int,
-        default=1,
+        type=_connections,
+        default="auto",
         metavar="N",
-        help="connections per file (per mirror, with several URLs)",
+        help="connections per file: auto (the default: one, more while the total throughput "
+        "grows, up to 8; one per mirror with several URLs) or a count opened at once (per "
+        "mirror, with several URLs)",
     )
     get.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the whole file")
     _add_network_options(get)

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 # Files downloaded at once: aria2c's -j default (--max-concurrent-downloads=5). Each has its
-# own connections (-c), so the sockets open at once are at most jobs x connections x mirrors.
+# own connections (-c; auto: up to 8 for one URL, one per mirror), so the sockets open at once
+# are at most jobs x connections x mirrors.
 DEFAULT_JOBS = 5
 
 

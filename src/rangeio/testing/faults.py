@@ -41,6 +41,9 @@ class Faults:
     - ``change_after``: after this many GETs of a path, its content changes once (reversed).
     - ``throttle``: send the body at most this many bytes per second (in 16 KiB pieces), so a
       client can be interrupted mid-body at a moment of the test's choosing.
+    - ``link_rate``: send the bodies of every paced answer together at most this many bytes per
+      second (16 KiB pieces, taking turns): one link's capacity, however many connections
+      share it (``throttle`` is per answer: a per-connection cap).
     - ``extra_headers``: add these response headers (digests, say) to 200 and 206 answers.
     - ``on_head``: HEAD gets ``delay``, ``reset_after=0``, ``status`` and ``redirect_to`` too.
     - ``multipart_parts``: answer every range request (single ones too) with a
@@ -90,6 +93,7 @@ class Faults:
     refuse_head: bool = False
     delay: float = 0.0
     throttle: float = 0.0
+    link_rate: float = 0.0
     extra_headers: tuple[tuple[str, str], ...] = ()
     chunked: bool = False
     change_after: int | None = None
@@ -123,6 +127,8 @@ class Faults:
             raise ValueError("delay must be >= 0")
         if self.throttle < 0:
             raise ValueError("throttle must be >= 0")
+        if self.link_rate < 0:
+            raise ValueError("link_rate must be >= 0")
         for name in (
             "multipart_parts",
             "drip",

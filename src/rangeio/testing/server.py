@@ -55,6 +55,8 @@ _RECV_SIZE = 65536
 # truncated answer, short enough that a client which never closes does not pin a thread.
 _CLOSE_GRACE = 1.0
 _JOIN_TIMEOUT = 2.0
+# Faults.link_rate's bucket depth: the bytes a late-waking sender may catch up at once.
+_LINK_BURST = 256 * 1024
 
 
 class _ConnectionDone(Exception):
@@ -89,6 +91,7 @@ class FaultServer:
         self._gets_seen: dict[tuple[str | None, str], int] = {}
         self._log: list[RecordedRequest] = []
         self._connections = 0
+        self._link_free_at = 0.0  # when the shared link (Faults.link_rate) is next free
         self._open_sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._stopping = threading.Event()
@@ -389,9 +392,16 @@ class FaultServer:
             self._transmit_dripped_head(sock, conn, plan, faults.drip_head)
         elif faults is not None and faults.endless_trailers and _has_body(plan, request.method):
             self._transmit_endless_trailers(sock, conn, plan, faults.endless_trailers)
-        elif faults is not None and faults.throttle and request.method == "GET":
+        elif (
+            faults is not None and (faults.throttle or faults.link_rate) and request.method == "GET"
+        ):
             self._transmit_paced(
-                sock, conn, plan, step=16 * 1024, seconds_per_byte=1 / faults.throttle
+                sock,
+                conn,
+                plan,
+                step=16 * 1024,
+                seconds_per_byte=1 / faults.throttle if faults.throttle else 0.0,
+                link_rate=faults.link_rate,
             )
         elif faults is not None and faults.drip and request.method == "GET":
             self._transmit_paced(sock, conn, plan, step=1, seconds_per_byte=faults.drip)
@@ -450,10 +460,12 @@ class FaultServer:
         *,
         step: int,
         seconds_per_byte: float,
+        link_rate: float = 0.0,
     ) -> None:
         """The head at once, then the body ``step`` bytes at a time, each piece followed by a
         pause of ``seconds_per_byte`` per byte it held (``throttle``: 16 KiB pieces at a rate;
-        ``drip``: one byte, then a gap). Stopping the server ends the pause."""
+        ``drip``: one byte, then a gap), and with ``link_rate`` each piece waits for its turn on
+        the link all answers share. Stopping the server ends the pause."""
         head = h11.Response(
             status_code=plan.status, headers=plan.headers, reason=_reason(plan.status)
         )
@@ -461,11 +473,24 @@ class FaultServer:
         for piece in _pieces(plan.payload, plan.chunked):
             for i in range(0, len(piece), step):
                 sent = piece[i : i + step]
+                if link_rate and self._stopping.wait(self._link_turn(len(sent), link_rate)):
+                    raise _ConnectionDone
                 sock.sendall(conn.send(h11.Data(data=sent)) or b"")
                 if self._stopping.wait(len(sent) * seconds_per_byte):
                     raise _ConnectionDone
         if plan.ending == "keep":
             sock.sendall(conn.send(h11.EndOfMessage()) or b"")
+
+    def _link_turn(self, size: int, rate: float) -> float:
+        """Seconds to wait before sending ``size`` bytes on the shared link (its time is booked
+        piece by piece, in the order answers ask). Time the link stood idle counts up to a
+        burst of _LINK_BURST bytes, so that one answer whose thread wakes late still gets the
+        whole rate (as a token bucket's depth does), and more answers get no more."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now - _LINK_BURST / rate, self._link_free_at)
+            self._link_free_at = start + size / rate
+            return self._link_free_at - now
 
     def _transmit_dripped_head(
         self, sock: socket.socket, conn: h11.Connection, plan: _WirePlan, seconds: float

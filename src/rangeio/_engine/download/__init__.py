@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 
 from rangeio._engine.download.job import (
+    AUTO,
     DEFAULT_ATTEMPTS,
     DOWNLOAD_RETRIES,
+    Connections,
     DownloadJob,
     DownloadResult,
     HaulResult,
@@ -55,6 +57,8 @@ def download(job: DownloadJob) -> Program[DownloadResult]:
 
 
 __all__ = [
+    "AUTO",
+    "Connections",
     "DEFAULT_ATTEMPTS",
     "DOWNLOAD_RETRIES",
     "DownloadJob",

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rangeio._core import control
 from rangeio._core.download import (
@@ -55,6 +55,9 @@ class DownloadResult:
     elapsed: float
     # Mirrors of a mirrored download that stopped serving it, and why (``_core/mirrors.py``).
     dropped_mirrors: tuple[Drop, ...] = ()
+    # The most connections that were transferring at once (what connections="auto" settled on,
+    # or the count given; 0 when nothing was transferred).
+    connections: int = 0
 
     @property
     def state(self) -> DownloadState:
@@ -77,11 +80,15 @@ class DownloadJob:
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     policy: DownloadPolicy = field(default_factory=DownloadPolicy)
     on_progress: Progress | None = None
+    # The most connections; with ``adaptive`` (connections="auto"), the cap the Scaler may
+    # grow to from one (`_core/scaling.py`), else the count opened at once.
     connections: int = 1
+    adaptive: bool = False
     allow_https_downgrade: bool = False
     allow_redirects: bool = True
     requests: int = 0
     transferred: int = 0
+    peak_connections: int = 0  # the most workers alive at once, over every attempt
     reused: int | None = None
     # The runner's clock, taken by the first program that runs the job (on_the_clock).
     clock: Clock | None = None
@@ -134,6 +141,39 @@ DEFAULT_ATTEMPTS = 8
 DOWNLOAD_RETRIES = RetryPolicy(attempts=DEFAULT_ATTEMPTS)
 
 
+# download()'s default. Judgement call: nobody should have to guess -c. One connection is
+# right for a fast link, and wasteful for a link that caps each connection (a CDN edge, a
+# long window-limited path), where segmented downloaders (aria2c -x8, axel) open several
+# from the start; so "auto" starts with one and opens more only while the measured total
+# throughput grows (`_core/scaling.py`). A small file or a server that ignores Range keeps one.
+AUTO: Literal["auto"] = "auto"
+Connections = int | Literal["auto"]
+
+
+def coerce_connections(
+    connections: Connections, policy: DownloadPolicy, *, mirrored: bool = False
+) -> tuple[int, bool]:
+    """``(count, adaptive)`` for a ``connections=`` argument: an int >= 1 is opened as asked
+    (per mirror, when ``mirrored``); "auto" grows from one up to
+    ``policy.scaling.max_connections``, except over mirrors, where it is one per mirror.
+
+    Judgement call, auto over mirrors: the download already opens a connection to each mirror
+    at once, and speed-aware stealing (`_core/mirrors.py`) gives a slow one only its share;
+    the Scaler's signal, the total throughput, would mix mirrors of different speeds, and a
+    step it undoes could retire the one connection of the fastest mirror. So mirrors keep what
+    they had before "auto" (one per mirror, as aria2's --max-connection-per-server defaults to 1); a count
+    given (-c N) still asks for N per mirror."""
+    if connections == AUTO:
+        if mirrored:
+            return 1, False
+        return policy.scaling.max_connections, True
+    if isinstance(connections, bool) or not isinstance(connections, int):
+        raise TypeError(f"connections must be an int >= 1 or 'auto', not {connections!r}")
+    if connections < 1:
+        raise ValueError("connections must be >= 1")
+    return connections, False
+
+
 def new_job(
     url: str | Sequence[str],
     dest: str | Path,
@@ -144,7 +184,7 @@ def new_job(
     retries: RetryPolicy | int | None,
     policy: DownloadPolicy | None,
     on_progress: Progress | None = None,
-    connections: int = 1,
+    connections: Connections = 1,
     allow_https_downgrade: bool = False,
     allow_redirects: bool = True,
     verify: Any = True,
@@ -156,9 +196,9 @@ def new_job(
     check_verify(verify)
     if one_request and not isinstance(url, str):
         raise TypeError("haul() makes one request to one URL; download() takes mirrors")
-    if connections < 1:
-        raise ValueError("connections must be >= 1")
     urls = mirror_urls(url)
+    policy = policy or DownloadPolicy()
+    count, adaptive = coerce_connections(connections, policy, mirrored=len(urls) > 1)
     return DownloadJob(
         urls[0],
         Path(dest),
@@ -166,9 +206,10 @@ def new_job(
         sha256,
         Timeout.coerce(timeout),
         coerce_retries(retries, DOWNLOAD_RETRIES),
-        policy or DownloadPolicy(),
+        policy,
         on_progress,
-        connections,
+        count,
+        adaptive,
         allow_https_downgrade,
         allow_redirects,
         mirrors=urls[1:],
@@ -364,6 +405,7 @@ def result_of(
         bytes_reused=job.reused or 0,
         elapsed=_elapsed(job),
         dropped_mirrors=tuple(job.dropped),
+        connections=job.peak_connections,
     )
 
 

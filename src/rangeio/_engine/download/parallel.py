@@ -1,9 +1,10 @@
-"""Parallel segments: up to ``connections`` workers, each on its own segment, with work stealing."""
+"""Parallel segments: workers on their own segments, work stealing; "auto" adds workers while they pay."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,12 +18,13 @@ from rangeio._core.download import (
 )
 from rangeio._core.download_exchange import DownloadExchange
 from rangeio._core.identity import Identity
-from rangeio._core.mirrors import MirrorSet
+from rangeio._core.mirrors import Fingerprint, MirrorSet
 from rangeio._core.retry import is_retryable
+from rangeio._core.scaling import Scaler, takes_ranges
 from rangeio._core.segments import SegmentTable, initial_workers
 from rangeio._disk import PartFile, hash_into, new_hashers, pwrite_all
 from rangeio._engine.download import mirrored
-from rangeio._engine.download.finish import finish
+from rangeio._engine.download.finish import algorithms_for, finish
 from rangeio._engine.download.job import (
     DownloadJob,
     DownloadResult,
@@ -34,7 +36,7 @@ from rangeio._engine.download.job import (
     progress_discarded,
     request_counter,
 )
-from rangeio._engine.download.single import Writer, new_exchange
+from rangeio._engine.download.single import Writer, haul, new_exchange
 from rangeio._engine.drive import Answered, drive
 from rangeio._engine.ops import (
     Blocking,
@@ -52,6 +54,16 @@ from rangeio.errors import (
 )
 
 log = logging.getLogger("rangeio.download")
+
+
+class _Connection:
+    """One worker's connection, as the coordinator counts it for connections="auto"."""
+
+    __slots__ = ("delivering", "retired")
+
+    def __init__(self) -> None:
+        self.delivering = False
+        self.retired = False
 
 
 class _Shared:
@@ -77,6 +89,8 @@ class _Shared:
         self._sealed = False  # halt() wrote the last record: later checkpoints are dropped
         self.errors: list[BaseException] = []
         self.workers = 0  # workers not yet ended (set before they are spawned)
+        self.delivering = 0  # of those, the ones whose connection has received body bytes
+        self.retiring = 0  # workers asked to stop ("auto" undoing a step that did not pay)
         self.hashing = False  # the prefix hasher has not ended
         self.restart: _Restarted | None = None  # a 200 a worker took over (_take_over)
         self.restarted: DownloadResult | None = None
@@ -118,6 +132,39 @@ class _Shared:
                     self.table.advance(slot, piece)
                 self._idle.notify_all()
         return len(piece)
+
+    def add_worker(self) -> bool:
+        """Count one more worker before it is spawned; False once the attempt is stopping (a
+        take-over waits for every counted worker, so none may be added after it sealed)."""
+        with self.lock:
+            if self.stopped or self.errors or self.restart is not None:
+                return False
+            self.workers += 1
+            self.job.peak_connections = max(self.job.peak_connections, self.workers)
+            return True
+
+    def delivers(self, me: _Connection) -> None:
+        """``me``'s connection received its first body bytes."""
+        if not me.delivering:
+            with self.lock:
+                me.delivering = True
+                self.delivering += 1
+
+    def retire(self, me: _Connection) -> bool:
+        """Whether ``me`` is one of the workers asked to stop (it then stops at once, leaving
+        the rest of its segment to the others)."""
+        with self.lock:
+            if self.retiring <= 0:
+                return False
+            self.retiring -= 1
+            me.retired = True
+            return True
+
+    def ended(self, me: _Connection) -> None:
+        with self.lock:
+            self.workers -= 1
+            if me.delivering:
+                self.delivering -= 1
 
     def stop(self) -> None:
         """No write starts from now on (the workers notice at their next chunk)."""
@@ -177,6 +224,8 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
             return existing
         assessment = Assessment(Start.FRESH, None, "the destination does not match sha256=")
     record = assessment.record
+    if job.adaptive and not assessment.starts_over and _one_connection_resumes(job, record):
+        return (yield from haul(job, one_request=False))
     if (
         assessment.starts_over
         or record is None
@@ -201,10 +250,25 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
         yield Blocking(fd.close)
 
 
+def _one_connection_resumes(job: DownloadJob, record: control.ControlRecord | None) -> bool:
+    """Whether "auto" resumes ``record`` as haul does: one connection's record (one segment)
+    of unknown size, or with too little left to split. So a small file goes on exactly as
+    with ``connections=1``, and a record of unknown size is resumed, not started over."""
+    if record is None or len(record.segments) != 1:
+        return False
+    if record.total is None:
+        return True
+    left = record.total - record.segments[0].cursor
+    return initial_workers(job.connections, left, job.policy.min_segment_bytes) <= 1
+
+
 def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
-    """The first request (``bytes=0-``) learns the size and version; its body becomes the
-    first segment, which the other connections split."""
-    exchange = new_exchange(job, job.url, 0, None, None)
+    """The first request learns the size and version; its body becomes the first segment,
+    which the other connections split. With a count given it asks ``bytes=0-`` (a 206 says
+    Range is honoured); "auto" asks for the whole file as haul does (so that a file it keeps
+    on one connection is fetched exactly as with ``connections=1``), and splits a 200 whose
+    server says it takes ranges (`_SegmentSink.opened` accepts that one 200)."""
+    exchange = new_exchange(job, job.url, 0, None, None, plain=job.adaptive)
     try:
         answered = yield from _ask(job, exchange)
     except RangeioError as exc:
@@ -225,14 +289,50 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
             finally:
                 yield Blocking(fd.close)
         raise progress_discarded(f"could not start: {answer}")
+    if isinstance(answer, Restart) and _splits(job, answer.length, exchange.headers):
+        assert answer.length is not None and not job.mirrors  # "auto" is one URL's
+        return (
+            yield from _split_first(
+                job, exchange, answered, answer.identity, answer.length, None, whole=True
+            )
+        )
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
-        # Range ignored (200) or size unknown: one connection streams it all.
+        # Range ignored (200), size unknown, or ("auto") a file too small to split: one
+        # connection streams it all.
         if job.mirrors:
             log.warning("%s sends no ranges of a known size: its mirrors go unused", job.url)
         return (yield from _stream_whole(job, exchange, answered))
     assert isinstance(answer, Resume) and answer.total is not None
-    total = answer.total
-    record = new_record(job, answer.identity, total, 0, b"")
+    reference = mirrored.fingerprint(answer, exchange.headers)
+    return (
+        yield from _split_first(
+            job, exchange, answered, answer.identity, answer.total, reference, whole=False
+        )
+    )
+
+
+def _splits(job: DownloadJob, length: int | None, headers: Mapping[str, str]) -> bool:
+    """Whether "auto" splits a whole-file 200: a known length, worth two segments or more,
+    from a server that says it takes ranges."""
+    if not job.adaptive or length is None or not takes_ranges(headers):
+        return False
+    return initial_workers(job.connections, length, job.policy.min_segment_bytes) > 1
+
+
+def _split_first(
+    job: DownloadJob,
+    exchange: DownloadExchange,
+    answered: Answered,
+    identity: Identity,
+    total: int,
+    reference: Fingerprint | None,
+    *,
+    whole: bool,
+) -> Program[DownloadResult]:
+    """``answered`` (a 206 from byte 0, or "auto"'s whole 200) is the first segment of
+    ``total`` bytes; its digest headers are checked once the file is complete (``whole``: as
+    a 200's). ``reference``: what the mirrors must agree with (a 206's fingerprint)."""
+    record = new_record(job, identity, total, 0, b"")
     try:
         fd = yield from begin(job, record, total)
     except BaseException:
@@ -241,12 +341,24 @@ def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     try:
         table = SegmentTable([], total, job.policy.min_segment_bytes, {})
         shared = _Shared(job, table, fd, record)
-        shared.mirrors = mirrored.mirror_set(job, mirrored.fingerprint(answer, exchange.headers))
+        if reference is not None:
+            shared.mirrors = mirrored.mirror_set(job, reference)
         with shared.lock:
             first_slot = table.claim()
-        return (yield from _run_workers(shared, first=((exchange, answered), first_slot)))
+        digests = _Digests(exchange.headers, whole)
+        first = ((exchange, answered), first_slot)
+        return (yield from _run_workers(shared, first=first, digests=digests))
     finally:
         yield Blocking(fd.close)
+
+
+class _Digests:
+    """The digest headers of a download's first answer, checked once the file is complete."""
+
+    def __init__(self, headers: Mapping[str, str], whole: bool) -> None:
+        self.headers = dict(headers)
+        self.whole = whole
+        self.algorithms = algorithms_for(headers, whole=whole)
 
 
 def _ask(job: DownloadJob, exchange: DownloadExchange) -> Program[Answered | None]:
@@ -327,10 +439,14 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
         shared.restart_error = exc
 
 
-def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
+def _run_workers(
+    shared: _Shared, first: tuple[Any, int | None] | None, digests: _Digests | None = None
+) -> Program[DownloadResult]:
     job = shared.job
-    count = initial_workers(job.all_connections, shared.table.total, shared.table.min_segment)
-    prefix = _PrefixHasher()
+    limit = initial_workers(job.all_connections, shared.table.total, shared.table.min_segment)
+    # "auto" opens one and lets the Scaler add more; a count given is opened at once.
+    count = 1 if job.adaptive else limit
+    prefix = _PrefixHasher(digests.algorithms if digests is not None else ("sha256",))
     shared.hashing = True
     hashing = yield Spawn(prefix.follow(shared))
     handles = []
@@ -339,9 +455,12 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     planned: list[tuple[Any, int | None] | None] = [first] if first is not None else []
     planned += [None] * max(count, 0 if first is not None else 1)
     shared.workers = len(planned)  # before any starts: a take-over waits for them all
+    job.peak_connections = max(job.peak_connections, shared.workers)
     for each in planned:
         handles.append((yield Spawn(_worker(shared, each))))
     try:
+        if job.adaptive:
+            yield from _follow(shared, handles, limit)
         yield Join(handles)  # workers raise only interruptions: errors are in shared.errors
         prefix.stop = True
         yield Join([hashing])
@@ -377,7 +496,60 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
             bytes_done=done,
             total=shared.table.total,
         ) from error
-    return (yield from finish(job, shared.fd, shared.table.total, shared.record, {}, whole=False))
+    headers, whole = (digests.headers, digests.whole) if digests is not None else ({}, False)
+    return (
+        yield from finish(job, shared.fd, shared.table.total, shared.record, headers, whole=whole)
+    )
+
+
+def _follow(shared: _Shared, handles: list[Any], limit: int) -> Program[None]:
+    """The coordinator of a connections="auto" download while the workers run, until they
+    have all ended or the attempt is ending. It makes the checkpoints (beside the transfers,
+    as haul does: no worker's socket waits for an fdatasync, so one connection is as fast as
+    haul's), samples the bytes received and opens or retires connections as the Scaler says
+    (`_core/scaling.py`); new workers claim segments as any idle one does (work stealing).
+    With a count given the coordinator only Joins and the workers checkpoint in line, as
+    before "auto" (moving those too is a change of its own: tests/test_download.py's nginx
+    test counts on the first worker's pauses to let the others steal from a 3 MB file). This
+    runs in the coordinator, the program the runner was handed, never in a spawned one: it
+    may Join (`_engine/ops.py`)."""
+    job = shared.job
+    policy = job.policy.scaling
+    scaler = Scaler(policy, limit=limit)
+    clock = yield from on_the_clock(job)
+    while True:
+        yield Sleep(policy.sample_seconds)
+        with shared.lock:
+            if shared.stopped or shared.restart:
+                return  # halt() or a take-over: the segments' checkpoints are theirs now
+            failed = bool(shared.errors)  # no more connections, but checkpoints till the end
+            orphaned = not failed and shared.workers == 0 and shared.table.unclaimed()
+            if shared.workers == 0 and not orphaned:
+                return
+            received = shared.table.durable_candidates
+            delivering = shared.delivering
+            starting = shared.workers - delivering
+        if shared.checkpoint_due():
+            yield Blocking(shared.checkpoint)
+        if orphaned and shared.add_worker():
+            # The last workers ended as another was retired: its segment gets a new one
+            # rather than waiting for the next attempt.
+            handles.append((yield Spawn(_worker(shared, None))))
+            continue
+        if failed:
+            scaler.stop()
+        if scaler.done:
+            continue
+        change = scaler.observe(clock.monotonic(), received, delivering, starting)
+        if change < 0:
+            with shared.lock:
+                shared.retiring += -change
+        for _ in range(change):
+            if not shared.add_worker():
+                return
+            handles.append((yield Spawn(_worker(shared, None))))
+        if change:
+            log.debug("download of %s: %+d connection(s) (%s)", job.url, change, scaler.steps)
 
 
 def _halt(shared: _Shared) -> Program[None]:
@@ -391,8 +563,8 @@ class _PrefixHasher:
     """Hashes the file's contiguous prefix while parallel segments arrive (from the page cache),
     so that the SHA-256 is ready, or nearly, when the last segment lands."""
 
-    def __init__(self) -> None:
-        self.hashers = new_hashers(("sha256",))
+    def __init__(self, algorithms: tuple[str, ...]) -> None:
+        self.hashers = new_hashers(algorithms)
         self.hashed = 0
         self.stop = False
 
@@ -422,19 +594,20 @@ class _PrefixHasher:
 def _worker(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[None]:
     """Claim segments until none is left; errors are recorded for the coordinator, so that it
     waits for every worker before touching the file again."""
+    me = _Connection()
     try:
-        restart = yield from _claim_and_fill(shared, first)
+        restart = yield from _claim_and_fill(shared, first, me)
         if restart is not None:
             yield from _take_over(shared, restart)
     finally:
-        with shared.lock:
-            shared.workers -= 1
+        shared.ended(me)
 
 
 def _claim_and_fill(
-    shared: _Shared, first: tuple[Any, int | None] | None
+    shared: _Shared, first: tuple[Any, int | None] | None, me: _Connection
 ) -> Program[_Restarted | None]:
-    """The worker's loop: segments until none is left, or a 200 that restarts the file."""
+    """The worker's loop: segments until none is left, or a 200 that restarts the file (or
+    until "auto" retires it)."""
     # Mirrors: seat[0] is the mirror this worker asks (the first response is the reference's);
     # the worker ends when its mirror is dropped and no other has a free connection.
     seat: list[int | None] = [None]
@@ -442,7 +615,7 @@ def _claim_and_fill(
         with shared.lock:
             seat[0] = shared.mirrors.assign(None, prefer=0 if first is not None else None)
     try:
-        return (yield from _claim_and_fill_on(shared, first, seat))
+        return (yield from _claim_and_fill_on(shared, first, seat, me))
     finally:
         if shared.mirrors is not None:
             with shared.lock:
@@ -450,13 +623,13 @@ def _claim_and_fill(
 
 
 def _claim_and_fill_on(
-    shared: _Shared, first: tuple[Any, int | None] | None, seat: list[int | None]
+    shared: _Shared, first: tuple[Any, int | None] | None, seat: list[int | None], me: _Connection
 ) -> Program[_Restarted | None]:
     """Each segment is one exchange, which retries what asking again may fix (is_retryable,
     Retry-After); what it raises is the coordinator's at once, or its mirror's alone."""
     job = shared.job
     mirror = seat[0]
-    while not shared.errors and not shared.stopped:
+    while not shared.errors and not shared.stopped and not me.retired:
         opened: tuple[DownloadExchange, Answered] | None = None
         if first is not None:
             opened, slot = first
@@ -476,7 +649,7 @@ def _claim_and_fill_on(
                 yield Close(opened[1].response)
             return None
         try:
-            if (yield from _fill_segment(shared, slot, opened, mirror, seat)):
+            if (yield from _fill_segment(shared, slot, opened, me, mirror, seat)):
                 mirrored.served(shared.lock, shared.mirrors, mirror)
         except _Restarted as restart:
             changed = restart.changed
@@ -509,13 +682,15 @@ def _fill_segment(
     shared: _Shared,
     slot: int,
     opened: tuple[DownloadExchange, Answered] | None,
+    me: _Connection,
     mirror: int | None = None,
     seat: object = None,
 ) -> Program[bool]:
     """Fetch the rest of ``slot``'s segment with one exchange (a closed range with If-Range of
     the version its URL serves), or read the first request's answer (``opened``) into it.
     ``mirror``: the mirror asked (``mirrored.target``). False: the mirror was refused (its
-    answer disagrees, or it failed too often), and nothing of it was written."""
+    answer disagrees, or it failed too often), and nothing of it was written. ``me``: the
+    worker's connection ("auto" may retire it: the rest of the segment goes to another)."""
     job = shared.job
     answered: Answered | None = None
     if opened is None:
@@ -525,22 +700,25 @@ def _fill_segment(
         exchange = new_exchange(job, url or job.url, cursor, stop, pinned)
     else:
         exchange, answered = opened
-    sink = _SegmentSink(shared, slot, mirror, seat, first=opened is not None)
+    sink = _SegmentSink(shared, slot, me, mirror, seat, first=opened is not None)
     stopped = yield from drive(
         exchange, job.timeout, sink.count, sink=sink, answered=answered, stop_at=_is_restart
     )
     if stopped is not None:
+        # A 200 to a segment's request (after a cut, the first one's resume too): never
+        # spliced, it becomes the download (_take_over).
         raise _Restarted(exchange, stopped)
     if sink.refused:
         return False
-    if not isinstance(exchange.answer, Resume):
+    answer = exchange.answer
+    if not isinstance(answer, Resume) and not (isinstance(answer, Restart) and sink.split_whole):
         # A 206 or 412 of another version, a 416: the segments cannot be trusted to fit
         # together any more, and this answer carries nothing to restart with.
-        kind = type(exchange.answer).__name__
+        kind = type(answer).__name__
         raise RemoteChangedError(f"parallel segment request answered with {kind}")
     with shared.lock:
         cursor, stop = shared.table.span(slot)
-    if cursor < stop and not shared.errors and not shared.stopped:
+    if cursor < stop and not shared.errors and not shared.stopped and not me.retired:
         raise NetworkError(f"connection closed at {cursor}, segment ends at {stop}")
     return True
 
@@ -552,13 +730,27 @@ class _SegmentSink:
     With mirrors, each answer is checked against the reference before a byte of it is written
     (``mirrored.answered``; not the first request's, which is the reference's), each failure
     the exchange retries counts towards dropping the mirror (``mirrored.refused``), and the
-    speed of each response is measured (``mirrored.Pace``)."""
+    speed of each response is measured (``mirrored.Pace``).
+
+    "auto" splits the whole-file 200 its first request received (`_parallel_fresh`): that one
+    Restart is accepted here as the first segment (``split_whole``), from byte 0 of a ``.part``
+    begun for its version; any later 200 stops the exchange before its body (``_is_restart``)
+    and becomes a take-over, so two versions are never spliced."""
 
     def __init__(
-        self, shared: _Shared, slot: int, mirror: int | None, seat: object, *, first: bool
+        self,
+        shared: _Shared,
+        slot: int,
+        me: _Connection,
+        mirror: int | None,
+        seat: object,
+        *,
+        first: bool,
     ) -> None:
         self._shared = shared
         self._slot = slot
+        self._me = me
+        self.split_whole = False  # the first request's 200 is this segment's (auto)
         self._mirror = mirror
         self._seat = seat
         self._first = first
@@ -578,7 +770,14 @@ class _SegmentSink:
         shared, job = self._shared, self._shared.job
         answer = exchange.answer
         first, self._first = self._first, False
-        if not first and isinstance(answer, Resume):
+        if isinstance(answer, Restart):
+            # Only "auto"'s first request reaches here with a 200: the .part was begun for its
+            # version (`_split_first`), so its bytes flow from byte 0. A later 200 was stopped
+            # before its body (_is_restart) and taken over.
+            assert first and job.adaptive, "a 200 to a segment request is a take-over"
+            exchange.restarted()
+            self.split_whole = True
+        elif not first and isinstance(answer, Resume):
             usable = mirrored.answered(
                 job,
                 shared.lock,
@@ -605,14 +804,20 @@ class _SegmentSink:
         if not written:
             exchange.limit(start)  # the attempt is stopping, or another connection took it
             return
+        shared.delivers(self._me)
         job.transferred += written
         if self._pace is not None:
             self._pace.add(written)
         if job.on_progress is not None:
             job.on_progress(shared.table.durable_candidates, shared.table.total)
-        if shared.checkpoint_due():
+        if not job.adaptive and shared.checkpoint_due():
+            # A count given keeps its checkpoints here, in line, as before "auto"; with
+            # "auto" the coordinator makes them (_follow), beside the transfer.
             yield Blocking(shared.checkpoint)
         if written < len(data):
+            exchange.limit(start + written)
+        elif shared.retiring and shared.retire(self._me):
+            # "auto" took this connection back: the rest of the segment goes to another.
             exchange.limit(start + written)
 
     def resuming(self, exchange: DownloadExchange) -> Program[None]:

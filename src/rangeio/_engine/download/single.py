@@ -166,6 +166,7 @@ class Writer:
         job, files = self.job, self.job.files
         answer = exchange.answer
         clock = yield from on_the_clock(job)
+        job.peak_connections = max(job.peak_connections, 1)
         if isinstance(answer, Restart):
             yield from self._close()
             if self.offset or self.record is not None:
