@@ -774,7 +774,9 @@ class _SegmentSink:
             # Only "auto"'s first request reaches here with a 200: the .part was begun for its
             # version (`_split_first`), so its bytes flow from byte 0. A later 200 was stopped
             # before its body (_is_restart) and taken over.
-            assert first and job.adaptive, "a 200 to a segment request is a take-over"
+            if not (first and job.adaptive):
+                # Not an assert: under `python -O` a 200 let through here would splice versions.
+                raise RuntimeError("a 200 to a segment request must be taken over, not written")
             exchange.restarted()
             self.split_whole = True
         elif not first and isinstance(answer, Resume):
