@@ -82,10 +82,17 @@ class Send(Op):
 @dataclass(slots=True)
 class NextChunk(Op):
     """The next raw body chunk of ``response``, or None at the end of the body; the runner
-    cuts the wait after ``within`` seconds (None: only the client's read timeout bounds it)."""
+    cuts the wait after ``within`` seconds (None: only the client's read timeout bounds it).
+
+    ``into``: a writable buffer to receive into. A client that can (``readinto1`` on the
+    transport's response: rangeio's urllib3 adapter) reads what has arrived straight into it
+    and the chunk is ``into[:n]``, a view of it (no bytes object made); any other hands over
+    its own bytes, as without ``into``. Either way the chunk is bytes-like, and a view stays
+    valid only until the program receives into ``into`` again."""
 
     response: Any
     within: float | None = None
+    into: memoryview | None = None
 
     def overrun(self) -> NetworkTimeoutError:
         return NetworkTimeoutError(

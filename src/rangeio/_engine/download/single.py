@@ -229,10 +229,13 @@ def receive(
     last_offset, last_time = offset, clock.monotonic()
     body = BodyReader(response, job.timeout, clock)
     try:
-        while (chunk := (yield from body.next_chunk())) is not None:
+        # Received into the .part's own buffers (PartFile.space): a chunk is a view of one,
+        # written (and hashed) from there, and the next one lands in the space after it.
+        while (chunk := (yield from body.next_chunk(fd.space()))) is not None:
             if skip:
                 dropped = min(skip, len(chunk))
-                chunk, skip = chunk[dropped:], skip - dropped
+                # A copy: what is written must be what the buffer received, or a copy of it.
+                chunk, skip = bytes(chunk[dropped:]), skip - dropped
                 if not chunk:
                     continue
             if end is not None and offset + len(chunk) > end:
