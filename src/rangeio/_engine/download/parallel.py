@@ -20,9 +20,9 @@ from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
 from rangeio._core.retry import is_retryable
 from rangeio._core.segments import SegmentTable, initial_workers
-from rangeio._disk import PartFile, hash_into, new_hashers, pwrite_all
+from rangeio._disk import RECEIVE_BUFFER_BYTES, PartFile, hash_into, new_hashers, pwrite_all
 from rangeio._engine.body import BodyReader
-from rangeio._engine.download.finish import finish
+from rangeio._engine.download.finish import algorithms_for, finish
 from rangeio._engine.download.job import (
     DownloadJob,
     DownloadResult,
@@ -240,6 +240,9 @@ def _stream_whole(
         raise
     try:
         end = total if isinstance(answer, Restart) else answer.range.stop
+        # Hashed as it arrives (in order from byte 0): no pass over the disk at the end.
+        algorithms = algorithms_for(response.headers, whole=isinstance(answer, Restart))
+        yield Blocking(fd.start_hashing, (algorithms, 0))
         offset = yield from receive(job, response, fd, record, 0, end, bytearray(), beside=beside)
         yield Close(response)
         if end is not None and offset < end:
@@ -368,11 +371,14 @@ def _halt(shared: _Shared) -> Program[None]:
         log.warning("could not save the progress of %s: %s", shared.job.url, exc)
 
 
-def _next_or_done(shared: _Shared, slot: int, body: BodyReader) -> Program[bytes | None]:
-    """The next chunk of a segment's body; None at its end, or when the connection went after
-    every byte of the segment arrived (before a chunked body's last chunk, say)."""
+def _next_or_done(
+    shared: _Shared, slot: int, body: BodyReader, into: memoryview
+) -> Program[bytes | None]:
+    """The next chunk of a segment's body (received into ``into`` where the client can); None
+    at its end, or when the connection went after every byte of the segment arrived (before a
+    chunked body's last chunk, say)."""
     try:
-        return (yield from body.next_chunk())
+        return (yield from body.next_chunk(into))
     except NetworkError:
         with shared.lock:
             cursor, stop = shared.table.span(slot)
@@ -498,8 +504,11 @@ def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
 def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> Program[None]:
     job = shared.job
     body = BodyReader(response, job.timeout, (yield from on_the_clock(job)))
+    # The segment's own buffer: each chunk is written (pwrite, done when write returns) before
+    # the next is received into it, and the prefix hasher reads the file, never the buffer.
+    into = memoryview(bytearray(RECEIVE_BUFFER_BYTES))
     try:
-        while (chunk := (yield from _next_or_done(shared, slot, body))) is not None:
+        while (chunk := (yield from _next_or_done(shared, slot, body, into))) is not None:
             if skip:
                 dropped = min(skip, len(chunk))
                 chunk, skip = chunk[dropped:], skip - dropped
