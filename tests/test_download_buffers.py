@@ -153,7 +153,9 @@ def test_a_download_hashes_without_a_pass_over_the_disk(
 ) -> None:
     passes: list[int] = []
     hash_file = _disk.hash_file
-    monkeypatch.setattr(_disk, "hash_file", lambda fd, n, a: passes.append(n) or hash_file(fd, n, a))
+    monkeypatch.setattr(
+        _disk, "hash_file", lambda fd, n, a: passes.append(n) or hash_file(fd, n, a)
+    )
     dest = tmp_path / "out.bin"
     result = opener.download(fault_server.url(BIG), dest)
     assert dest.read_bytes() == big

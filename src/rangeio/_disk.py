@@ -549,8 +549,9 @@ def start_writeback(fd: int, offset: int, length: int) -> bool:
 
 class _Behind:
     """What follows a write, on a thread of its own and in write order: feeding the hashers
-    (hashlib releases the GIL for buffers over 2047 bytes, so this overlaps receiving) and
-    starting write-back. The thread starts with the first task and ends at ``close``.
+    (hashlib releases the GIL for buffers over 2047 bytes, so this overlaps receiving), or
+    starting write-back (a second one: PartFile._flush_behind). The thread starts with the
+    first task and ends at ``close``.
 
     ``done`` counts tasks finished, so a buffer handed over as task ``n`` may be reused once
     ``done >= n`` (``wait_for``). Every wait is for work a live thread is doing: a thread that
@@ -558,8 +559,9 @@ class _Behind:
 
     _POLL = 1.0  # a wait rechecks that the thread lives this often
 
-    def __init__(self, fd: int, hashers: dict[str, Any] | None) -> None:
+    def __init__(self, fd: int, hashers: dict[str, Any] | None, name: str) -> None:
         self._fd = fd
+        self._name = name
         self.hashers = hashers
         self._tasks: queue.SimpleQueue[tuple[Any, int, int] | None] = queue.SimpleQueue()
         self._changed = threading.Condition(threading.Lock())
@@ -584,7 +586,7 @@ class _Behind:
 
     def _put(self, task: tuple[Any, int, int]) -> int:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="rangeio-behind", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
         self.queued += 1
         self._tasks.put(task)
@@ -631,9 +633,9 @@ class PartFile:
     Bodies are received into its buffers (``space``) and written from them: no bytes object
     per chunk. For a download that arrives in order it also hashes the bytes as they are
     written, on a thread of its own (``_Behind``), so the whole-file SHA-256 needs no second
-    pass over the disk and hashing overlaps receiving; the same thread starts the kernel's
-    write-back of what was written (``start_writeback``). A buffer is received into again only
-    once the hash of what it held is done."""
+    pass over the disk and hashing overlaps receiving; another starts the kernel's write-back
+    of what was written (``start_writeback``). A buffer is received into again only once the
+    hash of what it held is done."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -641,6 +643,7 @@ class PartFile:
         self._hashers: dict[str, Any] | None = None
         self._hashed = 0
         self._behind: _Behind | None = None
+        self._writeback: _Behind | None = None
         self._buffers = [bytearray(RECEIVE_BUFFER_BYTES) for _ in range(RECEIVE_BUFFERS)]
         self._views = [memoryview(buffer) for buffer in self._buffers]
         self._last_task = [0] * RECEIVE_BUFFERS  # the last task that reads each buffer
@@ -697,8 +700,13 @@ class PartFile:
 
     def _flush_behind(self) -> None:
         start, self._unflushed_from = self._unflushed_from, None
-        if start is not None:
-            self._behind_thread().start_writeback(start, self._unflushed_to - start)
+        if start is None:
+            return
+        if self._writeback is None:
+            # A thread of its own: sync_file_range may block while the disk's queue is full,
+            # and the hash thread (which the receive waits for) must not wait with it.
+            self._writeback = _Behind(self.fd, None, "rangeio-writeback")
+        self._writeback.start_writeback(start, self._unflushed_to - start)
 
     def _next_buffer(self) -> None:
         self._current = (self._current + 1) % RECEIVE_BUFFERS
@@ -708,7 +716,7 @@ class PartFile:
 
     def _behind_thread(self) -> _Behind:
         if self._behind is None:
-            self._behind = _Behind(self.fd, self._hashers)
+            self._behind = _Behind(self.fd, self._hashers, "rangeio-hash")
         return self._behind
 
     def adopt_hash(self, hashers: dict[str, Any], hashed: int) -> None:
@@ -728,13 +736,16 @@ class PartFile:
         if behind is not None:
             behind.wait_for(behind.queued)
             if behind.failure is not None:
-                log.warning("hashing beside the download failed (%s): hashing the file", behind.failure)
+                log.warning(
+                    "hashing beside the download failed (%s): hashing the file", behind.failure
+                )
                 return None
         return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
     def close(self) -> None:
         if self._open:
             self._open = False
-            if self._behind is not None:
-                self._behind.close()
+            for thread in (self._behind, self._writeback):
+                if thread is not None:
+                    thread.close()
             close_fd(self.fd)

@@ -10,8 +10,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
-from urllib3.exceptions import IncompleteRead
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import IncompleteRead, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
 from rangeio._core.exchange import Request
