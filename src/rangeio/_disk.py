@@ -649,6 +649,7 @@ class PartFile:
         self._last_task = [0] * RECEIVE_BUFFERS  # the last task that reads each buffer
         self._current = 0
         self._filled = 0
+        self._hash_from = 0  # where the current buffer's bytes not yet handed to the hash begin
         self._unflushed_from: int | None = None  # where written bytes not yet kicked begin
         self._unflushed_to = 0
 
@@ -657,6 +658,7 @@ class PartFile:
         hashers = new_hashers(algorithms)
         hash_into(hashers, self.fd, prefix)
         self._hashers, self._hashed = hashers, prefix
+        self._hash_from = self._filled
         self._behind_thread().hashers = hashers
 
     def space(self) -> memoryview:
@@ -668,24 +670,31 @@ class PartFile:
     def write(self, chunk: bytes | memoryview, offset: int) -> None:
         pwrite_all(self.fd, chunk, offset)
         ours = isinstance(chunk, memoryview) and chunk.obj is self._buffers[self._current]
-        if ours:
-            self._filled += len(chunk)
         if self._hashers is not None:
-            behind = self._behind_thread()
             if offset != self._hashed:
                 self._hashers = None  # out of order: hash the file at the end instead
-                behind.stop_hashing()
-            else:
-                # Our buffer stays unchanged until the task is done; anything else is copied
-                # unless it is immutable already.
-                data = chunk if ours or isinstance(chunk, bytes) else bytes(chunk)
-                task = behind.hash(data)
-                if ours:
-                    self._last_task[self._current] = task
-                self._hashed += len(chunk)
+                self._behind_thread().stop_hashing()
+            elif not ours:
+                # Someone else's bytes (copied unless immutable already), after what our
+                # buffer holds: the hash thread takes both in file order.
+                self._hash_pending()
+                self._behind_thread().hash(chunk if isinstance(chunk, bytes) else bytes(chunk))
+            # Our buffer's bytes go to the hash thread a whole buffer at a time
+            # (_hash_pending): one task per buffer, not one per socket read.
+            self._hashed += len(chunk)
+        if ours:
+            self._filled += len(chunk)
         self._note_written(offset, len(chunk))
         if ours and RECEIVE_BUFFER_BYTES - self._filled < _MIN_SPACE:
             self._next_buffer()
+
+    def _hash_pending(self) -> None:
+        """Hand what the current buffer received since the last hand-over to the hash thread;
+        the buffer is received into again only once that task is done."""
+        start, self._hash_from = self._hash_from, self._filled
+        if self._hashers is not None and self._filled > start:
+            task = self._behind_thread().hash(self._views[self._current][start : self._filled])
+            self._last_task[self._current] = task
 
     def _note_written(self, offset: int, length: int) -> None:
         """Start write-back of what was written, once WRITEBACK_BYTES of it are pending."""
@@ -709,8 +718,9 @@ class PartFile:
         self._writeback.start_writeback(start, self._unflushed_to - start)
 
     def _next_buffer(self) -> None:
+        self._hash_pending()
         self._current = (self._current + 1) % RECEIVE_BUFFERS
-        self._filled = 0
+        self._filled = self._hash_from = 0
         if self._behind is not None:
             self._behind.wait_for(self._last_task[self._current])
 
@@ -732,6 +742,7 @@ class PartFile:
         if hashing failed on the thread: then the disk pass says what the bytes are)."""
         if self._hashers is None or self._hashed != total:
             return None
+        self._hash_pending()
         behind = self._behind
         if behind is not None:
             behind.wait_for(behind.queued)
