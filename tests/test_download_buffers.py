@@ -15,6 +15,7 @@ import pytest
 
 import rangeio
 from rangeio import _disk
+from rangeio._core import control
 from rangeio._disk import RECEIVE_BUFFER_BYTES, RECEIVE_BUFFERS, PartFile
 from rangeio.testing import Faults, FaultServer
 from tests.adapters import Opener
@@ -79,8 +80,68 @@ def test_a_buffer_is_not_received_into_while_its_hash_is_pending(tmp_path: Path)
         expected = b"".join(
             random.Random(n).randbytes(RECEIVE_BUFFER_BYTES) for n in range(RECEIVE_BUFFERS + 2)
         )
+        part.settle()
         assert os.pread(part.fd, total + 1, 0) == expected
         assert part.hashes(total) == {"sha256": hashlib.sha256(expected).hexdigest()}
+    finally:
+        part.close()
+
+
+def test_a_buffer_is_not_received_into_while_its_write_is_pending(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    gate = threading.Event()
+    pwrite_all = _disk.pwrite_all
+
+    def gated(fd: int, data: Any, offset: int) -> None:
+        assert gate.wait(10), "the test never opened the gate"
+        pwrite_all(fd, data, offset)
+
+    monkeypatch.setattr(_disk, "pwrite_all", gated)
+    part = part_file(tmp_path)
+    try:
+        written: list[int] = []
+
+        def writer() -> None:
+            for n in range(RECEIVE_BUFFERS + 2):
+                part.write(fill(part.space(), RECEIVE_BUFFER_BYTES, n), n * RECEIVE_BUFFER_BYTES)
+                written.append(n)
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        wait_until(lambda: len(written) == RECEIVE_BUFFERS - 1, "the first buffers handed over")
+        thread.join(0.5)  # the next write waits for the first buffer's pwrite: held shut
+        assert thread.is_alive() and len(written) == RECEIVE_BUFFERS - 1
+        gate.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        part.settle()
+        total = (RECEIVE_BUFFERS + 2) * RECEIVE_BUFFER_BYTES
+        expected = b"".join(
+            random.Random(n).randbytes(RECEIVE_BUFFER_BYTES) for n in range(RECEIVE_BUFFERS + 2)
+        )
+        assert os.pread(part.fd, total + 1, 0) == expected
+    finally:
+        part.close()
+
+
+def test_a_failed_write_is_raised_and_never_checkpointed(tmp_path: Path) -> None:
+    files = _disk.PartFiles(tmp_path / "out.bin")
+    path = files.part
+    path.write_bytes(b"")
+    part = PartFile(os.open(path, os.O_RDONLY))  # every pwrite fails (EBADF)
+    try:
+        part.write(b"a" * 1000, 0)  # queued: its failure comes later
+        with pytest.raises(OSError):
+            part.settle()
+        with pytest.raises(OSError):
+            part.write(b"b" * 1000, 1000)
+        record = control.ControlRecord(
+            url="http://example/f", etag=None, last_modified=None, total=2000, segments=()
+        )
+        with pytest.raises(OSError):
+            files.checkpoint(part, record)
+        assert not files.ctrl.exists()  # no record claims the bytes that were never written
     finally:
         part.close()
 
@@ -105,6 +166,7 @@ def test_the_hash_thread_gives_what_hashlib_gives_over_the_file(tmp_path: Path) 
             offset += len(chunk)
             if kind == 2:
                 chunk[:] = bytes(len(chunk))
+        part.settle()  # the writes are done on the write thread
         on_disk = os.pread(part.fd, offset + 1, 0)
         assert len(on_disk) == offset
         assert part.hashes(offset) == {

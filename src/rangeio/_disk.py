@@ -428,14 +428,16 @@ class PartFiles:
         on disk, and a new empty file would hold none of them."""
         return safe_open(self.part, os.O_RDWR, "part")
 
-    def checkpoint(self, fd: int, record: control.ControlRecord) -> None:
-        """Data first, then the record that covers it; a failing fdatasync raises before the
-        record is written, so a checkpoint never claims bytes the disk may not have. Nothing
-        to do for a record that may not be written at all (``control.fit``)."""
+    def checkpoint(self, part: PartFile, record: control.ControlRecord) -> None:
+        """Data first, then the record that covers it: the writes asked for are settled, then
+        fdatasync'ed; a failing write or fdatasync raises before the record is written, so a
+        checkpoint never claims bytes the disk may not have. Nothing to do for a record that
+        may not be written at all (``control.fit``)."""
         stored = control.fit(record).record
         if stored is None:
             return
-        datasync(fd)
+        part.settle()
+        datasync(part.fd)
         atomic_write(self.ctrl, control.encode(stored))
 
     def finish(
@@ -547,15 +549,21 @@ def start_writeback(fd: int, offset: int, length: int) -> bool:
     return bool(function(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0)
 
 
+_HASH, _WRITE, _WRITEBACK = 0, 1, 2
+
+
 class _Behind:
-    """What follows a write, on a thread of its own and in write order: feeding the hashers
-    (hashlib releases the GIL for buffers over 2047 bytes, so this overlaps receiving), or
-    starting write-back (a second one: PartFile._flush_behind). The thread starts with the
-    first task and ends at ``close``.
+    """Work that follows ``PartFile.write`` on a thread of its own, in the order it was asked
+    for: writing (pwrite), feeding the hashers (hashlib releases the GIL for buffers over 2047
+    bytes), or starting write-back. PartFile has one for each, so none waits for another: the
+    receive goes on while a pwrite copies into the page cache, a hash runs, or a full disk
+    queue holds sync_file_range. The thread starts with the first task.
 
     ``done`` counts tasks finished, so a buffer handed over as task ``n`` may be reused once
-    ``done >= n`` (``wait_for``). Every wait is for work a live thread is doing: a thread that
-    died (its failure kept) ends the wait with that failure."""
+    ``done >= n`` (``wait_for``). Every wait is for work a live thread is doing (a local pwrite
+    or a hash: bounded as the same call made in line would be). A failing task is kept in
+    ``failure`` and the tasks after it are skipped (a write after a failed one is never made:
+    nothing claims it)."""
 
     _POLL = 1.0  # a wait rechecks that the thread lives this often
 
@@ -563,7 +571,7 @@ class _Behind:
         self._fd = fd
         self._name = name
         self.hashers = hashers
-        self._tasks: queue.SimpleQueue[tuple[Any, int, int] | None] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[tuple[int, Any, int, int] | None] = queue.SimpleQueue()
         self._changed = threading.Condition(threading.Lock())
         self.queued = 0
         self.done = 0
@@ -574,17 +582,21 @@ class _Behind:
     def hash(self, data: Any) -> int:
         """Queue ``data`` for the hashers (it must stay unchanged until the task is done);
         returns the task's number."""
-        return self._put((data, 0, 0))
+        return self._put((_HASH, data, 0, 0))
+
+    def write(self, data: Any, offset: int) -> int:
+        """Queue a pwrite of ``data`` at ``offset`` (unchanged until done); the task's number."""
+        return self._put((_WRITE, data, offset, 0))
 
     def start_writeback(self, offset: int, length: int) -> None:
         if self.writeback:
-            self._put((None, offset, length))
+            self._put((_WRITEBACK, None, offset, length))
 
     def stop_hashing(self) -> None:
         """Hashes are no longer wanted (bytes came out of order): queued data is skipped."""
         self.hashers = None
 
-    def _put(self, task: tuple[Any, int, int]) -> int:
+    def _put(self, task: tuple[int, Any, int, int]) -> int:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
@@ -594,13 +606,18 @@ class _Behind:
 
     def _run(self) -> None:
         while (task := self._tasks.get()) is not None:
-            data, offset, length = task
+            kind, data, offset, length = task
             try:
-                hashers = self.hashers
-                if data is not None and hashers is not None and self.failure is None:
-                    for hasher in hashers.values():
-                        hasher.update(data)
-                elif data is None and self.writeback:
+                if self.failure is not None:
+                    pass
+                elif kind == _WRITE:
+                    pwrite_all(self._fd, data, offset)
+                elif kind == _HASH:
+                    hashers = self.hashers
+                    if hashers is not None:
+                        for hasher in hashers.values():
+                            hasher.update(data)
+                elif self.writeback:
                     self.writeback = start_writeback(self._fd, offset, length)
             except BaseException as exc:  # kept for the waiter; the tasks still count as done
                 self.failure = exc
@@ -615,27 +632,39 @@ class _Behind:
         with self._changed:
             while self.done < task:
                 if self._thread is None or not self._thread.is_alive():
-                    raise self.failure or RuntimeError("the hash thread of a download ended")
+                    raise self.failure or RuntimeError(f"{self._name}: the thread ended")
                 self._changed.wait(self._POLL)
 
-    def close(self) -> None:
-        """The thread ends once the tasks queued before this are done (not waited for); they
-        are skipped: the file may be closed by then."""
+    def settle(self) -> None:
+        """Until every task queued so far is done; raises the failure of one that failed."""
+        self.wait_for(self.queued)
+        if self.failure is not None:
+            raise self.failure
+
+    def close(self, *, finish: bool = False) -> None:
+        """The thread ends once the tasks queued before this are done; hashes and write-back
+        are skipped (the file may be closed by then). ``finish``: wait for them to be done (the
+        writes: no pwrite may reach a descriptor closed, or reused, after this)."""
         self.hashers = None
         self.writeback = False
         if self._thread is not None:
             self._tasks.put(None)
+            if finish:
+                self._thread.join()
 
 
 class PartFile:
     """A download's open ``.part``; closing twice is harmless (error paths and normal ends meet).
 
     Bodies are received into its buffers (``space``) and written from them: no bytes object
-    per chunk. For a download that arrives in order it also hashes the bytes as they are
-    written, on a thread of its own (``_Behind``), so the whole-file SHA-256 needs no second
-    pass over the disk and hashing overlaps receiving; another starts the kernel's write-back
-    of what was written (``start_writeback``). A buffer is received into again only once the
-    hash of what it held is done."""
+    per chunk. The pwrite runs on a thread of its own (``_Behind``), so the next chunk is
+    received while this one is copied into the page cache; ``settle`` waits for the writes
+    asked for so far, and every step that relies on them being there calls it first (a
+    checkpoint's fdatasync, the hashes at the end, close). For a download that arrives in
+    order it also hashes the bytes on another thread, so the whole-file SHA-256 needs no
+    second pass over the disk; a third starts the kernel's write-back of what was written
+    (``start_writeback``). A buffer is received into again only once its write and its hash
+    are done."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -643,10 +672,12 @@ class PartFile:
         self._hashers: dict[str, Any] | None = None
         self._hashed = 0
         self._behind: _Behind | None = None
+        self._writer: _Behind | None = None
         self._writeback: _Behind | None = None
         self._buffers = [bytearray(RECEIVE_BUFFER_BYTES) for _ in range(RECEIVE_BUFFERS)]
         self._views = [memoryview(buffer) for buffer in self._buffers]
-        self._last_task = [0] * RECEIVE_BUFFERS  # the last task that reads each buffer
+        self._last_task = [0] * RECEIVE_BUFFERS  # the last hash task that reads each buffer
+        self._last_write = [0] * RECEIVE_BUFFERS  # the last write task that reads each buffer
         self._current = 0
         self._filled = 0
         self._hash_from = 0  # where the current buffer's bytes not yet handed to the hash begin
@@ -655,6 +686,7 @@ class PartFile:
 
     def start_hashing(self, algorithms: tuple[str, ...], prefix: int) -> None:
         """Hash bytes [0, prefix) already on disk; later in-order writes continue the hash."""
+        self.settle()
         hashers = new_hashers(algorithms)
         hash_into(hashers, self.fd, prefix)
         self._hashers, self._hashed = hashers, prefix
@@ -668,17 +700,28 @@ class PartFile:
         return self._views[self._current][self._filled :]
 
     def write(self, chunk: bytes | memoryview, offset: int) -> None:
-        pwrite_all(self.fd, chunk, offset)
+        """Write ``chunk`` at ``offset`` (on the write thread: done by the next ``settle``); a
+        write that failed before is raised here, and nothing after it is written."""
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = _Behind(self.fd, None, "rangeio-write")
+        if writer.failure is not None:
+            raise writer.failure
         ours = isinstance(chunk, memoryview) and chunk.obj is self._buffers[self._current]
+        if not ours and not isinstance(chunk, bytes):
+            chunk = bytes(chunk)  # someone else's buffer may change once we return
+        task = writer.write(chunk, offset)
+        if ours:
+            self._last_write[self._current] = task
         if self._hashers is not None:
             if offset != self._hashed:
                 self._hashers = None  # out of order: hash the file at the end instead
                 self._behind_thread().stop_hashing()
             elif not ours:
-                # Someone else's bytes (copied unless immutable already), after what our
-                # buffer holds: the hash thread takes both in file order.
+                # Someone else's bytes (copied above unless immutable), after what our buffer
+                # holds: the hash thread takes both in file order.
                 self._hash_pending()
-                self._behind_thread().hash(chunk if isinstance(chunk, bytes) else bytes(chunk))
+                self._behind_thread().hash(chunk)
             # Our buffer's bytes go to the hash thread a whole buffer at a time
             # (_hash_pending): one task per buffer, not one per socket read.
             self._hashed += len(chunk)
@@ -721,8 +764,16 @@ class PartFile:
         self._hash_pending()
         self._current = (self._current + 1) % RECEIVE_BUFFERS
         self._filled = self._hash_from = 0
+        if self._writer is not None:
+            self._writer.wait_for(self._last_write[self._current])
         if self._behind is not None:
             self._behind.wait_for(self._last_task[self._current])
+
+    def settle(self) -> None:
+        """Until every write asked for so far is in the page cache; raises the OSError of one
+        that failed (then nothing may claim those bytes)."""
+        if self._writer is not None:
+            self._writer.settle()
 
     def _behind_thread(self) -> _Behind:
         if self._behind is None:
@@ -739,7 +790,9 @@ class PartFile:
     def hashes(self, total: int) -> dict[str, str] | None:
         """The hashes of bytes [0, total) if every one of them was hashed in order (waits for
         the hash thread to finish them); None if the file must be hashed from disk (also
-        if hashing failed on the thread: then the disk pass says what the bytes are)."""
+        if hashing failed on the thread: then the disk pass says what the bytes are). The
+        writes are settled first, so the file holds every byte once this returns."""
+        self.settle()
         if self._hashers is None or self._hashed != total:
             return None
         self._hash_pending()
@@ -754,9 +807,13 @@ class PartFile:
         return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
     def close(self) -> None:
+        """Close the descriptor once the writes asked for are done (their failure, if any,
+        is not raised here: whoever needed them settled first, or is unwinding already)."""
         if self._open:
             self._open = False
             for thread in (self._behind, self._writeback):
                 if thread is not None:
                     thread.close()
+            if self._writer is not None:
+                self._writer.close(finish=True)
             close_fd(self.fd)

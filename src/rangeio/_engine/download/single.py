@@ -253,16 +253,16 @@ def receive(
             if due and not background.running:
                 snapshot = advanced(record, offset, tail)
                 if beside:
-                    background.handle = yield Spawn(background.checkpoint(files, fd.fd, snapshot))
+                    background.handle = yield Spawn(background.checkpoint(files, fd, snapshot))
                 else:
-                    yield Blocking(files.checkpoint, (fd.fd, snapshot))
+                    yield Blocking(files.checkpoint, (fd, snapshot))
                 last_offset, last_time = offset, now
     except NetworkError as exc:
         yield from background.wait()
         retryable = is_retryable(exc)
         complete = end is not None and offset == end and retryable
         if not complete:
-            yield Blocking(files.checkpoint, (fd.fd, advanced(record, offset, tail)))
+            yield Blocking(files.checkpoint, (fd, advanced(record, offset, tail)))
             if not retryable:
                 # Our own verdict on the body (longer than declared): a resume would get the same.
                 raise
@@ -276,12 +276,12 @@ def receive(
         if not isinstance(exc, GeneratorExit):
             yield from background.wait()
         if not isinstance(exc, (OSError, GeneratorExit)):
-            yield Blocking(files.checkpoint, (fd.fd, advanced(record, offset, tail)))
+            yield Blocking(files.checkpoint, (fd, advanced(record, offset, tail)))
         raise
     yield from background.wait()
     background.raise_failure()
     if offset > last_offset:
-        yield Blocking(files.checkpoint, (fd.fd, advanced(record, offset, tail)))
+        yield Blocking(files.checkpoint, (fd, advanced(record, offset, tail)))
     return offset
 
 
@@ -293,7 +293,9 @@ class _Background:
         self.handle: Any = None
         self.failure: BaseException | None = None
 
-    def checkpoint(self, files: PartFiles, fd: int, record: control.ControlRecord) -> Program[None]:
+    def checkpoint(
+        self, files: PartFiles, fd: PartFile, record: control.ControlRecord
+    ) -> Program[None]:
         self.running = True
         try:
             yield Blocking(files.checkpoint, (fd, record))
