@@ -252,6 +252,26 @@ def test_downloads_do_without_sync_file_range(
     assert len(calls) == (0 if function is None else 1)
 
 
+def test_write_back_is_asked_for_bytes_already_written(
+    fault_server: FaultServer, big: bytes, opener: Opener, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The write thread writes what write() queued; write-back of a range before its write
+    would find nothing dirty to start on."""
+    seen: list[bool] = []
+
+    def checking(fd: int, offset: int, length: int, flags: int) -> int:
+        seen.append(os.pread(fd, length, offset) == big[offset : offset + length])
+        return 0
+
+    monkeypatch.setattr(_disk, "_sync_file_range", checking)
+    monkeypatch.setattr(_disk, "_sync_file_range_loaded", True)
+    monkeypatch.setattr(_disk, "WRITEBACK_BYTES", 256 * 1024)
+    dest = tmp_path / "out.bin"
+    opener.download(fault_server.url(BIG), dest)
+    assert dest.read_bytes() == big
+    assert seen and all(seen)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")
 def test_write_back_starts_on_linux(tmp_path: Path) -> None:
     fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT, 0o644)

@@ -588,9 +588,12 @@ class _Behind:
         """Queue a pwrite of ``data`` at ``offset`` (unchanged until done); the task's number."""
         return self._put((_WRITE, data, offset, 0))
 
-    def start_writeback(self, offset: int, length: int) -> None:
+    def start_writeback(self, offset: int, length: int, after: tuple[_Behind, int]) -> None:
+        """Queue a write-back of ``[offset, offset + length)`` once task ``after[1]`` of the
+        thread ``after[0]`` (the write of those bytes) is done: before it there is nothing
+        dirty there to write back."""
         if self.writeback:
-            self._put((_WRITEBACK, None, offset, length))
+            self._put((_WRITEBACK, after, offset, length))
 
     def stop_hashing(self) -> None:
         """Hashes are no longer wanted (bytes came out of order): queued data is skipped."""
@@ -617,8 +620,11 @@ class _Behind:
                     if hashers is not None:
                         for hasher in hashers.values():
                             hasher.update(data)
-                elif self.writeback:
-                    self.writeback = start_writeback(self._fd, offset, length)
+                else:
+                    writer, written = data
+                    writer.wait_for(written)
+                    if self.writeback:  # not closed meanwhile
+                        self.writeback = start_writeback(self._fd, offset, length)
             except BaseException as exc:  # kept for the waiter; the tasks still count as done
                 self.failure = exc
             with self._changed:
@@ -758,7 +764,10 @@ class PartFile:
             # A thread of its own: sync_file_range may block while the disk's queue is full,
             # and the hash thread (which the receive waits for) must not wait with it.
             self._writeback = _Behind(self.fd, None, "rangeio-writeback")
-        self._writeback.start_writeback(start, self._unflushed_to - start)
+        assert self._writer is not None  # the bytes to write back were written through it
+        self._writeback.start_writeback(
+            start, self._unflushed_to - start, (self._writer, self._writer.queued)
+        )
 
     def _next_buffer(self) -> None:
         self._hash_pending()
