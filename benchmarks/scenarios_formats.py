@@ -274,6 +274,29 @@ def zip_rows(ctx: Context, fx: MembersZip, url: str, wanted: list[str]) -> list[
     name = "rangeio ZipStream" + (" read_many" if bulk else "")
     rows.append(timed(ctx, name, rangeio_body))
 
+    def rangeio_async_body(meter: Meter, row: Row) -> None:
+        import asyncio
+
+        import rangeio.aio
+
+        async def main() -> tuple[list[str], list[bytes]]:
+            meter.start()
+            async with rangeio.aio.formats.zip.open(url) as z:
+                meter.opened()
+                names = z.namelist()
+                got = await z.read_many(wanted) if bulk else [await z.read(wanted[0])]
+                meter.stop()
+                row.library_stats = z.stats.as_dict()
+            return names, got
+
+        names, got = asyncio.run(main())
+        check_equal(row.library, "the member list", names, fx.names)
+        check_members(row.library, fx, wanted, got)
+
+    # The same programs on AsyncHttpFile: the same requests, awaited.
+    name = "rangeio.aio.formats.zip" + (" read_many" if bulk else "")
+    rows.append(timed(ctx, name, rangeio_async_body))
+
     def remotezip_body(meter: Meter, row: Row) -> None:
         from remotezip import RemoteZip
 

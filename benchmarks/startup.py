@@ -140,6 +140,28 @@ def verdict(row: Row, base: Row) -> str:
     return ""
 
 
+def print_reading_path(rows: list[Row]) -> None:
+    """What the first open costs, split into urllib3's import and rangeio's own share, in CPU
+    time (the wall time of a shared machine wanders more). issue 16's CLI goal (60 ms) is
+    measured on ``--version``; a command that reads pays this on top."""
+    by_label = {row.label: row for row in rows}
+    base = rows[0]
+    transport = by_label["... + the first open's transport (urllib3)"]
+    urllib3 = by_label["import urllib3 (alone)"]
+    cat = by_label["python -m rangeio cat URL (refused: exit 7)"]
+    own = transport.cpu - urllib3.cpu
+    print(
+        f"\nthe first open, in CPU: +{transport.cpu - base.cpu:.1f} ms over `pass`, of which "
+        f"`import urllib3` alone is +{urllib3.cpu - base.cpu:.1f} ms and rangeio's own "
+        f"(its file engine and what urllib3 does not load) +{own:.1f} ms"
+    )
+    print(
+        f"`rangeio cat URL` to its first connect: {cat.wall:.1f} ms wall, {cat.cpu:.1f} ms CPU "
+        f"(the CLI goal, {CLI_GOAL_MS:.0f} ms, is measured on --version: a reading command "
+        f"{'meets' if cat.wall <= CLI_GOAL_MS else 'misses'} it)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=30, help="timed runs per row (default 30)")
@@ -199,17 +221,20 @@ def main() -> int:
         base = rows[0]
         print()
         print(
-            "| command | wall median | wall min | CPU median | over `pass` (wall) | ratio to `pass` | goal |"
+            "| command | wall median | wall min | CPU median | over `pass` (wall) "
+            "| over `pass` (CPU) | ratio to `pass` | goal |"
         )
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for row in rows:
             over = "-" if row is base else f"+{row.wall - base.wall:.1f} ms"
+            over_cpu = "-" if row is base else f"+{row.cpu - base.cpu:.1f} ms"
             ratio = f"{row.wall / base.wall:.1f}x"
             print(
                 f"| `{row.label}` | {row.wall:.1f} ms | {row.best:.1f} ms | {row.cpu:.1f} ms | {over} | "
-                f"{ratio} | "
+                f"{over_cpu} | {ratio} | "
                 f"{verdict(row, base) or '-'} |"
             )
+        print_reading_path(rows)
         top: list[tuple[str, float]] = []
         if args.importtime:
             top = importtime(["-c", args.importtime], env, max(3, min(args.runs, 9)), 15)

@@ -148,7 +148,7 @@ class Opener:
         self._run(file.start())  # as `async with` does: with lazy=True, no request
         return AsyncFacade(self._loop, file)
 
-    def download(self, url: str, dest: Any, **options: Any) -> Any:
+    def download(self, url: str | list[str], dest: Any, **options: Any) -> Any:
         """rangeio.download (or rangeio.aio.download) through this adapter."""
         if not self.is_async:
             return rangeio.download(url, dest, client=self.client, **options)

@@ -20,6 +20,7 @@ import pytest
 
 import rangeio
 from rangeio import cli
+from rangeio.cli import exits
 from rangeio.testing import FaultServer
 from rangeio.testing.server import Faults
 from tests.conftest import make_bytes
@@ -389,3 +390,123 @@ def test_exit_code_table_has_one_source() -> None:
         if name.startswith("EXIT_") and name != "EXIT_CODES_HELP":
             code = getattr(exits, name)
             assert re.search(rf"^\s+{code}  ", exits.EXIT_CODES_HELP, re.M), name
+
+
+# -- mirrors and lists (get URL1 URL2, get -i) -----------------------------------------------
+
+
+# Large enough for two default segments (4 MiB each), so both mirrors are asked.
+HUGE = make_bytes(9 * 1024 * 1024, seed=13)
+
+
+def test_get_with_two_mirrors_saves_one_file(tmp_path: Path) -> None:
+    with FaultServer({"/big.bin": HUGE}) as server, FaultServer({"/big.bin": HUGE}) as mirror:
+        server.faults = mirror.faults = Faults(throttle=8 * 1024 * 1024)
+        done = rangeio_cli(
+            "get", server.url("/big.bin"), mirror.url("/big.bin"), "-o", "out.bin",
+            "-c", "2", "--json", "-q", cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "out.bin").read_bytes() == HUGE
+        assert json.loads(done.stdout)["dropped_mirrors"] == []
+        assert [r for r in mirror.requests if r.method == "GET"], "the mirror served bytes"
+
+
+def test_get_drops_a_mirror_with_other_bytes(tmp_path: Path) -> None:
+    other = bytes(reversed(HUGE))
+    with FaultServer({"/big.bin": HUGE}) as server, FaultServer({"/big.bin": other}) as bad:
+        server.faults = Faults(throttle=8 * 1024 * 1024)
+        done = rangeio_cli(
+            "get", server.url("/big.bin"), bad.url("/big.bin"), "-o", "out.bin", "-c", "2",
+            "--json", "-q", cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "out.bin").read_bytes() == HUGE
+        dropped = json.loads(done.stdout)["dropped_mirrors"]
+        assert [(d["url"], d["reason"]) for d in dropped] == [(bad.url("/big.bin"), "etag")]
+        assert b"dropped (etag)" in done.stderr  # the logged reason
+
+
+def test_get_input_file_downloads_every_line_and_resumes_on_a_rerun(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    with FaultServer({"/big.bin": BIG}) as mirror:
+        listing = tmp_path / "urls.txt"
+        listing.write_text(
+            "# a comment, then a blank line\n\n"
+            f"{server.url('/files/data.bin')}\n"
+            f"{server.url('/small.txt')}  renamed.txt\n"
+            f"{server.url('/big.bin')}\t{mirror.url('/big.bin')}\n"
+            f"{server.url('/later.bin')}\n"
+        )
+        out = tmp_path / "out"
+        out.mkdir()
+        done = rangeio_cli(
+            "get", "-i", str(listing), "-j", "2", "-d", str(out), "--retries", "0", cwd=tmp_path
+        )
+        # One line failed (404): its code is the exit code, the others are saved.
+        assert done.returncode == exits.EXIT_HTTP, done.stderr
+        assert (out / "data.bin").read_bytes() == DATA
+        assert (out / "renamed.txt").read_bytes() == SMALL
+        assert (out / "big.bin").read_bytes() == BIG
+        assert not (out / "later.bin").exists()
+        assert b"1 of 4 downloads failed" in done.stderr
+        server.add_file("/later.bin", SMALL)
+        server.clear_log()
+        again = rangeio_cli("get", "-i", str(listing), "-d", str(out), "--json", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert (out / "later.bin").read_bytes() == SMALL
+        documents = json.loads(again.stdout)
+        assert [d.get("skipped", False) for d in documents] == [True, True, True, False]
+        # A saved file costs only the probe that names it (one request), never a download.
+        others = [r.path for r in server.requests if r.path != "/later.bin"]
+        assert sorted(others) == ["/big.bin", "/files/data.bin"]
+
+
+def test_get_input_file_refuses_a_line_without_a_url(tmp_path: Path) -> None:
+    (tmp_path / "urls.txt").write_text("just-a-name\n")
+    done = rangeio_cli("get", "-i", "urls.txt", cwd=tmp_path)
+    assert done.returncode == exits.EXIT_USAGE and b"line 1" in done.stderr
+    both = rangeio_cli("get", "-i", "urls.txt", "http://127.0.0.1:1/x", cwd=tmp_path)
+    assert both.returncode == exits.EXIT_USAGE
+
+
+def test_parse_list_reads_mirrors_names_and_comments() -> None:
+    from rangeio.cli.many import parse_list
+
+    items = parse_list(
+        "#c\n http://a/x#frag \n\nhttp://a/y\thttp://b/y  y.bin\nhttp://a/z ../../etc/z\n"
+    )
+    assert [(i.urls, i.name, i.line) for i in items] == [
+        (["http://a/x#frag"], None, 2),
+        (["http://a/y", "http://b/y"], "y.bin", 4),
+        (["http://a/z"], "z", 5),  # a name is sanitised: never a path
+    ]
+    with pytest.raises(exits.UsageError):
+        parse_list("http://a/x name other\n")
+
+
+def test_get_input_file_refuses_one_files_options(tmp_path: Path) -> None:
+    (tmp_path / "urls.txt").write_text("http://127.0.0.1:1/x\n")
+    for extra in (["-o", "f"], ["--sha256", "0" * 64]):
+        done = rangeio_cli("get", "-i", "urls.txt", *extra, cwd=tmp_path)
+        assert done.returncode == exits.EXIT_USAGE, extra
+    alone = rangeio_cli("get", "http://127.0.0.1:1/x", "-j", "2", cwd=tmp_path)
+    assert alone.returncode == exits.EXIT_USAGE
+
+
+def test_get_input_file_resumes_a_cut_file_on_a_rerun(server: FaultServer, tmp_path: Path) -> None:
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"{server.url('/big.bin')} big.bin\n{server.url('/small.txt')}\n")
+    server.faults = Faults(truncate_after=700_000, times=1)  # the first answer is cut
+    cut = rangeio_cli("get", "-i", str(listing), "-j", "1", "--retries", "0", cwd=tmp_path)
+    assert cut.returncode == exits.EXIT_PARTIAL, cut.stderr
+    assert (tmp_path / "big.bin.part").exists() and (tmp_path / "small.txt").read_bytes() == SMALL
+    again = rangeio_cli("get", "-i", str(listing), "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "big.bin").read_bytes() == BIG
+    first, second = json.loads(again.stdout)
+    assert first["bytes_reused"] > 0 and first["bytes_reused"] + first["bytes_transferred"] == len(
+        BIG
+    )
+    assert second == {"url": server.url("/small.txt"), "path": "small.txt", "skipped": True}

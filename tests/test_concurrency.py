@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import rangeio
 import rangeio.aio
 from rangeio.testing import Faults, FaultServer
-from tests.poll import until
+from tests.poll import until, wait_until
 
 DATA = "/data.bin"
 
@@ -224,3 +225,72 @@ def test_async_client_given_to_sync_open_is_refused() -> None:
 
     with pytest.raises(TypeError, match="rangeio.aio"):
         rangeio.open("http://127.0.0.1:9/x", client=niquests.AsyncSession())
+
+
+def test_max_concurrency_bounds_sync_cursors_too(fault_server: FaultServer) -> None:
+    """A cursor's fetch runs in the cursor's own thread (Spawn.joined_next), under a slot of
+    the same bound as the pool's: 12 threads at once still make at most 3 requests at a time,
+    so rangeio's urllib3 pool opens at most 3 connections."""
+    data = fault_server.get_file(DATA)
+    with rangeio.open(fault_server.url(DATA), prefetch_bytes=0, max_concurrency=3) as f:
+        fault_server.faults = Faults(delay=0.05)
+        cursors = [f.clone() for _ in range(12)]
+        got: dict[int, bytes] = {}
+
+        def read(i: int, cursor: rangeio.HttpFile) -> None:
+            cursor.seek(i * 200_000)
+            got[i] = cursor.read(1000)
+
+        threads = [threading.Thread(target=read, args=(i, c)) for i, c in enumerate(cursors)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert all(i in got for i in range(12)), "a reader did not finish"
+        for i in range(12):
+            assert got[i] == data[i * 200_000 : i * 200_000 + 1000]
+        assert len(fault_server.requests) == 13
+        assert fault_server.connections <= 3
+
+
+def test_ctrl_c_in_the_fetching_reader_leaves_a_sharing_reader_its_bytes(
+    fault_server: FaultServer,
+) -> None:
+    """A sync read's own fetch runs in the reading thread (Spawn.joined_next). Ctrl-C there
+    stops it and reaches that thread only: a second reader waiting on the same fetch asks again
+    and gets its bytes, with no KeyboardInterrupt in its own thread and no hang."""
+    data = fault_server.get_file(DATA)
+    with rangeio.open(fault_server.url(DATA), prefetch_bytes=0) as f:
+        other = f.clone()
+        remote = f._remote
+        fault_server.faults = Faults(delay=1.0)
+        fault_server.clear_log()
+        main = threading.get_ident()
+        outcome: dict[str, Any] = {}
+
+        def second_reader() -> None:
+            wait_until(lambda: len(fault_server.requests) == 1, "the first reader's request")
+            other.seek(2_000_000)
+            try:
+                outcome["bytes"] = other.read(4096)
+            except BaseException as exc:  # recorded: the assertion below names it
+                outcome["error"] = exc
+
+        def ctrl_c() -> None:
+            wait_until(lambda: remote.stats.cache_misses == 2, "the second reader's miss")
+            signal.pthread_kill(main, signal.SIGINT)
+
+        helpers = [threading.Thread(target=second_reader), threading.Thread(target=ctrl_c)]
+        for thread in helpers:
+            thread.start()
+        f.seek(2_000_000)
+        with pytest.raises(KeyboardInterrupt):
+            f.read(4096)
+        for thread in helpers:
+            thread.join(30)
+        assert not any(thread.is_alive() for thread in helpers), "a reader hung"
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["bytes"] == data[2_000_000:2_004_096]
+        # The file stays usable in the interrupted thread too.
+        f.seek(2_000_000)
+        assert f.read(4096) == data[2_000_000:2_004_096]

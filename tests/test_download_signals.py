@@ -236,7 +236,7 @@ def test_a_total_over_2_62_is_a_typed_error(
     huge = control.MAX_OFFSET + 1
 
     def handler(conn: RawConnection, request: RawRequest) -> None:
-        # Only the head: read_answer refuses it before any body is read.
+        # Only the head: the exchange (meaning_of) refuses it before any body is read.
         if request.range:
             head = {"Content-Range": f"bytes 0-{huge - 1}/{huge}", "Content-Length": str(huge)}
             conn.send(response_head(206, {"ETag": '"big"', **head}) + b"x" * 1024)

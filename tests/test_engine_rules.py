@@ -154,3 +154,68 @@ def test_no_program_module_reads_time() -> None:
             if any(name == "time" or name.startswith("time.") for name in names):
                 offenders.append(path.name)
     assert offenders == []
+
+
+def _thread_name() -> Program[str]:
+    """The name of the thread the program runs in (asked through a Blocking op)."""
+    return (yield from ops.blocking(lambda: threading.current_thread().name))
+
+
+def test_a_joined_next_program_runs_in_the_joining_thread() -> None:
+    """Spawn.joined_next: the Join that follows runs the program in the joiner's thread (no
+    thread hop); with another operation first, it starts on the pool as any spawn."""
+
+    def joined_at_once() -> Program[list[Any]]:
+        handle = yield from ops.spawn(_thread_name(), joined_next=True)
+        return (yield from ops.join([handle]))
+
+    def something_else_first() -> Program[list[Any]]:
+        handle = yield from ops.spawn(_thread_name(), joined_next=True)
+        yield from ops.blocking(lambda: None)
+        return (yield from ops.join([handle]))
+
+    def never_joined() -> Program[Any]:
+        return (yield from ops.spawn(_thread_name(), joined_next=True))
+
+    runner = SyncRunner(_NoTransport(), max_concurrency=2)  # type: ignore[arg-type]
+    try:
+        here = threading.current_thread().name
+        assert runner.run(joined_at_once()) == [here]
+        (elsewhere,) = runner.run(something_else_first())
+        assert elsewhere != here and elsewhere.startswith("rangeio-fetch")
+        # A spawner that ends without joining: the program still runs, on the pool.
+        assert runner.run(never_joined()).result(10).startswith("rangeio-fetch")
+    finally:
+        runner.close()
+
+
+def test_an_interruption_of_the_joiner_leaves_the_other_readers_none() -> None:
+    """Ctrl-C in the thread that runs a shared joined_next program stops it there and reaches
+    that thread; another reader joining the same handle gets None (its bytes did not come:
+    it asks again) instead of the interruption, and never hangs."""
+    shared: list[Any] = []
+
+    def interrupted() -> Program[None]:
+        yield from ops.blocking(lambda: None)
+        raise KeyboardInterrupt
+
+    def first_reader() -> Program[list[Any]]:
+        handle = yield from ops.spawn(interrupted(), joined_next=True)
+        shared.append(handle)
+        return (yield from ops.join([handle]))
+
+    def second_reader() -> Program[list[Any]]:
+        return (yield from ops.join(shared))
+
+    runner = SyncRunner(_NoTransport(), max_concurrency=2)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(first_reader())
+        outcome: list[Any] = []
+        thread = threading.Thread(target=lambda: outcome.append(runner.run(second_reader())))
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "the second reader hung on the interrupted program"
+        assert outcome == [[None]]
+    finally:
+        runner.close()

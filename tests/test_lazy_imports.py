@@ -43,6 +43,7 @@ ALWAYS_HEAVY = (
     | {"rangeio.compat", "rangeio.compat.hctef", "rangeio.compat.range_streams"}
     | {"rangeio.compat.pyhaul"}
     | {"rangeio._async.file", "rangeio._async.download", "rangeio._async.bulk"}
+    | {"rangeio._async.formats"}
     | {"rangeio._sync.streams", "rangeio._engine.streams", "asyncio"}
     | DOWNLOAD_ENGINE
     | ADAPTERS
@@ -109,6 +110,8 @@ def test_rangeio_open_loads_the_file_engine_only(tmp_path: Path) -> None:
     )
     assert {"rangeio._sync.file", "rangeio._engine.remote"} <= loaded
     assert sorted(loaded & ALWAYS_HEAVY) == []
+    # The disk cache's files load with the first file that has a cache_dir.
+    assert "rangeio._diskcache" not in loaded
 
 
 def test_first_open_loads_urllib3_and_nothing_else_heavy(tmp_path: Path) -> None:
@@ -224,9 +227,13 @@ def test_type_checkers_see_every_lazy_name(path: str) -> None:
                 if isinstance(stmt, ast.ImportFrom) and stmt.module:
                     for alias in stmt.names:
                         name = alias.asname or alias.name
+                        # A submodule imported from its package (`from rangeio import aio`)
+                        # is a module target, `package.sub`; any other name is `module:name`.
+                        where = SRC.joinpath(*stmt.module.split("."), alias.name)
+                        submodule = where.is_dir() or where.with_suffix(".py").exists()
                         seen[name] = (
                             f"{stmt.module}.{alias.name}"
-                            if stmt.module == "rangeio"
+                            if submodule
                             else f"{stmt.module}:{alias.name}"
                         )
         elif isinstance(node, ast.ImportFrom):

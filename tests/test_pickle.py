@@ -225,6 +225,42 @@ def test_format_readers_round_trip(server: FaultServer) -> None:
         assert list(it.rows()) == [bytes([y] * 8) for y in range(4)]
 
 
+def test_async_format_readers_round_trip(server: FaultServer) -> None:
+    """rangeio.aio.formats' readers pickle as the sync ones do: what they parsed and their
+    AsyncHttpFile's description; the copy reads on its own loop, with no request for the
+    index."""
+    pytest.importorskip("pyarrow")
+    server.add_file("/a.zip", _zip())
+    server.add_file("/a.tar", _tar())
+    server.add_file("/a.parquet", make_parquet())
+    formats = rangeio.aio.formats
+
+    async def pickled() -> tuple[Any, Any, Any]:
+        async with formats.zip.open(server.url("/a.zip")) as z:
+            zt = travel(z)
+        async with formats.tar.open(server.url("/a.tar")) as t:
+            tt = travel(t)
+        async with formats.parquet.open(server.url("/a.parquet")) as p:
+            pt = travel(p)
+        return zt, tt, pt
+
+    zt, tt, pt = asyncio.run(pickled())
+
+    async def revived() -> None:
+        server.clear_log()
+        async with zt:
+            assert zt.namelist() == [f"m{i}.txt" for i in range(20)]
+            assert await zt.read("m7.txt") == make_bytes(3000, seed=7)
+        async with tt:
+            assert await tt.read("t3.bin") == make_bytes(1003, seed=3)
+        async with pt:
+            assert pt.num_rows == 20_000
+            assert pt.stats.requests == 0  # the footer travelled
+        assert len(server.requests) == 2  # one member each, no index read
+
+    asyncio.run(revived())
+
+
 def test_fsspec_files_and_filesystem_round_trip(server: FaultServer) -> None:
     fsspec = pytest.importorskip("fsspec")
     fs = fsspec.filesystem("rangeio", skip_instance_cache=True)

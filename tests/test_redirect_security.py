@@ -413,3 +413,30 @@ def test_presigned_refresh_on_the_download_face(
     # The resume started again at the URL the user gave, and got the fresh target.
     assert _paths(signer)[:2] == ["/signed", "/v2.bin"]
     assert signer.requests[1].range is not None
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+@pytest.mark.parametrize("kind", ["urllib3", "requests", "aiohttp", "httpx-async"])
+def test_target_expiring_mid_download_is_refreshed(
+    kind: str, connections: int, signer: FaultServer, tmp_path: Path
+) -> None:
+    """One download() call: its presigned target (X-Amz-Expires) is cut mid-body and answers
+    403 by the resume; the download falls back to the URL the user gave, gets a fresh target
+    and completes there, with If-Range, without starting over (what reads did before)."""
+    v1 = f"/v1.bin?{_amz(3600, time.time())}"
+    signer.set_faults("/signed", Faults(redirect_to=v1))
+    signer.set_faults("/v1.bin", _SLOW_CUT)
+    signer.clear_log()
+    dest = tmp_path / f"{kind}-{connections}.bin"
+    for opener in tls_opener_for(kind, None):
+        with _expire_v1_once_asked(signer):
+            result = opener.download(signer.url("/signed"), dest, connections=connections)
+    assert dest.read_bytes() == PAYLOAD
+    # The cut body is resumed at the target that served it (v1), whose 403 sends the same
+    # exchange back to the URL the user gave once, which points to v2: the rest comes from
+    # there, resumed where the cut left it (300 kB), not from byte 0.
+    assert _paths(signer) == ["/signed", "/v1.bin", "/v1.bin", "/signed", "/v2.bin"]
+    resumes = signer.requests[2:]
+    assert all(r.range is not None and r.range.startswith("bytes=300000-") for r in resumes)
+    assert "if-range" in resumes[0].headers and "if-range" in resumes[2].headers
+    assert result.bytes_transferred == len(PAYLOAD)  # nothing fetched twice, nothing dropped

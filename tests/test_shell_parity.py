@@ -10,6 +10,7 @@ import pytest
 
 import rangeio
 import rangeio.aio
+import rangeio.formats
 from rangeio._async.streams import AsyncRangeResponse
 
 # Members only the sync file has: HttpFile is an io.BufferedReader, and these are io's
@@ -42,6 +43,35 @@ PAIRS: list[tuple[type[Any], type[Any], set[str], set[str], set[str]]] = [
     # runner on the running loop; the sync one has its runner at once.
     (rangeio.RangeStream, rangeio.aio.RangeStream, set(), {"open"}, {"add", "close", "read"}),
     (rangeio.RangeResponse, AsyncRangeResponse, set(), set(), {"close", "read"}),
+]
+# The format faces: each pair runs the same programs (`formats/_program.py`); `rows` is a
+# generator in one and an async generator in the other, both plain functions to inspect.
+_ZIP_AWAITED = {"close", "file_range", "file_ranges", "open", "read", "read_many"}
+_AIO = rangeio.aio.formats
+PAIRS += [
+    (rangeio.formats.ZipStream, _AIO.zip.AsyncZipStream, set(), set(), _ZIP_AWAITED),
+    (
+        rangeio.formats.TarIndex,
+        _AIO.tar.AsyncTarIndex,
+        set(),
+        set(),
+        {"close", "read", "read_many"},
+    ),
+    (rangeio.formats.PngImage, _AIO.png.AsyncPngImage, set(), set(), {"close"}),
+    (
+        rangeio.formats.ParquetPlan,
+        _AIO.parquet.AsyncParquetPlan,
+        set(),
+        set(),
+        {"close", "read_columns"},
+    ),
+    (
+        rangeio.formats.CondaPackage,
+        _AIO.conda.AsyncCondaPackage,
+        set(),
+        set(),
+        _ZIP_AWAITED | {"info", "payload"},
+    ),
 ]
 
 

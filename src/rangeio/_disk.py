@@ -13,6 +13,7 @@ import secrets
 import stat
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -363,7 +364,7 @@ class PartFiles:
         protect (the download finished, or never wrote a byte)."""
         self.lock.release(remove_file=finished or not os.path.lexists(self.part))
 
-    def inspect(self, url: str) -> tuple[Assessment, dict[int, bytes]]:
+    def inspect(self, url: str | Sequence[str]) -> tuple[Assessment, dict[int, bytes]]:
         """Make every path safe (``settle``), read what is on disk, and let the core decide
         what it is worth. Stale temporary record files go first."""
         remove_stale_temps(self.ctrl)

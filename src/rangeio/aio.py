@@ -1,9 +1,10 @@
-"""rangeio.aio: the async faces: AsyncHttpFile and ``open``, RangeStream, ``haul`` and ``download``."""
+"""rangeio.aio: the async faces: AsyncHttpFile and ``open``, RangeStream, ``haul``, ``download``, formats."""
 
 from rangeio._lazy import lazy_names
 
 # Each name loads on first use (PEP 562), as in `rangeio`: `rangeio.aio.open` loads asyncio and
-# the async file's shell, `download` the download engine, `fetch_many` the bulk planner.
+# the async file's shell, `download` the download engine, `fetch_many` the bulk planner, `formats`
+# the format planners (each of its modules on first use too).
 _LAZY = {
     "AsyncHttpFile": "rangeio._async.file:AsyncHttpFile",
     "FetchResult": "rangeio._async.bulk:FetchResult",
@@ -11,6 +12,7 @@ _LAZY = {
     "RangeStream": "rangeio._async.streams:AsyncRangeStream",
     "download": "rangeio._async.download:download",
     "fetch_many": "rangeio._async.bulk:fetch_many",
+    "formats": "rangeio._async.formats",
     "haul": "rangeio._async.download:haul",
     "open": "rangeio._async.file:open",
     "probe": "rangeio._async.probe:probe",
@@ -21,6 +23,7 @@ TYPE_CHECKING = False  # not typing's: see rangeio/__init__.py
 if not TYPE_CHECKING:
     __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 else:
+    from rangeio._async import formats as formats
     from rangeio._async.bulk import FetchResult, fetch_many
     from rangeio._async.download import download, haul
     from rangeio._async.file import AsyncHttpFile, open

@@ -9,9 +9,12 @@ from rangeio._core.control import MAX_OFFSET, ControlRecord, Segment, tail_diges
 from rangeio._core.download import (
     NOTHING_SAVED,
     Assessment,
+    Complete,
     DownloadState,
     Hop,
+    Meaning,
     Reset,
+    ResetCause,
     Restart,
     Resume,
     Start,
@@ -126,3 +129,16 @@ def test_assess_names_each_start_by_its_kind() -> None:
     assert resume.kind is Start.RESUME and not resume.starts_over and resume.record == record
     done = assess(url, record, None, None, True, {})
     assert done.kind is Start.DONE and not done.starts_over
+
+
+def test_every_answer_says_what_it_means_by_enum() -> None:
+    assert answer("bytes 1000-4999/5000").meaning is Meaning.RESUME  # type: ignore[attr-defined]
+    assert resume_answer(200, {"etag": '"v2"'}).meaning is Meaning.RESTART  # type: ignore[attr-defined]
+    assert resume_answer(307, {"location": "/x"}).meaning is Meaning.HOP  # type: ignore[attr-defined]
+    done = read_answer(
+        RangeSpec.open_ended(5000), 416, {"content-range": "bytes */5000"}, PINNED, 5000, now=0.0
+    )
+    assert done == Complete(5000) and done.meaning is Meaning.COMPLETE
+    reset = resume_answer(206, {"etag": '"v2"', "content-range": "bytes 1000-4999/5000"})
+    assert isinstance(reset, Reset) and reset.cause is ResetCause.OTHER_VERSION
+    assert reset.meaning is Meaning.RESET

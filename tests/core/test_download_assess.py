@@ -61,3 +61,13 @@ def test_a_record_whose_tails_verify_resumes_from_it() -> None:
     # The .part is as long as the furthest cursor (a parallel download's is preallocated).
     got = assess(URL, rec, None, 1000, False, {0: TAIL})
     assert (got.kind, got.record) == (Start.RESUME, rec)
+
+
+def test_a_record_made_through_any_of_the_mirrors_resumes() -> None:
+    rec = record(Segment(0, 100, 1000, tail_digest(TAIL)), url="https://mirror.example.org/f")
+    mirrors = (URL, "https://mirror.example.org/f")
+    got = assess(mirrors, rec, None, 100, False, {0: TAIL})
+    assert (got.kind, got.record) == (Start.RESUME, rec)
+    # Without the URL the record names, nothing asked could confirm its version.
+    fresh = assess((URL, "https://third.example.net/f"), rec, None, 100, False, {0: TAIL})
+    assert (fresh.kind, fresh.reason) == (Start.FRESH, "control record is for another URL")

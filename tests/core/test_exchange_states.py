@@ -9,10 +9,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rangeio._core.exchange import ExchangeStateError, RangeExchange, ReadBody, Skip, State, Wait
+from rangeio._core.download_exchange import DownloadExchange
+from rangeio._core.exchange import (
+    ExchangeStateError,
+    RangeExchange,
+    ReadBody,
+    Skip,
+    State,
+    Wait,
+)
 from rangeio._core.headers import RangeSpec, parse_range
+from rangeio._core.identity import ETag, Identity
 from rangeio._core.ranges import ByteRange
-from rangeio._core.redirects import expiry_of
+from rangeio._core.redirects import ResolvedUrl, expiry_of
+from rangeio._core.retry import RetryPolicy
 from rangeio.errors import NetworkError, ProtocolError, RangeioError
 from tests.core.test_exchange import FILE, make, partial_headers, request
 
@@ -38,7 +48,21 @@ LEGAL: dict[str, frozenset[State]] = {
 
 
 def in_state(state: State) -> RangeExchange:
-    """An exchange of bytes 0-9 brought to ``state`` by legal calls."""
+    """An exchange of bytes 0-9 brought to ``state`` by legal calls; for RESTART (reached by
+    the download mode only) a download's resume answered 200."""
+    if state is State.RESTART:
+        download = DownloadExchange(
+            5,
+            None,
+            first_url="https://a.example/data.bin",
+            target=ResolvedUrl("https://a.example/data.bin"),
+            user_headers={},
+            pinned=Identity(ETag.parse('"e1"'), None, 10),
+            retry=RetryPolicy(attempts=3),
+        )
+        request(download)
+        assert download.on_response(200, {"content-length": "10"}, 0.0) == ReadBody(10)
+        return download
     ex = make(RangeSpec.closed(0, 10))
     if state is State.READY:
         return ex

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,13 @@ async def haul(
         allow_https_downgrade=allow_https_downgrade,
         allow_redirects=allow_redirects,
         verify=verify,
+        one_request=True,
     )
     return await _run(job, client, engine.haul(job), verify)
 
 
 async def download(
-    url: str,
+    url: str | Sequence[str],
     dest: str | Path,
     *,
     client: Any = None,
@@ -66,7 +67,8 @@ async def download(
     allow_redirects: bool = True,
     verify: Any = True,
 ) -> DownloadResult:
-    """Async twin of rangeio.download; file I/O runs on worker threads, never on the loop."""
+    """Async twin of rangeio.download (``url`` may be the mirrors of one file, as there);
+    file I/O runs on worker threads, never on the loop."""
     job = engine.new_job(
         url,
         dest,
@@ -87,9 +89,9 @@ async def download(
 async def _run(
     job: engine.DownloadJob, client: Any, program: Program[DownloadResult], verify: Any
 ) -> DownloadResult:
-    # One more than the connections: checkpoints and the prefix hash run beside the transfers.
+    # One more than the connections (per mirror, for each): checkpoints and the prefix hash run beside the transfers.
     transport = make_async_transport(client, verify)
-    runner = AsyncRunner(transport, max_concurrency=job.connections + 1)
+    runner = AsyncRunner(transport, max_concurrency=job.all_connections + 1)
     try:
         # Inside the outer try: a downloader refused the lock (DownloadLockedError) still closes
         # the runner, so it leaves no connection pool (an aiohttp session) behind.
@@ -100,7 +102,7 @@ async def _run(
             done = True
             return result
         except RangeioError as exc:
-            exc.state = await asyncio.to_thread(engine.saved_state, job.files, job.url)
+            exc.state = await asyncio.to_thread(engine.saved_state, job.files, job.urls)
             raise
         finally:
             await asyncio.to_thread(job.files.unlock, done)

@@ -66,7 +66,7 @@ class AsyncRunner:
         return stepper
 
     async def _do(self, op: ops.Op, opened: list[Live]) -> Any:
-        # Exact types, not isinstance chains: operations are final dataclasses, and this runs
+        # Exact types, not isinstance chains: operations are final classes, and this runs
         # for every operation of every program.
         if type(op) is ops.NextChunk:
             if op.within is None:

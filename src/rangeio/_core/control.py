@@ -301,7 +301,7 @@ def fit(record: ControlRecord) -> Fit:
       one length. (A server that sends no validator at all is resumed on the size, as before:
       there nothing was lost.)
 
-    Sizes and offsets are not fitted: ``read_answer`` refuses a size over MAX_OFFSET before any
+    Sizes and offsets are not fitted: ``meaning_of`` (`_core/download.py`) refuses a size over MAX_OFFSET before any
     record exists, and encode() still refuses anything else the format cannot hold.
     """
     if _text_problem(record.url, MAX_URL_CHARS) is not None:

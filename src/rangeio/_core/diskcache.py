@@ -36,13 +36,13 @@ import json
 import re
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
 from rangeio._core.cache import Buffer, ByteCache
 from rangeio._core.identity import ETag, Identity
 from rangeio._core.ranges import ByteRange
+from rangeio._core.records import Record
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -238,13 +238,18 @@ def choose_extent(stored: ByteRange | None, new: ByteRange) -> ByteRange | None:
     return new if new.length > stored.length else None
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(Record):
     """One block file's contents: ``data`` sits at ``start`` in the file."""
 
+    __slots__ = ("index", "start", "data")
     index: int
     start: int
     data: bytes
+
+    def __init__(self, index: int, start: int, data: bytes) -> None:
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "data", data)
 
     @property
     def range(self) -> ByteRange:
@@ -292,13 +297,17 @@ def decode_block(
 # -- the entry's record ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Meta:
+class Meta(Record):
     """What an entry's ``meta`` file holds: the URL's digest and the cache identity. Nothing else
     (no URL, no header, no credential)."""
 
+    __slots__ = ("url_digest", "identity")
     url_digest: str
     identity: Identity
+
+    def __init__(self, url_digest: str, identity: Identity) -> None:
+        object.__setattr__(self, "url_digest", url_digest)
+        object.__setattr__(self, "identity", identity)
 
 
 def encode_meta(meta: Meta) -> bytes:
@@ -351,14 +360,19 @@ def decode_meta(raw: bytes, url_digest: str) -> Meta | str:
 # -- eviction -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+class Stored(Record):
     """One file of the directory as a scan saw it: ``last_used`` is its mtime (a disk hit
     touches the block it served)."""
 
+    __slots__ = ("name", "size", "last_used")
     name: str
     size: int
     last_used: float
+
+    def __init__(self, name: str, size: int, last_used: float) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "last_used", last_used)
 
 
 def to_evict(files: Iterable[Stored], budget: int) -> list[str]:

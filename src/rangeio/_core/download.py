@@ -1,10 +1,11 @@
-"""Download decisions: what a resume may trust, how it asks (§13.1.5 If-Range), how answers are read."""
+"""Download decisions: what a resume may trust, how it asks (§13.1.5 If-Range), what each answer means."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
 
 from rangeio._core.control import (
     MAX_OFFSET,
@@ -27,6 +28,7 @@ from rangeio._core.validate import (
     Partial,
     Redirect,
     Unsatisfiable,
+    Verdict,
     judge,
 )
 from rangeio.errors import ProtocolError, RangeioError
@@ -82,7 +84,7 @@ class Assessment:
 
 
 def assess(
-    url: str,
+    url: str | Sequence[str],
     record: ControlRecord | None,
     record_error: str | None,
     part_size: int | None,
@@ -96,6 +98,10 @@ def assess(
       came after the rename, so finalising again is all that is left.
     - A corrupt record, a ``.part`` shorter than the record's cursors, or a tail whose hash
       differs all mean the partial data cannot be trusted: start afresh.
+    - ``url`` may be the mirrors of one file (``_core/mirrors.py``): a record made through any
+      of them resumes, as it names the URL whose validators it pins (the reference), and
+      every other mirror is checked against those before it serves a byte. A record for a
+      URL not among them starts afresh: nothing asked could confirm its version.
     """
     if dest_exists and part_size is None:
         return Assessment(Start.DONE, record, "destination already complete")
@@ -105,7 +111,7 @@ def assess(
         if part_size is None:
             return Assessment(Start.FIRST, None, "no previous progress")
         return Assessment(Start.FRESH, None, ".part without a control record")
-    if record.url != url:
+    if record.url not in ((url,) if isinstance(url, str) else tuple(url)):
         return Assessment(Start.FRESH, None, "control record is for another URL")
     if part_size is None:
         return Assessment(Start.FRESH, None, ".part file is missing")
@@ -189,33 +195,45 @@ def identity_of(record: ControlRecord) -> Identity:
     return Identity(ETag.parse(record.etag), record.last_modified, record.total)
 
 
-def resume_headers(
-    segment: Segment, record: ControlRecord | None, *, to_end: bool = False
-) -> dict[str, str]:
-    """Range and If-Range for continuing ``segment``.
-
-    §13.1.5: If-Range takes a strong ETag, or else a Last-Modified date; with it a changed file
-    comes back whole (200) and is restarted, never spliced. Without either validator the answer's
-    validators and size are compared instead.
-    """
-    spec = segment_spec(segment, to_end=to_end)
-    headers: dict[str, str] = {"Range": "bytes=" + spec.header_value()}
-    if record is not None and segment.cursor > 0:
-        validator = identity_of(record).if_range_value()
-        if validator is not None:
-            headers["If-Range"] = validator
-    return headers
+def download_spec(cursor: int, stop: int | None) -> RangeSpec:
+    """The Range for the bytes from ``cursor``: open-ended (``bytes=N-``) to the end of the
+    file (one connection), closed up to ``stop`` for a parallel segment."""
+    if stop is None:
+        return RangeSpec.open_ended(cursor)
+    return RangeSpec.closed(cursor, stop)
 
 
-def segment_spec(segment: Segment, *, to_end: bool = False) -> RangeSpec:
-    """The Range for the rest of ``segment``: open-ended (``bytes=N-``) when it runs to the end
-    of the file (a single-connection download), closed for a parallel segment."""
-    if segment.stop is None or to_end:
-        return RangeSpec.open_ended(segment.cursor)
-    return RangeSpec.closed(segment.cursor, segment.stop)
+def if_range(pinned: Identity | None) -> dict[str, str]:
+    """§13.1.5 If-Range for a resume of the version ``pinned`` names: a strong ETag, else a
+    Last-Modified date; with it a changed file comes back whole (200) and is restarted, never
+    spliced. Without either validator (or nothing pinned: a first request) none is sent, and
+    the answer's validators and size are compared instead (``judge``)."""
+    validator = pinned.if_range_value() if pinned is not None else None
+    return {} if validator is None else {"If-Range": validator}
 
 
 # -- answers ---------------------------------------------------------------------------------
+
+
+class Meaning(Enum):
+    """What an answer to a download request means (``Answer.meaning``), branched on instead of
+    the answer's type or text."""
+
+    RESUME = "resume"  # 206 at our cursor: append
+    RESTART = "restart"  # 200: the whole file follows, written from byte 0
+    COMPLETE = "complete"  # 416 saying every byte is here
+    RESET = "reset"  # our progress is not of the file the server has now
+    HOP = "hop"  # a redirect
+
+
+class ResetCause(Enum):
+    """Why progress must be discarded (``Reset.cause``); ``Reset.reason`` is the log line."""
+
+    OTHER_VERSION = "other-version"  # a 206 or 412 of another version (no If-Range could tell)
+    OTHER_VERSION_416 = "other-version-416"  # a 416 whose validators contradict the record
+    SIZE_416 = "size-416"  # ``416 */L`` with L not our cursor
+    BARE_416 = "bare-416"  # a 416 without Content-Range, and the record's total is not our cursor
+    CONTRADICTORY_416 = "contradictory-416"  # a 416 no resume can be reconciled with
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +246,7 @@ class Resume:
     total: int | None
     identity: Identity
     skip: int = 0
+    meaning: ClassVar[Meaning] = Meaning.RESUME
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +258,7 @@ class Restart:
     length: int | None
     identity: Identity
     changed: str = ""
+    meaning: ClassVar[Meaning] = Meaning.RESTART
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,13 +267,17 @@ class Complete:
     byte is already here (§15.5.17; see ``_unsatisfiable``)."""
 
     total: int
+    meaning: ClassVar[Meaning] = Meaning.COMPLETE
 
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    """Our partial data is not of the file the server has now: discard it and start again."""
+    """Our partial data is not of the file the server has now: discard it and start again.
+    ``cause`` is what the engine may branch on; ``reason`` is for the log only."""
 
+    cause: ResetCause
     reason: str
+    meaning: ClassVar[Meaning] = Meaning.RESET
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +286,7 @@ class Hop:
 
     location: str
     status: int = 302
+    meaning: ClassVar[Meaning] = Meaning.HOP
 
 
 Answer = Resume | Restart | Complete | Reset | Hop
@@ -277,15 +302,38 @@ def read_answer(
     now: float,
 ) -> Answer:
     """Interpret a response to a download request; typed errors for what no retry can fix
-    except by the caller's decision (gzip, 404, broken framing)."""
+    except by the caller's decision (gzip, 404, broken framing). ``judge`` rules on the
+    response and ``meaning_of`` reads the verdict: the download face of `DownloadExchange`
+    (`_core/download_exchange.py`), which calls the two itself (a failure or a redirect is its to act on)."""
     requested: Sequence[RangeSpec] = () if spec is None else (spec,)
     verdict = judge(requested, status, headers, pinned, now=now)
+    if isinstance(verdict, Redirect):
+        return Hop(verdict.location, verdict.status)
+    if isinstance(verdict, Failure):
+        raise verdict.error()
+    return meaning_of(requested, verdict, status, headers, pinned, cursor, now=now)
+
+
+def meaning_of(
+    requested: Sequence[RangeSpec],
+    verdict: Verdict,
+    status: int,
+    headers: Mapping[str, str],
+    pinned: Identity | None,
+    cursor: int,
+    *,
+    now: float,
+) -> Resume | Restart | Complete | Reset:
+    """What ``judge``'s verdict on an answer to a download request from ``cursor`` means
+    (redirects and failures aside: the exchange follows and retries those). Raises the typed
+    error of an answer no download can use (gzip, broken framing, a hole before the bytes)."""
     if status == 416 and not isinstance(verdict, Unsatisfiable):
         # A 416 that contradicts our progress (a range inside the file, a broken total): our
         # partial data cannot be reconciled with this server's view, so start again.
-        return Reset(f"unexpected 416: {getattr(verdict, 'reason', verdict)}")
-    if isinstance(verdict, Redirect):
-        return Hop(verdict.location, verdict.status)
+        return Reset(
+            ResetCause.CONTRADICTORY_416,
+            f"unexpected 416: {getattr(verdict, 'reason', verdict)}",
+        )
     if isinstance(verdict, Partial):
         _check_size(verdict.total if verdict.total is not None else verdict.range.stop)
         got = verdict.range
@@ -307,18 +355,16 @@ def read_answer(
     if isinstance(verdict, Changed):
         if status == 200:
             return _restart_with_new_version(requested, headers, verdict.reason, now=now)
-        return Reset(verdict.reason)
+        return Reset(ResetCause.OTHER_VERSION, verdict.reason)
     if isinstance(verdict, Multipart):
         raise ProtocolError("multipart answer to a single-range download request")
-    if isinstance(verdict, Failure):
-        raise verdict.error()
     error: RangeioError = verdict.error()
     raise error
 
 
 def _restart_with_new_version(
     requested: Sequence[RangeSpec], headers: Mapping[str, str], reason: str, *, now: float
-) -> Answer:
+) -> Restart:
     """A 200 whose validators differ from the pinned ones: the server sends the whole new
     version (what §13.1.5 If-Range asks for when the file changed). Its body is the file from
     byte 0, so it is written from byte 0 (Restart) instead of being thrown away and fetched
@@ -359,17 +405,18 @@ def _unsatisfiable(
     if pinned is not None:
         conflict = pinned.conflict_with(Identity.from_headers(headers, None))
         if conflict is not None:
-            return Reset(f"416 for another version: {conflict}")
+            return Reset(ResetCause.OTHER_VERSION_416, f"416 for another version: {conflict}")
     if total is not None:
         if total == cursor:
             return Complete(total)
-        return Reset(f"server says the range is unsatisfiable (size {total})")
+        return Reset(ResetCause.SIZE_416, f"server says the range is unsatisfiable (size {total})")
     known = pinned.size if pinned is not None else None
     if known is not None and known == cursor:
         return Complete(known)
     return Reset(
+        ResetCause.BARE_416,
         f"416 without Content-Range to a resume at byte {cursor}, but the record's total is "
-        f"{'unknown' if known is None else known}: nothing says which bytes are missing"
+        f"{'unknown' if known is None else known}: nothing says which bytes are missing",
     )
 
 

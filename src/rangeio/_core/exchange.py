@@ -1,6 +1,6 @@
 """The state machine for getting one byte range: redirects, retries, resuming cut bodies, length checks.
 
-A program drives it with a loop (see ``RemoteFile.drive`` in ``rangeio/_engine/remote.py``)::
+A program drives it with a loop (``drive`` in ``rangeio/_engine/drive.py``, for every face)::
 
     while (request := exchange.next_request(now)) is not None:
         send it; feed exchange.on_response(...), then on_data(...) per chunk, then on_end();
@@ -11,19 +11,21 @@ ExchangeStateError (see ``State``): a caller that forgets a step fails at once, 
 getting bytes of the wrong request.
 
 The machine does no I/O and never sleeps; every decision about the bytes lives here so that the
-sync and async shells cannot drift apart.
+sync and async shells cannot drift apart. Downloads use its download mode, a subclass that only
+changes what a download asks (If-Range) and how it reads each answer
+(``rangeio/_core/download_exchange.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
 
 from rangeio._core.headers import RangeSpec, format_range
 from rangeio._core.identity import Identity
 from rangeio._core.multipart import MultipartParser, Part
 from rangeio._core.ranges import ByteRange, RangeSet
+from rangeio._core.records import Record
 from rangeio._core.redirects import (
     ResolvedUrl,
     expiry_of,
@@ -51,6 +53,7 @@ from rangeio.errors import (
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
+    RedirectError,
 )
 
 # Sent on every request: we splice byte offsets, so the body must be the file's own bytes.
@@ -72,18 +75,28 @@ MAX_HELD_AHEAD = 16 * 1024 * 1024
 _STALE_URL_STATUSES = frozenset({401, 403, 404, 410})
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+# The values below are Records (`records.py`), not dataclasses: made per request, and cheaper
+# to import.
+
+
+class Request(Record):
     """One request for a transport to send as it is. ``credentials``: whether a borrowed client
     may add what it was configured with (its default headers, auth, cookie jar, netrc): only on
     the origin of the URL the user gave. A transport sends a request with ``credentials=False``
     bare: nothing of the client's is added to it. No default, and built only by request_to(), so
     that no caller can forget to decide."""
 
+    __slots__ = ("method", "url", "headers", "credentials")
     method: str
     url: str
     headers: dict[str, str]
     credentials: bool
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], credentials: bool) -> None:
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "credentials", credentials)
 
 
 def request_to(
@@ -103,30 +116,57 @@ def request_to(
     return Request(method, url, headers, credentials=same_origin(url, first_url))
 
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+class Wait(Record):
     """Sleep this long, then ask for the next request."""
 
+    __slots__ = ("seconds",)
     seconds: float
 
+    def __init__(self, seconds: float) -> None:
+        object.__setattr__(self, "seconds", seconds)
 
-@dataclass(frozen=True, slots=True)
-class ReadBody:
+
+class ReadBody(Record):
     """Read the body and feed it to ``on_data``; ``expected`` is its length when known."""
 
+    __slots__ = ("expected",)
     expected: int | None
 
+    def __init__(self, expected: int | None) -> None:
+        object.__setattr__(self, "expected", expected)
 
-@dataclass(frozen=True, slots=True)
-class Skip:
+
+class Skip(Record):
     """Discard this response's body (a redirect or retry follows); ask for the next request."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class Result:
+
+class Result(Record):
     """The exchange is over. ``range`` is where ``data`` sits in the file; ``full`` is True when the
-    server sent the whole file (200) instead of a range."""
+    server sent the whole file (200) instead of a range.
 
+    ``pieces``: every (offset, bytes) piece received, in arrival order: one for a single range,
+    one per part for multipart/byteranges (where ``data`` and ``range`` are empty).
+    ``content_type``: the answer's Content-Type (a 206 for one range, or a 200), a hint of the
+    file's format. ``date``: the answer's Date (the disk cache asks whether a Last-Modified is
+    strong, §8.8.2.2). ``not_modified``: a 304 answered a conditional request; ``identity``
+    holds its validators, nothing else in the result is meaningful."""
+
+    __slots__ = (
+        "data",
+        "range",
+        "total",
+        "identity",
+        "full",
+        "unsatisfiable",
+        "url",
+        "pieces",
+        "multipart",
+        "content_type",
+        "date",
+        "not_modified",
+    )
     data: bytes
     range: ByteRange
     total: int | None
@@ -134,17 +174,40 @@ class Result:
     full: bool
     unsatisfiable: bool
     url: ResolvedUrl
-    # Every (offset, bytes) piece received, in arrival order: one for a single range, one per
-    # part for multipart/byteranges (where ``data`` and ``range`` are empty).
-    pieces: tuple[tuple[int, bytes], ...] = ()
-    multipart: bool = False
-    # The answer's Content-Type (a 206 for one range, or a 200): a hint of the file's format.
-    content_type: str | None = None
-    # The answer's Date (the disk cache asks whether a Last-Modified is strong, §8.8.2.2).
-    date: str | None = None
-    # A 304 answered a conditional request: ``identity`` holds its validators, nothing else
-    # in the result is meaningful.
-    not_modified: bool = False
+    pieces: tuple[tuple[int, bytes], ...]
+    multipart: bool
+    content_type: str | None
+    date: str | None
+    not_modified: bool
+
+    def __init__(
+        self,
+        data: bytes,
+        range: ByteRange,
+        total: int | None,
+        identity: Identity,
+        full: bool,
+        unsatisfiable: bool,
+        url: ResolvedUrl,
+        pieces: tuple[tuple[int, bytes], ...] = (),
+        multipart: bool = False,
+        content_type: str | None = None,
+        date: str | None = None,
+        not_modified: bool = False,
+    ) -> None:
+        set_field = object.__setattr__
+        set_field(self, "data", data)
+        set_field(self, "range", range)
+        set_field(self, "total", total)
+        set_field(self, "identity", identity)
+        set_field(self, "full", full)
+        set_field(self, "unsatisfiable", unsatisfiable)
+        set_field(self, "url", url)
+        set_field(self, "pieces", pieces)
+        set_field(self, "multipart", multipart)
+        set_field(self, "content_type", content_type)
+        set_field(self, "date", date)
+        set_field(self, "not_modified", not_modified)
 
 
 Action = Wait | ReadBody | Skip
@@ -158,10 +221,15 @@ class State(Enum):
     ``BODY``: on_data per chunk, then on_end or on_error, back to ``READY`` (a resume) or
     ``DONE``. ``SENT`` --on_error--> ``READY`` (a retry) or ``DONE``. In ``DONE``,
     next_request is None and ``result`` is set. Any error raised by a call ends the exchange in
-    ``FAILED``: every later call raises."""
+    ``FAILED``: every later call raises.
+
+    ``RESTART`` (downloads only, `_core/download_exchange.py`): on_response judged a 200 whose body
+    restarts the file from byte 0; the caller resets its progress durably, then calls
+    ``restarted()`` --> ``BODY``. No byte is handed over before that."""
 
     READY = "ready"
     SENT = "sent"
+    RESTART = "restart"
     BODY = "body"
     DONE = "done"
     FAILED = "failed"
@@ -195,6 +263,7 @@ class RangeExchange:
         method: str = "GET",
         allow_downgrade: bool = False,
         conditional: Mapping[str, str] | None = None,
+        follow_redirects: bool = True,
     ) -> None:
         specs: tuple[RangeSpec, ...]
         if spec is None:
@@ -221,6 +290,7 @@ class RangeExchange:
         self._max_full_body = max_full_body
         self._method = method
         self._allow_downgrade = allow_downgrade
+        self._follow_redirects = follow_redirects
         self._failures = 0
         self._redirects = 0
         self._redirected = False
@@ -250,6 +320,9 @@ class RangeExchange:
         self._state = State.READY
         self.requests_sent = 0
         self.retries = 0
+        # The failure the exchange is about to retry (a Wait was returned), until the next
+        # request: a caller that keeps its own account of failures (a mirror's) reads it.
+        self.failure: RangeioError | None = None
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -268,7 +341,7 @@ class RangeExchange:
 
     def _settle(self, action: Action | None) -> None:
         """The state after a call that returned ``action``."""
-        if self._result is not None:
+        if self.done:
             self._state = State.DONE
         elif isinstance(action, ReadBody):
             self._state = State.BODY
@@ -287,13 +360,10 @@ class RangeExchange:
             # This is the fallback already: a 404 from the first URL is the final answer, not
             # a reason to "retry from the first URL" once more.
             self._tried_first_url = True
-        extra: dict[str, str] = {}
-        if self._resume_specs:
-            extra["Range"] = format_range(self._resume_specs)
-        if self._pinned is not None:
-            extra.update(self._pinned.precondition_headers())
-        extra.update(self._conditional)
-        request = request_to(self._method, self._url, self._first_url, self._user_headers, extra)
+        request = request_to(
+            self._method, self._url, self._first_url, self._user_headers, self._request_headers()
+        )
+        self.failure = None
         self.requests_sent += 1
         self._received = 0
         self._expected = None
@@ -301,6 +371,17 @@ class RangeExchange:
         self._parser = None
         self._enough = False
         return request
+
+    def _request_headers(self) -> dict[str, str]:
+        """Range and the preconditions: If-Match of the pinned version (a changed file fails
+        with 412 instead of being spliced), and the disk cache's conditional headers."""
+        extra: dict[str, str] = {}
+        if self._resume_specs:
+            extra["Range"] = format_range(self._resume_specs)
+        if self._pinned is not None:
+            extra.update(self._pinned.precondition_headers())
+        extra.update(self._conditional)
+        return extra
 
     @property
     def result(self) -> Result:
@@ -424,6 +505,13 @@ class RangeExchange:
         return self._read(verdict.length)
 
     def _follow(self, verdict: Redirect, now: float) -> Action:
+        if not self._follow_redirects:
+            raise RedirectError(
+                f"{verdict.status} redirect to {verdict.location!r} not followed "
+                "(allow_redirects=False)",
+                status=verdict.status,
+                location=verdict.location,
+            )
         self._redirects += 1
         self._url = follow(
             self._url,
@@ -472,6 +560,7 @@ class RangeExchange:
         if delay is None:
             raise error
         self.retries += 1
+        self.failure = error
         return Wait(delay)
 
     # -- body -------------------------------------------------------------------------------
@@ -492,12 +581,7 @@ class RangeExchange:
             self._parser.feed(chunk)
             self._received += size
             return
-        if self._expected is not None and self._received + size > self._expected:
-            # Bytes past the declared length are not the file's bytes: §8.6, a message with
-            # more content than its framing says is broken. Nothing of this response is kept.
-            raise ProtocolError(
-                f"body longer than its declared {self._expected} bytes from {self._url}"
-            )
+        self._check_length(size)
         if (
             self._expected is None
             and self._max_full_body is not None
@@ -511,6 +595,15 @@ class RangeExchange:
         else:
             self._buffer.append(chunk)
         self._received += size
+
+    def _check_length(self, size: int) -> None:
+        """THE check that a body does not run past its declared length, for every face."""
+        if self._expected is not None and self._received + size > self._expected:
+            # Bytes past the declared length are not the file's bytes: §8.6, a message with
+            # more content than its framing says is broken. Nothing of this response is kept.
+            raise ProtocolError(
+                f"body longer than its declared {self._expected} bytes from {self._url}"
+            )
 
     @property
     def body_wanted(self) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from rangeio._core.ranges import ByteRange
+from rangeio._core.records import Record
 from rangeio.errors import HeaderParseError
 
 # Numbers longer than this are refused before int() sees them: no real file has a 20-digit size,
@@ -125,12 +126,16 @@ def parse_range(value: str) -> list[RangeSpec]:
     return specs
 
 
-@dataclass(frozen=True, slots=True)
-class ContentRange:
+class ContentRange(Record):
     """A parsed ``Content-Range`` (§14.4): the range sent (None for ``*/L``) and the total (None for ``/*``)."""
 
+    __slots__ = ("range", "total")
     range: ByteRange | None
     total: int | None
+
+    def __init__(self, range: ByteRange | None, total: int | None) -> None:
+        object.__setattr__(self, "range", range)
+        object.__setattr__(self, "total", total)
 
 
 def parse_content_range(value: str) -> ContentRange:

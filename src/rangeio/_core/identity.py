@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from rangeio._core.records import Record
 
 _ETAG = re.compile(r'\s*(?P<weak>W/)?"(?P<opaque>[^"]*)"\s*')
 
 
-@dataclass(frozen=True, slots=True)
-class ETag:
+class ETag(Record):
     """An entity tag. ``quoted`` is False for servers that send a bare token instead of a quoted
     string; such a tag is still compared, but never echoed back in a precondition."""
 
+    __slots__ = ("opaque", "weak", "quoted")
     opaque: str
-    weak: bool = False
-    quoted: bool = True
+    weak: bool
+    quoted: bool
+
+    def __init__(self, opaque: str, weak: bool = False, quoted: bool = True) -> None:
+        object.__setattr__(self, "opaque", opaque)
+        object.__setattr__(self, "weak", weak)
+        object.__setattr__(self, "quoted", quoted)
 
     @classmethod
     def parse(cls, value: str | None) -> ETag | None:
@@ -45,13 +51,20 @@ class ETag:
         return self.quoted and not self.weak
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(Record):
     """Which version of the remote file a response speaks for."""
 
-    etag: ETag | None = None
-    last_modified: str | None = None
-    size: int | None = None
+    __slots__ = ("etag", "last_modified", "size")
+    etag: ETag | None
+    last_modified: str | None
+    size: int | None
+
+    def __init__(
+        self, etag: ETag | None = None, last_modified: str | None = None, size: int | None = None
+    ) -> None:
+        object.__setattr__(self, "etag", etag)
+        object.__setattr__(self, "last_modified", last_modified)
+        object.__setattr__(self, "size", size)
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], size: int | None) -> Identity:
@@ -84,6 +97,8 @@ class Identity:
 
     def merged(self, other: Identity) -> Identity:
         """This identity with any validator it lacks taken from ``other`` (same version)."""
+        if self.etag is not None and self.last_modified is not None and self.size is not None:
+            return self  # lacks none (a pinned identity, merged with every answer): immutable
         return Identity(
             self.etag if self.etag is not None else other.etag,
             self.last_modified if self.last_modified is not None else other.last_modified,

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from rangeio._core.ranges import ByteRange, RangeSet
+from rangeio._core.records import Record
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(Record):
     """What a reader must do for a plan: fetch ``fetch`` itself, and wait for the fetches
     ``wait_for`` (ids) that other readers already started."""
 
+    __slots__ = ("fetch", "wait_for")
     fetch: list[ByteRange]
     wait_for: list[int]
+
+    def __init__(self, fetch: list[ByteRange], wait_for: list[int]) -> None:
+        object.__setattr__(self, "fetch", fetch)
+        object.__setattr__(self, "wait_for", wait_for)
 
 
 class InflightTable:

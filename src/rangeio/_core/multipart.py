@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from rangeio._core.headers import fold_headers, parse_content_range
 from rangeio._core.ranges import ByteRange, RangeSet
+from rangeio._core.records import Record
 from rangeio.errors import HeaderParseError, ProtocolError, RemoteChangedError
 
 # A part's header block is a Content-Type and a Content-Range: a few hundred bytes. 8 KiB is
@@ -16,12 +16,16 @@ MAX_PART_HEADER_BYTES = 8 * 1024
 MAX_PREAMBLE_BYTES = 8 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
+class Part(Record):
     """One complete part: ``data`` is exactly the bytes of ``range``."""
 
+    __slots__ = ("range", "data")
     range: ByteRange
     data: bytes
+
+    def __init__(self, range: ByteRange, data: bytes) -> None:
+        object.__setattr__(self, "range", range)
+        object.__setattr__(self, "data", data)
 
 
 class MultipartParser:

@@ -338,7 +338,10 @@ def plan_read(
     ``gap_fill_bytes`` islands it deliberately refetches.
     """
     want = want.clamp(size)
-    if not want or not cache.missing(want):
+    if not want:
+        return []
+    missing = cache.missing(want)
+    if not missing:
         return []
     if minimum is None:
         minimum = policy.minimum_range_request_bytes
@@ -350,7 +353,9 @@ def plan_read(
         # cache's ``room`` could not hold it beside the read: it would be fetched again).
         stop = size
     target = ByteRange(want.start, min(size, stop))
-    gaps = cache.missing(target)
+    gaps = missing if target == want else cache.missing(target)
+    if len(gaps) == 1 and gaps[0].length <= policy.max_request_bytes:
+        return gaps  # what the general case makes of one gap (a lean random read's miss)
     return _bounded(coalesce(gaps, policy.gap_fill_bytes), RangeSet(gaps), policy)
 
 

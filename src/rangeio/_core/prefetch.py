@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
+
+from rangeio._core.records import Record
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -147,12 +148,16 @@ TAIL_MAGIC: tuple[tuple[bytes, str], ...] = (
 PREFETCH_CACHE_SHARE = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Prefetch:
+class Prefetch(Record):
     """What the open request asks for: ``size`` bytes from the ``direction`` end of the file."""
 
+    __slots__ = ("direction", "size")
     direction: str
     size: int
+
+    def __init__(self, direction: str, size: int) -> None:
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "size", size)
 
 
 def url_extension(url: str) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
+from rangeio._core.records import Record
 from rangeio.errors import NetworkError, TLSError, UrlError
 
 # Credentials that must never reach another origin (RFC 9110 §15.4: a client SHOULD strip them).
@@ -84,12 +84,16 @@ def headers_for(target: str, first_url: str, headers: Mapping[str, str]) -> dict
     return {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedUrl:
+class ResolvedUrl(Record):
     """Where range requests go after redirects, and until when that is trusted."""
 
+    __slots__ = ("url", "expires_at")
     url: str
-    expires_at: float | None = None
+    expires_at: float | None
+
+    def __init__(self, url: str, expires_at: float | None = None) -> None:
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "expires_at", expires_at)
 
     def usable(self, now: float, margin: float = 5.0) -> bool:
         return self.expires_at is None or now + margin < self.expires_at

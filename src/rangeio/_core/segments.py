@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rangeio._core.control import MAX_SEGMENTS, TAIL_BYTES, Segment, tail_digest
@@ -57,13 +58,55 @@ class SegmentTable:
 
     # -- work ------------------------------------------------------------------------------
 
-    def claim(self) -> int | None:
-        """A segment for an idle worker, or None when there is nothing worth taking."""
+    def claim(
+        self, speeds: Mapping[int, float] | None = None, own: float | None = None
+    ) -> int | None:
+        """A segment for an idle worker, or None when there is nothing worth taking.
+
+        ``speeds`` (busy slot -> bytes/s of the connection on it) and ``own`` (the claiming
+        connection's bytes/s) make the steal speed-aware, for mirrors of unequal speed: see
+        ``_steal_by_speed``. Without them every connection counts as equally fast."""
         for slot_id, slot in sorted(self._slots.items(), key=lambda kv: kv[1].start):
             if not slot.busy and slot.remaining > 0:
                 slot.busy = True
                 return slot_id
+        if speeds and own:
+            return self._steal_by_speed(speeds, own)
         return self._steal()
+
+    def _steal_by_speed(self, speeds: Mapping[int, float], own: float) -> int | None:
+        """The busy segment that would finish last (remaining / its speed; an unmeasured one
+        counts as fast as the thief) is split so that both halves finish together: the thief
+        takes ``own / (own + theirs)`` of it, from the top. So a connection four times faster
+        takes four fifths of a slow one's rest, a slow one a fifth of a fast one's, and a slow
+        mirror carries its share instead of holding the download's tail. The thief's piece
+        must be at least ``min_segment`` scaled by the two speeds' ratio (a small piece is
+        worth a request when the victim would deliver it at a fraction of the speed, or when
+        the thief's fair share of it is small), never below one ALIGN block; the victim may
+        keep as little as one ALIGN block."""
+        if len(self._slots) >= MAX_SEGMENTS:
+            self._merge_finished()
+        if len(self._slots) >= MAX_SEGMENTS:
+            return None
+        busy = [
+            (slot.remaining / speeds.get(slot_id, own), slot_id)
+            for slot_id, slot in self._slots.items()
+            if slot.busy and slot.remaining > 0
+        ]
+        if not busy:
+            return None
+        _, victim_id = max(busy)
+        victim = self._slots[victim_id]
+        theirs = speeds.get(victim_id, own)
+        share = own / (own + theirs)
+        mid = victim.stop - int(victim.remaining * share)
+        mid += -mid % ALIGN  # rounded up: the thief's piece ends aligned at the victim's old stop
+        smallest = max(ALIGN, int(self.min_segment * min(1.0, theirs / own, own / theirs)))
+        if mid - victim.cursor < ALIGN or victim.stop - mid < smallest:
+            return None
+        new = _Slot(mid, mid, victim.stop, busy=True)
+        victim.stop = mid
+        return self._add(new)
 
     def _steal(self) -> int | None:
         if len(self._slots) >= MAX_SEGMENTS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from rangeio._core.headers import (
     ContentRange,
@@ -13,6 +12,7 @@ from rangeio._core.headers import (
 )
 from rangeio._core.identity import Identity
 from rangeio._core.ranges import ByteRange
+from rangeio._core.records import Record
 from rangeio._core.retry import TRANSIENT_STATUSES, parse_retry_after
 from rangeio.errors import (
     HeaderParseError,
@@ -37,15 +37,17 @@ def is_interim(status: int) -> bool:
     return 100 <= status < 200 and status != 101
 
 
-class Verdict:
+class Verdict(Record):
     """Base of every verdict. ``error()`` is the typed exception a shell raises when it cannot use
-    the verdict; verdicts that carry bytes have no error."""
+    the verdict; verdicts that carry bytes have no error. Verdicts are Records (`records.py`),
+    not dataclasses: one is made per response, and nine dataclasses cost ~5 ms at import."""
+
+    __slots__ = ()
 
     def error(self) -> RangeioError:
         raise TypeError(f"{type(self).__name__} is not a failure")
 
 
-@dataclass(frozen=True, slots=True)
 class Partial(Verdict):
     """206 whose body holds ``range``, the bytes its Content-Range names.
 
@@ -55,10 +57,23 @@ class Partial(Verdict):
     shares with ``asked`` are used and the rest is asked for again (the exchange decides how).
     """
 
+    __slots__ = ("range", "total", "identity", "asked")
     range: ByteRange
     total: int | None
     identity: Identity
-    asked: ByteRange | None = None
+    asked: ByteRange | None
+
+    def __init__(
+        self,
+        range: ByteRange,
+        total: int | None,
+        identity: Identity,
+        asked: ByteRange | None = None,
+    ) -> None:
+        object.__setattr__(self, "range", range)
+        object.__setattr__(self, "total", total)
+        object.__setattr__(self, "identity", identity)
+        object.__setattr__(self, "asked", asked)
 
     @property
     def wanted(self) -> ByteRange:
@@ -66,30 +81,42 @@ class Partial(Verdict):
         return self.asked if self.asked is not None else self.range
 
 
-@dataclass(frozen=True, slots=True)
 class Multipart(Verdict):
     """206 multipart/byteranges answering a multi-range request (§14.6); parts are checked one by
     one by the multipart parser."""
 
+    __slots__ = ("boundary", "identity")
     boundary: str
     identity: Identity
 
+    def __init__(self, boundary: str, identity: Identity) -> None:
+        object.__setattr__(self, "boundary", boundary)
+        object.__setattr__(self, "identity", identity)
 
-@dataclass(frozen=True, slots=True)
+
 class Full(Verdict):
     """200 with the whole representation. ``range_ignored`` is True when a Range was sent (§14.2
     lets a server ignore it); ``length`` is None for a body of unknown length."""
 
+    __slots__ = ("length", "identity", "range_ignored")
     length: int | None
     identity: Identity
     range_ignored: bool
 
+    def __init__(self, length: int | None, identity: Identity, range_ignored: bool) -> None:
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "identity", identity)
+        object.__setattr__(self, "range_ignored", range_ignored)
 
-@dataclass(frozen=True, slots=True)
+
 class Unsatisfiable(Verdict):
     """416: no byte of the range exists; ``total`` from ``Content-Range: bytes */L`` if sent."""
 
+    __slots__ = ("total",)
     total: int | None
+
+    def __init__(self, total: int | None) -> None:
+        object.__setattr__(self, "total", total)
 
     def error(self) -> RangeioError:
         return HTTPStatusError(
@@ -98,20 +125,26 @@ class Unsatisfiable(Verdict):
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Changed(Verdict):
+    __slots__ = ("reason",)
     reason: str
+
+    def __init__(self, reason: str) -> None:
+        object.__setattr__(self, "reason", reason)
 
     def error(self) -> RangeioError:
         return RemoteChangedError(f"remote file changed: {self.reason}")
 
 
-@dataclass(frozen=True, slots=True)
 class Encoded(Verdict):
     """A Content-Encoding other than identity: the body is not the bytes of the file (§8.4), and
     ranges of an encoded stream cannot be spliced."""
 
+    __slots__ = ("encoding",)
     encoding: str
+
+    def __init__(self, encoding: str) -> None:
+        object.__setattr__(self, "encoding", encoding)
 
     def error(self) -> RangeioError:
         return RangeNotSupportedError(
@@ -119,26 +152,41 @@ class Encoded(Verdict):
         )
 
 
-@dataclass(frozen=True, slots=True)
 class NotModified(Verdict):
     """304 answering the open's conditional request (the disk cache's revalidation): the
     version the precondition named is current. ``identity`` holds the validators it sent."""
 
+    __slots__ = ("identity",)
     identity: Identity
 
+    def __init__(self, identity: Identity) -> None:
+        object.__setattr__(self, "identity", identity)
 
-@dataclass(frozen=True, slots=True)
+
 class Redirect(Verdict):
+    __slots__ = ("status", "location")
     status: int
     location: str
 
+    def __init__(self, status: int, location: str) -> None:
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "location", location)
 
-@dataclass(frozen=True, slots=True)
+
 class Failure(Verdict):
+    __slots__ = ("status", "is_transient", "retry_after", "reason")
     status: int
     is_transient: bool
     retry_after: float | None
     reason: str
+
+    def __init__(
+        self, status: int, is_transient: bool, retry_after: float | None, reason: str
+    ) -> None:
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "is_transient", is_transient)
+        object.__setattr__(self, "retry_after", retry_after)
+        object.__setattr__(self, "reason", reason)
 
     def error(self) -> RangeioError:
         return HTTPStatusError(
@@ -149,11 +197,14 @@ class Failure(Verdict):
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Malformed(Verdict):
     """The server broke a protocol rule; nothing in the body may be used."""
 
+    __slots__ = ("reason",)
     reason: str
+
+    def __init__(self, reason: str) -> None:
+        object.__setattr__(self, "reason", reason)
 
     def error(self) -> RangeioError:
         return ProtocolError(self.reason)

@@ -22,11 +22,11 @@ from rangeio._core.exchange import Result
 from rangeio._core.identity import Identity
 from rangeio._core.planner import opening_specs
 from rangeio._core.ranges import ByteRange
-from rangeio._diskcache import DiskStore
 from rangeio._engine.ops import Blocking, Program
 
 if TYPE_CHECKING:
     from rangeio._core.options import FileOptions
+    from rangeio._diskcache import DiskStore
     from rangeio._engine.remote import RemoteFile
 
 ENVIRONMENT = "RANGEIO_CACHE_DIR"
@@ -49,6 +49,9 @@ def cache_dir_of(options: FileOptions) -> str | None:
 
 
 def store_for(root: str, budget: int) -> DiskStore:
+    # The directory's files load with the first file that uses one, not with every open.
+    from rangeio._diskcache import DiskStore
+
     with _STORES_LOCK:
         store = _STORES.get((root, budget))
         if store is None:

@@ -20,7 +20,6 @@ Two rules a program must keep, which the runners check:
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from rangeio._core.exchange import Request
@@ -51,19 +50,31 @@ class Handle(Protocol):
 
 
 class Op:
-    """Base of every operation."""
+    """Base of every operation. Plain slotted classes, written out: one is made per request and
+    per body chunk, so construction must be cheap, and frozen dataclasses cost ~0.5 ms each to
+    create at import on Python 3.11 (`_core/records.py`). Nothing changes an operation once made;
+    they compare by identity (a runner dispatches on their type)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = type(self).__slots__
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({fields})"
 
 
 class EngineMisuse(RuntimeError):
     """A program broke a rule of the ops (see the module's docstring): a bug in rangeio."""
 
 
-@dataclass(frozen=True, slots=True)
 class Send(Op):
     """Send a request; the result is the transport's response (status, headers, body)."""
 
-    request: Request
-    timeout: Timeout
+    __slots__ = ("request", "timeout")
+
+    def __init__(self, request: Request, timeout: Timeout) -> None:
+        self.request = request
+        self.timeout = timeout
 
     @property
     def within(self) -> float | None:
@@ -77,12 +88,10 @@ class Send(Op):
         )
 
 
-# Not frozen: one is made per body chunk, and a frozen dataclass costs three times as much to
-# make (bodies of 1-byte chunks, benchmarks/chunk_overhead.py). Nothing changes it once made.
-@dataclass(slots=True)
 class NextChunk(Op):
     """The next raw body chunk of ``response``, or None at the end of the body; the runner
     cuts the wait after ``within`` seconds (None: only the client's read timeout bounds it).
+    One is made per body chunk (bodies of 1-byte chunks: benchmarks/chunk_overhead.py).
 
     ``into``: a writable buffer to receive into. A client that can (``readinto1`` on the
     transport's response: rangeio's urllib3 adapter) reads what has arrived straight into it
@@ -90,9 +99,14 @@ class NextChunk(Op):
     its own bytes, as without ``into``. Either way the chunk is bytes-like, and a view stays
     valid only until the program receives into ``into`` again."""
 
-    response: Any
-    within: float | None = None
-    into: memoryview | None = None
+    __slots__ = ("response", "within", "into")
+
+    def __init__(
+        self, response: Any, within: float | None = None, into: memoryview | None = None
+    ) -> None:
+        self.response = response
+        self.within = within
+        self.into = into
 
     def overrun(self) -> NetworkTimeoutError:
         return NetworkTimeoutError(
@@ -101,65 +115,90 @@ class NextChunk(Op):
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Close(Op):
     """Release ``response``; an unread body drops the connection (``_engine/body.py``
     ``release()`` drains a small rest first, so that the connection is kept)."""
 
-    response: Any
+    __slots__ = ("response",)
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
 
 
-@dataclass(frozen=True, slots=True)
 class Sleep(Op):
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
-@dataclass(frozen=True, slots=True)
 class Spawn(Op):
     """Start ``program`` concurrently (bounded by the file's concurrency); the result is a handle
     for Join. Never blocks, so it may be yielded while a lock is held. ``fan_out``: one of the
     many requests of one call (``read_ranges``), bounded further by the runner's fan-out limit;
-    a cursor's own fetch is not (the cursors are the user's parallelism)."""
+    a cursor's own fetch is not (the cursors are the user's parallelism).
 
-    program: Program[Any]
-    fan_out: bool = False
+    ``joined_next``: the spawner's next operation is a Join of this handle (a read waiting for
+    its own fetch). The sync runner then runs the program in the joining thread, under a slot
+    of the same bound, instead of handing it to a pool thread and waiting for it: the thread
+    hop is most of a cached-connection request's CPU. Other readers join the handle as any
+    other. Should the spawner yield anything else first, the program starts on the pool then.
+    Never with ``fan_out`` (a fan-out's bound is its pool)."""
+
+    __slots__ = ("program", "fan_out", "joined_next")
+
+    def __init__(
+        self, program: Program[Any], fan_out: bool = False, joined_next: bool = False
+    ) -> None:
+        self.program = program
+        self.fan_out = fan_out
+        self.joined_next = joined_next
 
 
-@dataclass(frozen=True, slots=True)
 class Join(Op):
     """Wait for spawned programs; the result is their results in order, or the first error.
     Cancelling the waiter (async) never cancels the programs: other readers may share them."""
 
-    handles: Sequence[Any]
+    __slots__ = ("handles",)
+
+    def __init__(self, handles: Sequence[Any]) -> None:
+        self.handles = handles
 
 
-@dataclass(frozen=True, slots=True)
 class Advance(Op):
     """Run the suspended ``program`` until it yields Delivered (result True) or ends (False)."""
 
-    program: Program[Any]
+    __slots__ = ("program",)
+
+    def __init__(self, program: Program[Any]) -> None:
+        self.program = program
 
 
-@dataclass(frozen=True, slots=True)
 class Abandon(Op):
     """Stop a suspended ``program`` for good and drop any response it has open."""
 
-    program: Program[Any]
+    __slots__ = ("program",)
+
+    def __init__(self, program: Program[Any]) -> None:
+        self.program = program
 
 
-@dataclass(frozen=True, slots=True)
 class Blocking(Op):
     """Call ``function(*args)`` (disk I/O, hashing) and return its result: directly in the sync
     runner, on a worker thread in the async one so that the event loop never blocks."""
 
-    function: Callable[..., Any]
-    args: tuple[Any, ...] = ()
+    __slots__ = ("function", "args")
+
+    def __init__(self, function: Callable[..., Any], args: tuple[Any, ...] = ()) -> None:
+        self.function = function
+        self.args = args
 
 
-@dataclass(frozen=True, slots=True)
 class ReadClock(Op):
     """The runner's Clock; answered by the Stepper itself, without a round trip through the
     runner's I/O."""
+
+    __slots__ = ()
 
 
 READ_CLOCK = ReadClock()
@@ -167,6 +206,8 @@ READ_CLOCK = ReadClock()
 
 class Delivered(Op):
     """Yielded by a streaming program after each body chunk: a pause point for Advance."""
+
+    __slots__ = ()
 
 
 DELIVERED = Delivered()
@@ -210,9 +251,11 @@ def sleep(seconds: float) -> Program[None]:
     yield Sleep(seconds)
 
 
-def spawn(program: Program[Any], *, fan_out: bool = False) -> Program[Handle]:
+def spawn(
+    program: Program[Any], *, fan_out: bool = False, joined_next: bool = False
+) -> Program[Handle]:
     """Start ``program``; the handle to Join it by (never from a spawned program)."""
-    handle: Handle = yield Spawn(program, fan_out)
+    handle: Handle = yield Spawn(program, fan_out, joined_next)
     return handle
 
 

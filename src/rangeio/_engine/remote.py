@@ -8,7 +8,7 @@ from typing import Any
 
 from rangeio._core.cache import ByteCache
 from rangeio._core.diskcache import TrackedCache
-from rangeio._core.exchange import Action, RangeExchange, ReadBody, Request, Result, Wait
+from rangeio._core.exchange import RangeExchange, Result
 from rangeio._core.headers import RangeSpec
 from rangeio._core.identity import Identity
 from rangeio._core.inflight import InflightTable
@@ -35,26 +35,18 @@ from rangeio._core.redirects import ResolvedUrl, check_url
 from rangeio._core.stats import Stats
 from rangeio._core.travel import Description, describe
 from rangeio._core.validate import size_contradiction
-from rangeio._engine.body import BodyReader, release
 from rangeio._engine.disktier import DiskTier
+from rangeio._engine.drive import drive
 from rangeio._engine.fork import ForkHooks
 from rangeio._engine.ops import (
-    DELIVERED,
     Abandon,
-    Close,
     Program,
-    Sleep,
     advance,
     join,
-    now,
-    read_clock,
-    send,
     spawn,
 )
 from rangeio.errors import (
-    HeaderParseError,
     HTTPStatusError,
-    NetworkError,
     ProtocolError,
     RangeioError,
     RangeNotSupportedError,
@@ -201,81 +193,13 @@ class RemoteFile:
         )
 
     def drive(self, exchange: RangeExchange, *, pauses: bool = True) -> Program[None]:
-        """Run ``exchange`` over the transport, yielding DELIVERED after every body chunk (with
-        ``pauses``) so that a stream can hand bytes to its reader as they arrive."""
-        timeout = self.options.timeout
-        while (request := exchange.next_request((yield from now()))) is not None:
-            action: Action | None
-            self._count(requests=1)
-            try:
-                response = yield from send(request, timeout)
-            except NetworkError as exc:
-                action = exchange.on_error(exc)
-            else:
-                # No `finally: yield` here: a program being closed must not yield. A response
-                # left open that way is closed by the runner, which tracks every response.
-                rest: int | None = 0  # body bytes read, while the rest may be drained
-                try:
-                    at = yield from now()
-                    action = exchange.on_response(response.status, response.headers, at)
-                    if isinstance(action, ReadBody):
-                        rest = None  # a body that fails as it is read is never drained
-                        action, rest = yield from self._read_body(exchange, response, pauses)
-                except Exception as exc:
-                    # An answer refused for its status (404, 410, 412, 5xx) leaves its small
-                    # body to drain; a malformed one, or a failure mid-body, drops the connection.
-                    malformed = isinstance(exc, (ProtocolError, HeaderParseError))
-                    yield from self._release(response, request, None if malformed else rest)
-                    raise
-                yield from self._release(response, request, rest)
-            if isinstance(action, Wait):
-                yield Sleep(action.seconds)
-                self._count(retries=1)
+        """Run ``exchange`` over the transport (`_engine/drive.py`), yielding DELIVERED after
+        every body chunk (with ``pauses``) so that a stream can hand bytes to its reader as
+        they arrive."""
+        yield from drive(exchange, self.options.timeout, self._count, pauses=pauses)
         # Where this exchange ended up is where the next ones go: after a presigned target was
         # refreshed from the URL the user gave, later reads do not each pay that detour again.
         self.target = exchange.result.url
-
-    def _read_body(
-        self, exchange: RangeExchange, response: Any, pauses: bool
-    ) -> Program[tuple[Action | None, int | None]]:
-        """Read the body into ``exchange``: the action that follows, and the count of body
-        bytes read when the rest is left unread and may be drained (None: nothing to drain,
-        the body ended or failed)."""
-        body = BodyReader(response, self.options.timeout, (yield from read_clock()))
-        received = 0
-        while True:
-            try:
-                chunk = body.received((yield body.wait()))
-            except NetworkError as exc:
-                # Only the transport's failures are cuts to resume. What the exchange raises about
-                # the body itself (longer than its Content-Range, a malformed multipart part) is
-                # a ProtocolError too, but retrying cannot fix it, and "resuming" past a body
-                # that overflowed would ask for an empty range.
-                return exchange.on_error(exc), None
-            if chunk is None:
-                return exchange.on_end(), None
-            exchange.on_data(chunk)
-            received += len(chunk)
-            self._count(fetched=len(chunk))
-            if not exchange.body_wanted:
-                # The rest is not needed (a multipart epilogue, which may never end; the tail
-                # of a widened 206): stop here; the release that follows drains it if it is
-                # small and framed, else drops the connection (`_core/drain.py`).
-                return exchange.on_end(), received
-            if pauses:
-                yield DELIVERED
-
-    def _release(self, response: Any, request: Request, received: int | None) -> Program[None]:
-        """Close ``response``; with ``received`` (the body bytes read), its rest is drained
-        first if `_core/drain.py` allows, and the bytes drained are counted as fetched."""
-        if received is None:
-            yield Close(response)
-            return
-        drained = yield from release(
-            response, self.options.timeout, method=request.method, received=received
-        )
-        if drained:
-            self._count(fetched=drained)
 
     def _count(self, *, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
         with self._lock:
@@ -347,14 +271,17 @@ class RemoteFile:
     def ensure_open(self) -> Program[None]:
         """Open a lazily made file if it is not open yet. Cursors asking at once share the one
         opening request; a failed open is tried again by the next use."""
-        self._check_open()
-        with self._lock:
-            if self.opened:
-                return
-            handle = self._opening
-            if handle is None:
-                handle = self._opening = yield from spawn(self._open_shared())
-        yield from join([handle])
+        # A loop: an open interrupted in the thread that ran it (Ctrl-C) ends with the file
+        # still unopened, and a cursor that shared it opens it again.
+        while True:
+            self._check_open()
+            with self._lock:
+                if self.opened:
+                    return
+                handle = self._opening
+                if handle is None:
+                    handle = self._opening = yield from spawn(self._open_shared(), joined_next=True)
+            yield from join([handle])
 
     def _open_shared(self) -> Program[None]:
         try:
@@ -495,7 +422,8 @@ class RemoteFile:
         if self.disk is not None:  # disk cache: write the bytes fetched through
             yield from self.disk.flush(self, streaming=cursor.stream is not None)
         if got == 0:
-            # Only a zero budget can drop bytes a read protects; fetch straight into `out`.
+            # Only a zero budget can drop bytes a read protects, or a shared fetch interrupted
+            # in the thread that ran it (`_sync/runner.py`): fetch straight into `out`.
             result = yield from self.exchange(RangeSpec.of(want))
             got = len(result.data)
             out[:got] = result.data
@@ -556,7 +484,8 @@ class RemoteFile:
         which must call ``_fetch_done(ids)`` however it ends. Returns its handle."""
         ids = [self._inflight.add(r) for r in group]
         try:
-            handle = yield from spawn(fetch(ids, *args), fan_out=fan_out)
+            # A fan-out is bounded by its pool; a read's own fetch runs in the reader's thread.
+            handle = yield from spawn(fetch(ids, *args), fan_out=fan_out, joined_next=not fan_out)
         except BaseException:
             # Never started, so it will never release its claim: release it here.
             self._fetch_done(ids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +51,13 @@ def haul(
         allow_https_downgrade=allow_https_downgrade,
         allow_redirects=allow_redirects,
         verify=verify,
+        one_request=True,
     )
     return _run(job, client, engine.haul(job), verify)
 
 
 def download(
-    url: str,
+    url: str | Sequence[str],
     dest: str | Path,
     *,
     client: Any = None,
@@ -74,7 +75,15 @@ def download(
     """Download ``url`` to ``dest``, resuming after failures (backoff, Retry-After honoured),
     verifying ``sha256`` and any digest headers. ``dest`` only ever receives the complete,
     verified file; progress lives in ``<dest>.part`` and ``<dest>.part.ctrl`` until then.
-    ``verify`` and ``allow_https_downgrade`` mean what they mean for ``rangeio.open``."""
+    ``verify`` and ``allow_https_downgrade`` mean what they mean for ``rangeio.open``.
+
+    ``url`` may be a list: mirrors of one file. They must agree with the first that answers
+    on the size and, where both send them, on strong ETags and digests (``_core/mirrors.py``
+    says exactly what agreeing means); one that does not, that changes, ignores Range or keeps
+    failing is dropped with a logged reason (``result.dropped_mirrors``) and its bytes are
+    never used. Segments spread over them, ``connections`` per mirror, and a slow mirror keeps
+    only its share. A resume with the same list, or any part of it holding the URL the
+    control record names, goes on from the saved bytes."""
     job = engine.new_job(
         url,
         dest,
@@ -95,8 +104,8 @@ def download(
 def _run(
     job: engine.DownloadJob, client: Any, program: Program[DownloadResult], verify: Any
 ) -> DownloadResult:
-    # One more than the connections: checkpoints and the prefix hash run beside the transfers.
-    runner = SyncRunner(make_transport(client, verify), max_concurrency=job.connections + 1)
+    # One more than the connections (per mirror, for each): checkpoints and the prefix hash run beside the transfers.
+    runner = SyncRunner(make_transport(client, verify), max_concurrency=job.all_connections + 1)
     try:
         # Inside the outer try: a downloader refused the lock (DownloadLockedError) still closes
         # the runner, so it leaves no connection pool or thread pool behind.
@@ -107,7 +116,7 @@ def _run(
             done = True
             return result
         except RangeioError as exc:
-            exc.state = engine.saved_state(job.files, job.url)
+            exc.state = engine.saved_state(job.files, job.urls)
             raise
         finally:
             job.files.unlock(done)
@@ -115,7 +124,8 @@ def _run(
         runner.close()
 
 
-def saved_progress(url: str, dest: str | Path) -> int:
-    """How many bytes a new download of ``url`` to ``dest`` would resume from, as the disk
-    says now (the record, checked as a resume checks it): 0 when it would start afresh."""
+def saved_progress(url: str | Sequence[str], dest: str | Path) -> int:
+    """How many bytes a new download of ``url`` (or these mirrors) to ``dest`` would resume
+    from, as the disk says now (the record, checked as a resume checks it): 0 when it would
+    start afresh."""
     return engine.saved_state(PartFiles(Path(dest)), url).bytes_done

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import CancelledError
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rangeio._clients import client_for
@@ -27,6 +26,24 @@ from rangeio._transport import make_transport
 BUFFER_BYTES = 4 * 1024
 
 T = TypeVar("T")
+
+
+class _Inside:
+    """``with``: the calling thread is in the reader's ``_inside`` for the length of the block
+    (a class, not a @contextmanager generator: entered twice per read, seek and readinto)."""
+
+    __slots__ = ("_reader", "_me")
+
+    def __init__(self, reader: RawHttpReader) -> None:
+        self._reader = reader
+        self._me = 0
+
+    def __enter__(self) -> None:
+        self._me = threading.get_ident()
+        self._reader._inside.append(self._me)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._reader._inside.remove(self._me)
 
 
 class RawHttpReader(io.RawIOBase):
@@ -50,15 +67,9 @@ class RawHttpReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    @contextmanager
-    def _entered(self) -> Iterator[None]:
+    def _entered(self) -> _Inside:
         """Records the calling thread in ``_inside`` for the length of the block."""
-        me = threading.get_ident()
-        self._inside.append(me)
-        try:
-            yield
-        finally:
-            self._inside.remove(me)
+        return _Inside(self)
 
     def readinto(self, buffer: Any) -> int:
         with self._entered():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rangeio._engine import ops
@@ -24,7 +24,9 @@ class SyncRunner:
     """Executes the operations programs yield. Spawned programs run on a pool of
     ``max_concurrency`` threads, which is what bounds concurrent requests per file; fan-out
     spawns (``Spawn.fan_out``) run on a pool of ``fan_out`` threads and take a slot of the same
-    bound, so they never have more than ``fan_out`` of it. ``clock`` answers the programs' Now.
+    bound, so they never have more than ``fan_out`` of it. A ``Spawn.joined_next`` program runs
+    in the thread that joins it, under a slot too (no hop to a pool thread and back: most of a
+    request's CPU on a kept-alive connection). ``clock`` answers the programs' Now.
 
     A spawned program holds its pool thread until it ends, so it must never Join (a full pool
     would deadlock): the Stepper throws EngineMisuse into one that tries (`_engine/ops.py`)."""
@@ -87,12 +89,67 @@ class SyncRunner:
             _close_all(opened)
 
     def _drive(self, stepper: Stepper, opened: list[Live]) -> Stepper:
-        while (op := stepper.next_op()) is not None:
-            try:
-                stepper.succeeded(self._do(op, opened))
-            except BaseException as exc:  # the program's own cleanup runs, then it re-raises
-                stepper.failed(exc)
+        deferred: _Deferred | None = None  # a Spawn.joined_next program, not started yet
+        try:
+            while (op := stepper.next_op()) is not None:
+                try:
+                    if deferred is not None:
+                        waiting, deferred = deferred, None
+                        if type(op) is ops.Join and any(h is waiting for h in op.handles):
+                            self._run_here(waiting)
+                        else:
+                            self._start(waiting)
+                    if type(op) is ops.Spawn and op.joined_next and not op.fan_out:
+                        deferred = _Deferred(op.program)
+                        stepper.succeeded(deferred)
+                        continue
+                    stepper.succeeded(self._do(op, opened))
+                except BaseException as exc:  # the program's own cleanup runs, then it re-raises
+                    stepper.failed(exc)
+        finally:
+            if deferred is not None:  # the spawner ended without joining it: run it all the same
+                self._start(deferred)
         return stepper
+
+    def _run_here(self, deferred: _Deferred) -> None:
+        """Run a joined_next program in this (the joining) thread, under a slot of the same
+        bound as the pool's, and settle its handle for every reader joining it."""
+        try:
+            self._slots.acquire()
+        except BaseException:
+            self._start(deferred)  # not begun: it must still run, to release what it claimed
+            raise
+        try:
+            deferred.settle(self.run(deferred.program, spawned=True), None)
+        except Exception as exc:
+            deferred.settle(None, exc)
+        except BaseException:
+            # An interruption of this thread (Ctrl-C) is its own, not the other readers': they
+            # get None, what a fetch that brought them nothing answers, and ask again.
+            deferred.settle(None, None)
+            raise
+        finally:
+            self._slots.release()
+
+    def _start(self, deferred: _Deferred) -> None:
+        """Hand a joined_next program to the pool after all (the spawner did something else)."""
+        try:
+            queued = self._executor().submit(self._run_pooled, deferred)
+        except RuntimeError:  # no pool takes work while the interpreter shuts down
+            self._run_here(deferred)  # it must run all the same: it releases what it claimed
+            return
+        # Closing the file cancels what is still queued: its readers get CancelledError, as
+        # for any spawn, instead of waiting for a program that will never run.
+        queued.add_done_callback(lambda done: _settle_cancelled(done, deferred))
+
+    def _run_pooled(self, deferred: _Deferred) -> None:
+        with self._slots:
+            try:
+                result = self.run(deferred.program, spawned=True)
+            except BaseException as exc:  # as a pool's own future would hold it
+                deferred.settle(None, exc)
+            else:
+                deferred.settle(result, None)
 
     def _do(self, op: ops.Op, opened: list[Live]) -> Any:
         if isinstance(op, ops.NextChunk):
@@ -127,13 +184,12 @@ class SyncRunner:
         elif isinstance(op, ops.Sleep):
             time.sleep(op.seconds)  # the one use of time here: waiting, never reading it
         elif isinstance(op, ops.Spawn):
-            if self._fan_out is None:
-                return self._executor().submit(self.run, op.program, spawned=True)
-            if op.fan_out:
+            # Every pool program takes a slot, as joined_next programs run in the joiner do.
+            if op.fan_out and self._fan_out is not None:
                 return self._fan_executor().submit(self._run_in_slot, op.program)
             return self._executor().submit(self._run_in_slot, op.program)
         elif isinstance(op, ops.Join):
-            handles: list[Future[Any]] = list(op.handles)
+            handles: list[Future[Any] | _Deferred] = list(op.handles)
             return [h.result() for h in handles]
         elif isinstance(op, ops.Advance):
             if self._is_parents(op.program):
@@ -229,6 +285,39 @@ class SyncRunner:
 
 
 _RUNNERS = ForkHooks(after_in_child="_after_fork_in_child")
+
+
+def _settle_cancelled(queued: Future[Any], deferred: _Deferred) -> None:
+    if queued.cancelled():
+        deferred.settle(None, CancelledError())
+
+
+class _Deferred:
+    """A joined_next program, and its handle: settled once by the thread that runs it, waited
+    for by any number of readers (``result()``, as a Future's; a plain lock instead of a
+    Future's condition, which costs more than the rest of the handle's work)."""
+
+    __slots__ = ("program", "_pending", "_value", "_error")
+
+    def __init__(self, program: ops.Program[Any]) -> None:
+        self.program = program
+        self._pending = threading.Lock()  # held until settled
+        self._pending.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def settle(self, value: Any, error: BaseException | None) -> None:
+        self._value, self._error = value, error
+        self._pending.release()
+
+    def result(self, timeout: float | None = None) -> Any:
+        # Each waiter takes the lock and gives it back at once, so the next one passes too.
+        if not self._pending.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError("the spawned program has not ended")
+        self._pending.release()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _close(live: Live) -> None:

@@ -24,6 +24,10 @@ from rangeio.errors import NetworkError
 # Enough pooled connections per host for the requests a file may have in flight (cursors and
 # read_ranges); more would be dropped with a warning after each use.
 POOL_MAXSIZE = CONNECTIONS_PER_HOST
+# What urllib3 makes of ``retries=False, redirect=False`` (Retry.from_int), made once instead of
+# per request: rangeio retries and follows redirects itself (`_core/exchange.py`). A Retry is
+# never changed (increment() returns a new one).
+_NO_RETRIES = urllib3.Retry(False, redirect=False)
 
 
 def map_urllib3_error(exc: Exception, url: str, *, reading: bool = False) -> NetworkError:
@@ -236,6 +240,17 @@ class Urllib3Transport:
         self.cuts_head = self.owned
         self._verify = verify
         self._pool = pool if pool is not None else make_pool(verify)
+        # urllib3's Timeout for the last Timeout seen: a file sends every request with the same
+        # one, and urllib3 clones it per request (never changes it), so it is made once.
+        self._timeout: tuple[Timeout, urllib3.Timeout] | None = None
+
+    def _urllib3_timeout(self, timeout: Timeout) -> urllib3.Timeout:
+        last = self._timeout
+        if last is not None and last[0] is timeout:
+            return last[1]
+        made = urllib3.Timeout(connect=timeout.connect, read=timeout.read)
+        self._timeout = (timeout, made)
+        return made
 
     def send(self, request: Request, timeout: Timeout) -> Urllib3Response:
         try:
@@ -246,8 +261,8 @@ class Urllib3Transport:
                 preload_content=False,
                 decode_content=False,
                 redirect=False,
-                retries=False,
-                timeout=urllib3.Timeout(connect=timeout.connect, read=timeout.read),
+                retries=_NO_RETRIES,
+                timeout=self._urllib3_timeout(timeout),
             )
         except (Urllib3HTTPError, OSError) as exc:
             raise map_urllib3_error(exc, request.url) from exc

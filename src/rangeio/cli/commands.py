@@ -81,6 +81,9 @@ def _result_json(result: rangeio.DownloadResult) -> dict[str, Any]:
 
     data = asdict(result)
     data["path"] = str(result.path)
+    data["dropped_mirrors"] = [
+        {"url": d.url, "reason": d.reason.value, "detail": d.detail} for d in result.dropped_mirrors
+    ]
     return data
 
 
@@ -97,18 +100,29 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     from rangeio._sync.download import saved_progress
 
+    if args.input_file is not None:
+        if args.url or args.output is not None or args.sha256 is not None:
+            raise UsageError("-i takes the URLs from its file: no URL, -o or --sha256 beside it")
+        from rangeio.cli.many import get_many
+
+        return get_many(args)
+    if not args.url:
+        raise UsageError("get needs a URL (or -i FILE)")
+    if args.jobs is not None or args.dir is not None:
+        raise UsageError("-j and -d go with -i")
+    urls: list[str] = args.url
     options = common_options(args)
     if args.output is not None:
         dest = Path(args.output)
     else:
-        dest = Path(remote_filename(args.url, options))
+        dest = Path(remote_filename(urls[0], options))
     _prepare_output(dest, args.force)
     progress: Progress | None = None
     if not args.quiet and sys.stderr.isatty():
         progress = Progress(sys.stderr, dest.name)
     try:
         result = rangeio.download(
-            args.url,
+            urls if len(urls) > 1 else urls[0],
             dest,
             connections=args.connections,
             sha256=args.sha256,
@@ -117,20 +131,24 @@ def cmd_get(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt as exc:
         # The download checkpointed before unwinding; what the disk now holds is the truth.
-        raise Interrupted(saved_progress(args.url, dest)) from exc
+        raise Interrupted(saved_progress(urls, dest)) from exc
     finally:
         if progress is not None:
             progress.close()
     if args.json:
         print(json.dumps(_result_json(result), indent=2))
     elif not args.quiet:
-        reused = f", {human(result.bytes_reused)} reused" if result.bytes_reused else ""
-        print(
-            f"{result.path}: {human(result.size)} in {result.elapsed:.1f}s "
-            f"({result.requests} requests{reused}) sha256 {result.sha256}",
-            file=sys.stderr,
-        )
+        print(summary(result), file=sys.stderr)
     return EXIT_OK
+
+
+def summary(result: rangeio.DownloadResult) -> str:
+    """The line ``get`` prints for a finished file."""
+    reused = f", {human(result.bytes_reused)} reused" if result.bytes_reused else ""
+    return (
+        f"{result.path}: {human(result.size)} in {result.elapsed:.1f}s "
+        f"({result.requests} requests{reused}) sha256 {result.sha256}"
+    )
 
 
 def parse_range(text: str) -> tuple[int | None, int | None]:

@@ -119,7 +119,32 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=formatter,
     )
-    get.add_argument("url", metavar="URL")
+    get.add_argument(
+        "url",
+        metavar="URL",
+        nargs="*",
+        help="the file's URL; several URLs are mirrors of one file (segments spread over them)",
+    )
+    get.add_argument(
+        "-i",
+        "--input-file",
+        metavar="FILE",
+        help="download every file listed in FILE ('-': stdin): one per line, its URL (several, "
+        "separated by spaces or tabs: mirrors), optionally followed by the name to save to; "
+        "lines starting with '#' are comments. A rerun resumes each file and skips those "
+        "already saved",
+    )
+    get.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="with -i, files downloaded at once (default 5, aria2c's -j)",
+    )
+    get.add_argument(
+        "-d", "--dir", metavar="DIR", help="with -i, save into DIR (default: the current one)"
+    )
     where = get.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", metavar="FILE", help="save to FILE")
     where.add_argument(
@@ -128,7 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="save under the server's name (Content-Disposition, else the URL); the default",
     )
-    get.add_argument("-c", "--connections", type=_positive_int, default=1, metavar="N")
+    get.add_argument(
+        "-c",
+        "--connections",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="connections per file (per mirror, with several URLs)",
+    )
     get.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the whole file")
     _add_network_options(get)
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")

@@ -1,7 +1,7 @@
 """Format planners: read archives, images and tables over HTTP ranges, fetching only what they need."""
 
 from rangeio.formats._common import BytesSource, FormatError, RangeSource
-from rangeio.formats.conda import CondaInfo, conda_info, conda_payload
+from rangeio.formats.conda import CondaInfo, CondaPackage, conda_info, conda_payload
 from rangeio.formats.parquet import ParquetPlan
 from rangeio.formats.png import PngChunk, PngHeader, PngImage, PngInfo, png_chunks
 from rangeio.formats.tar import TarIndex, TarMember
@@ -10,6 +10,7 @@ from rangeio.formats.zip import Zip64EndRecord, ZipEndRecord, ZipMember, ZipStre
 __all__ = [
     "BytesSource",
     "CondaInfo",
+    "CondaPackage",
     "FormatError",
     "ParquetPlan",
     "PngChunk",

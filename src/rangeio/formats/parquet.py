@@ -1,4 +1,8 @@
-"""ParquetPlan: read a remote Parquet footer in one suffix read and plan column chunk range reads."""
+"""ParquetPlan: read a remote Parquet footer in one suffix read and plan column chunk range reads.
+
+The footer's and the column chunks' reads are programs (``_program.py``), run by the sync face
+here and by ``rangeio.aio.formats.parquet``; pyarrow parses and decodes the fetched bytes.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,11 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rangeio.formats._common import (
-    FormatError,
-    RangeSource,
-    SourceHolder,
-    close_source,
-    open_source,
-    read_exact,
-)
+from rangeio.formats._common import FormatError, Source
+from rangeio.formats._program import Program, read_exact, read_ranges
+from rangeio.formats._runner import SourceHolder
 
-__all__ = ["ParquetPlan"]
+__all__ = ["ParquetPlan", "open"]
 
 MAGIC = b"PAR1"
 _ENCRYPTED_MAGIC = b"PARE"
@@ -36,57 +35,52 @@ def _pyarrow() -> tuple[Any, Any]:
     return pyarrow, pyarrow.parquet
 
 
-class ParquetPlan(SourceHolder):
-    """A remote Parquet file's metadata, and the byte ranges of its column chunks.
+def read_footer(size: int) -> Program[tuple[int, bytes]]:
+    """The program that reads a Parquet file's footer: where it starts, and its bytes (the
+    metadata, its length and the magic)."""
+    if size < len(MAGIC) + _TAIL.size:
+        raise FormatError(f"not a Parquet file: {size} bytes is too short")
+    tail = yield from read_exact(size, size - _TAIL.size, size, "Parquet footer")
+    length, magic = _TAIL.unpack(tail)
+    if magic == _ENCRYPTED_MAGIC:
+        raise FormatError("Parquet file has an encrypted footer (not supported)")
+    if magic != MAGIC:
+        raise FormatError("not a Parquet file: the footer magic PAR1 is missing")
+    if length > size - len(MAGIC) - _TAIL.size:
+        raise FormatError(f"Parquet footer length {length} exceeds the file ({size} bytes)")
+    start = size - _TAIL.size - length
+    return start, (yield from read_exact(size, start, size, "Parquet footer"))
 
-    The footer (metadata, its length and the magic) is at the end of the file, where rangeio's
-    open request prefetches 1 MiB by default: a footer under that costs no request beyond the
-    open; a bigger one costs one more, for its missing part only. The metadata is parsed by
-    pyarrow (``pip install 'rangeio[parquet]'``).
 
-    ``source`` is a URL (opened with ``client`` and ``options`` like ``rangeio.open``) or an
-    open file with ``size`` and ``read_ranges``.
-    """
+class ParquetFacts:
+    """What ParquetPlan and rangeio.aio's AsyncParquetPlan share: the parsed footer and the
+    column chunk ranges, no I/O; the reads as programs."""
 
-    def __init__(self, source: str | RangeSource, client: Any = None, **options: Any) -> None:
-        self._pa, self._pq = _pyarrow()
-        self._source, self._owned = open_source(source, client, options)
-        try:
-            self._load()
-        except BaseException:
-            close_source(self._source, self._owned)
-            raise
-
-    # pyarrow's modules and its parsed metadata stay behind: the footer's bytes travel, and are
-    # parsed again on the other side (no request).
-    _NOT_PICKLED = ("_pa", "_pq", "metadata")
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._pa, self._pq = _pyarrow()
-        self._parse_footer()
-
-    def _load(self) -> None:
-        size = self._source.size
-        if size < len(MAGIC) + _TAIL.size:
-            raise FormatError(f"not a Parquet file: {size} bytes is too short")
-        tail = read_exact(self._source, size - _TAIL.size, size, "Parquet footer")
-        length, magic = _TAIL.unpack(tail)
-        if magic == _ENCRYPTED_MAGIC:
-            raise FormatError("Parquet file has an encrypted footer (not supported)")
-        if magic != MAGIC:
-            raise FormatError("not a Parquet file: the footer magic PAR1 is missing")
-        if length > size - len(MAGIC) - _TAIL.size:
-            raise FormatError(f"Parquet footer length {length} exceeds the file ({size} bytes)")
-        self._footer_start = size - _TAIL.size - length
-        self._footer = read_exact(self._source, self._footer_start, size, "Parquet footer")
-        self._parse_footer()
+    _pa: Any
+    _pq: Any
+    _file_size: int
+    _footer_start: int
+    _footer: bytes
+    metadata: Any
 
     def _parse_footer(self) -> None:
         try:
             self.metadata = self._pq.read_metadata(self._pa.BufferReader(self._footer))
         except (self._pa.ArrowException, OSError, ValueError) as exc:
             raise FormatError(f"Parquet metadata cannot be parsed: {exc}") from exc
+
+    # pyarrow's modules and its parsed metadata stay behind: the footer's bytes travel, and are
+    # parsed again on the other side (no request).
+    _NOT_PICKLED: tuple[str, ...] = ("_pa", "_pq", "metadata")
+
+    def _revived(self) -> None:
+        self._pa, self._pq = _pyarrow()
+        self._parse_footer()
+
+    def _read_footer(self, size: int) -> Program[None]:
+        self._file_size = size
+        self._footer_start, self._footer = yield from read_footer(size)
+        self._parse_footer()
 
     # -- metadata ---------------------------------------------------------------------------
 
@@ -162,14 +156,12 @@ class ParquetPlan(SourceHolder):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def read_columns(self, row_group: int, columns: Sequence[str] | None = None) -> Any:
-        """One row group's columns as a ``pyarrow.Table``: their chunks are fetched with one
-        ``read_ranges`` call, then decoded by pyarrow from memory."""
+    def _read_columns(self, row_group: int, columns: Sequence[str] | None) -> Program[Any]:
         ranges = self.column_chunk_ranges([row_group], columns)
-        datas = self._source.read_ranges(ranges) if ranges else []
+        datas = yield from read_ranges(ranges)
         pieces = [(start, data) for (start, _), data in zip(ranges, datas)]
         pieces.append((self._footer_start, self._footer))
-        sparse = _SparseFile(self._source.size, pieces)
+        sparse = _SparseFile(self._file_size, pieces)
         try:
             reader = self._pq.ParquetFile(sparse, metadata=self.metadata, pre_buffer=False)
             return reader.read_row_group(
@@ -183,10 +175,38 @@ class ParquetPlan(SourceHolder):
             raise FormatError(f"Parquet row group {row_group} cannot be decoded: {exc}") from exc
 
     def __repr__(self) -> str:
-        return (
-            f"<rangeio.formats.parquet.ParquetPlan row_groups={self.num_row_groups} "
-            f"columns={len(self.column_paths())}>"
-        )
+        kind = f"{type(self).__module__}.{type(self).__qualname__}"
+        return f"<{kind} row_groups={self.num_row_groups} columns={len(self.column_paths())}>"
+
+
+class ParquetPlan(ParquetFacts, SourceHolder):
+    """A remote Parquet file's metadata, and the byte ranges of its column chunks.
+
+    The footer (metadata, its length and the magic) is at the end of the file, where rangeio's
+    open request prefetches 1 MiB by default: a footer under that costs no request beyond the
+    open; a bigger one costs one more, for its missing part only. The metadata is parsed by
+    pyarrow (``pip install 'rangeio[parquet]'``).
+
+    ``source`` is a URL (opened with ``client`` and ``options`` like ``rangeio.open``) or an
+    open file with ``size`` and ``read_ranges``.
+    """
+
+    def __init__(self, source: Source, client: Any = None, **options: Any) -> None:
+        self._pa, self._pq = _pyarrow()
+        self._attach(source, client, options)
+        self._load(self._read_footer(self._size))
+
+    def read_columns(self, row_group: int, columns: Sequence[str] | None = None) -> Any:
+        """One row group's columns as a ``pyarrow.Table``: their chunks are fetched with one
+        ``read_ranges`` call, then decoded by pyarrow from memory."""
+        return self._run(self._read_columns(row_group, columns))
+
+
+def open(  # noqa: A001 - the module's entry point, as zip's
+    source: Source, client: Any = None, **options: Any
+) -> ParquetPlan:
+    """Open a remote Parquet file: see ParquetPlan."""
+    return ParquetPlan(source, client, **options)
 
 
 class _SparseFile(io.RawIOBase):

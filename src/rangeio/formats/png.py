@@ -1,5 +1,9 @@
 """png_chunks / PngImage: a remote PNG's chunks and IHDR without its pixel data, and its pixel rows
-streamed from the IDAT chunks (zlib, then filter reversal) as far as they are read."""
+streamed from the IDAT chunks (zlib, then filter reversal) as far as they are read.
+
+The chunk walk and the row decoder are programs (``_program.py``), run by the sync faces here
+and by ``rangeio.aio.formats.png``; IHDR and the filters are pure functions.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rangeio.formats._common import (
-    WALK_PREFETCH,
-    FormatError,
-    KiB,
-    MiB,
-    RangePull,
-    RangeSource,
-    ReadAhead,
-    SourceHolder,
-    Window,
-    close_source,
-    open_source,
-    prefetched_head,
-)
+from rangeio._core.prefetch import START, START_PREFETCH
+from rangeio.formats._common import FormatError, MiB, Source, prefetched_head
+from rangeio.formats._program import WALK_PREFETCH, Program, Pull, ReadAhead, Window
+from rangeio.formats._runner import SourceHolder
 
-__all__ = ["PngChunk", "PngHeader", "PngImage", "PngInfo", "png_chunks", "unfilter"]
+__all__ = ["PngChunk", "PngHeader", "PngImage", "PngInfo", "open", "png_chunks", "unfilter"]
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK_HEAD = struct.Struct(">I4s")
@@ -111,7 +105,10 @@ class PngInfo:
         return [c for c in self.chunks if c.type == chunk_type]
 
 
-def png_chunks(source: str | RangeSource, client: Any = None, **options: Any) -> PngInfo:
+OPEN_OPTIONS: dict[str, Any] = {"prefetch_direction": START, "prefetch_bytes": WALK_PREFETCH}
+
+
+def png_chunks(source: Source, client: Any = None, **options: Any) -> PngInfo:
     """Walk a remote PNG's chunk headers (reading ahead while chunks are small, fetching each
     header alone past big ones), check the CRC of every chunk whose bytes were fetched (IHDR
     always: a bad IHDR CRC is a FormatError), stop at IEND.
@@ -119,17 +116,33 @@ def png_chunks(source: str | RangeSource, client: Any = None, **options: Any) ->
     ``source`` is a URL (opened with ``client`` and ``options``; the open request prefetches
     from the start, where a PNG's header is) or an open file with ``size`` and ``read_ranges``.
     """
-    file, owned = open_source(
-        source, client, options, prefetch_direction="START", prefetch_bytes=WALK_PREFETCH
-    )
-    head = prefetched_head(file, owned)
-    try:
-        return _walk(file, head)
-    finally:
-        close_source(file, owned)
+    with PngImage(source, client, **options) as image:
+        return image.info
 
 
-class PngImage(SourceHolder):
+class PngFacts:
+    """What PngImage and rangeio.aio's AsyncPngImage share: the chunks and header, no I/O."""
+
+    info: PngInfo
+
+    @property
+    def header(self) -> PngHeader:
+        return self.info.header
+
+    @property
+    def channel_count(self) -> int:
+        return self.header.channel_count
+
+    def _rows(self, stop: int | None) -> RowDecoder:
+        return RowDecoder(self.info, stop)
+
+    def __repr__(self) -> str:
+        h = self.header
+        kind = f"{type(self).__module__}.{type(self).__qualname__}"
+        return f"<{kind} {h.width}x{h.height} colour type {h.color_type}>"
+
+
+class PngImage(PngFacts, SourceHolder):
     """A remote PNG: its chunks and header (``png_chunks``' walk, at open), and its pixel rows,
     decoded as they are read: ``rows()`` streams the IDAT chunks (one sequential read, which
     rangeio turns into a streaming request) through one zlib decompressor and reverses each
@@ -145,102 +158,124 @@ class PngImage(SourceHolder):
     or an open file with ``size`` and ``read_ranges``.
     """
 
-    def __init__(self, source: str | RangeSource, client: Any = None, **options: Any) -> None:
-        self._source, self._owned = open_source(
-            source, client, options, prefetch_direction="START", prefetch_bytes=WALK_PREFETCH
-        )
-        try:
-            self.info = _walk(self._source, prefetched_head(self._source, self._owned))
-        except BaseException:
-            close_source(self._source, self._owned)
-            raise
-
-    @property
-    def header(self) -> PngHeader:
-        return self.info.header
-
-    @property
-    def channel_count(self) -> int:
-        return self.header.channel_count
+    def __init__(self, source: Source, client: Any = None, **options: Any) -> None:
+        self._attach(source, client, options, **OPEN_OPTIONS)
+        self.info = self._load(walk(self._size, prefetched_head(self._source, self._owned)))
 
     def rows(self, stop: int | None = None) -> Iterator[bytes]:
         """Rows ``0 .. stop`` (all of them by default), each decoded when reached: stopping
         early fetches no more. Reading every row also checks the zlib stream's end."""
-        header = self.header
+        decoder = self._rows(stop)
+        try:
+            while (row := self._run(decoder.next_row())) is not None:
+                yield row
+        finally:
+            self._run(decoder.close())
+
+
+def open(  # noqa: A001 - the module's entry point, as zip's
+    source: Source, client: Any = None, **options: Any
+) -> PngImage:
+    """Open a remote PNG: see PngImage (``info`` is what ``png_chunks`` returns)."""
+    return PngImage(source, client, **options)
+
+
+class _IdatPieces:
+    """The IDAT chunks' data in order, from one pull over them all (consecutive chunks: data,
+    CRC, the next chunk's length and type); each chunk's CRC is checked at its end."""
+
+    def __init__(self, pull: Pull, idats: list[PngChunk]) -> None:
+        self._pull = pull
+        self._idats = idats
+        self._i = 0
+        self._left = idats[0].length
+        self._crc = zlib.crc32(b"IDAT")
+
+    def next(self) -> Program[bytes]:
+        """The next piece of image data; b"" after the last chunk (its CRC checked)."""
+        while self._i < len(self._idats):
+            if self._left:
+                piece = yield from self._pull.take(min(self._left, _PULL))
+                self._left -= len(piece)
+                self._crc = zlib.crc32(piece, self._crc)
+                return piece
+            chunk = self._idats[self._i]
+            framing = 4 + (8 if self._i + 1 < len(self._idats) else 0)
+            tail = b""
+            while len(tail) < framing:
+                tail += yield from self._pull.take(framing - len(tail))
+            if int.from_bytes(tail[:4], "big") != self._crc:
+                raise FormatError(f"PNG IDAT chunk at {chunk.offset} fails its CRC check")
+            self._i += 1
+            if self._i < len(self._idats):
+                self._left = self._idats[self._i].length
+                self._crc = zlib.crc32(b"IDAT")
+        return b""
+
+
+class RowDecoder:
+    """A PNG's pixel rows ``0 .. stop``, as programs: ``next_row()`` gives the next row
+    (inflating and unfiltering as far as it needs), None after the last (having checked, when
+    every row was read, that the zlib stream ends there)."""
+
+    def __init__(self, info: PngInfo, stop: int | None) -> None:
+        header = info.header
         if header.interlaced:
             raise FormatError("interlaced (Adam7) PNG: rows are not supported, only chunks")
         if header.row_bytes > MAX_ROW_BYTES:
             raise FormatError(f"PNG rows of {header.row_bytes} bytes are too wide")
-        idats = self.info.find("IDAT")
+        idats = info.find("IDAT")
         if not idats:
             raise FormatError("PNG has no IDAT chunk")
         for before, after in zip(idats, idats[1:]):
             if before.end != after.offset:
                 raise FormatError(f"PNG IDAT chunks are not consecutive (at {before.end})")
-        count = header.height if stop is None else max(0, min(stop, header.height))
-        pull = RangePull(self._source, idats[0].data_range[0], idats[-1].end, what="PNG IDAT")
-        try:
-            yield from _decode_rows(header, _idat_data(pull, idats), count)
-        finally:
-            pull.close()
+        self._header = header
+        self._count = header.height if stop is None else max(0, min(stop, header.height))
+        self._pull = Pull(idats[0].data_range[0], idats[-1].end, what="PNG IDAT")
+        self._data = _IdatPieces(self._pull, idats)
+        self._inflater = zlib.decompressobj()
+        self._line = 1 + header.row_bytes
+        self._previous = bytes(header.row_bytes)
+        self._buffer = bytearray()
+        self._y = 0
+        self._ended = False
 
-    def __repr__(self) -> str:
-        h = self.header
-        return f"<rangeio.formats.png.PngImage {h.width}x{h.height} colour type {h.color_type}>"
-
-
-def _idat_data(pull: RangePull, idats: list[PngChunk]) -> Iterator[bytes]:
-    """The IDAT chunks' data in order, from one pull over them all (consecutive chunks: data,
-    CRC, the next chunk's length and type); each chunk's CRC is checked at its end."""
-    for i, chunk in enumerate(idats):
-        crc = zlib.crc32(b"IDAT")
-        left = chunk.length
-        while left:
-            piece = pull(min(left, _PULL))
-            left -= len(piece)
-            crc = zlib.crc32(piece, crc)
-            yield piece
-        framing = 4 + (8 if i + 1 < len(idats) else 0)
-        tail = b""
-        while len(tail) < framing:
-            tail += pull(framing - len(tail))
-        if int.from_bytes(tail[:4], "big") != crc:
-            raise FormatError(f"PNG IDAT chunk at {chunk.offset} fails its CRC check")
-
-
-def _decode_rows(header: PngHeader, data: Iterator[bytes], count: int) -> Iterator[bytes]:
-    inflater = zlib.decompressobj()
-    line = 1 + header.row_bytes
-    unit = header.filter_unit
-    previous = bytes(header.row_bytes)
-    buffer = bytearray()
-
-    def more(y: int) -> None:
-        compressed = inflater.unconsumed_tail or next(data, b"")
+    def _more(self, y: int) -> Program[None]:
+        compressed = self._inflater.unconsumed_tail or (yield from self._data.next())
         if not compressed:
-            raise FormatError(f"PNG image data ends before row {y} of {header.height}")
+            raise FormatError(f"PNG image data ends before row {y} of {self._header.height}")
         try:
-            buffer.extend(inflater.decompress(compressed, _INFLATE_STEP))
+            self._buffer.extend(self._inflater.decompress(compressed, _INFLATE_STEP))
         except zlib.error as exc:
             raise FormatError(f"PNG image data is corrupt before row {y}: {exc}") from exc
 
-    for y in range(count):
-        while len(buffer) < line:
-            if inflater.eof:
-                raise FormatError(f"PNG image data ends before row {y} of {header.height}")
-            more(y)
-        row = unfilter(buffer[0], bytes(buffer[1:line]), previous, unit)
-        del buffer[:line]
-        previous = row
-        yield row
-    if count == header.height:
-        # Every row read: what is left must be the zlib stream's end, not more pixels.
-        while not inflater.eof:
-            more(count)
-            if buffer:
-                raise FormatError(f"PNG image data holds more than {header.height} rows")
-        if buffer or inflater.unused_data or any(data):
-            raise FormatError(f"PNG image data holds more than {header.height} rows")
+    def next_row(self) -> Program[bytes | None]:
+        height, y, buffer = self._header.height, self._y, self._buffer
+        if y < self._count:
+            while len(buffer) < self._line:
+                if self._inflater.eof:
+                    raise FormatError(f"PNG image data ends before row {y} of {height}")
+                yield from self._more(y)
+            unit = self._header.filter_unit
+            row = unfilter(buffer[0], bytes(buffer[1 : self._line]), self._previous, unit)
+            del buffer[: self._line]
+            self._previous = row
+            self._y += 1
+            return row
+        if self._count == height and not self._ended:
+            self._ended = True
+            # Every row read: what is left must be the zlib stream's end, not more pixels.
+            while not self._inflater.eof:
+                yield from self._more(height)
+                if buffer:
+                    raise FormatError(f"PNG image data holds more than {height} rows")
+            if buffer or self._inflater.unused_data or (yield from self._data.next()):
+                raise FormatError(f"PNG image data holds more than {height} rows")
+        return None
+
+    def close(self) -> Program[None]:
+        yield from self._pull.close()
 
 
 def unfilter(kind: int, raw: bytes, previous: bytes, unit: int) -> bytes:
@@ -274,11 +309,12 @@ def unfilter(kind: int, raw: bytes, previous: bytes, unit: int) -> bytes:
     return bytes(out)
 
 
-def _walk(source: RangeSource, head: int = 0) -> PngInfo:
-    size = source.size
+def walk(size: int, head: int = 0) -> Program[PngInfo]:
+    """The program that walks the chunks of a PNG of ``size`` bytes, ``head`` bytes of which
+    the open prefetched."""
     # Past a big chunk, a header fetch also takes an IEND whole (12 bytes) and some more.
-    window = Window(source, ReadAhead(first=max(head, 64 * KiB), alone=64))
-    if window.get(0, min(size, 8), "PNG signature") != SIGNATURE:
+    window = Window(size, ReadAhead(first=max(head, START_PREFETCH), alone=64))
+    if (yield from window.get(0, min(size, 8), "PNG signature")) != SIGNATURE:
         raise FormatError("not a PNG file: the PNG signature is missing")
     chunks: list[PngChunk] = []
     header: PngHeader | None = None
@@ -288,7 +324,9 @@ def _walk(source: RangeSource, head: int = 0) -> PngInfo:
             raise FormatError(f"PNG has more than {MAX_CHUNKS} chunks")
         if pos + 12 > size:
             raise FormatError(f"PNG ends at {size} without an IEND chunk")
-        length, raw_type = _CHUNK_HEAD.unpack(window.get(pos, pos + 8, f"PNG chunk at {pos}"))
+        length, raw_type = _CHUNK_HEAD.unpack(
+            (yield from window.get(pos, pos + 8, f"PNG chunk at {pos}"))
+        )
         if length > _MAX_LENGTH:
             raise FormatError(f"PNG chunk at {pos} declares length {length} (over 2**31 - 1)")
         if not all(65 <= c <= 90 or 97 <= c <= 122 for c in raw_type):
@@ -304,7 +342,7 @@ def _walk(source: RangeSource, head: int = 0) -> PngInfo:
         readahead = window.readahead
         small = readahead.reading_through and readahead.is_small(end - pos)
         if kind in ("IHDR", "IEND") or small or window.holds(pos, end):
-            body = window.get(pos, end, f"PNG chunk {kind} at {pos}")
+            body = yield from window.get(pos, end, f"PNG chunk {kind} at {pos}")
             crc_ok: bool | None = zlib.crc32(body[4:-4]) == int.from_bytes(body[-4:], "big")
         else:
             body, crc_ok = b"", None

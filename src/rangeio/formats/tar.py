@@ -1,4 +1,8 @@
-"""TarIndex: walk a remote uncompressed tar's headers with few requests and read members by range."""
+"""TarIndex: walk a remote uncompressed tar's headers with few requests and read members by range.
+
+The walk and the reads are programs (``_program.py``), run by the sync face here and by
+``rangeio.aio.formats.tar``; the headers are parsed by pure functions.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from rangeio.formats._common import (
-    WALK_PREFETCH,
-    FormatError,
-    KiB,
-    RangeSource,
-    ReadAhead,
-    SourceHolder,
-    Window,
-    close_source,
-    decode_text,
-    open_source,
-    prefetched_head,
-)
+from rangeio._core.prefetch import START, START_PREFETCH
+from rangeio.formats._common import FormatError, KiB, Source, decode_text, prefetched_head
+from rangeio.formats._program import WALK_PREFETCH, Program, ReadAhead, Window, read_ranges
+from rangeio.formats._runner import SourceHolder
 
-__all__ = ["TarIndex", "TarMember"]
+__all__ = ["TarIndex", "TarMember", "open"]
 
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
@@ -68,29 +63,18 @@ class TarMember:
         return self.type == "5"
 
 
-class TarIndex(SourceHolder):
-    """The members of a remote uncompressed tar, found by walking its 512-byte headers.
+OPEN_OPTIONS: dict[str, Any] = {"prefetch_direction": START, "prefetch_bytes": WALK_PREFETCH}
 
-    A header's position is known only once the previous one is read, so the walk reads ahead:
-    while members are small one request covers many headers; when they are big each header
-    is fetched alone (with the next two blocks, for PAX headers). The default prefetch of the
-    open request is taken from the start of the file, where the walk begins.
 
-    ``source`` is a URL (opened with ``client`` and ``options`` like ``rangeio.open``) or an
-    open file with ``size`` and ``read_ranges``.
-    """
+class TarFacts:
+    """What TarIndex and rangeio.aio's AsyncTarIndex share: the members, no I/O."""
 
-    def __init__(self, source: str | RangeSource, client: Any = None, **options: Any) -> None:
-        self._source, self._owned = open_source(
-            source, client, options, prefetch_direction="START", prefetch_bytes=WALK_PREFETCH
-        )
-        head = prefetched_head(self._source, self._owned)
-        try:
-            self._members = _walk(self._source, head)
-        except BaseException:
-            close_source(self._source, self._owned)
-            raise
-        self._by_name = {m.name: m for m in self._members}
+    _members: list[TarMember]
+    _by_name: dict[str, TarMember]
+
+    def _found(self, members: list[TarMember]) -> None:
+        self._members = members
+        self._by_name = {m.name: m for m in members}
 
     def members(self) -> list[TarMember]:
         return list(self._members)
@@ -107,24 +91,53 @@ class TarIndex(SourceHolder):
         except KeyError:
             raise KeyError(f"no member named {name!r} in the tar archive") from None
 
-    def read(self, name: str | TarMember) -> bytes:
-        """A member's content: one range request (none if the bytes are cached)."""
-        return self.read_many([name])[0]
-
-    def read_many(self, names: Iterable[str | TarMember]) -> list[bytes]:
-        """Several members' contents with one ``read_ranges`` call."""
+    def _read_many(self, names: Iterable[str | TarMember]) -> Program[list[bytes]]:
         members = [self.member(n) for n in names]
         for m in members:
             if m.sparse:
                 raise FormatError(f"tar member {m.name!r} is a GNU sparse file (not supported)")
-        datas = self._source.read_ranges([m.data_range for m in members]) if members else []
+        datas = yield from read_ranges([m.data_range for m in members])
         for m, data in zip(members, datas):
             if len(data) != m.data_range[1] - m.data_range[0]:
                 raise FormatError(f"tar member {m.name!r} is cut short by the file's end")
         return datas
 
     def __repr__(self) -> str:
-        return f"<rangeio.formats.tar.TarIndex members={len(self._members)}>"
+        kind = f"{type(self).__module__}.{type(self).__qualname__}"
+        return f"<{kind} members={len(self._members)}>"
+
+
+class TarIndex(TarFacts, SourceHolder):
+    """The members of a remote uncompressed tar, found by walking its 512-byte headers.
+
+    A header's position is known only once the previous one is read, so the walk reads ahead:
+    while members are small one request covers many headers; when they are big each header
+    is fetched alone (with the next two blocks, for PAX headers). The default prefetch of the
+    open request is taken from the start of the file, where the walk begins.
+
+    ``source`` is a URL (opened with ``client`` and ``options`` like ``rangeio.open``) or an
+    open file with ``size`` and ``read_ranges``.
+    """
+
+    def __init__(self, source: Source, client: Any = None, **options: Any) -> None:
+        self._attach(source, client, options, **OPEN_OPTIONS)
+        head = prefetched_head(self._source, self._owned)
+        self._found(self._load(walk(self._size, head)))
+
+    def read(self, name: str | TarMember) -> bytes:
+        """A member's content: one range request (none if the bytes are cached)."""
+        return self.read_many([name])[0]
+
+    def read_many(self, names: Iterable[str | TarMember]) -> list[bytes]:
+        """Several members' contents with one ``read_ranges`` call."""
+        return self._run(self._read_many(names))
+
+
+def open(  # noqa: A001 - the module's entry point, as zip's
+    source: Source, client: Any = None, **options: Any
+) -> TarIndex:
+    """Open a remote uncompressed tar archive: see TarIndex."""
+    return TarIndex(source, client, **options)
 
 
 class _Pending:
@@ -140,9 +153,11 @@ class _Pending:
         return self.start is not None
 
 
-def _walk(source: RangeSource, head: int = 0) -> list[TarMember]:
-    size = source.size
-    window = Window(source, ReadAhead(first=max(head, 64 * KiB), alone=_HEADER_EXTENT))
+def walk(size: int, head: int = 0, *, forward: bool = False) -> Program[list[TarMember]]:
+    """The program that walks the headers of a tar of ``size`` bytes (``forward``: a stream of
+    unknown size, ``Forward``), ``head`` bytes of which the open prefetched."""
+    readahead = ReadAhead(first=max(head, START_PREFETCH), alone=_HEADER_EXTENT)
+    window = Window(size, readahead, forward=forward)
     members: list[TarMember] = []
     pending = _Pending()
     pos = 0
@@ -151,7 +166,7 @@ def _walk(source: RangeSource, head: int = 0) -> list[TarMember]:
             if pos == size and not pending:
                 break  # no end-of-archive blocks: tolerated, as tar and tarfile do
             raise FormatError(f"tar archive ends inside the header at {pos} (size {size})")
-        block = window.get(pos, pos + BLOCK, f"tar header at {pos}")
+        block = yield from window.get(pos, pos + BLOCK, f"tar header at {pos}")
         if block == _ZERO_BLOCK:
             if pending:
                 raise FormatError(f"tar extended header at {pending.start} describes no member")
@@ -160,7 +175,7 @@ def _walk(source: RangeSource, head: int = 0) -> list[TarMember]:
         kind = header.type
         data_start = pos + BLOCK
         if kind == "S" and block[482]:
-            data_start = _skip_sparse_extensions(window, data_start, size)
+            data_start = yield from _skip_sparse_extensions(window, data_start, size)
         stored = 0 if kind in _NO_DATA else header.size
         if "size" in pending.pax and kind not in _META:
             stored = 0 if kind in _NO_DATA else _pax_int(pending.pax["size"], "size", pos)
@@ -177,8 +192,10 @@ def _walk(source: RangeSource, head: int = 0) -> list[TarMember]:
                 if pending.start is None:
                     pending.start = pos
                 # Fetch the member's own header with the records: they are read together.
-                window.get(data_start, min(size, following + BLOCK), f"tar header at {pos}")
-                meta = window.get(data_start, data_stop, f"tar extended header at {pos}")
+                yield from window.get(
+                    data_start, min(size, following + BLOCK), f"tar header at {pos}"
+                )
+                meta = yield from window.get(data_start, data_stop, f"tar extended header at {pos}")
                 _apply_meta(pending, kind, meta, pos)
         else:
             member = _member(header, pending, pos, data_start, data_stop)
@@ -341,13 +358,13 @@ def _padded(n: int) -> int:
     return -(-n // BLOCK) * BLOCK
 
 
-def _skip_sparse_extensions(window: Window, pos: int, size: int) -> int:
+def _skip_sparse_extensions(window: Window, pos: int, size: int) -> Program[int]:
     """Old GNU sparse headers may be followed by extension blocks (each flags the next at
     byte 504); the data starts after the last."""
     for _ in range(1 << 20):
         if pos + BLOCK > size:
             raise FormatError(f"tar sparse extension header at {pos} is cut short")
-        block = window.get(pos, pos + BLOCK, f"tar sparse extension header at {pos}")
+        block = yield from window.get(pos, pos + BLOCK, f"tar sparse extension header at {pos}")
         pos += BLOCK
         if not block[504]:
             return pos

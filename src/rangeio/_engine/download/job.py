@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from rangeio._core.download import (
     state_of,
 )
 from rangeio._core.identity import Identity
+from rangeio._core.mirrors import Drop
 from rangeio._core.options import Timeout, check_verify
 from rangeio._core.redirects import check_url
 from rangeio._core.retry import RetryPolicy, coerce_retries
@@ -52,6 +53,8 @@ class DownloadResult:
     bytes_transferred: int
     bytes_reused: int
     elapsed: float
+    # Mirrors of a mirrored download that stopped serving it, and why (``_core/mirrors.py``).
+    dropped_mirrors: tuple[Drop, ...] = ()
 
     @property
     def state(self) -> DownloadState:
@@ -83,12 +86,46 @@ class DownloadJob:
     # The runner's clock, taken by the first program that runs the job (on_the_clock).
     clock: Clock | None = None
     started: float = 0.0
+    # The other URLs of the same file (``download([url, *mirrors], dest)``); ``url`` is the
+    # reference, whose validators the control record pins. ``connections`` is per mirror.
+    mirrors: tuple[str, ...] = ()
+    dropped: list[Drop] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        check_url(self.url)
+        for url in self.urls:
+            check_url(url)
         self.files = PartFiles(Path(self.dest))
         if self.sha256 is not None:
             self.sha256 = self.sha256.strip().lower()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every URL of the file, the reference first."""
+        return (self.url, *self.mirrors)
+
+    @property
+    def all_connections(self) -> int:
+        """The connections the download may have at once: ``connections`` per mirror."""
+        return self.connections * len(self.urls)
+
+    def make_reference(self, url: str) -> None:
+        """``url`` (one of ``urls``) becomes the reference: the URL a resume's record names."""
+        if url != self.url:
+            self.mirrors = tuple(u for u in self.urls if u != url)
+            self.url = url
+
+    def next_reference(self, *, forget: bool) -> None:
+        """The next mirror becomes the reference (its first request failed); ``forget``:
+        the old one is left out for good (a failure no retry fixes), else it goes last."""
+        if self.mirrors:
+            old = self.url
+            self.url, self.mirrors = self.mirrors[0], self.mirrors[1:] + (() if forget else (old,))
+
+    def note_drop(self, drop: Drop) -> None:
+        """Log a dropped mirror once per download (a later attempt may drop it again)."""
+        if all((d.url, d.reason) != (drop.url, drop.reason) for d in self.dropped):
+            log.warning("download to %s: %s", self.dest, drop)
+            self.dropped.append(drop)
 
 
 # download() retries this often by default: enough to ride out a flaky link or a rolling
@@ -98,7 +135,7 @@ DOWNLOAD_RETRIES = RetryPolicy(attempts=DEFAULT_ATTEMPTS)
 
 
 def new_job(
-    url: str,
+    url: str | Sequence[str],
     dest: str | Path,
     *,
     headers: Mapping[str, str] | None,
@@ -111,14 +148,19 @@ def new_job(
     allow_https_downgrade: bool = False,
     allow_redirects: bool = True,
     verify: Any = True,
+    one_request: bool = False,
 ) -> DownloadJob:
     """The job for one haul/download call, every argument checked once for both front ends
-    (``verify`` only checked: the shell builds the transport from it)."""
+    (``verify`` only checked: the shell builds the transport from it). ``one_request``: a
+    haul's, which takes one URL (mirrors are download's)."""
     check_verify(verify)
+    if one_request and not isinstance(url, str):
+        raise TypeError("haul() makes one request to one URL; download() takes mirrors")
     if connections < 1:
         raise ValueError("connections must be >= 1")
+    urls = mirror_urls(url)
     return DownloadJob(
-        url,
+        urls[0],
         Path(dest),
         dict(headers or {}),
         sha256,
@@ -129,7 +171,22 @@ def new_job(
         connections,
         allow_https_downgrade,
         allow_redirects,
+        mirrors=urls[1:],
     )
+
+
+def mirror_urls(url: str | Sequence[str]) -> tuple[str, ...]:
+    """The URLs of ``download(url_or_urls, ...)``: one, or the mirrors of one file in the
+    order given, a repeated one once."""
+    if isinstance(url, str):
+        return (url,)
+    urls = tuple(dict.fromkeys(url))
+    if not urls:
+        raise ValueError("download() needs at least one URL")
+    for each in urls:
+        if not isinstance(each, str):
+            raise TypeError(f"a mirror URL must be a str, not {type(each).__name__}")
+    return urls
 
 
 def on_the_clock(job: DownloadJob) -> Program[Clock]:
@@ -164,7 +221,7 @@ def haul_arguments(where: tuple[Any, ...], dest: Any, client: Any) -> tuple[Any,
     return dest, where[0]
 
 
-def saved_state(files: PartFiles, url: str) -> DownloadState:
+def saved_state(files: PartFiles, url: str | Sequence[str]) -> DownloadState:
     """What the disk holds for ``url`` now, as a resume would judge it: the ``state`` of an
     error out of haul/download (run by the shell, under the destination's lock). Nothing
     readable counts as nothing saved."""
@@ -257,6 +314,29 @@ def partial_error(
     return error
 
 
+def request_counter(job: DownloadJob) -> Callable[..., None]:
+    """The counter `_engine/drive.py` calls for a download's exchanges: requests (redirect hops
+    and retries included) go to ``job.requests``; bytes are counted as they are written."""
+
+    def count(*, requests: int = 0, fetched: int = 0, retries: int = 0) -> None:
+        job.requests += requests
+
+    return count
+
+
+def progress_discarded(message: str) -> PartialDownloadError:
+    """The error of an attempt that discarded its progress (the remote changed under it): the
+    one a download() tries again, from byte 0, since its own exchange could not (`download`)."""
+    error = PartialDownloadError(message, bytes_done=0, total=None)
+    error.start_over = True  # type: ignore[attr-defined]
+    return error
+
+
+def starts_over(error: PartialDownloadError) -> bool:
+    """Whether ``error`` discarded the progress, so another attempt starts afresh."""
+    return bool(getattr(error, "start_over", False))
+
+
 def claimable(done: int, record: control.ControlRecord | None) -> int:
     """The durable bytes a later attempt can resume from: none when no record may be written
     (``control.fit``), as it then starts at byte 0."""
@@ -283,6 +363,7 @@ def result_of(
         bytes_transferred=job.transferred,
         bytes_reused=job.reused or 0,
         elapsed=_elapsed(job),
+        dropped_mirrors=tuple(job.dropped),
     )
 
 

@@ -14,25 +14,28 @@ from rangeio._core.download import (
     Restart,
     Resume,
     Start,
-    identity_of,
 )
-from rangeio._core.headers import RangeSpec
+from rangeio._core.download_exchange import DownloadExchange
 from rangeio._core.identity import Identity
+from rangeio._core.mirrors import MirrorSet
 from rangeio._core.retry import is_retryable
 from rangeio._core.segments import SegmentTable, initial_workers
-from rangeio._disk import RECEIVE_BUFFER_BYTES, PartFile, hash_into, new_hashers, pwrite_all
-from rangeio._engine.body import BodyReader
-from rangeio._engine.download.finish import algorithms_for, finish
+from rangeio._disk import PartFile, hash_into, new_hashers, pwrite_all
+from rangeio._engine.download import mirrored
+from rangeio._engine.download.finish import finish
 from rangeio._engine.download.job import (
     DownloadJob,
     DownloadResult,
     already_done,
     begin,
-    claimable,
     new_record,
     on_the_clock,
+    partial_error,
+    progress_discarded,
+    request_counter,
 )
-from rangeio._engine.download.single import ask, receive
+from rangeio._engine.download.single import Writer, new_exchange
+from rangeio._engine.drive import Answered, drive
 from rangeio._engine.ops import (
     Blocking,
     Close,
@@ -44,6 +47,7 @@ from rangeio._engine.ops import (
 from rangeio.errors import (
     NetworkError,
     PartialDownloadError,
+    RangeioError,
     RemoteChangedError,
 )
 
@@ -77,6 +81,7 @@ class _Shared:
         self.restart: _Restarted | None = None  # a 200 a worker took over (_take_over)
         self.restarted: DownloadResult | None = None
         self.restart_error: BaseException | None = None
+        self.mirrors: MirrorSet | None = None  # the mirrors of a mirrored download (mirrored.py)
         self._last_bytes = table.durable_candidates
         assert job.clock is not None, "the job's program took the runner's clock first"
         self._clock = job.clock
@@ -163,7 +168,9 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     gets one connection."""
     yield from on_the_clock(job)
     files = job.files
-    assessment, tails = yield Blocking(files.inspect, (job.url,))
+    assessment, tails = yield Blocking(files.inspect, (job.urls,))
+    if assessment.record is not None and assessment.kind is Start.RESUME:
+        job.make_reference(assessment.record.url)  # a mirrored resume: its record's pin
     if assessment.kind is Start.DONE:
         existing = yield from already_done(job, assessment)
         if existing is not None:
@@ -187,7 +194,9 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
     table = SegmentTable(list(record.segments), record.total, job.policy.min_segment_bytes, tails)
     fd = PartFile((yield Blocking(files.reopen)))
     try:
-        return (yield from _run_workers(_Shared(job, table, fd, record), first=None))
+        shared = _Shared(job, table, fd, record)
+        shared.mirrors = mirrored.mirror_set(job, mirrored.record_fingerprint(record))
+        return (yield from _run_workers(shared, first=None))
     finally:
         yield Blocking(fd.close)
 
@@ -195,84 +204,92 @@ def parallel(job: DownloadJob) -> Program[DownloadResult]:
 def _parallel_fresh(job: DownloadJob) -> Program[DownloadResult]:
     """The first request (``bytes=0-``) learns the size and version; its body becomes the
     first segment, which the other connections split."""
-    spec = RangeSpec.open_ended(0)
-    response, answer = yield from ask(job, spec, {"Range": "bytes=0-"}, None, 0, None)
+    exchange = new_exchange(job, job.url, 0, None, None)
+    try:
+        answered = yield from _ask(job, exchange)
+    except RangeioError as exc:
+        if not job.mirrors:
+            raise
+        # Mirrors: the next one is asked first in the next attempt (this one goes last, or
+        # away for good when no retry can fix its failure).
+        log.warning("mirror %s could not start the download: %s", job.url, exc)
+        job.next_reference(forget=not is_retryable(exc))
+        raise progress_discarded(str(exc)) from exc
+    answer = exchange.answer
+    if answered is None:
+        if isinstance(answer, Complete):  # an empty file
+            record = new_record(job, Identity(), 0, 0, b"")
+            fd = yield from begin(job, record, 0)
+            try:
+                return (yield from finish(job, fd, 0, record, exchange.headers, whole=False))
+            finally:
+                yield Blocking(fd.close)
+        raise progress_discarded(f"could not start: {answer}")
     if isinstance(answer, Restart) or (isinstance(answer, Resume) and answer.total is None):
         # Range ignored (200) or size unknown: one connection streams it all.
-        return (yield from _stream_whole(job, response, answer))
-    if isinstance(answer, Complete):  # an empty file
-        yield Close(response)
-        record = new_record(job, Identity(), 0, 0, b"")
-        fd = yield from begin(job, record, 0)
-        try:
-            return (yield from finish(job, fd, 0, record, response.headers, whole=False))
-        finally:
-            yield Blocking(fd.close)
-    if not isinstance(answer, Resume):
-        yield Close(response)
-        raise PartialDownloadError(f"could not start: {answer}", bytes_done=0, total=None)
+        if job.mirrors:
+            log.warning("%s sends no ranges of a known size: its mirrors go unused", job.url)
+        return (yield from _stream_whole(job, exchange, answered))
+    assert isinstance(answer, Resume) and answer.total is not None
     total = answer.total
-    assert total is not None
-    record = new_record(job, answer.identity, total, 0, b"")
-    fd = yield from begin(job, record, total)
-    try:
-        table = SegmentTable([], total, job.policy.min_segment_bytes, {})
-        shared = _Shared(job, table, fd, record)
-        with shared.lock:
-            first_slot = table.claim()
-        return (yield from _run_workers(shared, first=(response, first_slot)))
-    finally:
-        yield Blocking(fd.close)
-
-
-def _stream_whole(
-    job: DownloadJob, response: Any, answer: Restart | Resume, *, beside: bool = True
-) -> Program[DownloadResult]:
-    """Write the file from byte 0 with one connection: ``response`` carries all of it (a 200,
-    or a ``bytes=0-`` 206 of unknown size). ``.part`` restarts for its version first.
-    ``beside``: as for ``receive``."""
-    total = answer.length if isinstance(answer, Restart) else None
     record = new_record(job, answer.identity, total, 0, b"")
     try:
         fd = yield from begin(job, record, total)
     except BaseException:
-        yield Close(response)  # a .part that cannot be started still closes the answer
+        yield Close(answered.response)  # a .part that cannot be started still closes the answer
         raise
     try:
-        end = total if isinstance(answer, Restart) else answer.range.stop
-        # Hashed as it arrives (in order from byte 0): no pass over the disk at the end.
-        algorithms = algorithms_for(response.headers, whole=isinstance(answer, Restart))
-        yield Blocking(fd.start_hashing, (algorithms, 0))
-        offset = yield from receive(job, response, fd, record, 0, end, bytearray(), beside=beside)
-        yield Close(response)
-        if end is not None and offset < end:
-            raise PartialDownloadError(
-                f"connection closed after {offset} of {end} bytes",
-                bytes_done=claimable(offset, record),
-                total=total,
-            )
-        return (
-            yield from finish(
-                job,
-                fd,
-                total if total is not None else offset,
-                record,
-                response.headers,
-                whole=isinstance(answer, Restart),
-            )
-        )
+        table = SegmentTable([], total, job.policy.min_segment_bytes, {})
+        shared = _Shared(job, table, fd, record)
+        shared.mirrors = mirrored.mirror_set(job, mirrored.fingerprint(answer, exchange.headers))
+        with shared.lock:
+            first_slot = table.claim()
+        return (yield from _run_workers(shared, first=((exchange, answered), first_slot)))
     finally:
         yield Blocking(fd.close)
 
 
-class _Restarted(Exception):
-    """A segment's resume was answered 200: the whole file follows in ``response`` (a new
-    version, or Range no longer honoured)."""
+def _ask(job: DownloadJob, exchange: DownloadExchange) -> Program[Answered | None]:
+    """Run ``exchange`` up to its first answer with a body (left unread, returned), or to its
+    end (Complete, Reset); what asking again may fix the exchange has retried already."""
+    try:
+        return (yield from drive(exchange, job.timeout, request_counter(job), stop_at=_any_body))
+    except NetworkError as exc:
+        if is_retryable(exc):
+            raise partial_error(exc, 0, None) from exc
+        raise
 
-    def __init__(self, response: Any, answer: Restart) -> None:
+
+def _any_body(exchange: DownloadExchange) -> bool:
+    return True
+
+
+def _is_restart(exchange: DownloadExchange) -> bool:
+    return isinstance(exchange.answer, Restart)
+
+
+def _stream_whole(
+    job: DownloadJob, exchange: DownloadExchange, answered: Answered, *, beside: bool = True
+) -> Program[DownloadResult]:
+    """Write the file from byte 0 with one connection: ``answered`` carries all of it (a 200,
+    or a ``bytes=0-`` 206 of unknown size), and ``exchange`` resumes it if it is cut; ``.part``
+    restarts for its version first (`single.Writer`). ``beside``: as for ``Writer``."""
+    writer = Writer(job, None, 0, bytearray(), beside=beside)
+    driving = drive(exchange, job.timeout, writer.count, sink=writer, answered=answered)
+    return (yield from writer.finish_after(exchange, driving))
+
+
+class _Restarted(Exception):
+    """A segment's resume was answered 200: the whole file follows in ``answered`` (a new
+    version, or Range no longer honoured), unread, still ``exchange``'s."""
+
+    def __init__(self, exchange: DownloadExchange, answered: Answered) -> None:
+        answer = exchange.answer
+        assert isinstance(answer, Restart)
         super().__init__(answer.changed or "the server ignored Range")
-        self.response = response
-        self.answer = answer
+        self.changed = answer.changed
+        self.exchange = exchange
+        self.answered = answered
 
 
 def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
@@ -294,7 +311,7 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
         if not taken:
             shared.restart = restart
     if taken:
-        yield Close(restart.response)
+        yield Close(restart.answered.response)
         return
     try:
         yield Blocking(shared.seal)
@@ -304,7 +321,7 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
         job.reused = 0
         # In a worker, a spawned program: its checkpoints run in line, never Spawn + Join.
         shared.restarted = yield from _stream_whole(
-            job, restart.response, restart.answer, beside=False
+            job, restart.exchange, restart.answered, beside=False
         )
     except Exception as exc:  # the response, if still open, is closed as this program ends
         shared.restart_error = exc
@@ -312,7 +329,7 @@ def _take_over(shared: _Shared, restart: _Restarted) -> Program[None]:
 
 def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Program[DownloadResult]:
     job = shared.job
-    count = initial_workers(job.connections, shared.table.total, shared.table.min_segment)
+    count = initial_workers(job.all_connections, shared.table.total, shared.table.min_segment)
     prefix = _PrefixHasher()
     shared.hashing = True
     hashing = yield Spawn(prefix.follow(shared))
@@ -345,10 +362,9 @@ def _run_workers(shared: _Shared, first: tuple[Any, int | None] | None) -> Progr
     if changed:
         # Segments of two versions must never be joined: drop all progress, then retry.
         yield Blocking(job.files.discard)
-        raise PartialDownloadError(
-            f"remote file changed during a parallel download, progress discarded: {changed[0]}",
-            bytes_done=0,
-            total=None,
+        job.reused = 0  # what the attempt started from is gone: nothing of it is reused
+        raise progress_discarded(
+            f"remote file changed during a parallel download, progress discarded: {changed[0]}"
         ) from changed[0]
     yield Blocking(shared.checkpoint)
     if not shared.table.done:
@@ -369,22 +385,6 @@ def _halt(shared: _Shared) -> Program[None]:
         yield Blocking(shared.halt)
     except Exception as exc:  # the interruption is what the caller must see, not this
         log.warning("could not save the progress of %s: %s", shared.job.url, exc)
-
-
-def _next_or_done(
-    shared: _Shared, slot: int, body: BodyReader, into: memoryview
-) -> Program[bytes | None]:
-    """The next chunk of a segment's body (received into ``into`` where the client can); None
-    at its end, or when the connection went after every byte of the segment arrived (before a
-    chunked body's last chunk, say)."""
-    try:
-        return (yield from body.next_chunk(into))
-    except NetworkError:
-        with shared.lock:
-            cursor, stop = shared.table.span(slot)
-        if cursor >= stop:
-            return None
-        raise
 
 
 class _PrefixHasher:
@@ -435,39 +435,63 @@ def _claim_and_fill(
     shared: _Shared, first: tuple[Any, int | None] | None
 ) -> Program[_Restarted | None]:
     """The worker's loop: segments until none is left, or a 200 that restarts the file."""
+    # Mirrors: seat[0] is the mirror this worker asks (the first response is the reference's);
+    # the worker ends when its mirror is dropped and no other has a free connection.
+    seat: list[int | None] = [None]
+    if shared.mirrors is not None:
+        with shared.lock:
+            seat[0] = shared.mirrors.assign(None, prefer=0 if first is not None else None)
+    try:
+        return (yield from _claim_and_fill_on(shared, first, seat))
+    finally:
+        if shared.mirrors is not None:
+            with shared.lock:
+                shared.mirrors.leave(seat[0])
+
+
+def _claim_and_fill_on(
+    shared: _Shared, first: tuple[Any, int | None] | None, seat: list[int | None]
+) -> Program[_Restarted | None]:
+    """Each segment is one exchange, which retries what asking again may fix (is_retryable,
+    Retry-After); what it raises is the coordinator's at once, or its mirror's alone."""
     job = shared.job
-    failures = 0
+    mirror = seat[0]
     while not shared.errors and not shared.stopped:
-        response: Any = None
+        opened: tuple[DownloadExchange, Answered] | None = None
         if first is not None:
-            response, slot = first
+            opened, slot = first
             first = None
+            if shared.mirrors is not None and slot is not None and mirror is not None:
+                with shared.lock:
+                    shared.mirrors.hold(slot, mirror)
         else:
             with shared.lock:
-                slot = shared.table.claim()
+                if shared.mirrors is not None:
+                    mirror = seat[0] = shared.mirrors.assign(mirror)
+                slot = None
+                if shared.mirrors is None or mirror is not None:
+                    slot = mirrored.claim(shared.table, shared.mirrors, mirror)
         if slot is None:
-            if response is not None:
-                yield Close(response)
+            if opened is not None:
+                yield Close(opened[1].response)
             return None
         try:
-            skip = 0
-            if response is None:
-                response, skip = yield from _open_segment(shared, slot)
-            yield from _fill_segment(shared, slot, response, skip)
-            failures = 0
+            if (yield from _fill_segment(shared, slot, opened, mirror, seat)):
+                mirrored.served(shared.lock, shared.mirrors, mirror)
         except _Restarted as restart:
+            changed = restart.changed
+            if mirrored.refused(
+                job, shared.lock, shared.mirrors, mirror, restart, whole_file=True, changed=changed
+            ):
+                yield Close(restart.answered.response)
+                continue
             return restart
         except Exception as exc:
+            if mirrored.refused(job, shared.lock, shared.mirrors, mirror, exc):
+                continue
             # What asking again cannot change (an untrusted certificate, a redirect not to
-            # follow, a 404, a changed remote) is the coordinator's at once.
-            failures += 1
-            delay = None
-            if is_retryable(exc):
-                delay = job.retries.delay(failures, getattr(exc, "retry_after", None))
-            if delay is None:
-                shared.errors.append(exc)
-            else:
-                yield Sleep(delay)
+            # follow, a 404, a changed remote), or what it did not fix within the retries.
+            shared.errors.append(exc)
         except BaseException:
             # An interruption (Ctrl-C in a progress callback, a cancellation): the others stop
             # writing too, and the coordinator saves the progress before it unwinds.
@@ -476,60 +500,133 @@ def _claim_and_fill(
         finally:
             with shared.lock:
                 shared.table.release(slot)
+                if shared.mirrors is not None:
+                    shared.mirrors.unhold(slot)
     return None
 
 
-def _open_segment(shared: _Shared, slot: int) -> Program[tuple[Any, int]]:
-    """The response for the rest of ``slot``'s segment, and how many body bytes before its
-    cursor to drop (a widened 206)."""
-    with shared.lock:
-        cursor, stop = shared.table.span(slot)
-    record = shared.record
-    ranged = {"Range": f"bytes={cursor}-{stop - 1}"}
-    validator = identity_of(record).if_range_value()
-    if validator is not None:
-        ranged["If-Range"] = validator
-    spec = RangeSpec.closed(cursor, stop)
-    response, answer = yield from ask(shared.job, spec, ranged, identity_of(record), cursor, record)
-    if isinstance(answer, Resume) and answer.range.start == cursor:
-        return response, answer.skip
-    if isinstance(answer, Restart):
-        raise _Restarted(response, answer)
-    yield Close(response)
-    # Anything else (a 206 or 412 of another version, a 416): the segments cannot be trusted to
-    # fit together any more, and this answer carries nothing to restart with.
-    raise RemoteChangedError(f"parallel segment request answered with {type(answer).__name__}")
-
-
-def _fill_segment(shared: _Shared, slot: int, response: Any, skip: int = 0) -> Program[None]:
+def _fill_segment(
+    shared: _Shared,
+    slot: int,
+    opened: tuple[DownloadExchange, Answered] | None,
+    mirror: int | None = None,
+    seat: object = None,
+) -> Program[bool]:
+    """Fetch the rest of ``slot``'s segment with one exchange (a closed range with If-Range of
+    the version its URL serves), or read the first request's answer (``opened``) into it.
+    ``mirror``: the mirror asked (``mirrored.target``). False: the mirror was refused (its
+    answer disagrees, or it failed too often), and nothing of it was written."""
     job = shared.job
-    body = BodyReader(response, job.timeout, (yield from on_the_clock(job)))
-    # The segment's own buffer: each chunk is written (pwrite, done when write returns) before
-    # the next is received into it, and the prefix hasher reads the file, never the buffer.
-    into = memoryview(bytearray(RECEIVE_BUFFER_BYTES))
-    try:
-        while (chunk := (yield from _next_or_done(shared, slot, body, into))) is not None:
-            if skip:
-                dropped = min(skip, len(chunk))
-                chunk, skip = chunk[dropped:], skip - dropped
-                if not chunk:
-                    continue
-            written = yield Blocking(shared.write, (slot, chunk))
-            if not written:
-                break  # the attempt is stopping, or another connection took the rest
-            job.transferred += written
-            if job.on_progress is not None:
-                job.on_progress(shared.table.durable_candidates, shared.table.total)
-            if shared.checkpoint_due():
-                yield Blocking(shared.checkpoint)
-            if written < len(chunk):
-                break
-    except Exception:
-        yield Close(response)
-        raise
-    yield Close(response)
+    answered: Answered | None = None
+    if opened is None:
+        with shared.lock:
+            cursor, stop = shared.table.span(slot)
+        url, pinned = mirrored.target(shared.lock, shared.mirrors, mirror, shared.record)
+        exchange = new_exchange(job, url or job.url, cursor, stop, pinned)
+    else:
+        exchange, answered = opened
+    sink = _SegmentSink(shared, slot, mirror, seat, first=opened is not None)
+    stopped = yield from drive(
+        exchange, job.timeout, sink.count, sink=sink, answered=answered, stop_at=_is_restart
+    )
+    if stopped is not None:
+        raise _Restarted(exchange, stopped)
+    if sink.refused:
+        return False
+    if not isinstance(exchange.answer, Resume):
+        # A 206 or 412 of another version, a 416: the segments cannot be trusted to fit
+        # together any more, and this answer carries nothing to restart with.
+        kind = type(exchange.answer).__name__
+        raise RemoteChangedError(f"parallel segment request answered with {kind}")
     with shared.lock:
         cursor, stop = shared.table.span(slot)
     if cursor < stop and not shared.errors and not shared.stopped:
-        # The body ended early but cleanly: a cut connection, to be resumed.
         raise NetworkError(f"connection closed at {cursor}, segment ends at {stop}")
+    return True
+
+
+class _SegmentSink:
+    """A segment's sink (`_engine/drive.py` Sink): what the exchange places goes to ``.part``
+    through ``_Shared.write`` (at the segment's cursor, never past its stop); once another
+    connection took the rest, or the attempt stops, the exchange is told it wants no more.
+    With mirrors, each answer is checked against the reference before a byte of it is written
+    (``mirrored.answered``; not the first request's, which is the reference's), each failure
+    the exchange retries counts towards dropping the mirror (``mirrored.refused``), and the
+    speed of each response is measured (``mirrored.Pace``)."""
+
+    def __init__(
+        self, shared: _Shared, slot: int, mirror: int | None, seat: object, *, first: bool
+    ) -> None:
+        self._shared = shared
+        self._slot = slot
+        self._mirror = mirror
+        self._seat = seat
+        self._first = first
+        self._pace: mirrored.Pace | None = None
+        self.refused = False
+        self.count = request_counter(shared.job)
+
+    def _stop(self) -> int:
+        with self._shared.lock:
+            return self._shared.table.span(self._slot)[1]
+
+    def _refuse(self, exchange: DownloadExchange) -> None:
+        self.refused = True
+        exchange.limit(exchange.position)  # nothing more of this mirror is wanted
+
+    def opened(self, exchange: DownloadExchange) -> Program[None]:
+        shared, job = self._shared, self._shared.job
+        answer = exchange.answer
+        first, self._first = self._first, False
+        if not first and isinstance(answer, Resume):
+            usable = mirrored.answered(
+                job,
+                shared.lock,
+                shared.mirrors,
+                self._mirror,
+                answer,
+                exchange.headers,
+                shared.errors,
+            )
+            if not usable:
+                self._refuse(exchange)  # a disagreeing mirror: its bytes are never written
+                return
+        # The first request's answer runs to the end of the file: this segment ends sooner.
+        exchange.limit(self._stop())
+        clock = yield from on_the_clock(job)
+        self._pace = mirrored.Pace(clock, shared.lock, shared.mirrors, self._mirror, self._seat)
+
+    def received(self, exchange: DownloadExchange) -> Program[None]:
+        shared, job = self._shared, self._shared.job
+        start, data = exchange.take()
+        if not data:
+            return
+        written = yield Blocking(shared.write, (self._slot, data))
+        if not written:
+            exchange.limit(start)  # the attempt is stopping, or another connection took it
+            return
+        job.transferred += written
+        if self._pace is not None:
+            self._pace.add(written)
+        if job.on_progress is not None:
+            job.on_progress(shared.table.durable_candidates, shared.table.total)
+        if shared.checkpoint_due():
+            yield Blocking(shared.checkpoint)
+        if written < len(data):
+            exchange.limit(start + written)
+
+    def resuming(self, exchange: DownloadExchange) -> Program[None]:
+        """Before the next request: ask only for what is still this segment's, and nothing
+        once the attempt is stopping, or once the failure just retried dropped the mirror."""
+        shared = self._shared
+        failure = exchange.failure
+        if failure is not None and mirrored.refused(
+            shared.job, shared.lock, shared.mirrors, self._mirror, failure
+        ):
+            self._refuse(exchange)
+        elif shared.errors or shared.stopped:
+            exchange.limit(exchange.position)
+        else:
+            exchange.limit(self._stop())
+        return
+        yield
