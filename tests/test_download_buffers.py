@@ -125,6 +125,43 @@ def test_a_buffer_is_not_received_into_while_its_write_is_pending(
         part.close()
 
 
+def test_bytes_handed_over_wait_for_a_slow_disk(tmp_path: Path, monkeypatch: Any) -> None:
+    """A client's own bytes (not our buffers) queue for the write thread only so far: memory
+    stays bounded however far the disk falls behind."""
+    gate = threading.Event()
+    pwrite_all = _disk.pwrite_all
+
+    def gated(fd: int, data: Any, offset: int) -> None:
+        assert gate.wait(10), "the test never opened the gate"
+        pwrite_all(fd, data, offset)
+
+    monkeypatch.setattr(_disk, "pwrite_all", gated)
+    part = part_file(tmp_path)
+    chunks = [random.Random(n).randbytes(100_000) for n in range(3 * RECEIVE_BUFFERS)]
+    try:
+        part.start_hashing(("sha256",), 0)
+        written: list[int] = []
+
+        def writer() -> None:
+            for n, chunk in enumerate(chunks):
+                part.write(chunk, n * 100_000)
+                written.append(n)
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        wait_until(lambda: len(written) >= RECEIVE_BUFFERS - 1, "the first chunks queued")
+        thread.join(0.5)
+        assert thread.is_alive() and len(written) <= RECEIVE_BUFFERS
+        gate.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        expected = b"".join(chunks)
+        assert part.hashes(len(expected)) == {"sha256": hashlib.sha256(expected).hexdigest()}
+        assert os.pread(part.fd, len(expected) + 1, 0) == expected
+    finally:
+        part.close()
+
+
 def test_a_failed_write_is_raised_and_never_checkpointed(tmp_path: Path) -> None:
     files = _disk.PartFiles(tmp_path / "out.bin")
     path = files.part

@@ -508,6 +508,9 @@ MiB = 1024 * 1024
 # default, aria2 16 KiB; both copy, this receives in place.
 RECEIVE_BUFFER_BYTES = 1 * MiB
 RECEIVE_BUFFERS = 4
+# Someone else's chunks (bytes a client handed over) a thread may have waiting: the receive
+# waits beyond that, so memory stays bounded (as with our buffers) however slow the disk is.
+_BACKLOG = RECEIVE_BUFFERS
 # A buffer with less room than this left is swapped for the next one: reads stay large.
 _MIN_SPACE = 256 * 1024
 # Write-back of written bytes is started once this many are pending (sync_file_range below),
@@ -720,6 +723,8 @@ class PartFile:
         task = writer.write(chunk, offset)
         if ours:
             self._last_write[self._current] = task
+        else:
+            writer.wait_for(task - _BACKLOG)
         if self._hashers is not None:
             if offset != self._hashed:
                 self._hashers = None  # out of order: hash the file at the end instead
@@ -728,7 +733,8 @@ class PartFile:
                 # Someone else's bytes (copied above unless immutable), after what our buffer
                 # holds: the hash thread takes both in file order.
                 self._hash_pending()
-                self._behind_thread().hash(chunk)
+                behind = self._behind_thread()
+                behind.wait_for(behind.hash(chunk) - _BACKLOG)
             # Our buffer's bytes go to the hash thread a whole buffer at a time
             # (_hash_pending): one task per buffer, not one per socket read.
             self._hashed += len(chunk)
