@@ -18,7 +18,7 @@ AUTO = 0  # Client.connections of rangeio's default, connections="auto"
 @dataclass(frozen=True)
 class Client:
     name: str  # the row's label
-    kind: str  # "curl", "aria2c", "rangeio", "pyhaul", "reference"
+    kind: str  # "curl", "curl-sync", "aria2c", "rangeio", "pyhaul", "reference"
     connections: int  # AUTO (0): rangeio's connections="auto"
     argv: Callable[[str, Path], list[str]]  # (url, dest file) -> command line
     handshake: bool = False  # a python_peer.py child: the clock starts after its imports
@@ -32,17 +32,34 @@ def curl() -> Client:
     return Client("curl", "curl", 1, lambda url, dest: ["curl", "-s", "-o", str(dest), url])
 
 
+# The directory is synced too: rangeio's download ends with a rename made durable (an fsync of
+# the directory), and curl's new name is durable only once its directory is.
+_SYNC = 'sync -d "$1" && sync "${1%/*}"'
+
+
+def curl_synced() -> Client:
+    """The issue's durable peer: ``curl -o f URL && sync f`` (its data and its name on disk)."""
+    script = f'curl -s -o "$1" "$2" && {_SYNC}'
+    return Client(
+        "curl && sync -d",
+        "curl-sync",
+        1,
+        lambda url, dest: ["sh", "-c", script, "sh", str(dest), url],
+    )
+
+
 def curl_durable() -> Client:
-    """Not a peer: curl followed by what rangeio adds to the same download (the file's data
-    made durable, its SHA-256 computed), to tell that cost apart from the client's own."""
-    # openssl's SHA-256 is the one rangeio's hashlib uses (coreutils' sha256sum is 4x slower).
+    """Like for like: curl, then everything rangeio adds to the same download (the file's data
+    and name made durable, its SHA-256 computed), one step after the other."""
+    # openssl's SHA-256 is the one rangeio's hashlib uses; coreutils' sha256sum (9.1 here, not
+    # built on libcrypto) is 4x slower, which would flatter rangeio.
     if shutil.which("openssl"):
         digest, label = 'openssl dgst -sha256 "$1"', "openssl sha256"
     else:
         digest, label = 'sha256sum "$1"', "sha256sum"
-    script = f'curl -s -o "$1" "$2" && sync -d "$1" && {digest} >/dev/null'
+    script = f'curl -s -o "$1" "$2" && {_SYNC} && {digest} >/dev/null'
     return Client(
-        f"ref: curl + sync -d + {label}",
+        f"curl && sync -d && {label}",
         "reference",
         1,
         lambda url, dest: ["sh", "-c", script, "sh", str(dest), url],

@@ -37,16 +37,16 @@ def _nginx_module() -> Any:
 def start_nginx(root: Path) -> Any:
     """tests/servers/nginx.py's Nginx, its generated config given an access log.
 
-    The helper formats its module-level CONFIG template when it starts; the template is
-    swapped for one with this benchmark's ``access_log`` (whatever the helper's own is: off,
-    or its per-connection log) for the duration of ``start()`` only."""
+    The helper formats its module-level CONFIG template when it starts; the template's one
+    ``access_log`` directive (off, or the tests' own format) is swapped for this log's for the
+    duration of ``start()`` only."""
     module = _nginx_module()
     template = module.CONFIG
-    directive = re.search(r"^\s*access_log [^;]*;", template, re.MULTILINE)
-    if directive is None:
-        raise RuntimeError("tests/servers/nginx.py's config changed: no access_log directive")
+    directives = re.findall(r"^\s*access_log [^;]*;", template, re.MULTILINE)
+    if len(directives) != 1:
+        raise RuntimeError("tests/servers/nginx.py's config changed: not one access_log line")
     server = module.Nginx(root)
-    module.CONFIG = template.replace(directive.group(0), " " * 4 + LOG_FORMAT)
+    module.CONFIG = template.replace(directives[0].strip(), LOG_FORMAT)
     try:
         server.start()
     finally:

@@ -7,9 +7,12 @@ import errno
 import hashlib
 import logging
 import os
+import queue
 import re
 import secrets
 import stat
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -426,14 +429,16 @@ class PartFiles:
         on disk, and a new empty file would hold none of them."""
         return safe_open(self.part, os.O_RDWR, "part")
 
-    def checkpoint(self, fd: int, record: control.ControlRecord) -> None:
-        """Data first, then the record that covers it; a failing fdatasync raises before the
-        record is written, so a checkpoint never claims bytes the disk may not have. Nothing
-        to do for a record that may not be written at all (``control.fit``)."""
+    def checkpoint(self, part: PartFile, record: control.ControlRecord) -> None:
+        """Data first, then the record that covers it: the writes asked for are settled, then
+        fdatasync'ed; a failing write or fdatasync raises before the record is written, so a
+        checkpoint never claims bytes the disk may not have. Nothing to do for a record that
+        may not be written at all (``control.fit``)."""
         stored = control.fit(record).record
         if stored is None:
             return
-        datasync(fd)
+        part.settle()
+        datasync(part.fd)
         atomic_write(self.ctrl, control.encode(stored))
 
     def finish(
@@ -493,45 +498,338 @@ def close_fd(fd: int) -> None:
     os.close(fd)
 
 
+# -- the receive side: buffers bodies are read into, the thread behind the writes --------------
+
+MiB = 1024 * 1024
+# Judgement calls, measured on loopback (benchmarks/download/breakdown.py, ARCHITECTURE.md):
+# one socket read fills what has arrived (64 KiB to ~3 MiB here), so a buffer larger than 1 MiB
+# only helps a receiver that fell behind; 4 of them give the hash thread ~4 MiB of slack (~3 ms
+# at hashlib's 1.3 GB/s) before the receiver waits for it. curl reads 100 KiB at a time by
+# default, aria2 16 KiB; both copy, this receives in place.
+RECEIVE_BUFFER_BYTES = 1 * MiB
+RECEIVE_BUFFERS = 4
+# Someone else's chunks (bytes a client handed over) a thread may have waiting: the receive
+# waits beyond that, so memory stays bounded (as with our buffers) however slow the disk is.
+_BACKLOG = RECEIVE_BUFFERS
+# A buffer with less room than this left is swapped for the next one: reads stay large.
+_MIN_SPACE = 256 * 1024
+# Write-back of written bytes is started once this many are pending (sync_file_range below),
+# so that a checkpoint's fdatasync and the final fsync find little left to write. The same
+# order as the checkpoint interval (8 MiB) divided in a few, so the disk is never idle.
+WRITEBACK_BYTES = 4 * MiB
+
+_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start write-out of dirty pages, do not wait
+_sync_file_range: Any = None
+_sync_file_range_loaded = False
+
+
+def _load_sync_file_range() -> Any:
+    """libc's sync_file_range through ctypes (Linux only; None elsewhere, or if missing).
+    ctypes releases the GIL for the call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+def start_writeback(fd: int, offset: int, length: int) -> bool:
+    """Ask the kernel to start writing ``[offset, offset + length)`` of ``fd`` to disk now,
+    without waiting for it (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``). Durability
+    still comes from fdatasync alone: this only moves its work earlier. False where the call
+    is missing or refused (another system, a filesystem without it): nothing else changes."""
+    global _sync_file_range, _sync_file_range_loaded
+    if not _sync_file_range_loaded:
+        _sync_file_range, _sync_file_range_loaded = _load_sync_file_range(), True
+    function = _sync_file_range
+    if function is None or length <= 0:
+        return False
+    return bool(function(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0)
+
+
+_HASH, _WRITE, _WRITEBACK = 0, 1, 2
+
+
+class _Behind:
+    """Work that follows ``PartFile.write`` on a thread of its own, in the order it was asked
+    for: writing (pwrite), feeding the hashers (hashlib releases the GIL for buffers over 2047
+    bytes), or starting write-back. PartFile has one for each, so none waits for another: the
+    receive goes on while a pwrite copies into the page cache, a hash runs, or a full disk
+    queue holds sync_file_range. The thread starts with the first task.
+
+    ``done`` counts tasks finished, so a buffer handed over as task ``n`` may be reused once
+    ``done >= n`` (``wait_for``). Every wait is for work a live thread is doing (a local pwrite
+    or a hash: bounded as the same call made in line would be). A failing task is kept in
+    ``failure`` and the tasks after it are skipped (a write after a failed one is never made:
+    nothing claims it)."""
+
+    _POLL = 1.0  # a wait rechecks that the thread lives this often
+
+    def __init__(self, fd: int, hashers: dict[str, Any] | None, name: str) -> None:
+        self._fd = fd
+        self._name = name
+        self.hashers = hashers
+        self._tasks: queue.SimpleQueue[tuple[int, Any, int, int] | None] = queue.SimpleQueue()
+        self._changed = threading.Condition(threading.Lock())
+        self.queued = 0
+        self.done = 0
+        self.failure: BaseException | None = None
+        self.writeback = True  # until sync_file_range is found missing or refused
+        self._thread: threading.Thread | None = None
+
+    def hash(self, data: Any) -> int:
+        """Queue ``data`` for the hashers (it must stay unchanged until the task is done);
+        returns the task's number."""
+        return self._put((_HASH, data, 0, 0))
+
+    def write(self, data: Any, offset: int) -> int:
+        """Queue a pwrite of ``data`` at ``offset`` (unchanged until done); the task's number."""
+        return self._put((_WRITE, data, offset, 0))
+
+    def start_writeback(self, offset: int, length: int, after: tuple[_Behind, int]) -> None:
+        """Queue a write-back of ``[offset, offset + length)`` once task ``after[1]`` of the
+        thread ``after[0]`` (the write of those bytes) is done: before it there is nothing
+        dirty there to write back."""
+        if self.writeback:
+            self._put((_WRITEBACK, after, offset, length))
+
+    def stop_hashing(self) -> None:
+        """Hashes are no longer wanted (bytes came out of order): queued data is skipped."""
+        self.hashers = None
+
+    def _put(self, task: tuple[int, Any, int, int]) -> int:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        self.queued += 1
+        self._tasks.put(task)
+        return self.queued
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            kind, data, offset, length = task
+            try:
+                if self.failure is not None:
+                    pass
+                elif kind == _WRITE:
+                    pwrite_all(self._fd, data, offset)
+                elif kind == _HASH:
+                    hashers = self.hashers
+                    if hashers is not None:
+                        for hasher in hashers.values():
+                            hasher.update(data)
+                else:
+                    writer, written = data
+                    writer.wait_for(written)
+                    if self.writeback:  # not closed meanwhile
+                        self.writeback = start_writeback(self._fd, offset, length)
+            except BaseException as exc:  # kept for the waiter; the tasks still count as done
+                self.failure = exc
+            with self._changed:
+                self.done += 1
+                self._changed.notify_all()
+
+    def wait_for(self, task: int) -> None:
+        """Until task number ``task`` is done."""
+        if self.done >= task:
+            return
+        with self._changed:
+            while self.done < task:
+                if self._thread is None or not self._thread.is_alive():
+                    raise self.failure or RuntimeError(f"{self._name}: the thread ended")
+                self._changed.wait(self._POLL)
+
+    def settle(self) -> None:
+        """Until every task queued so far is done; raises the failure of one that failed."""
+        self.wait_for(self.queued)
+        if self.failure is not None:
+            raise self.failure
+
+    def close(self, *, finish: bool = False) -> None:
+        """The thread ends once the tasks queued before this are done; hashes and write-back
+        are skipped (the file may be closed by then). ``finish``: wait for them to be done (the
+        writes: no pwrite may reach a descriptor closed, or reused, after this)."""
+        self.hashers = None
+        self.writeback = False
+        if self._thread is not None:
+            self._tasks.put(None)
+            if finish:
+                self._thread.join()
+
+
 class PartFile:
     """A download's open ``.part``; closing twice is harmless (error paths and normal ends meet).
 
-    For a download that arrives in order it also hashes the bytes as they are written, so the
-    whole-file SHA-256 needs no second pass over the disk at the end."""
+    Bodies are received into its buffers (``space``) and written from them: no bytes object
+    per chunk. The pwrite runs on a thread of its own (``_Behind``), so the next chunk is
+    received while this one is copied into the page cache; ``settle`` waits for the writes
+    asked for so far, and every step that relies on them being there calls it first (a
+    checkpoint's fdatasync, the hashes at the end, close). For a download that arrives in
+    order it also hashes the bytes on another thread, so the whole-file SHA-256 needs no
+    second pass over the disk; a third starts the kernel's write-back of what was written
+    (``start_writeback``). A buffer is received into again only once its write and its hash
+    are done."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._open = True
         self._hashers: dict[str, Any] | None = None
         self._hashed = 0
+        self._behind: _Behind | None = None
+        self._writer: _Behind | None = None
+        self._writeback: _Behind | None = None
+        self._buffers = [bytearray(RECEIVE_BUFFER_BYTES) for _ in range(RECEIVE_BUFFERS)]
+        self._views = [memoryview(buffer) for buffer in self._buffers]
+        self._last_task = [0] * RECEIVE_BUFFERS  # the last hash task that reads each buffer
+        self._last_write = [0] * RECEIVE_BUFFERS  # the last write task that reads each buffer
+        self._current = 0
+        self._filled = 0
+        self._hash_from = 0  # where the current buffer's bytes not yet handed to the hash begin
+        self._unflushed_from: int | None = None  # where written bytes not yet kicked begin
+        self._unflushed_to = 0
 
     def start_hashing(self, algorithms: tuple[str, ...], prefix: int) -> None:
         """Hash bytes [0, prefix) already on disk; later in-order writes continue the hash."""
+        self.settle()
         hashers = new_hashers(algorithms)
         hash_into(hashers, self.fd, prefix)
         self._hashers, self._hashed = hashers, prefix
+        self._hash_from = self._filled
+        self._behind_thread().hashers = hashers
 
-    def write(self, chunk: bytes, offset: int) -> None:
-        pwrite_all(self.fd, chunk, offset)
-        if self._hashers is None:
+    def space(self) -> memoryview:
+        """Where to receive the next chunk: the free rest of the current buffer. The chunk
+        given to ``write`` is then a prefix of it (the runner's ``into[:n]``), or any other
+        bytes-like object (a client that hands bytes over, a piece copied out)."""
+        return self._views[self._current][self._filled :]
+
+    def write(self, chunk: bytes | memoryview, offset: int) -> None:
+        """Write ``chunk`` at ``offset`` (on the write thread: done by the next ``settle``); a
+        write that failed before is raised here, and nothing after it is written."""
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = _Behind(self.fd, None, "rangeio-write")
+        if writer.failure is not None:
+            raise writer.failure
+        ours = isinstance(chunk, memoryview) and chunk.obj is self._buffers[self._current]
+        if not ours and not isinstance(chunk, bytes):
+            chunk = bytes(chunk)  # someone else's buffer may change once we return
+        task = writer.write(chunk, offset)
+        if ours:
+            self._last_write[self._current] = task
+        else:
+            writer.wait_for(task - _BACKLOG)
+        if self._hashers is not None:
+            if offset != self._hashed:
+                self._hashers = None  # out of order: hash the file at the end instead
+                self._behind_thread().stop_hashing()
+            elif not ours:
+                # Someone else's bytes (copied above unless immutable), after what our buffer
+                # holds: the hash thread takes both in file order.
+                self._hash_pending()
+                behind = self._behind_thread()
+                behind.wait_for(behind.hash(chunk) - _BACKLOG)
+            # Our buffer's bytes go to the hash thread a whole buffer at a time
+            # (_hash_pending): one task per buffer, not one per socket read.
+            self._hashed += len(chunk)
+        if ours:
+            self._filled += len(chunk)
+        self._note_written(offset, len(chunk))
+        if ours and RECEIVE_BUFFER_BYTES - self._filled < _MIN_SPACE:
+            self._next_buffer()
+
+    def _hash_pending(self) -> None:
+        """Hand what the current buffer received since the last hand-over to the hash thread;
+        the buffer is received into again only once that task is done."""
+        start, self._hash_from = self._hash_from, self._filled
+        if self._hashers is not None and self._filled > start:
+            task = self._behind_thread().hash(self._views[self._current][start : self._filled])
+            self._last_task[self._current] = task
+
+    def _note_written(self, offset: int, length: int) -> None:
+        """Start write-back of what was written, once WRITEBACK_BYTES of it are pending."""
+        end = offset + length
+        if self._unflushed_from is None or offset != self._unflushed_to:
+            if self._unflushed_from is not None:
+                self._flush_behind()
+            self._unflushed_from = offset
+        self._unflushed_to = end
+        if end - self._unflushed_from >= WRITEBACK_BYTES:
+            self._flush_behind()
+
+    def _flush_behind(self) -> None:
+        start, self._unflushed_from = self._unflushed_from, None
+        if start is None:
             return
-        if offset != self._hashed:
-            self._hashers = None  # out of order: hash the file at the end instead
-            return
-        for hasher in self._hashers.values():
-            hasher.update(chunk)
-        self._hashed += len(chunk)
+        if self._writeback is None:
+            # A thread of its own: sync_file_range may block while the disk's queue is full,
+            # and the hash thread (which the receive waits for) must not wait with it.
+            self._writeback = _Behind(self.fd, None, "rangeio-writeback")
+        assert self._writer is not None  # the bytes to write back were written through it
+        self._writeback.start_writeback(
+            start, self._unflushed_to - start, (self._writer, self._writer.queued)
+        )
+
+    def _next_buffer(self) -> None:
+        self._hash_pending()
+        self._current = (self._current + 1) % RECEIVE_BUFFERS
+        self._filled = self._hash_from = 0
+        if self._writer is not None:
+            self._writer.wait_for(self._last_write[self._current])
+        if self._behind is not None:
+            self._behind.wait_for(self._last_task[self._current])
+
+    def settle(self) -> None:
+        """Until every write asked for so far is in the page cache; raises the OSError of one
+        that failed (then nothing may claim those bytes)."""
+        if self._writer is not None:
+            self._writer.settle()
+
+    def _behind_thread(self) -> _Behind:
+        if self._behind is None:
+            self._behind = _Behind(self.fd, self._hashers, "rangeio-hash")
+        return self._behind
 
     def adopt_hash(self, hashers: dict[str, Any], hashed: int) -> None:
         """Hashes of bytes [0, hashed) computed elsewhere (the parallel prefix hasher)."""
         self._hashers, self._hashed = hashers, hashed
+        if self._behind is not None:
+            self._behind.close()  # nothing of this file's own hashing is wanted now
+            self._behind = None
 
     def hashes(self, total: int) -> dict[str, str] | None:
+        """The hashes of bytes [0, total) if every one of them was hashed in order (waits for
+        the hash thread to finish them); None if the file must be hashed from disk (also
+        if hashing failed on the thread: then the disk pass says what the bytes are). The
+        writes are settled first, so the file holds every byte once this returns."""
+        self.settle()
         if self._hashers is None or self._hashed != total:
             return None
+        self._hash_pending()
+        behind = self._behind
+        if behind is not None:
+            behind.wait_for(behind.queued)
+            if behind.failure is not None:
+                log.warning(
+                    "hashing beside the download failed (%s): hashing the file", behind.failure
+                )
+                return None
         return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
 
     def close(self) -> None:
+        """Close the descriptor once the writes asked for are done (their failure, if any,
+        is not raised here: whoever needed them settled first, or is unwinding already)."""
         if self._open:
             self._open = False
+            for thread in (self._behind, self._writeback):
+                if thread is not None:
+                    thread.close()
+            if self._writer is not None:
+                self._writer.close(finish=True)
             close_fd(self.fd)

@@ -35,22 +35,24 @@ class BodyReader:
         self._waited = 0.0
         self._started = 0.0
 
-    def next_chunk(self) -> Program[bytes | None]:
-        chunk: bytes | None = yield self.wait()
+    def next_chunk(self, into: memoryview | None = None) -> Program[bytes | None]:
+        """The next chunk (None at the end); received into ``into`` where the client can
+        (``NextChunk.into``: the chunk is then a view of it, valid until the next receive)."""
+        chunk: bytes | None = yield self.wait(into)
         return self.received(chunk)
 
     # The two halves of next_chunk, for a hot loop that yields the operation itself (one
     # generator fewer per chunk): ``chunk = body.received((yield body.wait()))``.
 
-    def wait(self) -> NextChunk:
+    def wait(self, into: memoryview | None = None) -> NextChunk:
         """The operation that waits for the next chunk."""
         if self._watch is None:
-            return NextChunk(self._response)
+            return NextChunk(self._response, None, into)
         # The wait itself is bounded too: a client busy with bytes that are not body (endless
         # chunked trailers) returns nothing until it is done, so the floor could never judge.
         within = self._watch.deadline() - self._waited
         self._started = self._clock.monotonic()
-        return NextChunk(self._response, within if within > _MIN_WAIT else _MIN_WAIT)
+        return NextChunk(self._response, within if within > _MIN_WAIT else _MIN_WAIT, into)
 
     def received(self, chunk: bytes | None) -> bytes | None:
         """``chunk`` (None at the end) arrived; raises NetworkTimeoutError below the floor."""

@@ -91,13 +91,22 @@ class Send(Op):
 class NextChunk(Op):
     """The next raw body chunk of ``response``, or None at the end of the body; the runner
     cuts the wait after ``within`` seconds (None: only the client's read timeout bounds it).
-    One is made per body chunk (bodies of 1-byte chunks: benchmarks/chunk_overhead.py)."""
+    One is made per body chunk (bodies of 1-byte chunks: benchmarks/chunk_overhead.py).
 
-    __slots__ = ("response", "within")
+    ``into``: a writable buffer to receive into. A client that can (``readinto1`` on the
+    transport's response: rangeio's urllib3 adapter) reads what has arrived straight into it
+    and the chunk is ``into[:n]``, a view of it (no bytes object made); any other hands over
+    its own bytes, as without ``into``. Either way the chunk is bytes-like, and a view stays
+    valid only until the program receives into ``into`` again."""
 
-    def __init__(self, response: Any, within: float | None = None) -> None:
+    __slots__ = ("response", "within", "into")
+
+    def __init__(
+        self, response: Any, within: float | None = None, into: memoryview | None = None
+    ) -> None:
         self.response = response
         self.within = within
+        self.into = into
 
     def overrun(self) -> NetworkTimeoutError:
         return NetworkTimeoutError(

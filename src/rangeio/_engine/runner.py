@@ -25,17 +25,28 @@ SYSTEM_CLOCK = SystemClock()
 
 class Live:
     """A response in flight: what the program sees (status, headers) plus its chunk iterator
-    (a plain iterator for the sync runner, an async one for the async runner), and the sync
-    runner's watchdog guard (`_transport/watchdog.py`)."""
+    (a plain iterator for the sync runner, an async one for the async runner), the response's
+    ``readinto1`` if it has one (a NextChunk's ``into``), and the sync runner's watchdog guard
+    (`_transport/watchdog.py`)."""
 
-    __slots__ = ("response", "status", "headers", "chunks", "guard")
+    __slots__ = ("response", "status", "headers", "chunks", "fill", "guard")
 
     def __init__(self, response: Any, chunks: Any) -> None:
         self.response = response
         self.status: int = response.status
         self.headers: dict[str, str] = response.headers
         self.chunks = chunks
+        self.fill: Any = getattr(response, "readinto1", None)
         self.guard: Any = None
+
+    def next_chunk(self, into: memoryview) -> Any:
+        """The sync runner's read of one chunk: into ``into`` where the client can (the
+        chunk is then a view of it), else the client's own next chunk; None at the end."""
+        fill = self.fill
+        if fill is None:
+            return next(self.chunks, None)
+        received = fill(into)
+        return into[:received] if received else None
 
 
 class Stepper:

@@ -154,11 +154,16 @@ class SyncRunner:
     def _do(self, op: ops.Op, opened: list[Live]) -> Any:
         if isinstance(op, ops.NextChunk):
             if op.within is None:
-                return next(op.response.chunks, None)
+                if op.into is None:
+                    return next(op.response.chunks, None)
+                return op.response.next_chunk(op.into)
             guard: Guard = op.response.guard
             guard.arm(op.within)
             try:
-                chunk = next(op.response.chunks, None)
+                if op.into is None:
+                    chunk = next(op.response.chunks, None)
+                else:
+                    chunk = op.response.next_chunk(op.into)
             except BaseException as exc:
                 if guard.disarm():
                     raise op.overrun() from exc

@@ -10,7 +10,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import IncompleteRead, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
 from rangeio._core.exchange import Request
@@ -60,6 +60,17 @@ class Urllib3Response:
             raise map_urllib3_error(exc, self._url, reading=True) from exc
         self._finished = True
 
+    def readinto1(self, into: memoryview) -> int:
+        """Read what has arrived of the body (one socket read at most) straight into ``into``;
+        0 at the end of the body. The bytes are the raw body, never decoded."""
+        try:
+            received = _readinto1(self._response, into)
+        except (Urllib3HTTPError, OSError) as exc:
+            raise map_urllib3_error(exc, self._url, reading=True) from exc
+        if not received:
+            self._finished = True
+        return received
+
     def shutdown(self) -> None:
         """Cut the connection from another thread (the watchdog), waking a blocked read."""
         cut = connection_shutdown(self._response)
@@ -83,6 +94,41 @@ class Urllib3Response:
             # An unread body would poison the next request on this connection: drop it.
             self._response.close()
         self._response.release_conn()
+
+
+def _readinto1(response: Any, into: memoryview) -> int:
+    """``response.read1(len(into), decode_content=False)`` into ``into``. urllib3's own
+    ``readinto`` reads a bytes object and copies it, so for a body of known length over
+    http.client (every Content-Length answer) this reads from http.client's buffered socket
+    stream itself and keeps both libraries' counts as their ``read1`` would: http.client's
+    ``length`` (it closes the stream at the end, so the connection can be reused), urllib3's
+    ``length_remaining`` and its IncompleteRead for a body cut short. Anything else (chunked,
+    no length, content already decoded, another stream) is read by ``read1`` and copied."""
+    raw = getattr(response, "_fp", None)
+    stream = getattr(raw, "fp", None)
+    if (
+        isinstance(raw, http.client.HTTPResponse)
+        and stream is not None
+        and not raw.chunked
+        and raw.length is not None
+        and not getattr(response, "_has_decoded_content", True)
+        and hasattr(stream, "readinto1")
+        and isinstance(getattr(response, "length_remaining", None), int)
+    ):
+        wanted = min(len(into), raw.length)
+        received = stream.readinto1(into[:wanted]) if wanted else 0
+        if received:
+            raw.length -= received
+            response._fp_bytes_read += received
+            response.length_remaining -= received
+        if not raw.length or not received:
+            raw._close_conn()  # type: ignore[attr-defined]
+        if not received and wanted and response.enforce_content_length:
+            raise IncompleteRead(response._fp_bytes_read, response.length_remaining)
+        return received
+    data = response.read1(len(into), decode_content=False)
+    into[: len(data)] = data
+    return len(data)
 
 
 class _Stream:

@@ -29,7 +29,8 @@ def finish(
     files = job.files
     expected = digests.from_headers(headers, body_is_representation=whole)
     algorithms = algorithms_for(headers, whole=whole)
-    hashes = yield Blocking(files.finish, (fd.fd, total, algorithms, fd.hashes(total)))
+    known = yield Blocking(fd.hashes, (total,))  # may wait for the hash thread
+    hashes = yield Blocking(files.finish, (fd.fd, total, algorithms, known))
     if job.sha256 is not None and hashes["sha256"] != job.sha256:
         raise ChecksumMismatchError(
             f"SHA-256 of {job.url} is {hashes['sha256']}, expected {job.sha256}; "

@@ -205,7 +205,7 @@ class _Shared:
                 self._last_bytes = self.table.durable_candidates
                 self._last_time = self._clock.monotonic()
             record = replace(self.record, segments=segments, generation=self.record.generation + 1)
-            self.job.files.checkpoint(self.fd.fd, record)
+            self.job.files.checkpoint(self.fd, record)
             self.record = record
 
 

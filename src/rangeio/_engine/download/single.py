@@ -227,10 +227,10 @@ class Writer:
             snapshot = advanced(record, self.offset, self.tail)
             if self._beside:
                 self._background.handle = yield Spawn(
-                    self._background.checkpoint(job.files, fd.fd, snapshot)
+                    self._background.checkpoint(job.files, fd, snapshot)
                 )
             else:
-                yield Blocking(job.files.checkpoint, (fd.fd, snapshot))
+                yield Blocking(job.files.checkpoint, (fd, snapshot))
             self._checkpointed, self._last_time = self.offset, now
 
     def resuming(self, exchange: DownloadExchange) -> Program[None]:
@@ -250,7 +250,7 @@ class Writer:
     def _checkpoint(self) -> Program[None]:
         assert self.fd is not None and self.record is not None
         yield Blocking(
-            self.job.files.checkpoint, (self.fd.fd, advanced(self.record, self.offset, self.tail))
+            self.job.files.checkpoint, (self.fd, advanced(self.record, self.offset, self.tail))
         )
         self._checkpointed = self.offset
 
@@ -339,7 +339,9 @@ class _Background:
         self.handle: Any = None
         self.failure: BaseException | None = None
 
-    def checkpoint(self, files: PartFiles, fd: int, record: control.ControlRecord) -> Program[None]:
+    def checkpoint(
+        self, files: PartFiles, fd: PartFile, record: control.ControlRecord
+    ) -> Program[None]:
         self.running = True
         try:
             yield Blocking(files.checkpoint, (fd, record))
