@@ -87,9 +87,8 @@ def test_a_buffer_is_not_received_into_while_its_hash_is_pending(tmp_path: Path)
         part.close()
 
 
-def test_a_buffer_is_not_received_into_while_its_write_is_pending(
-    tmp_path: Path, monkeypatch: Any
-) -> None:
+def hold_writes(monkeypatch: Any) -> threading.Event:
+    """Every pwrite of `_disk` waits until the returned event is set (a disk that is slow)."""
     gate = threading.Event()
     pwrite_all = _disk.pwrite_all
 
@@ -98,6 +97,13 @@ def test_a_buffer_is_not_received_into_while_its_write_is_pending(
         pwrite_all(fd, data, offset)
 
     monkeypatch.setattr(_disk, "pwrite_all", gated)
+    return gate
+
+
+def test_a_buffer_is_not_received_into_while_its_write_is_pending(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    gate = hold_writes(monkeypatch)
     part = part_file(tmp_path)
     try:
         written: list[int] = []
@@ -128,14 +134,7 @@ def test_a_buffer_is_not_received_into_while_its_write_is_pending(
 def test_bytes_handed_over_wait_for_a_slow_disk(tmp_path: Path, monkeypatch: Any) -> None:
     """A client's own bytes (not our buffers) queue for the write thread only so far: memory
     stays bounded however far the disk falls behind."""
-    gate = threading.Event()
-    pwrite_all = _disk.pwrite_all
-
-    def gated(fd: int, data: Any, offset: int) -> None:
-        assert gate.wait(10), "the test never opened the gate"
-        pwrite_all(fd, data, offset)
-
-    monkeypatch.setattr(_disk, "pwrite_all", gated)
+    gate = hold_writes(monkeypatch)
     part = part_file(tmp_path)
     chunks = [random.Random(n).randbytes(100_000) for n in range(3 * RECEIVE_BUFFERS)]
     try:
